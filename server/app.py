@@ -1,0 +1,71 @@
+"""The FastAPI application: create_app(settings) builds services once and mounts the routes."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from configs import Settings, load_settings
+from server.auth import check_access
+from server.errors import AppError
+from server.services import Services, build_services
+
+logger = logging.getLogger(__name__)
+
+# Route modules under server/api/routes, each exposing `router`.
+ROUTE_MODULES = ["health", "kb"]
+# Paths anyone may call, even without the API key.
+PUBLIC_PATHS = {"/health"}
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the API app; services are created here unless passed in (tests)."""
+    settings = settings or (services.settings if services else load_settings())
+    owned = services is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if owned:
+            app.state.services.close()
+
+    app = FastAPI(title="kbchat API", version="0.1.0", lifespan=lifespan)
+    app.state.services = services or build_services(settings)
+    app.state.settings = settings
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next):
+        if request.url.path not in PUBLIC_PATHS and request.scope.get("type") == "http":
+            try:
+                check_access(
+                    settings,
+                    request.headers.get("authorization"),
+                    request.client.host if request.client else None,
+                )
+            except AppError as exc:
+                return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+        return await call_next(request)
+
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}" for err in exc.errors()
+        )
+        return JSONResponse(
+            {"error": {"code": "invalid_input", "message": details, "details": exc.errors()}},
+            status_code=422,
+        )
+
+    for name in ROUTE_MODULES:
+        module = importlib.import_module(f"server.api.routes.{name}")
+        app.include_router(module.router)
+    return app

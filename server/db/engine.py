@@ -1,0 +1,79 @@
+"""Database engine, sessions and idempotent, versioned schema creation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.db.models import SCHEMA_VERSION, Base, SchemaVersion
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Database:
+    """An engine plus a session factory; nothing is opened until asked for."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on error."""
+        session = self._factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call a repository function ``fn(session, ...)`` in its own transaction."""
+        with self.session() as session:
+            return fn(session, *args, **kwargs)
+
+    def create_tables(self) -> None:
+        """Create missing tables and record the schema version; safe to repeat."""
+        Base.metadata.create_all(self.engine)
+        with self.session() as session:
+            row = session.scalar(select(SchemaVersion))
+            if row is None:
+                session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
+            elif row.version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"database schema version {row.version} is newer than this kbchat ({SCHEMA_VERSION})"
+                )
+
+    def drop_tables(self) -> None:
+        """Drop every kbchat table (used by --clear-tables)."""
+        Base.metadata.drop_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()

@@ -1,0 +1,40 @@
+"""Builds kbchat's long-lived services once, from settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from configs import Settings
+from server.db import Database
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need, built once per process."""
+
+    settings: Settings
+    db: Database
+    kb: "KnowledgeBaseManager"  # noqa: F821
+    llms: "LLMRegistry"  # noqa: F821
+    chat: "ChatServices"  # noqa: F821
+
+    def close(self) -> None:
+        self.kb.close()
+        self.db.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    """Create the database schema if needed and wire the services together."""
+    from server.chat.services import ChatServices
+    from server.knowledge_base.manager import KnowledgeBaseManager
+    from server.llm.registry import LLMRegistry
+
+    db = Database(settings.paths.database_url)
+    db.create_tables()
+    kb = KnowledgeBaseManager(settings, db)
+    llms = LLMRegistry(settings)
+    chat = ChatServices(settings, db, kb, llms)
+    return Services(settings=settings, db=db, kb=kb, llms=llms, chat=chat)
