@@ -1,0 +1,28 @@
+"""Shared pytest set-up: fixtures from tests/fakes and the shared evaluation data path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests must never reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+try:
+    from tests.fakes.fixtures import *  # noqa: F401,F403
+except ImportError:  # pragma: no cover - fixtures module lands with the fakes
+    pass
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The public evaluation data next to the repository; tests skip without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared evaluation data not found at {SHARED_DATA}")
+    return SHARED_DATA
