@@ -18,7 +18,7 @@ from server.services import Services, build_services
 logger = logging.getLogger(__name__)
 
 # Route modules under server/api/routes, each exposing `router`.
-ROUTE_MODULES = ["health", "kb"]
+ROUTE_MODULES = ["health", "kb", "openai_compat", "ws", "chat", "conversations", "settings_public"]
 # Paths anyone may call, even without the API key.
 PUBLIC_PATHS = {"/health"}
 

@@ -1,0 +1,1 @@
+"""Chat: the four answer modes (llm, kb, search, agent), conversations, titles and feedback."""

@@ -11,7 +11,7 @@ from configs import load_settings
 
 # Modules under server/cli that expose `register(subparsers)`; each subcommand
 # sets `func(args, settings) -> int` as its default.
-COMMAND_MODULES = ["init", "kb"]
+COMMAND_MODULES = ["init", "kb", "llm", "start"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,212 @@
+"""Query latency of KnowledgeBaseManager.search at 10k, 100k and 1M chunks, against raw FAISS, and ANN indexes.
+
+    python -m benchmarks.query [--quick] [--sizes 10000,100000] [--out PATH]
+
+Part 1, pipeline: a knowledge base is filled with n synthetic chunks (texts of two sentences drawn
+from CMRC 2018, DRCD and SQuAD passages, so BM25 sees real Chinese and English vocabulary; vectors
+are normalised random vectors, since encoding a million chunks would take days on this machine)
+added straight to the knowledge base's store and saved. Real questions are then searched through
+`manager.search` (query encoding with multilingual-e5-small, FAISS, BM25, fusion, hit building) in
+each mode. The floor is the same query encoded by the embedder plus a raw `IndexFlatIP.search` of
+the same vectors, measured in the same run; the ratio pipeline / floor is the pipeline's overhead.
+
+Part 2, index choice: exact flat search versus HNSW and IVF on random vectors (see ann.py), with
+build time, latency and recall, and a recommendation of the index per size.
+
+--quick measures 10k and 100k only; 1M (1.5 GB of vectors, a long HNSW build on 2 cores) is full mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import ann, datasets
+from benchmarks.common import (
+    base_parser,
+    current_rss_mb,
+    latency_summary,
+    peak_rss_mb,
+    print_table,
+    require_shared_data,
+    scratch_dir,
+    setup_logging,
+    write_result,
+)
+from benchmarks.kbtools import E5, open_manager
+
+logger = logging.getLogger("benchmarks.query")
+
+MODES = ("vector", "bm25", "hybrid")
+_SENTENCE = re.compile(r"[^。！？!?.]+[。！？!?.]?")
+
+
+def sentence_pool(seed: int = 0, limit: int = 60_000) -> list[str]:
+    """Sentences of CMRC 2018, DRCD and SQuAD passages, shuffled."""
+    sentences: list[str] = []
+    for name in ("cmrc-dev", "cmrc-trial", "drcd-dev", "squad-tune", "squad-judge"):
+        for passage in datasets.load(name).passages:
+            sentences += [s.strip() for s in _SENTENCE.findall(passage) if len(s.strip()) >= 8]
+    random.Random(seed).shuffle(sentences)
+    return sentences[:limit]
+
+
+def synthetic_texts(n: int, pool: list[str], seed: int = 0) -> list[str]:
+    """n chunk texts of two random sentences each (duplicates are possible and harmless)."""
+    rng = random.Random(seed)
+    size = len(pool)
+    return [f"{pool[rng.randrange(size)]} {pool[rng.randrange(size)]}" for _ in range(n)]
+
+
+def question_sample(n: int, seed: int) -> list[str]:
+    """Real questions, half Chinese (CMRC dev), half English (SQuAD judging half)."""
+    rng = random.Random(seed)
+    zh = [q.text for q in datasets.load("cmrc-dev").questions]
+    en = [q.text for q in datasets.load("squad-judge").questions]
+    return rng.sample(zh, n // 2) + rng.sample(en, n - n // 2)
+
+
+def fill_store(manager: Any, kb: str, texts: list[str], vectors: np.ndarray, block: int = 50_000) -> dict[str, float]:
+    """Add synthetic chunks straight into the knowledge base's store and save it; returns timings."""
+    store = manager.pool.get(kb)
+    start = time.perf_counter()
+    for first in range(0, len(texts), block):
+        docs = [(uuid.uuid4().hex, text, {"source": f"synthetic-{(first + i) // 1000:05d}.txt",
+                                          "chunk_index": (first + i) % 1000, "heading_path": [], "start": 0})
+                for i, text in enumerate(texts[first : first + block])]
+        store.add(docs, vectors[first : first + block])
+    added = time.perf_counter() - start
+    start = time.perf_counter()
+    store.save()  # builds BM25 over every chunk, then writes and fsyncs the version
+    return {"add_s": round(added, 2), "bm25_build_and_save_s": round(time.perf_counter() - start, 2)}
+
+
+def time_calls(fn, items: list[Any]) -> list[float]:
+    times = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure_size(n: int, pool: list[str], questions: list[str], work: Path, seed: int) -> dict[str, Any]:
+    import faiss
+
+    logger.info("pipeline at %d chunks", n)
+    texts = synthetic_texts(n, pool, seed)
+    vectors = ann.unit_vectors(n, seed=seed)
+    out: dict[str, Any] = {"n": n}
+    with open_manager(work / f"n{n}") as manager:
+        manager.create_kb("synthetic", embed_model=E5)
+        out["build"] = fill_store(manager, "synthetic", texts, vectors)
+        del texts
+        embedder = manager.embeddings.get(E5)
+        for q in questions[:3]:  # warm up: model load, first BM25 and FAISS calls
+            manager.search("synthetic", q, top_k=5, score_threshold=0.0, mode="hybrid")
+        out["modes"] = {}
+        for mode in MODES:
+            times = time_calls(lambda q, m=mode: manager.search("synthetic", q, top_k=5, score_threshold=0.0, mode=m),
+                               questions)
+            out["modes"][mode] = latency_summary(times)
+        default_threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            times = time_calls(lambda q: manager.search("synthetic", q, top_k=5, score_threshold=0.0, mode="vector"),
+                               questions)
+        finally:
+            faiss.omp_set_num_threads(default_threads)
+        out["modes"]["vector, FAISS 1 thread"] = latency_summary(times)
+        query_vectors = {}
+        encode = time_calls(lambda q: query_vectors.__setitem__(q, embedder.embed_query(q)), questions)
+    out["query_encode"] = latency_summary(encode)
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    raw = time_calls(lambda q: flat.search(query_vectors[q].reshape(1, -1), 20), questions)
+    out["raw_faiss"] = latency_summary(raw)
+    floor = out["query_encode"]["p50_ms"] + out["raw_faiss"]["p50_ms"]
+    out["floor_p50_ms"] = round(floor, 3)
+    for mode, stats in out["modes"].items():
+        stats["ratio_to_floor"] = round(stats["p50_ms"] / floor, 3) if floor else None
+    out["rss_mb"] = current_rss_mb()
+    del flat, vectors
+    return out
+
+
+def print_tables(result: dict[str, Any]) -> str:
+    out = []
+    rows = []
+    for size in result["pipeline"]:
+        for mode, s in size["modes"].items():
+            rows.append([f"{size['n']:,}", mode, s["p50_ms"], s["p95_ms"], s["ratio_to_floor"]])
+        rows.append([f"{size['n']:,}", "floor: e5 query encoding", size["query_encode"]["p50_ms"],
+                     size["query_encode"]["p95_ms"], None])
+        rows.append([f"{size['n']:,}", "floor: raw IndexFlatIP search", size["raw_faiss"]["p50_ms"],
+                     size["raw_faiss"]["p95_ms"], None])
+    out.append(print_table("Query latency through KnowledgeBaseManager.search (top_k 5)",
+                           ["chunks", "mode", "p50 ms", "p95 ms", "p50 / (encode + raw FAISS) p50"], rows))
+    rows = [[f"{s['n']:,}", s["build"]["add_s"], s["build"]["bm25_build_and_save_s"], s["rss_mb"]]
+            for s in result["pipeline"]]
+    out.append(print_table("Synthetic knowledge base build", ["chunks", "store add s", "BM25 build + save s",
+                                                               "RSS MiB after"], rows))
+    rows = [[f"{r['n']:,}", r["index"], r["build_s"], r["p50_ms"], r["p95_ms"], r["recall@1"], r["recall@10"],
+             r["mem_mb"]] for r in result["ann"]]
+    out.append(print_table("Vector index choice (random unit vectors, single queries)",
+                           ["vectors", "index", "build s", "p50 ms", "p95 ms", "recall@1", "recall@10", "MiB"], rows))
+    rows = [[f"{int(n):,}", rec] for n, rec in result["index_recommendation"].items()]
+    out.append(print_table("Recommended index by size (p95 budget 50 ms, recall@1 >= 0.95)",
+                           ["vectors", "recommendation"], rows))
+    return "".join(out)
+
+
+def run(sizes: list[int], ann_sizes: list[int], n_queries: int, seed: int, work: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    pool = sentence_pool(seed)
+    questions = question_sample(n_queries, seed)
+    pipeline = [measure_size(n, pool, questions, work, seed) for n in sizes]
+    ann_rows = []
+    for n in ann_sizes:
+        logger.info("index comparison at %d vectors", n)
+        ann_rows += ann.compare_indexes(n, n_queries=min(n_queries, 200), seed=seed)
+    result = {
+        "sizes": sizes,
+        "ann_sizes": ann_sizes,
+        "queries": n_queries,
+        "pipeline": pipeline,
+        "ann": ann_rows,
+        "index_recommendation": {str(k): v for k, v in ann.recommend_index(ann_rows).items()},
+        "peak_rss_mb": peak_rss_mb(),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    result["tables"] = print_tables(result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=None, help="comma-separated chunk counts (default 10k,100k[,1M])")
+    parser.add_argument("--queries", type=int, default=None, help="questions per mode (default 100 quick, 300 full)")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    require_shared_data()
+    if args.sizes:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    else:
+        sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    n_queries = args.queries or (100 if args.quick else 300)
+    with scratch_dir("query", args.keep) as work:
+        result = run(sizes, sizes, n_queries, args.seed, work)
+    result["quick"] = args.quick
+    write_result("query", result, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

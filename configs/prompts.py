@@ -1,0 +1,52 @@
+"""Named prompt templates: loaded from a YAML file whose path comes from settings.chat.prompts_file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+# Templates the chat services rely on; a prompts file must define every one of them.
+REQUIRED_TEMPLATES = (
+    "default",
+    "kb_default",
+    "search_default",
+    "agent_tools",
+    "agent_react",
+    "translate_to_en",
+    "translate_to_zh",
+    "title",
+)
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+class PromptError(ValueError):
+    """The prompts file is missing, unreadable or lacks a required template."""
+
+
+def load_prompts(path: Path | str) -> dict[str, str]:
+    """Read ``name: template`` pairs from ``path`` and check the required names are present."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PromptError(f"cannot read prompt templates from {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PromptError(f"prompt templates file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise PromptError(f"prompt templates file {path} must map template names to text")
+    missing = [name for name in REQUIRED_TEMPLATES if name not in data]
+    if missing:
+        raise PromptError(f"prompt templates file {path} lacks: {', '.join(missing)}")
+    return dict(data)
+
+
+def render(template: str, **values: object) -> str:
+    """Fill ``{name}`` placeholders that have a value; other braces (JSON, code) stay as written."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return str(values[name]) if name in values else match.group(0)
+
+    return _PLACEHOLDER.sub(fill, template)

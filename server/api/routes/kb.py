@@ -1,0 +1,189 @@
+"""Knowledge-base routes: knowledge bases, files, chunks, search and rebuild; they only do HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+
+from server.api.deps import ServicesDep
+from server.api.schemas_kb import CreateKBRequest, SearchRequest, UpdateChunkRequest, UploadOptions
+from server.api.uploads import read_upload
+from server.errors import AppError
+from server.knowledge_base.manager import ChunkInfo, FileInfo, FileResult, KBInfo, SearchHit
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["knowledge bases"])
+
+
+async def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+
+def _sse(payload: Any) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, default=str)
+    return f"data: {data}\n\n"
+
+
+def _progress_stream(job: Callable[[Callable], Any], final: Callable[[Any], dict | None],
+                     cleanup: Callable[[], None] | None = None) -> StreamingResponse:
+    """Run a progress-reporting job in a thread and stream its events as SSE, then [DONE].
+
+    The job keeps running to the end if the client goes away, and cleanup runs after it.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def report(event: Any) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, ("event", event))
+
+    async def worker() -> None:
+        try:
+            queue.put_nowait(("result", await anyio.to_thread.run_sync(job, report)))
+        except AppError as exc:
+            queue.put_nowait(("error", exc))
+        except Exception as exc:  # noqa: BLE001 - reported to the client as an error event
+            logger.exception("streamed knowledge-base job failed")
+            queue.put_nowait(("error", AppError(f"internal error: {type(exc).__name__}")))
+        finally:
+            if cleanup:
+                cleanup()
+
+    task = loop.create_task(worker())
+
+    async def events() -> AsyncIterator[str]:
+        _ = task  # keep a reference so the job is not garbage-collected mid-run
+        while True:
+            kind, payload = await queue.get()
+            if kind == "event":
+                yield _sse(payload.model_dump_json())
+                continue
+            if kind == "result":
+                last = final(payload)
+                if last is not None:
+                    yield _sse(last)
+            else:
+                yield _sse({"stage": "error", "code": payload.code, "message": payload.message})
+            yield _sse("[DONE]")
+            return
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/kbs", response_model=list[KBInfo])
+async def list_kbs(services: ServicesDep) -> list[KBInfo]:
+    """List knowledge bases with their file and chunk counts."""
+    return await _run(services.kb.list_kbs)
+
+
+@router.post("/kbs", response_model=KBInfo, status_code=201)
+async def create_kb(body: CreateKBRequest, services: ServicesDep) -> KBInfo:
+    """Create an empty knowledge base."""
+    return await _run(services.kb.create_kb, body.name, body.description, body.embed_model, body.vector_store)
+
+
+@router.get("/kbs/{kb}", response_model=KBInfo)
+async def get_kb(kb: str, services: ServicesDep) -> KBInfo:
+    """Describe one knowledge base."""
+    return await _run(services.kb.get_kb, kb)
+
+
+@router.delete("/kbs/{kb}", status_code=204)
+async def delete_kb(kb: str, services: ServicesDep) -> Response:
+    """Delete a knowledge base with its files and index."""
+    await _run(services.kb.delete_kb, kb)
+    return Response(status_code=204)
+
+
+@router.get("/kbs/{kb}/files", response_model=list[FileInfo])
+async def list_files(kb: str, services: ServicesDep) -> list[FileInfo]:
+    """List the files of a knowledge base and their ingestion state."""
+    return await _run(services.kb.list_files, kb)
+
+
+@router.post("/kbs/{kb}/files")
+async def upload_files(kb: str, request: Request, services: ServicesDep) -> Any:
+    """Upload files (multipart 'files') and ingest them; stream=true reports progress as SSE."""
+    manager = services.kb
+    await _run(manager.get_kb, kb)
+    max_bytes = services.settings.kb.max_upload_mb * 1024 * 1024
+    upload = await read_upload(request, Path(services.settings.paths.cache_dir) / "uploads", max_bytes)
+    try:
+        options = UploadOptions.from_form(upload.fields)
+        await _run(manager.check_upload, kb, upload.file_names, options.chunk_size, options.chunk_overlap)
+        ingest = partial(manager.add_files, kb, upload.files, override=options.override,
+                         chunk_size=options.chunk_size, chunk_overlap=options.chunk_overlap,
+                         to_vector_store=options.to_vector_store)
+        if options.stream:
+            def final(results: list[FileResult]) -> dict:
+                return {"stage": "result", "results": [r.model_dump() for r in results]}
+
+            response = _progress_stream(lambda report: ingest(progress=report), final, upload.cleanup)
+            upload = None  # the stream's worker cleans up once ingestion ends
+            return response
+        results = await _run(ingest)
+        return {"results": [r.model_dump() for r in results], "kb": (await _run(manager.get_kb, kb)).model_dump()}
+    finally:
+        if upload is not None:
+            upload.cleanup()
+
+
+@router.delete("/kbs/{kb}/files/{file_name}", status_code=204)
+async def delete_file(kb: str, file_name: str, services: ServicesDep, delete_content: bool = False) -> Response:
+    """Remove a file's chunks and record; delete_content=true also deletes the file."""
+    await _run(services.kb.delete_file, kb, file_name, delete_content)
+    return Response(status_code=204)
+
+
+@router.post("/kbs/{kb}/files/{file_name}/reingest", response_model=FileResult)
+async def reingest_file(kb: str, file_name: str, services: ServicesDep) -> FileResult:
+    """Load, split and index a file of content/ again."""
+    return await _run(services.kb.reingest_file, kb, file_name)
+
+
+@router.get("/kbs/{kb}/files/{file_name}/download")
+async def download_file(kb: str, file_name: str, services: ServicesDep) -> FileResponse:
+    """Return the stored file."""
+    path = await _run(services.kb.file_path, kb, file_name)
+    return FileResponse(path, filename=file_name)
+
+
+@router.get("/kbs/{kb}/files/{file_name}/chunks", response_model=list[ChunkInfo])
+async def list_chunks(kb: str, file_name: str, services: ServicesDep) -> list[ChunkInfo]:
+    """List a file's chunks in order."""
+    return await _run(services.kb.list_chunks, kb, file_name)
+
+
+@router.put("/kbs/{kb}/chunks/{doc_id}", response_model=ChunkInfo)
+async def update_chunk(kb: str, doc_id: str, body: UpdateChunkRequest, services: ServicesDep) -> ChunkInfo:
+    """Edit a chunk's text; it is embedded again."""
+    return await _run(services.kb.update_chunk, kb, doc_id, body.text)
+
+
+@router.delete("/kbs/{kb}/chunks/{doc_id}", status_code=204)
+async def delete_chunk(kb: str, doc_id: str, services: ServicesDep) -> Response:
+    """Delete one chunk."""
+    await _run(services.kb.delete_chunk, kb, doc_id)
+    return Response(status_code=204)
+
+
+@router.post("/kbs/{kb}/search", response_model=list[SearchHit])
+async def search(kb: str, body: SearchRequest, services: ServicesDep) -> list[SearchHit]:
+    """Retrieve the chunks best matching a query (vector, bm25 or hybrid)."""
+    return await _run(services.kb.search, kb, body.query, top_k=body.top_k, score_threshold=body.score_threshold,
+                      mode=body.mode, file_name=body.file_name)
+
+
+@router.post("/kbs/{kb}/rebuild")
+async def rebuild(kb: str, services: ServicesDep) -> StreamingResponse:
+    """Recreate the vector store from content/, streaming progress as SSE."""
+    await _run(services.kb.get_kb, kb)
+    return _progress_stream(lambda report: services.kb.rebuild(kb, report), lambda _results: None)

@@ -1,0 +1,313 @@
+"""OpenAI-compatible API under /v1: models, chat completions (plain models and kb/<name>), embeddings.
+
+Any OpenAI client works unchanged: ``model`` is a configured chat model name, or ``kb/<name>``
+for a knowledge-base answer whose sources come in an extra top-level ``sources`` field (and,
+when streaming, in the last chunk before ``[DONE]``). /v1 chats are stored as conversations
+only when the request carries the extra field ``conversation_id``; such requests, and all
+``kb/`` requests, run through kbchat's chat service, which uses its own prompt templates in
+place of the client's system messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from starlette.background import BackgroundTask
+
+from server.api.deps import ServicesDep
+from server.api.schemas_openai import (
+    SSE_DONE,
+    ChatCompletionRequest,
+    EmbeddingRequest,
+    chunk_event,
+    completion,
+    completion_id,
+    embedding_item,
+    error_body,
+    sse,
+    tool_calls_out,
+    usage,
+    usage_event,
+)
+from server.api.transport import EventPump, event_dict, validation_message
+from server.chat.schemas import ChatRequest
+from server.errors import AppError, BadRequest, InvalidInput, NotFound
+from server.llm.tokens import approx_token_count
+from server.services import Services
+
+logger = logging.getLogger(__name__)
+
+KB_PREFIX = "kb/"
+# OpenAI's own limit on inputs per embeddings request.
+MAX_EMBEDDING_INPUTS = 2048
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+Part = tuple[str, Any]  # ("text", str) | ("tool_calls", list) | ("sources", list) | ("meta", dict) | ("usage", dict)
+
+
+class OpenAIErrorRoute(APIRoute):
+    """A route whose errors carry OpenAI's `type` beside our code and message."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except AppError as exc:
+                return JSONResponse(error_body(exc.status, exc.code, exc.message), status_code=exc.status)
+            except RequestValidationError as exc:
+                message = "; ".join(
+                    f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}" for err in exc.errors()
+                )
+                return JSONResponse(error_body(422, "invalid_input", message), status_code=422)
+
+        return route_handler
+
+
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIErrorRoute)
+
+
+def _model_entry(model_id: str, created: int = 0) -> dict:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": "kbchat"}
+
+
+async def _all_models(services: Services) -> list[dict]:
+    # Chat models have no creation date of their own; OpenAI clients accept 0.
+    models = [_model_entry(name) for name in services.llms.names()]
+    kbs = await anyio.to_thread.run_sync(services.kb.list_kbs)
+    models += [_model_entry(f"{KB_PREFIX}{kb.name}", int(kb.created_at.timestamp())) for kb in kbs]
+    return models
+
+
+@router.get("/models")
+async def list_models(services: ServicesDep) -> dict:
+    """List every chat model and one kb/<name> model per knowledge base."""
+    return {"object": "list", "data": await _all_models(services)}
+
+
+@router.get("/models/{model_id:path}")
+async def retrieve_model(model_id: str, services: ServicesDep) -> dict:
+    """Describe one model of /v1/models."""
+    for entry in await _all_models(services):
+        if entry["id"] == model_id:
+            return entry
+    raise NotFound(f"model {model_id!r} not found: GET /v1/models lists the available ones")
+
+
+async def _model_parts(llm: Any, body: ChatCompletionRequest, messages: list[dict]) -> AsyncIterator[Part]:
+    """Answer straight from a chat model, as the client's messages ask."""
+    params = {"temperature": body.temperature, "max_tokens": body.token_limit(), "stop": body.stop_list()}
+    prompt_tokens = sum(llm.count_tokens(str(m.get("content") or "")) for m in messages)
+    answer = ""
+    if body.tools:
+        if not llm.supports_tools:
+            raise BadRequest(f"model {llm.name!r} does not support tool calling")
+        result = await llm.complete_with_tools(messages, body.tools, **params)
+        answer = result.get("content") or ""
+        if answer:
+            yield "text", answer
+        if result.get("tool_calls"):
+            yield "tool_calls", result["tool_calls"]
+    else:
+        async for piece in llm.stream(messages, **params):
+            answer += piece
+            yield "text", piece
+    yield "usage", usage(prompt_tokens, llm.count_tokens(answer) if answer else 0)
+
+
+async def _chat_parts(services: Services, request: ChatRequest) -> AsyncIterator[Part]:
+    """Answer through kbchat's chat service (knowledge-base chat, stored conversations)."""
+    failures: list[AppError] = []
+    async with contextlib.aclosing(services.chat.run(request, failures)) as events:
+        async for raw in events:
+            event = event_dict(raw)
+            kind = event.get("type")
+            if kind == "delta":
+                yield "text", event.get("text") or ""
+            elif kind == "sources":
+                yield "sources", event.get("sources") or []
+            elif kind == "error":
+                # The service hands over the error behind the event, so the client gets its status.
+                raise failures[-1] if failures else AppError(str(event.get("message")), code=str(event.get("code")))
+            elif kind == "done":
+                if request.conversation_id:
+                    yield "meta", {"conversation_id": event.get("conversation_id"),
+                                   "message_id": event.get("message_id")}
+                counts = event.get("usage") or {}
+                yield "usage", usage(int(counts.get("prompt_tokens") or 0), int(counts.get("completion_tokens") or 0))
+
+
+def _chat_request(body: ChatCompletionRequest, model_name: str) -> ChatRequest:
+    """The ChatRequest for a kb/<name> model or a stored conversation: last user message + history."""
+    if body.tools:
+        raise BadRequest("tools work with plain chat models only, not with kb/ models or stored conversations")
+    *earlier, last = body.messages
+    if last.role != "user":
+        raise InvalidInput("the last message must be the user's question (role 'user')")
+    history = [{"role": m.role, "content": m.text()} for m in earlier if m.role in ("user", "assistant")]
+    is_kb = model_name.startswith(KB_PREFIX)
+    fields: dict[str, Any] = {
+        "query": last.text(),
+        "mode": "kb" if is_kb else "llm",
+        "kb_name": model_name[len(KB_PREFIX):] if is_kb else None,
+        "model": None if is_kb else model_name,
+        "history": history,
+        "conversation_id": body.conversation_id,
+        "temperature": body.temperature,
+        "max_tokens": body.token_limit(),
+        "top_k": body.top_k,
+        "score_threshold": body.score_threshold,
+        "search_mode": body.search_mode,
+        "stream": body.stream,
+        # Without a conversation id, /v1 chats leave no trace in the conversation list.
+        "store": bool(body.conversation_id),
+    }
+    try:
+        return ChatRequest(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc)) from exc
+
+
+async def _first_answer_parts(pump: EventPump) -> list[Part]:
+    """Read until the answer starts, so a failure before it gets its own HTTP status."""
+    parts: list[Part] = []
+    try:
+        async for part in pump:
+            parts.append(part)
+            if part[0] in ("text", "tool_calls"):
+                break
+    except BaseException:
+        await pump.close()
+        raise
+    return parts
+
+
+async def _chain(first: list[Part], rest: EventPump) -> AsyncIterator[Part]:
+    for part in first:
+        yield part
+    async for part in rest:
+        yield part
+
+
+def _stream_body(pump: EventPump, first: list[Part], cid: str, model: str, include_usage: bool):
+    async def body() -> AsyncIterator[str]:
+        extra: dict[str, Any] = {}
+        counts: dict | None = None
+        finish = "stop"
+        try:
+            yield chunk_event(cid, model, {"role": "assistant", "content": ""})
+            async for kind, value in _chain(first, pump):
+                if kind == "text" and value:
+                    yield chunk_event(cid, model, {"content": value})
+                elif kind == "tool_calls":
+                    calls = [{"index": i, **call} for i, call in enumerate(tool_calls_out(value))]
+                    finish = "tool_calls"
+                    yield chunk_event(cid, model, {"tool_calls": calls})
+                elif kind == "sources":
+                    extra["sources"] = value
+                elif kind == "meta":
+                    extra.update(value)
+                elif kind == "usage":
+                    counts = value
+            yield chunk_event(cid, model, {}, finish, **extra)
+            if include_usage and counts:
+                yield usage_event(cid, model, counts)
+        except AppError as exc:
+            # Headers are sent already: the error travels as an SSE event, which OpenAI clients raise.
+            yield sse(error_body(exc.status, exc.code, exc.message))
+        except Exception:
+            logger.exception("streamed chat completion failed")
+            yield sse(error_body(500, "internal_error", "the answer failed; see the server log"))
+        finally:
+            await pump.close()
+        yield SSE_DONE
+
+    return body()
+
+
+async def _collect(pump: EventPump, cid: str, model: str) -> dict:
+    text, calls, extra, counts = "", [], {}, usage(0, 0)
+    try:
+        async for kind, value in pump:
+            if kind == "text":
+                text += value
+            elif kind == "tool_calls":
+                calls.extend(value)
+            elif kind == "sources":
+                extra["sources"] = value
+            elif kind == "meta":
+                extra.update(value)
+            elif kind == "usage":
+                counts = value
+    finally:
+        await pump.close()
+    message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+    if calls:
+        message["tool_calls"] = tool_calls_out(calls)
+    return completion(cid, model, message, "tool_calls" if calls else "stop", counts, **extra)
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, services: ServicesDep) -> Response:
+    """Chat completion from a chat model, or a knowledge-base answer with sources for kb/<name>."""
+    model_name = body.model or services.llms.default_name
+    if model_name.startswith(KB_PREFIX) or body.conversation_id:
+        source = _chat_parts(services, _chat_request(body, model_name))
+    else:
+        llm = services.llms.get(model_name)
+        source = _model_parts(llm, body, [m.for_model() for m in body.messages])
+    cid = completion_id()
+    pump = EventPump(source)
+    if not body.stream:
+        return JSONResponse(await _collect(pump, cid, model_name))
+    first = await _first_answer_parts(pump)
+    return StreamingResponse(
+        _stream_body(pump, first, cid, model_name, body.include_usage()),
+        media_type="text/event-stream",
+        headers=_STREAM_HEADERS,
+        # Also stops the answer when the client leaves before the body starts.
+        background=BackgroundTask(pump.close),
+    )
+
+
+async def _embed_model_name(services: Services, requested: str | None) -> str:
+    known = services.settings.kb.embed_models
+    if not requested:
+        return services.settings.kb.default_embed_model
+    if requested in known:
+        return requested
+    if requested.startswith(KB_PREFIX):
+        kb = await anyio.to_thread.run_sync(services.kb.get_kb, requested[len(KB_PREFIX):])
+        return kb.embed_model
+    raise NotFound(f"embedding model {requested!r} not found; known: {', '.join(sorted(known))} or kb/<name>")
+
+
+@router.post("/embeddings")
+async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> dict:
+    """Embed texts with a knowledge-base embedding model (float or base64 vectors)."""
+    texts = body.texts()
+    if len(texts) > MAX_EMBEDDING_INPUTS:
+        raise InvalidInput(f"at most {MAX_EMBEDDING_INPUTS} inputs per request, got {len(texts)}")
+    model = await _embed_model_name(services, body.model)
+    is_query = body.input_type == "query"
+    vectors = await anyio.to_thread.run_sync(lambda: services.kb.embed(texts, model, is_query=is_query))
+    if body.dimensions is not None and vectors and body.dimensions != len(vectors[0]):
+        raise InvalidInput(f"model {model!r} makes {len(vectors[0])}-dimensional vectors; "
+                           f"dimensions={body.dimensions} is not supported")
+    tokens = sum(approx_token_count(text) for text in texts)
+    return {
+        "object": "list",
+        "data": [embedding_item(i, vector, body.encoding_format) for i, vector in enumerate(vectors)],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

@@ -1,0 +1,48 @@
+"""GET /settings/public: the defaults and choices the WebUI and other clients offer (no secrets)."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import anyio
+from fastapi import APIRouter
+
+from configs.settings import SearchMode
+from server.api.deps import ServicesDep
+from server.chat.schemas import CHAT_MODES
+
+router = APIRouter(tags=["settings"])
+
+
+@router.get("/settings/public")
+async def public_settings(services: ServicesDep) -> dict[str, Any]:
+    """Models, knowledge bases, templates and the chat and retrieval defaults."""
+    settings = services.settings
+    kb, chat, search = settings.kb, settings.chat, settings.chat.search
+    kbs = await anyio.to_thread.run_sync(services.kb.list_kbs)
+    return {
+        "models": services.llms.describe(),
+        "default_model": services.llms.default_name,
+        "modes": list(CHAT_MODES),
+        "kbs": [info.model_dump(mode="json") for info in kbs],
+        "prompt_templates": services.chat.template_names(),
+        "top_k": kb.top_k,
+        "score_threshold": kb.score_threshold,
+        "score_thresholds": {name: cfg.score_threshold for name, cfg in kb.embed_models.items()},
+        "embed_models": {
+            name: {"kind": cfg.kind, "score_threshold": cfg.score_threshold} for name, cfg in kb.embed_models.items()
+        },
+        "default_embed_model": kb.default_embed_model,
+        "search_modes": list(get_args(SearchMode)),
+        "default_search_mode": kb.search_mode,
+        "engines": services.chat.engines.names,
+        "default_engine": search.default_engine,
+        "result_count": search.result_count,
+        "history_turns": chat.history_turns,
+        "temperature": settings.llm.temperature,
+        "chunk_size": kb.chunk_size,
+        "chunk_overlap": kb.chunk_overlap,
+        "chunk_unit": kb.chunk_unit,
+        "max_upload_mb": kb.max_upload_mb,
+        "agent_max_steps": chat.agent_max_steps,
+    }

@@ -1,0 +1,62 @@
+"""Request bodies of the knowledge-base API (responses are the manager's own models)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from server.errors import InvalidInput
+
+
+class CreateKBRequest(BaseModel):
+    """Body of POST /kbs."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=50)
+    description: str = Field("", max_length=2000)
+    embed_model: str | None = None
+    vector_store: str | None = None
+
+
+class SearchRequest(BaseModel):
+    """Body of POST /kbs/{kb}/search."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=10000)
+    top_k: int | None = Field(None, ge=1, le=100)
+    score_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    mode: Literal["vector", "bm25", "hybrid"] | None = None
+    file_name: str | None = None
+
+
+class UpdateChunkRequest(BaseModel):
+    """Body of PUT /kbs/{kb}/chunks/{doc_id}."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=100000)
+
+
+class UploadOptions(BaseModel):
+    """Form fields of POST /kbs/{kb}/files next to the 'files' parts."""
+
+    override: bool = False
+    chunk_size: int | None = Field(None, ge=20, le=10000)
+    chunk_overlap: int | None = Field(None, ge=0, le=2000)
+    to_vector_store: bool = True
+    stream: bool = False
+
+    @field_validator("chunk_size", "chunk_overlap", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @classmethod
+    def from_form(cls, fields: dict[str, str]) -> "UploadOptions":
+        """Validate form fields; a bad value is a 422 naming the field."""
+        known = {k: v for k, v in fields.items() if k in cls.model_fields}
+        try:
+            return cls.model_validate(known)
+        except ValidationError as exc:
+            details = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise InvalidInput(f"bad upload parameters: {details}") from exc

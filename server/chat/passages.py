@@ -1,0 +1,46 @@
+"""Fitting numbered passages into the prompt and answering from them (shared by kb and search chat)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from server.chat import events
+from server.chat.context import ChatContext
+from server.chat.history import MESSAGE_OVERHEAD
+from server.chat.sources import passage
+
+# Shortest passage text worth sending; below this a passage is dropped rather than cut.
+MIN_PASSAGE_CHARS = 80
+
+
+def fit_passages(
+    ctx: ChatContext, template: str, items: list[tuple[dict[str, Any], str]], **values: Any
+) -> tuple[str, list[dict[str, Any]]]:
+    """The system prompt holding as many passages as fit the model's window, and their sources.
+
+    Lowest-ranked passages go first; the last one left is shortened rather than dropped.
+    """
+    items = list(items)
+    room = ctx.budget - ctx.count(ctx.question) - 2 * MESSAGE_OVERHEAD
+
+    def build(chosen: list[tuple[dict[str, Any], str]]) -> str:
+        context = "\n\n".join(passage(source, text) for source, text in chosen)
+        return ctx.render(template, context=context, **values)
+
+    system = build(items)
+    while len(items) > 1 and ctx.count(system) > room:
+        items.pop()
+        system = build(items)
+    while items and ctx.count(system) > room:
+        source, text = items[0]
+        if len(text) <= MIN_PASSAGE_CHARS:
+            break
+        items[0] = (source, text[: len(text) * 2 // 3])
+        system = build(items)
+    return system, [source for source, _ in items]
+
+
+async def answer_from(ctx: ChatContext, system: str) -> AsyncIterator[dict[str, Any]]:
+    async for piece in ctx.stream(ctx.messages(system)):
+        yield events.delta(piece)

@@ -1,0 +1,76 @@
+"""Request and reply shapes shared by every chat transport (HTTP, OpenAI /v1, WebSocket, gRPC)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+ChatMode = Literal["llm", "kb", "search", "agent"]
+CHAT_MODES: tuple[str, ...] = ("llm", "kb", "search", "agent")
+
+
+class HistoryMessage(BaseModel):
+    """One earlier turn given by the caller instead of the stored conversation."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=100_000)
+
+
+class ChatRequest(BaseModel):
+    """One question to answer in one of the four chat modes."""
+
+    query: str = Field(min_length=1, max_length=20000, description="The user's question.")
+    mode: ChatMode = Field("llm", description="llm, kb (knowledge base), search (web) or agent.")
+    conversation_id: str | None = Field(None, max_length=64, description="Conversation to continue; new if None.")
+    model: str | None = Field(None, max_length=200, description="Chat model name; default model if None.")
+    temperature: float | None = Field(None, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_tokens: int | None = Field(None, ge=1, le=100_000, description="Largest answer, in tokens.")
+    history_turns: int | None = Field(None, ge=0, le=50, description="Past turns sent to the model.")
+    history: list[HistoryMessage] | None = Field(
+        None, max_length=200, description="Earlier messages to use instead of the stored conversation."
+    )
+    prompt_template: str | None = Field(None, max_length=100, description="Name of the system prompt template.")
+    kb_name: str | None = Field(None, max_length=200, description="Knowledge base searched in kb mode.")
+    top_k: int | None = Field(None, ge=1, le=100, description="Passages retrieved.")
+    score_threshold: float | None = Field(None, ge=0.0, le=1.0, description="Minimum passage score.")
+    search_mode: Literal["vector", "bm25", "hybrid"] | None = Field(None, description="Retrieval mode.")
+    engine: str | None = Field(None, max_length=50, description="Web search engine in search mode.")
+    result_count: int | None = Field(None, ge=1, le=20, description="Web results fetched.")
+    bilingual: bool = Field(False, description="Answer Chinese questions by way of English.")
+    stream: bool = Field(True, description="Stream events (SSE) or return one JSON body.")
+    store: bool = Field(True, description="Keep the exchange in a conversation; False answers without storing.")
+
+
+class Source(BaseModel):
+    """One cited passage: a knowledge-base chunk or a web result."""
+
+    index: int
+    file: str
+    location: str = ""
+    score: float | None = None
+    text: str = ""
+    url: str | None = None
+    kb: str | None = None
+
+
+class ToolStep(BaseModel):
+    """One agent tool call and what it returned."""
+
+    tool: str
+    input: str
+    output: str
+    error: bool = False
+
+
+class ChatResult(BaseModel):
+    """The whole answer of one question, for non-streaming callers."""
+
+    answer: str
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    message_id: str | None = None
+    conversation_id: str | None = None
+    usage: dict[str, int] = Field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+    latency_ms: float | None = None
+    error: dict[str, str] | None = None

@@ -1,0 +1,32 @@
+"""Search-engine chat: query the web, answer from the numbered results, then list them as sources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from server.chat import events
+from server.chat.context import ChatContext
+from server.chat.passages import answer_from, fit_passages
+from server.chat.sources import web_source
+
+NO_RESULTS = "The web search ({engine}) returned no results for this question. Try rephrasing it."
+
+
+async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
+    """Search with the request's engine (or the default), then answer citing the results."""
+    request = ctx.request
+    engine = ctx.engines.get(request.engine)
+    ctx.meta["engine"] = engine.name
+    count = request.result_count or ctx.settings.chat.search.result_count
+    results = await engine.search(ctx.question, count)
+    if not results:
+        yield events.delta(NO_RESULTS.format(engine=engine.name))
+        yield events.sources([])
+        return
+    items = [(web_source(i, result), result.snippet or result.title) for i, result in enumerate(results, 1)]
+    template = ctx.template(ctx.settings.chat.search_prompt_template)
+    system, sources = fit_passages(ctx, template, items)
+    async for event in answer_from(ctx, system):
+        yield event
+    yield events.sources(sources)

@@ -1,0 +1,298 @@
+"""ChatServices: the one entry to the four chat modes, with storage, titles and feedback.
+
+Every transport (HTTP SSE, OpenAI /v1, WebSocket, gRPC) iterates ``run(request)``; the
+events are described in ``server.chat.events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from configs import Settings
+from configs.prompts import PromptError, load_prompts
+from server.chat import agent_chat, bilingual, events, kb_chat, llm_chat, search_chat
+from server.chat.context import ChatContext
+from server.chat.conversations import ConversationService
+from server.chat.history import clean_history, last_turns, load_history
+from server.chat.schemas import ChatRequest
+from server.chat.search_engines import EngineFactory
+from server.chat.titles import fallback_title, model_title
+from server.db import Database
+from server.db import chat_repository as repo
+from server.errors import AppError, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
+
+MODES: dict[str, Callable[[ChatContext], AsyncIterator[dict[str, Any]]]] = {
+    "llm": llm_chat.run,
+    "kb": kb_chat.run,
+    "search": search_chat.run,
+    "agent": agent_chat.run,
+}
+CANCELLED = {"code": "cancelled", "message": "the answer was stopped before it was complete"}
+
+
+@dataclass
+class _Turn:
+    """Where one question is stored: its conversation, user message and pending title."""
+
+    conversation_id: str = ""
+    user_message_id: str = ""
+    fallback_title: str | None = None  # set when the conversation still needs a model-written title
+
+
+class ChatServices:
+    """Answers questions in the four modes and keeps conversations, titles and feedback."""
+
+    def __init__(self, settings: Settings, db: Database, kb: Any, llms: Any) -> None:
+        self.settings = settings
+        self.db = db
+        self.kb = kb
+        self.llms = llms
+        self.conversations = ConversationService(db)
+        self.engines = EngineFactory(settings.chat.search)
+        self._templates: dict[str, str] = load_prompts(settings.chat.prompts_file)
+        self._templates_mtime = self._prompts_mtime()
+        self._background: set[asyncio.Task] = set()
+
+    # ---- templates and feedback ----------------------------------------------------------------
+
+    def _prompts_mtime(self) -> float:
+        try:
+            return self.settings.chat.prompts_file.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def templates(self) -> dict[str, str]:
+        """The prompt templates, re-read when the file changes (a broken edit keeps the old ones)."""
+        mtime = self._prompts_mtime()
+        if mtime != self._templates_mtime:
+            self._templates_mtime = mtime
+            try:
+                self._templates = load_prompts(self.settings.chat.prompts_file)
+            except PromptError as exc:
+                logger.warning("keeping the previous prompt templates: %s", exc)
+        return self._templates
+
+    def template_names(self) -> list[str]:
+        return sorted(self.templates())
+
+    def feedback(self, message_id: str, score: Any, reason: str | None = None) -> dict[str, Any]:
+        """Thumbs up/down ("up"/"down" or 1/-1) on an answer; a second call replaces the first."""
+        return self.conversations.feedback(message_id, score, reason)
+
+    # ---- answering -----------------------------------------------------------------------------
+
+    def run(self, request: ChatRequest, failures: list[AppError] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Events of one answer: start, delta/tool/sources..., then done, or error (no done).
+
+        ``failures``, when given, receives the AppError behind an ``error`` event, so a
+        transport can answer with its HTTP status.
+        """
+        return self._events(request, failures)
+
+    async def run_to_completion(self, request: ChatRequest, *, raise_errors: bool = False) -> dict[str, Any]:
+        """The whole answer as one dict; with ``raise_errors`` a failure before any answer text raises."""
+        failures: list[AppError] = []
+        result: dict[str, Any] = {
+            "answer": "", "sources": [], "tools": [], "message_id": None, "conversation_id": None,
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0}, "latency_ms": None, "error": None,
+        }
+        parts: list[str] = []
+        async with contextlib.aclosing(self._events(request, failures)) as stream:
+            async for event in stream:
+                kind = event["type"]
+                if kind == "delta":
+                    parts.append(event["text"])
+                elif kind == "sources":
+                    result["sources"] = event["sources"]
+                elif kind == "tool":
+                    result["tools"].append({k: v for k, v in event.items() if k != "type"})
+                elif kind == "start":
+                    result["conversation_id"] = event["conversation_id"] or None
+                elif kind == "error":
+                    result["error"] = {"code": event["code"], "message": event["message"]}
+                elif kind == "done":
+                    result.update(
+                        message_id=event["message_id"] or None, conversation_id=event["conversation_id"] or None,
+                        usage=event["usage"], latency_ms=event["latency_ms"],
+                    )
+        result["answer"] = "".join(parts)
+        if raise_errors and failures and not result["answer"].strip():
+            raise failures[0]
+        return result
+
+    async def _events(self, request: ChatRequest, failures: list[AppError] | None) -> AsyncIterator[dict[str, Any]]:
+        started = time.perf_counter()
+        try:
+            ctx = await self._context(request)
+            turn = await self._store_question(ctx)
+        except AppError as exc:
+            if failures is not None:
+                failures.append(exc)
+            yield events.error(exc.code, exc.message)
+            return
+        yield events.start(turn.conversation_id, turn.user_message_id)
+        answer: list[str] = []
+        collected: dict[str, Any] = {"sources": [], "tools": []}
+        failure: AppError | None = None
+        try:
+            async with contextlib.aclosing(self._answer(ctx)) as stream:
+                async for event in stream:
+                    if event["type"] == "delta":
+                        answer.append(event["text"])
+                    elif event["type"] == "sources":
+                        collected["sources"] = event["sources"]
+                    elif event["type"] == "tool":
+                        collected["tools"].append({k: v for k, v in event.items() if k != "type"})
+                    yield event
+        except AppError as exc:
+            failure = exc
+        except (asyncio.CancelledError, GeneratorExit):
+            # The client left or the transport cancelled: keep what was written, synchronously,
+            # because nothing may be awaited in a closing generator.
+            self._store_answer(ctx, turn, "".join(answer), collected, started, CANCELLED)
+            raise
+        except Exception as exc:
+            logger.exception("answering in %s mode failed", request.mode)
+            failure = AppError(f"internal error while answering: {type(exc).__name__}: {exc}")
+        text = "".join(answer)
+        if failure is not None:
+            if failures is not None:
+                failures.append(failure)
+            await anyio.to_thread.run_sync(
+                self._store_answer, ctx, turn, text, collected, started, failure.to_dict()
+            )
+            yield events.error(failure.code, failure.message)
+            return
+        message_id = await anyio.to_thread.run_sync(self._store_answer, ctx, turn, text, collected, started, None)
+        latency = (time.perf_counter() - started) * 1000
+        if turn.fallback_title is not None and self.settings.chat.llm_titles:
+            self._start_title_task(ctx, turn, text)
+        yield events.done(message_id, turn.conversation_id, ctx.prompt_tokens, ctx.completion_tokens, latency)
+
+    def _answer(self, ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
+        mode = MODES[ctx.request.mode]
+        return bilingual.run(ctx, mode) if bilingual.applies(ctx) else mode(ctx)
+
+    async def _context(self, request: ChatRequest) -> ChatContext:
+        """Check everything that can be checked before storing the question."""
+        llm = self.llms.get(request.model)
+        templates = self.templates()
+        if request.prompt_template and request.prompt_template not in templates:
+            raise InvalidInput(
+                f"unknown prompt template {request.prompt_template!r}; known templates: {', '.join(sorted(templates))}"
+            )
+        if request.mode == "kb" and not request.kb_name:
+            raise InvalidInput("knowledge-base chat needs kb_name")
+        if request.kb_name and request.mode in ("kb", "agent"):
+            try:
+                await anyio.to_thread.run_sync(self.kb.get_kb, request.kb_name)
+            except NotFound as exc:
+                # One code for every missing thing a chat names, whatever the KB layer calls it.
+                raise NotFound(exc.message) from exc
+        if request.mode == "search":
+            self.engines.get(request.engine)
+        if request.conversation_id:
+            await anyio.to_thread.run_sync(self.conversations.exists, request.conversation_id)
+        if request.history is not None:
+            history = clean_history([m.model_dump() for m in request.history])
+            if request.history_turns is not None:
+                history = last_turns(history, request.history_turns)
+        elif request.conversation_id:
+            turns = self.settings.chat.history_turns if request.history_turns is None else request.history_turns
+            history = await anyio.to_thread.run_sync(load_history, self.db, request.conversation_id, turns)
+        else:
+            history = []
+        return ChatContext(
+            request=request, settings=self.settings, llm=llm, templates=templates, history=history,
+            kb=self.kb, engines=self.engines,
+        )
+
+    async def _store_question(self, ctx: ChatContext) -> _Turn:
+        request = ctx.request
+        if not request.store:
+            return _Turn()
+        return await anyio.to_thread.run_sync(self._store_question_sync, ctx)
+
+    def _store_question_sync(self, ctx: ChatContext) -> _Turn:
+        request = ctx.request
+        fallback = fallback_title(request.query, self.settings.chat.title_max_chars)
+        turn = _Turn(conversation_id=request.conversation_id or "")
+        if not turn.conversation_id:
+            turn.conversation_id = self.db.run(repo.create_conversation, fallback, request.mode)["id"]
+            turn.fallback_title = fallback
+        elif self.db.run(repo.set_title_if, turn.conversation_id, fallback, ""):
+            turn.fallback_title = fallback
+        meta = {"mode": request.mode, "model": ctx.llm.name}
+        for key in ("kb_name", "engine", "search_mode", "prompt_template"):
+            if getattr(request, key):
+                meta[key] = getattr(request, key)
+        if request.bilingual:
+            meta["bilingual"] = True
+        stored = self.db.run(repo.add_message, turn.conversation_id, "user", request.query, request.mode, meta)
+        turn.user_message_id = stored["id"]
+        return turn
+
+    def _store_answer(
+        self,
+        ctx: ChatContext,
+        turn: _Turn,
+        text: str,
+        collected: dict[str, Any],
+        started: float,
+        error: dict[str, str] | None,
+    ) -> str:
+        """Store the answer (partial and flagged incomplete when ``error``); returns its id ("" if not stored)."""
+        if not turn.conversation_id:
+            return ""
+        meta: dict[str, Any] = {
+            "mode": ctx.request.mode,
+            "model": ctx.llm.name,
+            "sources": collected["sources"],
+            "tools": collected["tools"],
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            "usage": {"prompt_tokens": ctx.prompt_tokens, "completion_tokens": ctx.completion_tokens},
+            **ctx.meta,
+        }
+        if error is not None:
+            meta.update(incomplete=True, error=error)
+        try:
+            stored = self.db.run(repo.add_message, turn.conversation_id, "assistant", text, ctx.request.mode, meta)
+        except AppError:
+            # The conversation was deleted while the answer streamed; there is nothing to attach it to.
+            logger.info("conversation %s vanished before its answer was stored", turn.conversation_id)
+            return ""
+        return stored["id"]
+
+    # ---- titles --------------------------------------------------------------------------------
+
+    def _start_title_task(self, ctx: ChatContext, turn: _Turn, answer: str) -> None:
+        task = asyncio.create_task(self._write_title(ctx, turn.conversation_id, turn.fallback_title or "", answer))
+        # Keep a reference until it ends, or the loop may drop the task half-way.
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _write_title(self, ctx: ChatContext, conversation_id: str, fallback: str, answer: str) -> None:
+        try:
+            title = await model_title(
+                ctx.llm, ctx.templates["title"], ctx.request.query, answer, self.settings.chat.title_max_chars
+            )
+        except AppError as exc:
+            logger.info("keeping the fallback title of %s: %s", conversation_id, exc.message)
+            return
+        if title:
+            await anyio.to_thread.run_sync(self.db.run, repo.set_title_if, conversation_id, title, fallback)
+
+    async def wait_background(self) -> None:
+        """Wait for pending title tasks (used by tests and at shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)

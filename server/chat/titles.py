@@ -1,0 +1,38 @@
+"""Conversation titles: a truncated question at once, replaced by a model-written title later."""
+
+from __future__ import annotations
+
+import re
+
+from server.llm.base import ChatModel
+
+TITLE_MAX_TOKENS = 24
+_QUOTES = "\"'“”‘’「」『』《》`*#"
+_SENTENCE_BREAK = re.compile(r"[.!?]\s+\S|[。！？]\s*\S")
+
+
+def fallback_title(question: str, max_chars: int) -> str:
+    """The question's first line, shortened to ``max_chars`` with an ellipsis."""
+    text = " ".join(question.split())
+    return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
+
+
+def clean_title(raw: str, max_chars: int) -> str:
+    """The model's title without quotes, labels, trailing punctuation or extra lines."""
+    lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    text = re.sub(r"^(title|标题)\s*[:：]\s*", "", text, flags=re.I)
+    text = text.strip(_QUOTES + " ").rstrip("。.!！?？,，;；:：").strip(_QUOTES + " ")
+    # Small models often answer the question instead; several sentences or a long line are no title,
+    # and the fallback (the question itself) is then the better one.
+    if not text or _SENTENCE_BREAK.search(text) or len(text) > 2 * max_chars:
+        return ""
+    return fallback_title(text, max_chars)
+
+
+async def model_title(llm: ChatModel, template: str, question: str, answer: str, max_chars: int) -> str:
+    """Ask the model for a title of the exchange; empty if its reply had nothing usable."""
+    exchange = f"Question: {question[:1000]}\nAnswer: {answer[:1000]}"
+    messages = [{"role": "system", "content": template}, {"role": "user", "content": exchange}]
+    raw = await llm.complete(messages, temperature=0.2, max_tokens=TITLE_MAX_TOKENS)
+    return clean_title(raw, max_chars)

@@ -1,0 +1,174 @@
+"""The gRPC server: service Chat of chat.proto over grpc.aio, guarded like the HTTP API.
+
+Run it with ``python -m server.grpc.server`` (``kbchat start --grpc`` does); it
+listens on settings.server.host:settings.server.grpc_port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import sys
+from contextlib import aclosing
+from typing import Any
+from urllib.parse import unquote
+
+import grpc
+from pydantic import ValidationError
+
+from configs import Settings, load_settings
+from server.api.transport import event_dict, validation_message
+from server.auth import check_access
+from server.chat.schemas import ChatRequest
+from server.errors import AppError, ServiceUnavailable
+from server.grpc import chat_pb2, chat_pb2_grpc
+from server.grpc.convert import event_message, request_fields
+from server.services import Services, build_services
+
+logger = logging.getLogger(__name__)
+
+# Seconds running calls get to finish when the server is asked to stop.
+STOP_GRACE_SECONDS = 5.0
+
+
+def peer_host(peer: str | None) -> str | None:
+    """The client address in a gRPC peer string such as 'ipv4:127.0.0.1:5000' or 'ipv6:[::1]:5000'."""
+    if not peer:
+        return None
+    kind, _, rest = unquote(peer).partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]")
+    if kind in ("unix", "unix-abstract"):
+        # A Unix socket is reachable from this machine only.
+        return "localhost"
+    return None
+
+
+def _metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name.lower() == key:
+            return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return None
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses every call that server.auth.check_access refuses, with status UNAUTHENTICATED."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
+        try:
+            check_access(self._settings, _metadata_value(context, "authorization"), peer_host(context.peer()))
+        except AppError as exc:
+            logger.warning("gRPC call from %s refused: %s", context.peer(), exc.message)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+
+    def _guard(self, behavior: Any, response_streaming: bool) -> Any:
+        if response_streaming:
+
+            async def guarded_stream(request: Any, context: grpc.aio.ServicerContext):
+                await self._authorize(context)
+                result = behavior(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:
+                    # A handler that writes its responses with context.write().
+                    await result
+
+            return guarded_stream
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext):
+            await self._authorize(context)
+            return await behavior(request, context)
+
+        return guarded
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        kind = ("stream" if handler.request_streaming else "unary") + "_" + (
+            "stream" if handler.response_streaming else "unary"
+        )
+        return handler._replace(**{kind: self._guard(getattr(handler, kind), handler.response_streaming)})
+
+
+class ChatServicer(chat_pb2_grpc.ChatServicer):
+    """Answers Ask calls with the events of ChatServices.run."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def Ask(self, request: chat_pb2.AskRequest, context: grpc.aio.ServicerContext):
+        try:
+            chat_request = ChatRequest(**request_fields(request))
+        except ValidationError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, validation_message(exc))
+        # aclosing makes a cancelled call close the chat stream, which stores the partial answer.
+        async with aclosing(self._services.chat.run(chat_request)) as events:
+            async for event in events:
+                yield event_message(event_dict(event))
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve(settings: Settings, services: Services, port: int | None = None) -> grpc.aio.Server:
+    """Start the Chat service on settings.server.host and ``port`` (default settings.server.grpc_port)."""
+    server = grpc.aio.server(interceptors=[AuthInterceptor(settings)])
+    chat_pb2_grpc.add_ChatServicer_to_server(ChatServicer(services), server)
+    address = _address(settings.server.host, settings.server.grpc_port if port is None else port)
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise ServiceUnavailable(f"gRPC server cannot listen on {address}: {exc}") from exc
+    if not bound:
+        raise ServiceUnavailable(f"gRPC server cannot listen on {address}: is the port in use?")
+    await server.start()
+    logger.info("gRPC chat service listening on %s", address)
+    return server
+
+
+async def _serve_until_signalled(settings: Settings, services: Services) -> None:
+    server = await serve(settings, services)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    logger.info("gRPC chat service stopping")
+    await server.stop(STOP_GRACE_SECONDS)
+
+
+def serve_forever(settings: Settings) -> None:
+    """Build the services and serve until SIGINT or SIGTERM."""
+    services = build_services(settings)
+    try:
+        asyncio.run(_serve_until_signalled(settings, services))
+    finally:
+        services.close()
+
+
+def main() -> int:
+    settings = load_settings()
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        serve_forever(settings)
+    except AppError as exc:
+        logger.error("%s", exc.message)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""BM25 keyword index of one knowledge base, persisted next to its vector index.
+
+Tokenisation: text is NFKC-normalised; runs of Chinese/Japanese characters become overlapping
+character bigrams (a lone character stays a unigram) or, with the "jieba" tokenizer, jieba's
+search-mode words; other words are lower-cased, common English stop words dropped and plural endings
+stripped. The index is rebuilt from the knowledge base's chunk texts when
+chunks change (fast: a few hundred milliseconds for thousands of chunks), never per query.
+
+Raw BM25 scores are unbounded; callers normalise them per query (score / best score of that query).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
+_CJK_RUN = re.compile(rf"[{_CJK}]+")
+_EN_STOP = frozenset(
+    "a an and are as at be but by for from has have how i if in into is it its of on or that the their them "
+    "there these they this to was were what when where which who whom why will with would you your do does "
+    "did can could should may might me my we our us he she his her not no so than then too very".split()
+)
+_ZH_STOP = frozenset("的了是在和与或及吗呢吧啊呀么我你他她它们这那就也都而且")
+TOKENIZERS = ("bigram", "jieba")
+
+
+def _stem(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "ches", "shes", "xes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _cjk_bigrams(run: str) -> list[str]:
+    if len(run) == 1:
+        return [] if run in _ZH_STOP else [run]
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+_jieba_lock = threading.Lock()
+_jieba_ready = False
+
+
+def _cjk_jieba(run: str) -> list[str]:
+    global _jieba_ready
+    import jieba
+
+    if not _jieba_ready:
+        with _jieba_lock:
+            if not _jieba_ready:
+                jieba.setLogLevel(logging.WARNING)
+                jieba.initialize()
+                _jieba_ready = True
+    return [w for w in jieba.lcut_for_search(run) if w.strip() and w not in _ZH_STOP]
+
+
+def tokenize(text: str, tokenizer: str = "bigram") -> list[str]:
+    """BM25 tokens of a text (see the module docstring)."""
+    cjk: Callable[[str], list[str]] = _cjk_jieba if tokenizer == "jieba" else _cjk_bigrams
+    tokens: list[str] = []
+    for match in _TOKEN.finditer(unicodedata.normalize("NFKC", text)):
+        piece = match.group()
+        if _CJK_RUN.fullmatch(piece):
+            tokens.extend(cjk(piece))
+        else:
+            word = piece.lower()
+            if word not in _EN_STOP:
+                tokens.append(_stem(word))
+    return tokens
+
+
+class BM25Index:
+    """A bm25s index over (int id, text) pairs; search returns (id, raw score) best first."""
+
+    def __init__(self, tokenizer: str = "bigram") -> None:
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"unknown BM25 tokenizer {tokenizer!r}; choose one of {TOKENIZERS}")
+        self.tokenizer = tokenizer
+        self._model = None
+        self._ids = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self._ids.shape[0])
+
+    def build(self, ids: list[int], texts: list[str]) -> None:
+        """Index the texts; replaces whatever was indexed before."""
+        import bm25s
+
+        self._ids = np.asarray(ids, dtype=np.int64)
+        if not texts:
+            self._model = None
+            return
+        model = bm25s.BM25()
+        model.index([tokenize(text, self.tokenizer) for text in texts], show_progress=False)
+        self._model = model
+
+    def search(self, query: str, k: int, allowed_ids: set[int] | None = None) -> list[tuple[int, float]]:
+        """Up to k (id, score) pairs with a positive score, best first; allowed_ids restricts the candidates."""
+        if self._model is None or k <= 0:
+            return []
+        vocab = self._model.vocab_dict
+        tokens = [t for t in tokenize(query, self.tokenizer) if t in vocab]
+        if not tokens:
+            return []
+        mask = None
+        if allowed_ids is not None:
+            mask = np.isin(self._ids, np.fromiter(allowed_ids, dtype=np.int64)).astype(np.float32)
+        scores = np.asarray(self._model.get_scores(tokens, weight_mask=mask), dtype=np.float32)
+        positive = np.flatnonzero(scores > 0)
+        if positive.size == 0:
+            return []
+        top = positive[np.argsort(-scores[positive], kind="stable")[:k]]
+        return [(int(self._ids[i]), float(scores[i])) for i in top]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "ids.npy", self._ids)
+        if self._model is not None:
+            self._model.save(str(folder / "index"), show_progress=False)
+        (folder / "bm25.json").write_text(
+            json.dumps({"tokenizer": self.tokenizer, "count": len(self), "empty": self._model is None}),
+            encoding="utf-8",
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> "BM25Index":
+        import bm25s
+
+        meta = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
+        index = cls(meta["tokenizer"])
+        index._ids = np.load(folder / "ids.npy")
+        if not meta["empty"]:
+            index._model = bm25s.BM25.load(str(folder / "index"), show_progress=False)
+        return index

@@ -1,0 +1,161 @@
+"""Loaders for Office Open XML files: docx, xlsx and pptx."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from server.knowledge_base.loaders.text import render_rows
+from server.knowledge_base.types import LoadedDoc
+
+_HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*([1-9])$", re.I)
+
+
+def check_zip(path: Path, source: str, kind: str) -> None:
+    """Office files are zip archives; say so plainly instead of surfacing a parser traceback."""
+    from server.knowledge_base.loaders import UnreadableFile
+
+    if not zipfile.is_zipfile(path):
+        raise UnreadableFile(source, f"not a valid {kind} file (corrupt, or another format renamed to .{kind})")
+
+
+def _cell_rows(rows: Iterable[Iterable[object]]) -> list[str]:
+    lines = []
+    for row in rows:
+        cells = [" ".join(str(c).split()) for c in row]
+        cells = [c for c in cells if c]
+        if cells:
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+# ---------------------------------------------------------------- docx
+
+
+def load_docx(path: Path, source: str) -> list[LoadedDoc]:
+    """A Word document as one LoadedDoc: paragraphs in order, headings as '#' lines, tables as '| a | b |' rows."""
+    import docx
+
+    check_zip(path, source, "docx")
+    document = docx.Document(str(path))
+    blocks: list[str] = []
+    for item in document.iter_inner_content():
+        if isinstance(item, docx.table.Table):
+            rows = _cell_rows(_docx_table_rows(item))
+            if rows:
+                blocks.append("\n".join(rows))
+            continue
+        text = item.text.strip()
+        if not text:
+            continue
+        level = _heading_level(item)
+        if level:
+            blocks.append(f"{'#' * level} {' '.join(text.split())}")
+        elif (item.style.name if item.style is not None else "").lower().startswith("list"):
+            blocks.append(f"- {text}")
+        else:
+            blocks.append(text)
+    metadata: dict = {"source": source}
+    title = (document.core_properties.title or "").strip()
+    if title:
+        metadata["title"] = title
+    return [LoadedDoc(text="\n\n".join(blocks), metadata=metadata)]
+
+
+def _heading_level(paragraph) -> int:
+    style = paragraph.style.name if paragraph.style is not None else ""
+    if style.lower() == "title":
+        return 1
+    match = _HEADING_STYLE.match(style.strip())
+    return int(match.group(1)) if match else 0
+
+
+def _docx_table_rows(table) -> Iterator[list[str]]:
+    for row in table.rows:
+        seen: set[int] = set()
+        cells = []
+        for cell in row.cells:
+            # A merged cell is returned once per grid column it spans; keep it once.
+            if id(cell._tc) in seen:
+                continue
+            seen.add(id(cell._tc))
+            cells.append(cell.text)
+        yield cells
+
+
+# ---------------------------------------------------------------- xlsx
+
+
+def load_xlsx(path: Path, source: str) -> list[LoadedDoc]:
+    """An Excel workbook: one LoadedDoc per non-empty sheet, rows as 'header: value; ...' lines."""
+    import openpyxl
+
+    check_zip(path, source, "xlsx")
+    workbook = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
+    try:
+        docs = []
+        for sheet in workbook.worksheets:
+            text = render_rows([list(row) for row in sheet.iter_rows(values_only=True)])
+            if text.strip():
+                docs.append(LoadedDoc(text=text, metadata={"source": source, "sheet": sheet.title}))
+        return docs
+    finally:
+        workbook.close()
+
+
+# ---------------------------------------------------------------- pptx
+
+
+def load_pptx(path: Path, source: str) -> list[LoadedDoc]:
+    """A PowerPoint deck: one LoadedDoc per slide with text (title first, text frames, tables, notes)."""
+    from pptx import Presentation
+
+    check_zip(path, source, "pptx")
+    presentation = Presentation(str(path))
+    docs = []
+    for number, slide in enumerate(presentation.slides, start=1):
+        title_shape = slide.shapes.title
+        title = " ".join(title_shape.text_frame.text.split()) if title_shape is not None else ""
+        blocks = [title] if title else []
+        for shape in _shapes(slide.shapes):
+            if title_shape is not None and shape.shape_id == title_shape.shape_id:
+                continue
+            blocks.extend(_shape_text(shape))
+        if slide.has_notes_slide:
+            notes = slide.notes_slide.notes_text_frame
+            if notes is not None and notes.text.strip():
+                blocks.append(f"Notes: {notes.text.strip()}")
+        text = "\n\n".join(block for block in blocks if block.strip())
+        if not text:
+            continue
+        metadata: dict = {"source": source, "slide": number}
+        if title:
+            metadata["title"] = title
+        docs.append(LoadedDoc(text=text, metadata=metadata))
+    return docs
+
+
+def _shapes(shapes) -> Iterator:
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+    for shape in shapes:
+        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+            yield from _shapes(shape.shapes)
+        else:
+            yield shape
+
+
+def _shape_text(shape) -> list[str]:
+    if getattr(shape, "has_table", False) and shape.has_table:
+        rows = _cell_rows([cell.text for cell in row.cells] for row in shape.table.rows)
+        return ["\n".join(rows)] if rows else []
+    if getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+        lines = [p.text.strip() for p in shape.text_frame.paragraphs]
+        text = "\n".join(line for line in lines if line)
+        return [text] if text else []
+    return []
+
+
+__all__ = ["load_docx", "load_pptx", "load_xlsx"]

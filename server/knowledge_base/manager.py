@@ -1,0 +1,287 @@
+"""KnowledgeBaseManager: the one entry point to knowledge bases, their files, chunks and search.
+
+Methods are synchronous and CPU-bound; async callers wrap them with ``anyio.to_thread.run_sync``.
+Each knowledge base lives in ``<kb_root>/<name>/`` with ``content/`` (the files) and
+``vector_store/`` (see vector_store/base.py); the database holds its rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from configs import Settings
+from server.db import Database
+from server.db import kb_repository as repo
+from server.errors import Conflict, InvalidInput, NotFound
+from server.knowledge_base.embeddings import EmbeddingService
+from server.knowledge_base.ingestion import FileInput, Ingestor, check_upload
+from server.knowledge_base.names import validate_file_name, validate_kb_name
+from server.knowledge_base.rebuild import rebuild_kb
+from server.knowledge_base.retriever import MODES, FusionParams, retrieve
+from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
+from server.knowledge_base.store_pool import StorePool
+from server.knowledge_base.vector_store import VectorStore, check_kind, open_store
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[ProgressEvent], None]
+MAX_QUERY_CHARS = 10000
+MAX_CHUNK_CHARS = 100000
+
+__all__ = [
+    "ChunkInfo",
+    "FileInfo",
+    "FileResult",
+    "KBInfo",
+    "KnowledgeBaseManager",
+    "ProgressEvent",
+    "SearchHit",
+]
+
+
+def _kb_info(row: Any) -> KBInfo:
+    return KBInfo(
+        name=row.name, description=row.description or "", vector_store=row.vector_store, embed_model=row.embed_model,
+        file_count=row.file_count or 0, chunk_count=row.chunk_count or 0, created_at=row.created_at,
+    )
+
+
+class KnowledgeBaseManager:
+    """Creates, fills, searches and deletes knowledge bases; thread-safe."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.kb_root = Path(settings.paths.kb_root)
+        self.embeddings = EmbeddingService(settings.kb, Path(settings.paths.cache_dir) / "embeddings.sqlite")
+        self.pool = StorePool(settings.kb.index_pool_size, self._open_store)
+        self.ingestor = Ingestor(self)
+        self._lock = threading.RLock()
+
+    # ----- layout
+    def kb_dir(self, kb: str) -> Path:
+        return self.kb_root / validate_kb_name(kb)
+
+    def content_dir(self, kb: str) -> Path:
+        return self.kb_dir(kb) / "content"
+
+    def store_dir(self, kb: str) -> Path:
+        return self.kb_dir(kb) / "vector_store"
+
+    def store_options(self) -> dict[str, Any]:
+        return {"bm25_tokenizer": self.settings.kb.bm25_tokenizer, "index_headings": self.settings.kb.index_headings}
+
+    def kb_row(self, kb: str) -> Any:
+        """The database row of a knowledge base (detached), or NotFound."""
+        validate_kb_name(kb)
+        return self.db.run(repo.require_kb, kb)
+
+    def _open_store(self, kb: str) -> VectorStore:
+        row = self.kb_row(kb)
+        return open_store(row.vector_store, self.store_dir(kb), kb, row.embed_model, **self.store_options())
+
+    # ----- knowledge bases
+    def list_kbs(self) -> list[KBInfo]:
+        return [_kb_info(row) for row in self.db.run(repo.list_kbs)]
+
+    def get_kb(self, name: str) -> KBInfo:
+        return _kb_info(self.kb_row(name))
+
+    def create_kb(self, name: str, description: str = "", embed_model: str | None = None,
+                  vector_store: str | None = None) -> KBInfo:
+        validate_kb_name(name)
+        if not isinstance(description, str) or len(description) > 2000:
+            raise InvalidInput("description must be a string of at most 2000 characters")
+        embed_model = embed_model or self.settings.kb.default_embed_model
+        self.embeddings.config(embed_model)
+        vector_store = check_kind(vector_store or self.settings.kb.default_vector_store)
+        with self._lock, self.pool.writer_lock(name):
+            if self.db.run(repo.get_kb, name) is not None:
+                raise Conflict(f"knowledge base {name!r} already exists", code="kb_exists")
+            stale = self.store_dir(name)
+            if stale.exists():
+                # A store without a database row is left from cleared tables; its chunks are unknown to the DB.
+                logger.warning("removing stale vector store of %s at %s", name, stale)
+                shutil.rmtree(stale)
+            self.pool.discard(name)
+            self.content_dir(name).mkdir(parents=True, exist_ok=True)
+            row = self.db.run(repo.add_kb, name, description, vector_store, embed_model)
+        logger.info("created knowledge base %s (%s, %s)", name, vector_store, embed_model)
+        return _kb_info(row)
+
+    def delete_kb(self, name: str) -> None:
+        """Delete a knowledge base with its files and index."""
+        validate_kb_name(name)
+        with self._lock, self.pool.writer_lock(name):
+            if not self.db.run(repo.delete_kb, name):
+                raise NotFound(f"knowledge base {name!r} does not exist", code="kb_not_found")
+            self.pool.discard(name)
+            shutil.rmtree(self.kb_dir(name), ignore_errors=True)
+        logger.info("deleted knowledge base %s", name)
+
+    # ----- files
+    def add_files(self, kb: str, files: list[tuple[str, bytes]] | list[Path], *, override: bool = False,
+                  chunk_size: int | None = None, chunk_overlap: int | None = None, to_vector_store: bool = True,
+                  progress: ProgressFn | None = None) -> list[FileResult]:
+        """Store files in content/ and ingest them; per-file failures are reported in the results."""
+        return self.ingestor.add_files(kb, list(files), override=override, chunk_size=chunk_size,
+                                       chunk_overlap=chunk_overlap, to_vector_store=to_vector_store, progress=progress)
+
+    def check_upload(self, kb: str, file_names: list[str], chunk_size: int | None = None,
+                     chunk_overlap: int | None = None) -> None:
+        """Validate an upload before anything is stored (unknown KB, bad names or chunk sizes, no supported type)."""
+        self.kb_row(kb)
+        self.ingestor.chunk_params(chunk_size, chunk_overlap)
+        check_upload(file_names)
+
+    def reingest_file(self, kb: str, file_name: str, *, chunk_size: int | None = None,
+                      chunk_overlap: int | None = None, progress: ProgressFn | None = None) -> FileResult:
+        return self.ingestor.reingest(kb, file_name, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+                                      progress=progress)
+
+    def rebuild(self, kb: str, progress: ProgressFn | None = None, *,
+                embed_model: str | None = None) -> list[FileResult]:
+        """Recreate the vector store from content/ (optionally switching the embedding model)."""
+        return rebuild_kb(self.ingestor, kb, embed_model=embed_model, progress=progress)
+
+    def list_files(self, kb: str) -> list[FileInfo]:
+        """Files recorded in the database, plus files found in content/ that were never ingested ("pending")."""
+        row = self.kb_row(kb)
+        infos = {
+            f.file_name: FileInfo(file_name=f.file_name, ext=f.ext, size=f.size, mtime=f.mtime,
+                                  chunk_count=f.chunk_count, status=f.status, error=f.error or "", loader=f.loader,
+                                  splitter=f.splitter)
+            for f in self.db.run(repo.list_files, row.id)
+        }
+        content = self.content_dir(kb)
+        if content.is_dir():
+            for path in sorted(content.iterdir()):
+                if path.is_file() and not path.name.startswith(".") and path.name not in infos:
+                    stat = path.stat()
+                    infos[path.name] = FileInfo(file_name=path.name, ext=path.suffix.lower(), size=stat.st_size,
+                                                mtime=stat.st_mtime, status="pending")
+        return [infos[name] for name in sorted(infos)]
+
+    def file_path(self, kb: str, file_name: str) -> Path:
+        """Path of a file in content/, for downloads; NotFound when absent."""
+        self.kb_row(kb)
+        path = self.content_dir(kb) / validate_file_name(file_name)
+        if not path.is_file():
+            raise NotFound(f"file {file_name!r} is not in knowledge base {kb!r}", code="file_not_found")
+        return path
+
+    def delete_file(self, kb: str, file_name: str, delete_content: bool = False) -> None:
+        """Remove a file's chunks and row; with delete_content also the file itself."""
+        row = self.kb_row(kb)
+        validate_file_name(file_name)
+        path = self.content_dir(kb) / file_name
+        with self.pool.writer_lock(kb):
+            existing = self.db.run(repo.get_file, row.id, file_name)
+            if existing is None and not path.is_file():
+                raise NotFound(f"file {file_name!r} is not in knowledge base {kb!r}", code="file_not_found")
+            store = self.pool.get(kb)
+            if store.docs_for_source(file_name):
+                try:
+                    store.delete_source(file_name)
+                    store.save()
+                except BaseException:
+                    self.pool.discard(kb)
+                    raise
+            self.db.run(repo.delete_file, row.id, file_name)
+            if delete_content:
+                path.unlink(missing_ok=True)
+
+    # ----- chunks
+    def list_chunks(self, kb: str, file_name: str) -> list[ChunkInfo]:
+        row = self.kb_row(kb)
+        validate_file_name(file_name)
+        if self.db.run(repo.get_file, row.id, file_name) is None:
+            raise NotFound(f"file {file_name!r} is not in knowledge base {kb!r}", code="file_not_found")
+        return [ChunkInfo(doc_id=d.doc_id, text=d.text, metadata=d.metadata)
+                for d in self.pool.get(kb).docs_for_source(file_name)]
+
+    def update_chunk(self, kb: str, doc_id: str, text: str) -> ChunkInfo:
+        """Replace a chunk's text and re-embed it; its metadata is kept."""
+        row = self.kb_row(kb)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInput("chunk text must not be empty")
+        if len(text) > MAX_CHUNK_CHARS:
+            raise InvalidInput(f"chunk text is longer than {MAX_CHUNK_CHARS} characters")
+        with self.pool.writer_lock(kb):
+            store = self.pool.get(kb)
+            doc = store.get(doc_id)
+            if doc is None:
+                raise NotFound(f"chunk {doc_id!r} is not in knowledge base {kb!r}", code="chunk_not_found")
+            vector = self.embeddings.embed_passages(row.embed_model, [store.index_text(text, doc.metadata)])
+            try:
+                updated = store.update(doc_id, text, vector[0])
+                store.save()
+            except BaseException:
+                self.pool.discard(kb)
+                raise
+        return ChunkInfo(doc_id=updated.doc_id, text=updated.text, metadata=updated.metadata)
+
+    def delete_chunk(self, kb: str, doc_id: str) -> None:
+        row = self.kb_row(kb)
+        with self.pool.writer_lock(kb):
+            store = self.pool.get(kb)
+            if store.get(doc_id) is None:
+                raise NotFound(f"chunk {doc_id!r} is not in knowledge base {kb!r}", code="chunk_not_found")
+            try:
+                store.delete([doc_id])
+                store.save()
+            except BaseException:
+                self.pool.discard(kb)
+                raise
+            self.db.run(repo.delete_doc, row.id, doc_id)
+
+    # ----- retrieval
+    def search(self, kb: str, query: str, top_k: int | None = None, score_threshold: float | None = None,
+               mode: str | None = None, file_name: str | None = None) -> list[SearchHit]:
+        """Top chunks for a query; scores in [0, 1] (see retriever.py for their meaning per mode)."""
+        row = self.kb_row(kb)
+        cfg = self.settings.kb
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInput("query must not be empty")
+        if len(query) > MAX_QUERY_CHARS:
+            raise InvalidInput(f"query is longer than {MAX_QUERY_CHARS} characters")
+        top_k = cfg.top_k if top_k is None else top_k
+        if not isinstance(top_k, int) or not 1 <= top_k <= 100:
+            raise InvalidInput(f"top_k must be an integer from 1 to 100, got {top_k!r}")
+        mode = mode or cfg.search_mode
+        if mode not in MODES:
+            raise InvalidInput(f"search mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if score_threshold is None:
+            score_threshold = cfg.score_threshold
+        if score_threshold is None:
+            score_threshold = self.embeddings.config(row.embed_model).score_threshold
+        if not 0.0 <= float(score_threshold) <= 1.0:
+            raise InvalidInput(f"score_threshold must be between 0 and 1, got {score_threshold!r}")
+        store = self.pool.get(kb)
+        if file_name is not None:
+            validate_file_name(file_name)
+            if file_name not in store.sources() and self.db.run(repo.get_file, row.id, file_name) is None:
+                raise NotFound(f"file {file_name!r} is not in knowledge base {kb!r}", code="file_not_found")
+        if len(store) == 0:
+            return []
+        vector = self.embeddings.embed_query(row.embed_model, query) if mode != "bm25" else None
+        params = FusionParams(cfg.rrf_k, cfg.hybrid_vector_weight, cfg.hybrid_bm25_weight)
+        return retrieve(store, query, vector, top_k=top_k, mode=mode, score_threshold=float(score_threshold),
+                        source=file_name, params=params)
+
+    def embed(self, texts: list[str], model: str | None = None, is_query: bool = False) -> list[list[float]]:
+        """Vectors of texts with a configured embedding model (passages go through the cache)."""
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise InvalidInput("texts must be a list of strings")
+        if is_query:
+            return [self.embeddings.embed_query(model, t).tolist() for t in texts]
+        return self.embeddings.embed_passages(model, texts).tolist()
+
+    def close(self) -> None:
+        self.pool.clear()
+        self.embeddings.close()

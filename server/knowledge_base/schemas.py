@@ -1,0 +1,73 @@
+"""Pydantic models the knowledge-base manager returns (and the KB API serialises as they are)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class KBInfo(BaseModel):
+    """A knowledge base and its counts."""
+
+    name: str
+    description: str = ""
+    vector_store: str
+    embed_model: str
+    file_count: int = 0
+    chunk_count: int = 0
+    created_at: datetime | None = None
+
+
+class FileInfo(BaseModel):
+    """A file of a knowledge base and the state of its ingestion."""
+
+    file_name: str
+    ext: str = ""
+    size: int = 0
+    mtime: float = 0.0
+    chunk_count: int = 0
+    status: str = Field("pending", description="indexed | stored | error | pending (in content/ but not ingested)")
+    error: str = ""
+    loader: str = ""
+    splitter: str = ""
+
+
+class FileResult(BaseModel):
+    """Outcome of adding or re-ingesting one file."""
+
+    file_name: str
+    status: Literal["indexed", "stored", "error", "skipped"]
+    chunks: int = 0
+    error: str = ""
+
+
+class ProgressEvent(BaseModel):
+    """Progress of an ingestion or rebuild, reported file by file and batch by batch."""
+
+    stage: Literal["file_start", "file_done", "chunks", "done", "error"]
+    file_name: str = ""
+    files_done: int = 0
+    files_total: int = 0
+    chunks_done: int = 0
+    chunks_total: int = 0
+    message: str = ""
+
+
+class ChunkInfo(BaseModel):
+    """One stored chunk of a file."""
+
+    doc_id: str
+    text: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SearchHit(BaseModel):
+    """A retrieved chunk; score in [0, 1], higher is better; rank is 1-based."""
+
+    doc_id: str
+    text: str
+    score: float
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    rank: int

@@ -1,0 +1,42 @@
+"""Vector stores by kind; each knowledge base records the kind it uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from server.errors import InvalidInput
+from server.knowledge_base.vector_store.base import (
+    EmbedModelMismatch,
+    StoredDoc,
+    StoreUnreadable,
+    VectorStore,
+)
+from server.knowledge_base.vector_store.faiss_store import FaissStore
+
+STORE_KINDS: dict[str, type[VectorStore]] = {FaissStore.kind: FaissStore}
+
+
+def check_kind(kind: str) -> str:
+    """Return the kind if it is a known vector store kind, else raise InvalidInput."""
+    if kind not in STORE_KINDS:
+        raise InvalidInput(f"unknown vector store {kind!r}; available: {', '.join(STORE_KINDS)}")
+    return kind
+
+
+def open_store(kind: str, root: Path, kb_name: str, embed_model: str, **options) -> VectorStore:
+    """Load the saved store of a knowledge base (empty when never saved)."""
+    store = STORE_KINDS[check_kind(kind)](root, kb_name, embed_model, **options)
+    store.load()
+    return store
+
+
+__all__ = [
+    "STORE_KINDS",
+    "EmbedModelMismatch",
+    "FaissStore",
+    "StoreUnreadable",
+    "StoredDoc",
+    "VectorStore",
+    "check_kind",
+    "open_store",
+]

@@ -1,0 +1,49 @@
+"""FAISS vector index: IndexIDMap2 over IndexFlatIP (exact inner product on normalised vectors = cosine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from server.knowledge_base.vector_store.base import VectorStore
+
+INDEX_FILE = "index.faiss"
+
+
+class FaissStore(VectorStore):
+    """Exact cosine search with int64 ids; chunk texts and BM25 are kept by the base class."""
+
+    kind = "faiss"
+    _index: faiss.IndexIDMap2 | None = None
+
+    def do_init_index(self, dim: int) -> None:
+        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim)) if dim > 0 else None
+
+    def do_load_index(self, folder: Path) -> None:
+        index = faiss.read_index(str(folder / INDEX_FILE))
+        if index.d != self.dim:
+            raise ValueError(f"index dimension {index.d} differs from the recorded {self.dim}")
+        self._index = index
+
+    def do_save_index(self, folder: Path) -> None:
+        if self._index is not None:
+            faiss.write_index(self._index, str(folder / INDEX_FILE))
+
+    def do_add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._index.add_with_ids(vectors, ids)
+
+    def do_remove(self, ids: np.ndarray) -> None:
+        if self._index is not None:
+            self._index.remove_ids(ids)
+
+    def do_search(self, vector: np.ndarray, k: int, ids: np.ndarray | None) -> list[tuple[int, float]]:
+        if self._index is None or self._index.ntotal == 0:
+            return []
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids)) if ids is not None else None
+        scores, found = self._index.search(vector, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(found[0], scores[0]) if i >= 0]
+
+    def do_count(self) -> int:
+        return 0 if self._index is None else int(self._index.ntotal)

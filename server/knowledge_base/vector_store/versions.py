@@ -1,0 +1,75 @@
+"""Versioned folders switched atomically: how a store reaches the disk without ever being half-written.
+
+``root/CURRENT`` names the live version folder (``v000007``). A commit writes a complete new folder
+under a temporary name, fsyncs it, renames it to its version name, then replaces CURRENT through
+``os.replace``. A crash at any step leaves CURRENT naming the previous complete version; leftovers
+are removed by the next successful commit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+CURRENT = "CURRENT"
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _number(name: str) -> int | None:
+    return int(name[1:]) if name.startswith("v") and name[1:].isdigit() else None
+
+
+def current_folder(root: Path) -> Path | None:
+    """The live version folder, or None when nothing was ever committed (OSError if unreadable)."""
+    pointer = root / CURRENT
+    if not pointer.is_file():
+        return None
+    return root / pointer.read_text(encoding="utf-8").strip()
+
+
+def version_number(folder: Path) -> int:
+    return _number(folder.name) or 0
+
+
+def commit(root: Path, write: Callable[[Path], None], last_version: int = 0) -> int:
+    """Have ``write`` fill a new folder, make it the live version, drop older ones; returns its number."""
+    root.mkdir(parents=True, exist_ok=True)
+    existing = [n for n in (_number(p.name) for p in root.iterdir() if p.is_dir()) if n is not None]
+    version = max([last_version, *existing]) + 1
+    name = f"v{version:06d}"
+    tmp = root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        write(tmp)
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                _fsync_file(path)
+        _fsync_dir(tmp)
+        os.replace(tmp, root / name)
+        pointer = root / f"{CURRENT}.tmp"
+        pointer.write_text(name, encoding="utf-8")
+        _fsync_file(pointer)
+        os.replace(pointer, root / CURRENT)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for path in root.iterdir():
+        if path.is_dir() and path.name != name and (path.name.startswith(".tmp-") or _number(path.name) is not None):
+            shutil.rmtree(path, ignore_errors=True)
+    return version

@@ -1,0 +1,173 @@
+"""Adapter for any OpenAI-compatible chat API (the bundled llama.cpp server, vLLM, OpenAI, ...)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import openai
+
+from configs.settings import LLMModelConfig
+from server.llm.base import BAD_RESPONSE, OVERLOADED, TIMEOUT, UNREACHABLE, ChatModel, LLMError
+
+logger = logging.getLogger(__name__)
+
+
+def _status_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        detail = body.get("message") or body.get("detail") or json.dumps(body, ensure_ascii=False)
+    else:
+        try:
+            detail = exc.response.text
+        except httpx.ResponseNotRead:
+            detail = ""
+    return str(detail or exc.message)[:500]
+
+
+class OpenAICompatibleModel(ChatModel):
+    """Chat model reached through the OpenAI wire protocol, streaming over SSE."""
+
+    def __init__(self, name: str, config: LLMModelConfig, default_temperature: float = 0.7) -> None:
+        super().__init__(name, config, default_temperature)
+        if not config.base_url:
+            raise LLMError(f"model {name!r} has no base_url configured", code=UNREACHABLE)
+        key = config.api_key.get_secret_value() if config.api_key else ""
+        self.base_url = config.base_url
+        self._client = openai.AsyncOpenAI(
+            base_url=config.base_url, api_key=key or "not-needed", timeout=config.timeout, max_retries=0
+        )
+
+    # ---- error mapping -------------------------------------------------------------------------
+
+    def _unreachable_hint(self) -> str:
+        if self.config.builtin:
+            return "is `kbchat llm serve` running?"
+        return "check base_url and that the server is up"
+
+    def _map_error(self, exc: Exception, started: bool) -> LLMError:
+        url = self.base_url
+        if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
+            return LLMError(f"model server at {url} timed out after {self.config.timeout:g}s", code=TIMEOUT)
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            detail = _status_message(exc)
+            code = OVERLOADED if status in (429, 503) else BAD_RESPONSE
+            return LLMError(f"model server at {url} returned HTTP {status}: {detail}", code=code)
+        if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+            if started:
+                return LLMError(
+                    f"model server at {url} closed the connection in the middle of the answer", code=BAD_RESPONSE
+                )
+            return LLMError(f"cannot reach model server at {url}: {self._unreachable_hint()}", code=UNREACHABLE)
+        if isinstance(exc, ValueError | openai.APIError | httpx.HTTPError):
+            return LLMError(f"model server at {url} sent a malformed response: {exc}", code=BAD_RESPONSE)
+        return LLMError(f"model server at {url} failed: {exc}", code=BAD_RESPONSE)
+
+    def _request(
+        self,
+        messages: list[dict],
+        temperature: float | None,
+        max_tokens: int | None,
+        stop: list[str] | None,
+        tools: list[dict] | None,
+    ) -> dict:
+        kwargs: dict = {
+            "model": self.config.model or self.name,
+            "messages": messages,
+            "temperature": self._temperature(temperature),
+            "max_tokens": self._max_tokens(max_tokens),
+        }
+        if stop:
+            kwargs["stop"] = stop
+        if tools:
+            kwargs["tools"] = tools
+        extra = self.config.options.get("extra_body")
+        if isinstance(extra, dict):
+            kwargs["extra_body"] = extra
+        return kwargs
+
+    # ---- ChatModel -----------------------------------------------------------------------------
+
+    async def stream(
+        self,
+        messages: list[dict],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+        tools: list[dict] | None = None,
+    ) -> AsyncIterator[str]:
+        kwargs = self._request(messages, temperature, max_tokens, stop, tools)
+        started = False
+        try:
+            response = await self._client.chat.completions.create(stream=True, **kwargs)
+            async with response:
+                async for chunk in response:
+                    started = True
+                    if not chunk.choices:
+                        continue
+                    delta = chunk.choices[0].delta
+                    if delta is not None and delta.content:
+                        yield delta.content
+        except LLMError:
+            raise
+        except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
+            raise self._map_error(exc, started) from exc
+
+    async def complete(
+        self,
+        messages: list[dict],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+        tools: list[dict] | None = None,
+    ) -> str:
+        result = await self._create(messages, temperature, max_tokens, stop, tools)
+        return result.choices[0].message.content or ""
+
+    async def _create(self, messages, temperature, max_tokens, stop, tools):
+        kwargs = self._request(messages, temperature, max_tokens, stop, tools)
+        try:
+            result = await self._client.chat.completions.create(stream=False, **kwargs)
+        except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
+            raise self._map_error(exc, False) from exc
+        if not getattr(result, "choices", None):
+            raise LLMError(f"model server at {self.base_url} returned no choices", code=BAD_RESPONSE)
+        return result
+
+    async def complete_with_tools(
+        self,
+        messages: list[dict],
+        tools: list[dict],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+    ) -> dict:
+        """One non-streamed turn that may call tools: {"content", "tool_calls": [{"id","name","arguments"}]}."""
+        result = await self._create(messages, temperature, max_tokens, stop, tools)
+        message = result.choices[0].message
+        calls = []
+        for call in message.tool_calls or []:
+            function = getattr(call, "function", None)
+            if function is None:
+                continue
+            try:
+                arguments = json.loads(function.arguments or "{}")
+            except ValueError as exc:
+                raise LLMError(
+                    f"model {self.name!r} called tool {function.name!r} with arguments that are not JSON: "
+                    f"{function.arguments[:200]!r}",
+                    code=BAD_RESPONSE,
+                ) from exc
+            if not isinstance(arguments, dict):
+                arguments = {"input": arguments}
+            calls.append({"id": call.id, "name": function.name, "arguments": arguments})
+        return {"content": message.content, "tool_calls": calls}
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -1,0 +1,112 @@
+"""Chat models by name: resolves settings into provider adapters."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from configs import Settings
+from configs.settings import LLMModelConfig
+from server.errors import NotFound
+from server.llm.base import ChatModel
+
+
+def _openai_compatible(name: str, config: LLMModelConfig, temperature: float) -> ChatModel:
+    from server.llm.openai_compatible import OpenAICompatibleModel
+
+    return OpenAICompatibleModel(name, config, temperature)
+
+
+def _spark(name: str, config: LLMModelConfig, temperature: float) -> ChatModel:
+    from server.llm.spark import SparkModel
+
+    return SparkModel(name, config, temperature)
+
+
+def _chatglm_cpp(name: str, config: LLMModelConfig, temperature: float) -> ChatModel:
+    from server.llm.chatglm_cpp import ChatGLMCppModel
+
+    return ChatGLMCppModel(name, config, temperature)
+
+
+# Provider kind -> factory(name, resolved config, default temperature).
+PROVIDERS: dict[str, Callable[[str, LLMModelConfig, float], ChatModel]] = {
+    "openai_compatible": _openai_compatible,
+    "spark": _spark,
+    "chatglm_cpp": _chatglm_cpp,
+}
+
+
+class LLMRegistry:
+    """The configured chat models; adapters are created on first use and reused."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._models: dict[str, ChatModel] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def default_name(self) -> str:
+        return self.settings.llm.default_model
+
+    def names(self) -> list[str]:
+        return list(self.settings.llm.models)
+
+    def local_base_url(self) -> str:
+        local = self.settings.llm.local
+        host = "127.0.0.1" if local.host in ("0.0.0.0", "::", "") else local.host
+        return f"http://{host}:{local.port}/v1"
+
+    def config(self, name: str | None = None) -> LLMModelConfig:
+        """The model's settings with built-in models resolved to the bundled server's URL and alias."""
+        name = name or self.default_name
+        try:
+            raw = self.settings.llm.models[name]
+        except KeyError:
+            raise NotFound(
+                f"unknown model {name!r}; known models: {', '.join(self.names()) or 'none'}", code="model_not_found"
+            ) from None
+        if raw.builtin:
+            # The bundled server accepts the same API key as the rest of kbchat.
+            update = {"base_url": self.local_base_url(), "model": raw.builtin}
+            if raw.api_key is None and self.settings.server.api_key is not None:
+                update["api_key"] = self.settings.server.api_key
+            return raw.model_copy(update=update)
+        return raw
+
+    def is_local(self, name: str | None = None) -> bool:
+        """Whether the model is served by `kbchat llm serve`."""
+        return bool(self.config(name).builtin)
+
+    def get(self, name: str | None = None) -> ChatModel:
+        name = name or self.default_name
+        with self._lock:
+            model = self._models.get(name)
+            if model is None:
+                config = self.config(name)
+                model = PROVIDERS[config.kind](name, config, self.settings.llm.temperature)
+                self._models[name] = model
+            return model
+
+    def describe(self) -> list[dict]:
+        """Name, kind and whether each model is built in, for listings."""
+        out = []
+        for name in self.names():
+            config = self.config(name)
+            out.append(
+                {
+                    "name": name,
+                    "kind": config.kind,
+                    "builtin": config.builtin,
+                    "default": name == self.default_name,
+                    "context_window": config.context_window,
+                    "supports_tools": config.supports_tools,
+                }
+            )
+        return out
+
+    async def aclose(self) -> None:
+        with self._lock:
+            models, self._models = list(self._models.values()), {}
+        for model in models:
+            await model.aclose()

@@ -1,0 +1,218 @@
+"""POST /chat/{mode} end to end: SSE framing, JSON answers, errors, and every mode against local fakes."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.chat.kb_chat import NO_MATCH
+from tests.chat_support import build_garden_kb, chat_settings, parse_sse
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.fake_search import FakeSearch
+from tests.fakes.fixtures import free_port
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def search():
+    with FakeSearch() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, fake, search):
+    engines = {"default_engine": "searxng", "searxng_url": search.searxng_url, "timeout": 2}
+    settings = chat_settings(tmp_path_factory.mktemp("chat_api"), fake.base_url, tools=True, chat={"search": engines})
+    dead = settings.llm.models["fake"].model_copy(update={"base_url": f"http://127.0.0.1:{free_port()}/v1"})
+    settings.llm.models["dead"] = dead
+    app = create_app(settings)
+    build_garden_kb(app.state.services)
+    return app
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def _clean_fake(fake):
+    fake.requests.clear()
+    yield
+    fake.requests.clear()
+
+
+def sse(client, path_mode, /, **body):
+    response = client.post(f"/chat/{path_mode}", json=body)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(response.text)
+    assert events[-1] == "[DONE]"
+    return events[:-1], response
+
+
+def text_of(events):
+    return "".join(e["text"] for e in events if e["type"] == "delta")
+
+
+def test_llm_chat_streams_sse_events_ending_with_done(client, fake):
+    fake.queue("Hello from the model.")
+    events, response = sse(client, "llm", query="Say hello")
+    assert response.headers["cache-control"] == "no-cache" and response.headers["x-accel-buffering"] == "no"
+    assert response.text.endswith("data: [DONE]\n\n")
+    assert [e["type"] for e in events][0] == "start" and events[-1]["type"] == "done"
+    assert {e["type"] for e in events[1:-1]} == {"delta"}
+    assert text_of(events) == "Hello from the model."
+    conversation = client.get(f"/conversations/{events[-1]['conversation_id']}").json()
+    assert [m["content"] for m in conversation["messages"]] == ["Say hello", "Hello from the model."]
+
+
+def test_mode_in_the_path_wins_over_the_body(client, fake):
+    fake.queue("Plain answer.")
+    events, _ = sse(client, "llm", query="Which mode?", mode="kb")
+    assert text_of(events) == "Plain answer."
+    stored = client.get(f"/conversations/{events[-1]['conversation_id']}").json()["messages"][-1]
+    assert stored["mode"] == "llm" and stored["meta"]["mode"] == "llm"
+
+
+def test_stream_false_returns_one_json_answer(client, fake):
+    fake.queue("One JSON body.")
+    response = client.post("/chat/llm", json={"query": "No streaming", "stream": False})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["answer"] == "One JSON body." and body["error"] is None and body["sources"] == []
+    assert body["message_id"] and body["conversation_id"] and body["usage"]["prompt_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/chat/llm", {"query": ""}, "query"),
+        ("/chat/llm", {"query": "x" * 20001}, "query"),
+        ("/chat/llm", {"query": "hi", "temperature": 5}, "temperature"),
+        ("/chat/kb", {"query": "hi", "top_k": 0}, "top_k"),
+        ("/chat/llm", {"query": "hi", "search_mode": "psychic"}, "search_mode"),
+        ("/chat/llm", {}, "query"),
+        ("/chat/telepathy", {"query": "hi"}, "mode"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(client, path, body, field):
+    response = client.post(path, json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input" and field in error["message"]
+
+
+def test_a_body_that_is_not_a_json_object_is_a_422(client):
+    for content in (b"not json", b"[1, 2]"):
+        response = client.post("/chat/llm", content=content, headers={"content-type": "application/json"})
+        assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_input"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_unknown_kb_is_a_404_before_anything_starts(client, fake, stream):
+    response = client.post("/chat/kb", json={"query": "anything", "kb_name": "absent", "stream": stream})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found" and "absent" in response.json()["error"]["message"]
+    assert fake.requests == []
+
+
+def test_unreachable_model_is_a_502_without_streaming_and_an_error_event_with(client):
+    response = client.post("/chat/llm", json={"query": "hello?", "model": "dead", "stream": False})
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "llm_unreachable" and "cannot reach model server" in error["message"]
+    events, _ = sse(client, "llm", query="hello?", model="dead")
+    assert [e["type"] for e in events] == ["start", "error"] and events[-1]["code"] == "llm_unreachable"
+
+
+def test_model_dying_mid_stream_gives_an_error_event_and_an_incomplete_stored_answer(client, fake):
+    fake.queue_drop_after("Half of this answer arrives", 2)
+    events, _ = sse(client, "llm", query="Tell me everything")
+    assert events[-1]["type"] == "error" and events[-1]["code"].startswith("llm_")
+    assert text_of(events) == "Half of "
+    stored = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]
+    assert stored["content"] == "Half of " and stored["meta"]["incomplete"] is True
+    # The JSON variant still returns the part written, with the error alongside.
+    fake.queue_drop_after("Half of this answer arrives", 2)
+    body = client.post("/chat/llm", json={"query": "Again", "stream": False}).json()
+    assert body["answer"] == "Half of " and body["error"]["code"].startswith("llm_")
+
+
+def test_kb_chat_numbers_passages_and_lists_matching_sources(client, fake):
+    fake.queue("Turn the heap every two weeks [1].")
+    events, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=2)
+    kinds = [e["type"] for e in events]
+    assert kinds.index("sources") > max(i for i, k in enumerate(kinds) if k == "delta")
+    sources = next(e for e in events if e["type"] == "sources")["sources"]
+    assert [s["index"] for s in sources] == list(range(1, len(sources) + 1)) and 1 <= len(sources) <= 2
+    top = sources[0]
+    assert top["file"] == "garden.md" and top["location"] == "§ Garden guide > Compost" and top["kb"] == "garden"
+    assert "every two weeks" in top["text"] and 0 < top["score"] <= 1
+    assert top["url"] == "/kbs/garden/files/garden.md/download"
+    assert client.get(top["url"]).content.decode().startswith("# Garden guide")
+    system = fake.requests[-1]["messages"][0]["content"]
+    assert "[1] (garden.md, § Garden guide > Compost)\n" in system and "Cite each passage" in system
+    for source in sources:
+        assert f"[{source['index']}] ({source['file']}" in system
+    stored = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]
+    assert stored["meta"]["sources"] == sources and stored["meta"]["kb_name"] == "garden"
+
+
+def test_kb_chat_says_plainly_when_nothing_passes_the_threshold(client, fake):
+    events, _ = sse(client, "kb", query="Quantum chromodynamics lattice", kb_name="garden", score_threshold=0.99,
+                    search_mode="vector")
+    assert text_of(events) == NO_MATCH.format(kb="garden", threshold="0.99")
+    assert next(e for e in events if e["type"] == "sources")["sources"] == []
+    assert events[-1]["type"] == "done" and fake.requests == []
+
+
+def test_search_chat_answers_from_web_results(client, fake, search):
+    fake.queue("Turn it every two weeks [1].")
+    events, _ = sse(client, "search", query="compost turning")
+    sources = next(e for e in events if e["type"] == "sources")["sources"]
+    assert [(s["index"], s["file"], s["url"]) for s in sources][:2] == [
+        (1, "Compost basics", "https://garden.example/compost"), (2, "Tomato care", "https://garden.example/tomatoes")
+    ]
+    assert sources[0]["location"] == "garden.example" and sources[0]["kb"] is None
+    assert "[1] (Compost basics, garden.example)\nTurn a compost heap every two weeks." in (
+        fake.requests[-1]["messages"][0]["content"]
+    )
+    assert search.requests[-1]["query"] == {"q": "compost turning", "format": "json"}
+
+
+def test_search_chat_without_a_reachable_engine_is_a_clear_error(client, fake, search):
+    search.fail_status = 503
+    try:
+        events, _ = sse(client, "search", query="compost turning")
+    finally:
+        search.fail_status = None
+    assert events[-1]["type"] == "error" and events[-1]["code"] == "search_unavailable"
+    assert "503" in events[-1]["message"] and fake.requests == []
+
+
+def test_agent_chat_streams_tool_steps(client, fake):
+    fake.queue_tool_call("unit_convert", {"value": 10, "from_unit": "km", "to_unit": "mi"})
+    fake.queue("10 km is about 6.2 miles.")
+    events, _ = sse(client, "agent", query="How many miles is 10 km?")
+    tool = next(e for e in events if e["type"] == "tool")
+    assert tool["tool"] == "unit_convert" and tool["output"].startswith("10 km = 6.21371") and not tool["error"]
+    assert text_of(events) == "10 km is about 6.2 miles." and events[-1]["type"] == "done"
+    body = client.get(f"/conversations/{events[0]['conversation_id']}").json()
+    assert body["messages"][-1]["meta"]["tools"][0]["tool"] == "unit_convert"
+
+
+def test_bilingual_kb_chat_translates_question_and_answer(client, fake):
+    fake.queue("How often should compost be turned?", "Every two weeks [1].", "每两周翻一次 [1]。")
+    events, _ = sse(client, "kb", query="堆肥多久翻一次？", kb_name="garden", bilingual=True)
+    assert text_of(events) == "每两周翻一次 [1]。"
+    assert next(e for e in events if e["type"] == "sources")["sources"][0]["file"] == "garden.md"
+    stored = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]
+    assert stored["meta"]["bilingual"]["answer_en"] == "Every two weeks [1]."

@@ -1,0 +1,131 @@
+"""Conversation, feedback, export and public-settings routes."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from tests.chat_support import chat_settings, parse_sse
+from tests.fakes.fake_openai import FakeOpenAI
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def client(tmp_path, fake):
+    settings = chat_settings(tmp_path, fake.base_url, kb={"top_k": 7, "chunk_size": 321})
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def ask(client, fake, query, answer="An answer.", **body):
+    fake.queue(answer)
+    events = parse_sse(client.post("/chat/llm", json={"query": query, **body}).text)
+    assert events[-2]["type"] == "done", events
+    return events[0], events[-2]
+
+
+def test_create_get_rename_and_delete(client):
+    created = client.post("/conversations", json={"title": "  Garden   plans ", "mode": "kb"})
+    assert created.status_code == 201
+    conv = created.json()
+    assert conv["title"] == "Garden plans" and conv["mode"] == "kb" and conv["message_count"] == 0
+    fetched = client.get(f"/conversations/{conv['id']}").json()
+    assert fetched["messages"] == [] and fetched["title"] == "Garden plans"
+    renamed = client.patch(f"/conversations/{conv['id']}", json={"title": "Vegetables"})
+    assert renamed.status_code == 200 and renamed.json()["title"] == "Vegetables"
+    assert client.delete(f"/conversations/{conv['id']}").status_code == 204
+    assert client.get(f"/conversations/{conv['id']}").status_code == 404
+    assert client.delete(f"/conversations/{conv['id']}").json()["error"]["code"] == "not_found"
+
+
+def test_bad_conversation_input_is_rejected_and_changes_nothing(client):
+    conv = client.post("/conversations", json={}).json()
+    assert conv["title"] == ""
+    for body in ({"title": ""}, {"title": "x" * 201}, {}):
+        response = client.patch(f"/conversations/{conv['id']}", json=body)
+        assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_input"
+    assert client.patch(f"/conversations/{conv['id']}", json={"title": "   "}).status_code == 422
+    assert client.post("/conversations", json={"mode": "telepathy"}).status_code == 422
+    assert client.patch("/conversations/missing", json={"title": "x"}).status_code == 404
+    assert client.get(f"/conversations/{conv['id']}").json()["title"] == ""
+
+
+def test_list_is_newest_first_and_paged(client, fake):
+    ids = [ask(client, fake, f"Question {n}")[0]["conversation_id"] for n in range(3)]
+    # Answering in the oldest conversation makes it the most recent.
+    ask(client, fake, "Follow-up", conversation_id=ids[0])
+    body = client.get("/conversations", params={"page": 1, "size": 2}).json()
+    assert body["total"] == 3 and body["page"] == 1 and body["size"] == 2
+    assert [c["id"] for c in body["items"]] == [ids[0], ids[2]]
+    assert body["items"][0]["message_count"] == 4 and body["items"][0]["title"] == "Question 0"
+    assert [c["id"] for c in client.get("/conversations?page=2&size=2").json()["items"]] == [ids[1]]
+    assert client.get("/conversations?page=0").status_code == 422
+    assert client.get("/conversations?size=1000").status_code == 422
+
+
+def test_messages_carry_mode_model_latency_and_feedback(client, fake):
+    start, done = ask(client, fake, "Rate this", "Rated answer.")
+    first = client.post(f"/messages/{done['message_id']}/feedback", json={"score": "up"})
+    assert first.status_code == 200 and first.json()["score"] == "up"
+    second = client.post(f"/messages/{done['message_id']}/feedback", json={"score": -1, "reason": "too short"})
+    assert second.json()["score"] == "down" and second.json()["reason"] == "too short"
+    user, answer = client.get(f"/conversations/{start['conversation_id']}").json()["messages"]
+    assert user["feedback"] is None and user["meta"]["mode"] == "llm"
+    assert answer["feedback"] == {**answer["feedback"], "score": "down", "reason": "too short"}
+    assert answer["meta"]["model"] == "fake" and answer["meta"]["latency_ms"] > 0
+
+
+def test_feedback_errors(client, fake):
+    start, done = ask(client, fake, "Feedback errors")
+    user_reply = client.post(f"/messages/{start['message_id']}/feedback", json={"score": "up"})
+    assert user_reply.status_code == 400 and user_reply.json()["error"]["code"] == "bad_request"
+    assert client.post("/messages/nope/feedback", json={"score": "up"}).status_code == 404
+    for body in ({"score": "sideways"}, {"score": 0}, {"score": True}, {}, {"score": "up", "reason": "x" * 1001}):
+        response = client.post(f"/messages/{done['message_id']}/feedback", json=body)
+        assert response.status_code == 422, body
+    stored = client.get(f"/conversations/{start['conversation_id']}").json()["messages"][-1]
+    assert stored["feedback"] is None
+
+
+def test_export_markdown_and_json_as_downloads(client, fake):
+    start, done = ask(client, fake, "What grows in shade?", "Ferns and hostas.")
+    client.patch(f"/conversations/{start['conversation_id']}", json={"title": "Shade 花园"})
+    client.post(f"/messages/{done['message_id']}/feedback", json={"score": "up", "reason": "useful"})
+    md = client.get(f"/conversations/{start['conversation_id']}/export", params={"format": "md"})
+    assert md.status_code == 200 and md.headers["content-type"].startswith("text/markdown")
+    disposition = md.headers["content-disposition"]
+    assert disposition.startswith("attachment;") and unquote(disposition.split("UTF-8''")[1]) == "Shade_花园.md"
+    text = md.text
+    assert text.startswith("# Shade 花园\n") and "What grows in shade?" in text and "Ferns and hostas." in text
+    assert "**Feedback:** up: useful" in text
+    exported = client.get(f"/conversations/{start['conversation_id']}/export?format=json")
+    assert exported.headers["content-type"] == "application/json"
+    assert json.loads(exported.content)["messages"][1]["content"] == "Ferns and hostas."
+    assert client.get(f"/conversations/{start['conversation_id']}/export?format=pdf").status_code == 422
+    assert client.get("/conversations/missing/export").status_code == 404
+
+
+def test_public_settings_list_choices_and_defaults(client):
+    client.app.state.services.kb.create_kb("notes")
+    body = client.get("/settings/public").json()
+    assert body["default_model"] == "fake" and [m["name"] for m in body["models"]] == ["fake"]
+    assert [k["name"] for k in body["kbs"]] == ["notes"]
+    assert {"default", "kb_default", "search_default", "agent_react", "title"} <= set(body["prompt_templates"])
+    assert body["top_k"] == 7 and body["chunk_size"] == 321 and body["search_modes"] == ["vector", "bm25", "hybrid"]
+    assert body["engines"] == ["duckduckgo", "searxng", "bing"] and body["default_engine"] == "duckduckgo"
+    models = client.app.state.services.settings.kb.embed_models
+    assert body["score_thresholds"] == {name: cfg.score_threshold for name, cfg in models.items()}
+    assert body["modes"] == ["llm", "kb", "search", "agent"]
+    for key in ("result_count", "history_turns", "temperature", "chunk_overlap", "max_upload_mb",
+                "default_search_mode"):
+        assert key in body
+    assert "bing_key" not in json.dumps(body) and "api_key" not in json.dumps(body)

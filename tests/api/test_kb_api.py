@@ -1,0 +1,223 @@
+"""The knowledge-base HTTP API: every route's success and error statuses with JSON error bodies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from configs import Settings
+from server.app import create_app
+from server.db import Database
+from server.knowledge_base.manager import KnowledgeBaseManager
+from server.services import Services
+
+NOTE = "第十九条 试用期最长不得超过六个月。".encode()
+LEASE = b"The tenant must pay the rent on the first day of every month."
+
+
+@pytest.fixture
+def client(tmp_path, tmp_path_factory):
+    cache = tmp_path_factory.getbasetemp() / "kb-embedding-cache"
+    settings = Settings(paths={"data_root": tmp_path, "cache_dir": cache}, kb={"max_upload_mb": 1})
+    db = Database(settings.paths.database_url)
+    db.create_tables()
+    manager = KnowledgeBaseManager(settings, db)
+    services = Services(settings=settings, db=db, kb=manager, llms=None, chat=None)
+    with TestClient(create_app(services=services)) as test_client:
+        yield test_client
+    manager.close()
+    db.dispose()
+
+
+@pytest.fixture
+def kb(client):
+    assert client.post("/kbs", json={"name": "docs", "description": "d"}).status_code == 201
+    response = client.post("/kbs/docs/files", files=[("files", ("note.txt", NOTE)), ("files", ("lease.txt", LEASE))])
+    assert response.status_code == 200, response.text
+    return "docs"
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"]
+    if code:
+        assert error["code"] == code
+    return error
+
+
+def sse_events(response) -> list:
+    lines = [line[len("data: "):] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    return [json.loads(line) for line in lines[:-1]]
+
+
+# ----- knowledge bases
+def test_create_list_get_and_delete_kb(client):
+    created = client.post("/kbs", json={"name": "法律", "description": "laws"})
+    assert created.status_code == 201 and created.json()["embed_model"] == "multilingual-e5-small"
+    assert [k["name"] for k in client.get("/kbs").json()] == ["法律"]
+    assert client.get("/kbs/法律").json()["description"] == "laws"
+    assert client.delete("/kbs/法律").status_code == 204
+    assert client.get("/kbs").json() == []
+
+
+def test_create_existing_kb_is_409(client):
+    client.post("/kbs", json={"name": "docs"})
+    assert_error(client.post("/kbs", json={"name": "docs"}), 409, "kb_exists")
+
+
+@pytest.mark.parametrize("body", [{"name": "bad name"}, {"name": ".hidden"}, {"name": ""}, {},
+                                  {"name": "ok", "embed_model": "nope"}, {"name": "ok", "vector_store": "milvus"},
+                                  {"name": "ok", "unexpected": 1}])
+def test_create_kb_with_bad_body_is_422(client, body):
+    assert_error(client.post("/kbs", json=body), 422)
+    assert client.get("/kbs").json() == []
+
+
+def test_unknown_kb_is_404_everywhere(client):
+    assert_error(client.get("/kbs/nope"), 404, "kb_not_found")
+    assert_error(client.delete("/kbs/nope"), 404)
+    assert_error(client.get("/kbs/nope/files"), 404)
+    assert_error(client.post("/kbs/nope/files", files=[("files", ("a.txt", b"x"))]), 404)
+    assert_error(client.post("/kbs/nope/search", json={"query": "x"}), 404)
+    assert_error(client.post("/kbs/nope/rebuild"), 404)
+    assert_error(client.delete("/kbs/nope/chunks/abc"), 404)
+
+
+# ----- uploads
+def test_upload_returns_results_and_kb_counts(client, kb):
+    response = client.post("/kbs/docs/files", files=[("files", ("劳动 合同.md", "# 标题\n\n劳动合同".encode()))],
+                           data={"chunk_size": "200", "chunk_overlap": "20"})
+    body = response.json()
+    assert body["results"] == [{"file_name": "劳动 合同.md", "status": "indexed", "chunks": 1, "error": ""}]
+    assert body["kb"]["file_count"] == 3
+    files = {f["file_name"]: f for f in client.get("/kbs/docs/files").json()}
+    assert files["劳动 合同.md"]["splitter"] == "structure-recursive:200/20:chars"
+
+
+def test_upload_stream_sends_progress_then_results_then_done(client, kb):
+    response = client.post("/kbs/docs/files", files=[("files", ("new.txt", "新的通知".encode()))],
+                           data={"stream": "true"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(response)
+    stages = [e["stage"] for e in events]
+    assert stages[0] == "file_start" and "file_done" in stages and stages[-2:] == ["done", "result"]
+    assert events[-1]["results"][0]["status"] == "indexed"
+
+
+def test_upload_reports_per_file_errors_inside_results(client, kb):
+    response = client.post("/kbs/docs/files", files=[("files", ("bad.pdf", b"not a pdf")),
+                                                     ("files", ("ok.txt", "好的".encode()))])
+    assert response.status_code == 200
+    statuses = {r["file_name"]: r["status"] for r in response.json()["results"]}
+    assert statuses == {"bad.pdf": "error", "ok.txt": "indexed"}
+
+
+def test_upload_larger_than_limit_is_413_and_stores_nothing(client, kb, tmp_path):
+    big = b"a" * (1024 * 1024 + 10)
+    assert_error(client.post("/kbs/docs/files", files=[("files", ("big.txt", big))]), 413, "payload_too_large")
+    assert "big.txt" not in {f["file_name"] for f in client.get("/kbs/docs/files").json()}
+    uploads = client.app.state.settings.paths.cache_dir / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+
+
+def test_upload_of_only_unsupported_types_is_415(client, kb):
+    assert_error(client.post("/kbs/docs/files", files=[("files", ("a.exe", b"MZ"))]), 415)
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "..\\evil.txt", "a/b.txt", ".env.txt", "CON.txt"])
+def test_upload_with_unsafe_file_name_is_422(client, kb, name, tmp_path):
+    assert_error(client.post("/kbs/docs/files", files=[("files", (name, b"x"))]), 422)
+    assert not (tmp_path / "knowledge_base" / "evil.txt").exists()
+    assert len(client.get("/kbs/docs/files").json()) == 2
+
+
+@pytest.mark.parametrize("data", [{"chunk_size": "abc"}, {"chunk_size": "5"}, {"chunk_overlap": "-1"},
+                                  {"chunk_size": "100", "chunk_overlap": "100"}, {"override": "maybe"},
+                                  {"stream": "true", "chunk_size": "5"}])
+def test_upload_with_bad_parameters_is_422(client, kb, data):
+    assert_error(client.post("/kbs/docs/files", files=[("files", ("c.txt", b"c"))], data=data), 422)
+
+
+def test_upload_needs_multipart_files(client, kb):
+    assert_error(client.post("/kbs/docs/files", json={"files": []}), 422)
+    assert_error(client.post("/kbs/docs/files", data={"override": "true"}), 422)
+    assert_error(client.post("/kbs/docs/files", files=[("files", ("d.txt", b"1")), ("files", ("d.txt", b"2"))]), 422)
+
+
+def test_upload_without_override_skips_existing_name(client, kb):
+    response = client.post("/kbs/docs/files", files=[("files", ("note.txt", "另一个版本".encode()))])
+    assert response.json()["results"][0]["status"] == "skipped"
+    assert client.get("/kbs/docs/files/note.txt/download").content == NOTE
+    replaced = client.post("/kbs/docs/files", files=[("files", ("note.txt", "另一个版本".encode()))],
+                           data={"override": "true"})
+    assert replaced.json()["results"][0]["status"] == "indexed"
+    assert client.get("/kbs/docs/files/note.txt/download").content == "另一个版本".encode()
+
+
+# ----- files
+def test_download_returns_the_stored_bytes(client, kb):
+    response = client.get("/kbs/docs/files/lease.txt/download")
+    assert response.status_code == 200 and response.content == LEASE
+    assert_error(client.get("/kbs/docs/files/absent.txt/download"), 404)
+    assert_error(client.get("/kbs/docs/files/.secret/download"), 422)
+
+
+def test_delete_file_then_its_chunks_are_gone(client, kb):
+    assert client.delete("/kbs/docs/files/lease.txt").status_code == 204
+    hits = client.post("/kbs/docs/search", json={"query": "rent", "mode": "bm25"}).json()
+    assert hits == []
+    assert client.delete("/kbs/docs/files/lease.txt?delete_content=true").status_code == 204
+    assert_error(client.delete("/kbs/docs/files/lease.txt"), 404)
+    assert_error(client.delete("/kbs/docs/files/lease.txt?delete_content=maybe"), 422)
+
+
+def test_reingest_file(client, kb):
+    response = client.post("/kbs/docs/files/note.txt/reingest")
+    assert response.status_code == 200 and response.json()["status"] == "indexed"
+    assert_error(client.post("/kbs/docs/files/absent.txt/reingest"), 404)
+
+
+# ----- chunks
+def test_list_edit_and_delete_chunks(client, kb):
+    chunks = client.get("/kbs/docs/files/note.txt/chunks").json()
+    assert chunks[0]["metadata"]["source"] == "note.txt"
+    doc_id = chunks[0]["doc_id"]
+    edited = client.put(f"/kbs/docs/chunks/{doc_id}", json={"text": "试用期最长六个月，工资不得低于八成。"})
+    assert edited.status_code == 200 and edited.json()["text"].startswith("试用期最长六个月")
+    assert_error(client.put(f"/kbs/docs/chunks/{doc_id}", json={"text": ""}), 422)
+    assert_error(client.put("/kbs/docs/chunks/missing", json={"text": "x"}), 404, "chunk_not_found")
+    assert client.delete(f"/kbs/docs/chunks/{doc_id}").status_code == 204
+    assert_error(client.delete(f"/kbs/docs/chunks/{doc_id}"), 404)
+    assert_error(client.get("/kbs/docs/files/absent.txt/chunks"), 404)
+
+
+# ----- search and rebuild
+def test_search_returns_ranked_hits_with_sources(client, kb):
+    hits = client.post("/kbs/docs/search", json={"query": "试用期多长", "top_k": 2}).json()
+    assert hits[0]["metadata"]["source"] == "note.txt" and hits[0]["rank"] == 1
+    assert 0.0 <= hits[0]["score"] <= 1.0
+    only = client.post("/kbs/docs/search", json={"query": "rent", "file_name": "lease.txt", "mode": "vector"}).json()
+    assert {h["metadata"]["source"] for h in only} == {"lease.txt"}
+
+
+@pytest.mark.parametrize("body", [{"query": ""}, {}, {"query": "x", "top_k": 0}, {"query": "x", "top_k": 101},
+                                  {"query": "x", "mode": "fuzzy"}, {"query": "x", "score_threshold": 2}])
+def test_search_with_bad_body_is_422(client, kb, body):
+    assert_error(client.post("/kbs/docs/search", json=body), 422)
+
+
+def test_search_in_unknown_file_is_404(client, kb):
+    assert_error(client.post("/kbs/docs/search", json={"query": "x", "file_name": "absent.txt"}), 404)
+
+
+def test_rebuild_streams_progress_and_keeps_search_working(client, kb):
+    response = client.post("/kbs/docs/rebuild")
+    events = sse_events(response)
+    assert [e["stage"] for e in events if e["stage"] == "file_done"] == ["file_done", "file_done"]
+    assert events[-1]["stage"] == "done"
+    hits = client.post("/kbs/docs/search", json={"query": "rent", "mode": "bm25"}).json()
+    assert hits[0]["metadata"]["source"] == "lease.txt"

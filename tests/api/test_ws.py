@@ -1,0 +1,158 @@
+"""The WebSocket chat at /ws/chat: tagged event frames, concurrency, bad frames, cancellation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from tests.api.transport_support import fake_llm_settings
+from tests.fakes.fake_openai import FakeOpenAI
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def slow():
+    """A second fake model, 'slow', for answers that must hang without touching the other's queue."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, fake, slow):
+    settings = fake_llm_settings(tmp_path_factory.mktemp("ws"), fake.base_url, server={"ws_max_requests": 3})
+    slow_model = settings.llm.models["fake"].model_copy(update={"base_url": slow.base_url})
+    settings.llm.models["slow"] = slow_model
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def receive_until_end(ws, request_id: str) -> list[dict]:
+    """Frames of one request, up to and including its done or error frame."""
+    frames = []
+    while True:
+        frame = ws.receive_json()
+        if frame.get("request_id") != request_id:
+            continue
+        frames.append(frame)
+        if frame["type"] in ("done", "error"):
+            return frames
+
+
+def next_frame(ws, *types: str, request_id: str | None = None) -> dict:
+    """The next frame of one of ``types`` (for ``request_id`` if given), skipping the running answers' frames."""
+    while True:
+        frame = ws.receive_json()
+        if frame["type"] in types and request_id in (None, frame.get("request_id")):
+            return frame
+
+
+def test_question_gets_accepted_then_tagged_events_ending_with_done(client, fake):
+    fake.queue("Hello over a socket.")
+    with client.websocket_connect("/ws/chat") as ws:
+        ws.send_json({"id": "q1", "query": "Say hello"})
+        frames = receive_until_end(ws, "q1")
+    assert frames[0] == {"type": "accepted", "request_id": "q1"}
+    assert all(f["request_id"] == "q1" for f in frames)
+    assert "".join(f["text"] for f in frames if f["type"] == "delta") == "Hello over a socket."
+    done = frames[-1]
+    assert done["type"] == "done" and done["conversation_id"] and done["message_id"]
+    assert fake.requests[-1]["messages"][-1]["content"] == "Say hello"
+
+
+def test_a_generated_request_id_comes_back_in_the_accepted_frame(client, fake):
+    fake.queue("Generated id answer.")
+    with client.websocket_connect("/ws/chat") as ws:
+        ws.send_text(json.dumps({"query": "No id here"}))
+        accepted = ws.receive_json()
+        assert accepted["type"] == "accepted" and accepted["request_id"]
+        frames = receive_until_end(ws, accepted["request_id"])
+    assert frames[-1]["type"] == "done"
+
+
+def test_concurrent_questions_on_one_socket_interleave_and_finish_independently(client, fake, slow):
+    # The first question's model call hangs; the second one must finish while it waits.
+    slow.queue_hang(3)
+    slow.queue("First answer.")
+    fake.queue("Second answer.")
+    with client.websocket_connect("/ws/chat") as ws:
+        ws.send_json({"id": "slow", "query": "First question", "model": "slow"})
+        assert ws.receive_json() == {"type": "accepted", "request_id": "slow"}
+        ws.send_json({"id": "fast", "query": "Second question"})
+        order, texts = [], {"slow": "", "fast": ""}
+        while len(order) < 2:
+            frame = ws.receive_json()
+            if frame["type"] == "delta":
+                texts[frame["request_id"]] += frame["text"]
+            if frame["type"] in ("done", "error"):
+                order.append((frame["request_id"], frame["type"]))
+    assert order == [("fast", "done"), ("slow", "done")]
+    assert texts == {"slow": "First answer.", "fast": "Second answer."}
+
+
+def test_bad_frames_get_error_frames_and_the_socket_stays_open(client, fake):
+    with client.websocket_connect("/ws/chat") as ws:
+        ws.send_text("this is not json")
+        error = ws.receive_json()
+        assert error["type"] == "error" and error["code"] == "invalid_input" and error["request_id"] is None
+        ws.send_json(["a", "list"])
+        assert ws.receive_json()["code"] == "invalid_input"
+        ws.send_json({"id": "no-query", "mode": "llm"})
+        error = ws.receive_json()
+        assert error == {**error, "type": "error", "code": "invalid_input", "request_id": "no-query"}
+        assert "query" in error["message"]
+        ws.send_json({"id": "bad-types", "query": "hi", "temperature": "hot", "mode": "telepathy"})
+        error = ws.receive_json()
+        assert error["request_id"] == "bad-types" and "temperature" in error["message"] and "mode" in error["message"]
+        ws.send_json({"id": {"nested": 1}, "query": "hi"})
+        assert ws.receive_json()["code"] == "invalid_input"
+        ws.send_json({"type": "dance", "id": "t", "query": "hi"})
+        assert ws.receive_json()["request_id"] == "t"
+        fake.queue("Still here.")
+        ws.send_json({"id": "good", "query": "Are you still there?"})
+        frames = receive_until_end(ws, "good")
+    assert "".join(f["text"] for f in frames if f["type"] == "delta") == "Still here."
+
+
+def test_failures_while_answering_end_with_an_error_frame(client):
+    with client.websocket_connect("/ws/chat") as ws:
+        ws.send_json({"id": "kb", "mode": "kb", "kb_name": "absent", "query": "anything"})
+        frames = receive_until_end(ws, "kb")
+    assert frames[-1]["type"] == "error" and frames[-1]["code"] == "not_found"
+    assert "absent" in frames[-1]["message"]
+
+
+def test_cancel_stops_a_running_answer(client, slow):
+    slow.queue_hang(30)
+    with client.websocket_connect("/ws/chat") as ws:
+        ws.send_json({"id": "long", "query": "Take your time", "model": "slow"})
+        assert ws.receive_json()["type"] == "accepted"
+        ws.send_json({"type": "cancel", "id": "long"})
+        frames = receive_until_end(ws, "long")
+        assert frames[-1]["type"] == "error" and frames[-1]["code"] == "cancelled"
+        assert not any(f["type"] == "done" for f in frames)
+        ws.send_json({"type": "cancel", "id": "long"})
+        assert ws.receive_json()["code"] == "not_found"
+
+
+def test_duplicate_running_ids_and_too_many_questions_are_refused(client, slow):
+    for _ in range(3):
+        slow.queue_hang(30)
+    with client.websocket_connect("/ws/chat") as ws:
+        for n in range(3):
+            ws.send_json({"id": f"r{n}", "query": "wait", "model": "slow"})
+            assert next_frame(ws, "accepted", "error")["type"] == "accepted"
+        ws.send_json({"id": "r0", "query": "again", "model": "slow"})
+        duplicate = next_frame(ws, "error", request_id="r0")
+        assert duplicate["code"] == "invalid_input" and duplicate["request_id"] == "r0"
+        assert "still running" in duplicate["message"]
+        ws.send_json({"id": "r3", "query": "one too many"})
+        refused = next_frame(ws, "error", request_id="r3")
+        assert refused["code"] == "too_many_requests" and refused["request_id"] == "r3"

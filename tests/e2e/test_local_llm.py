@@ -1,0 +1,132 @@
+"""The real llama_cpp.server with SmolLM2 behind kbchat's queueing proxy, used through the openai SDK."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+
+import openai
+import pytest
+
+from configs import Settings
+from server.cli import llm as llm_cli
+from server.llm.local.serve import ModelServer, ModelServerError
+from server.llm.registry import LLMRegistry
+from tests.fakes.fixtures import free_port
+
+pytestmark = pytest.mark.llm
+
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+
+
+def test_non_streaming_answer_through_openai_sdk(smollm2_server):
+    client = openai.OpenAI(base_url=smollm2_server.base_url, api_key="not-needed", max_retries=0, timeout=60)
+    result = client.chat.completions.create(model="smollm2-135m", messages=QUESTION, max_tokens=16, temperature=0)
+    assert result.choices[0].message.content.strip()
+    assert result.usage.prompt_tokens > 10 and 0 < result.usage.completion_tokens <= 16
+    assert [m.id for m in client.models.list().data] == ["smollm2-135m"]
+
+
+def test_streaming_answer_through_openai_sdk(smollm2_server):
+    client = openai.OpenAI(base_url=smollm2_server.base_url, api_key="not-needed", max_retries=0, timeout=60)
+    stream = client.chat.completions.create(
+        model="smollm2-135m", messages=QUESTION, max_tokens=16, temperature=0, stream=True
+    )
+    pieces, finish = [], None
+    for chunk in stream:
+        if chunk.choices:
+            pieces.append(chunk.choices[0].delta.content or "")
+            finish = chunk.choices[0].finish_reason or finish
+    assert len([p for p in pieces if p]) >= 2
+    assert "".join(pieces).strip() and finish in ("stop", "length")
+
+
+def test_registry_adapter_streams_from_local_model(smollm2_server, tmp_path):
+    settings = Settings(
+        paths={"data_root": tmp_path},
+        llm={"default_model": "smollm2-135m", "local": {"port": smollm2_server.port}},
+    )
+    model = LLMRegistry(settings).get()
+
+    async def run():
+        return [d async for d in model.stream(QUESTION, max_tokens=12, temperature=0)]
+
+    deltas = asyncio.run(run())
+    assert len(deltas) >= 2 and "".join(deltas).strip()
+
+
+def test_concurrent_chats_all_complete_without_interrupting_each_other(smollm2_server):
+    client = openai.AsyncOpenAI(base_url=smollm2_server.base_url, api_key="x", max_retries=0, timeout=120)
+
+    async def one(i: int) -> tuple[str, str | None]:
+        stream = await client.chat.completions.create(
+            model="smollm2-135m",
+            messages=[{"role": "user", "content": f"Count from {i} to {i + 5}."}],
+            max_tokens=20,
+            temperature=0,
+            stream=True,
+        )
+        text, finish = "", None
+        async for chunk in stream:
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+                finish = chunk.choices[0].finish_reason or finish
+        return text, finish
+
+    async def run():
+        try:
+            return await asyncio.gather(*(one(i) for i in range(4)))
+        finally:
+            await client.close()
+
+    results = asyncio.run(run())
+    # llama_cpp.server alone would cut earlier streams short when a new request arrives.
+    assert all(text.strip() and finish in ("stop", "length") for text, finish in results)
+
+
+def test_unloadable_gguf_fails_loudly_with_model_output(tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 256)
+    settings = Settings(paths={"data_root": tmp_path}, llm={"local": {"port": free_port(), "start_timeout": 60}})
+    server = ModelServer.for_gguf(settings, bad, "broken")
+    with pytest.raises(ModelServerError) as info:
+        server.start()
+    message = info.value.message
+    assert "exited with code" in message and str(bad) in message
+    assert "Last output:" in message and "Failed to load model" in message
+    assert server.process is not None and server.process.poll() is not None
+
+
+def test_busy_port_is_reported_before_loading(tmp_path, smollm2_server):
+    settings = Settings(paths={"data_root": tmp_path}, llm={"local": {"port": smollm2_server.port}})
+    server = ModelServer.for_gguf(settings, __file__, "x")
+    with pytest.raises(ModelServerError, match=f"cannot listen on 127.0.0.1:{smollm2_server.port}"):
+        server.start()
+    assert server.process is None
+
+
+def test_cli_serve_missing_gguf_exits_non_zero(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    llm_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["llm", "serve", "--gguf", str(tmp_path / "absent.gguf"), "--port", str(free_port())])
+    assert args.func(args, Settings(paths={"data_root": tmp_path})) == 1
+    assert "GGUF file not found" in capsys.readouterr().err
+
+
+def test_cli_serve_rejects_non_builtin_default_model(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    llm_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["llm", "serve"])
+    settings = Settings(
+        paths={"data_root": tmp_path},
+        llm={"default_model": "remote", "models": {"remote": {"kind": "openai_compatible", "base_url": "http://x/v1"}}},
+    )
+    assert args.func(args, settings) == 1
+    assert "'remote' is not a built-in local model" in capsys.readouterr().err
+
+
+def test_free_port_helper_returns_bindable_port():
+    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))

@@ -1,0 +1,395 @@
+"""Loaders: each format on a file generated here and on a real file from the shared data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from server.errors import InvalidInput, UnsupportedMediaType
+from server.knowledge_base.loaders import (
+    SUPPORTED_EXTENSIONS,
+    LoaderError,
+    UnreadableFile,
+    UnsupportedFileType,
+    load_file,
+    loader_name,
+)
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _pdf_with_text(lines: list[str]) -> bytes:
+    """A minimal one-page PDF whose text layer holds the given ASCII lines."""
+    ops = ["BT", "/F1 12 Tf", "72 720 Td", "14 TL"]
+    for line in lines:
+        ops.append(f"({line}) Tj T*")
+    ops.append("ET")
+    stream = "\n".join(ops).encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+# ------------------------------------------------------------ generated fixtures
+
+
+def test_txt_loads_whole_file_with_source_and_format(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("第一行\n\nsecond line", encoding="utf-8")
+    [doc] = load_file(path)
+    assert doc.text == "第一行\n\nsecond line"
+    assert doc.metadata == {"source": "notes.txt", "format": "txt"}
+
+
+def test_source_argument_overrides_the_file_name(tmp_path):
+    path = tmp_path / "stored.txt"
+    path.write_text("hello", encoding="utf-8")
+    assert load_file(path, source="sub/original.txt")[0].metadata["source"] == "sub/original.txt"
+
+
+def test_markdown_keeps_headings_drops_comments_and_sets_title(tmp_path):
+    path = tmp_path / "law.md"
+    path.write_text("# 中华人民共和国测试法\n\n<!-- INFO END -->\n\n## 第一章 总则\n\n第一条 内容。\n", encoding="utf-8")
+    [doc] = load_file(path)
+    assert doc.metadata["title"] == "中华人民共和国测试法"
+    assert "INFO END" not in doc.text
+    assert "## 第一章 总则" in doc.text and "第一条 内容。" in doc.text
+
+
+def test_csv_rows_render_as_column_value_pairs_with_detected_encoding(tmp_path):
+    path = tmp_path / "people.csv"
+    path.write_bytes("姓名,城市,年龄\n张三,北京,30\n李四,,25\n".encode("gbk"))
+    [doc] = load_file(path)
+    assert doc.text.splitlines() == ["姓名: 张三; 城市: 北京; 年龄: 30", "姓名: 李四; 年龄: 25"]
+
+
+def test_csv_with_semicolon_delimiter_is_sniffed(tmp_path):
+    path = tmp_path / "prices.csv"
+    path.write_text("item;price\napple;1,50\npear;2,00\n", encoding="utf-8")
+    [doc] = load_file(path)
+    assert doc.text.splitlines() == ["item: apple; price: 1,50", "item: pear; price: 2,00"]
+
+
+def test_json_is_pretty_printed_with_readable_chinese(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps({"问题": "什么是劳动合同？", "tags": ["法律", 1]}), encoding="utf-8")
+    [doc] = load_file(path)
+    assert '"问题": "什么是劳动合同？"' in doc.text
+    assert "\\u" not in doc.text and "\n  " in doc.text
+
+
+def test_jsonl_records_become_separate_paragraphs(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"q": "一"}\n\n{"q": "二"}\n', encoding="utf-8")
+    [doc] = load_file(path)
+    assert doc.text == '{\n  "q": "一"\n}\n\n{\n  "q": "二"\n}'
+
+
+def test_invalid_jsonl_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"ok": 1}\n{"broken": \n', encoding="utf-8")
+    with pytest.raises(UnreadableFile, match=r"'bad.jsonl'.*line 2"):
+        load_file(path)
+
+
+def test_invalid_json_is_a_422_error(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(LoaderError) as info:
+        load_file(path)
+    assert info.value.status == 422 and "bad.json" in info.value.message
+
+
+def test_html_drops_scripts_and_navigation_and_keeps_structure(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text(
+        "<html><head><title>Page title</title><style>p{color:red}</style></head><body>"
+        "<nav>Home | About</nav><script>var secret = 1;</script>"
+        "<h1>Main heading</h1><p>First <b>bold</b> paragraph.</p><h3>Sub heading</h3>"
+        "<ul><li>one</li><li>two</li></ul><div style='display:none'>hidden text</div>"
+        "<table><tr><th>Name</th><th>Value</th></tr><tr><td>a</td><td>1</td></tr></table>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    [doc] = load_file(path)
+    assert doc.metadata["title"] == "Page title"
+    assert "# Main heading\n\nFirst bold paragraph.\n\n### Sub heading" in doc.text
+    assert "- one\n- two" in doc.text
+    assert "| Name | Value |\n| a | 1 |" in doc.text
+    for gone in ("secret", "color:red", "Home | About", "hidden text"):
+        assert gone not in doc.text
+
+
+def test_pdf_text_layer_is_loaded_per_page(tmp_path):
+    path = tmp_path / "report.pdf"
+    path.write_bytes(_pdf_with_text(["Quarterly report", "Revenue grew by 12 percent."]))
+    [doc] = load_file(path)
+    assert doc.metadata["page"] == 1 and doc.metadata["format"] == "pdf"
+    assert "Quarterly report" in doc.text and "Revenue grew by 12 percent." in doc.text
+
+
+def test_pdf_without_text_layer_says_it_needs_ocr(tmp_path):
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    path = tmp_path / "scan.pdf"
+    with path.open("wb") as fh:
+        writer.write(fh)
+    with pytest.raises(UnreadableFile) as info:
+        load_file(path)
+    assert info.value.status == 422
+    assert "scan.pdf" in info.value.message and "no text layer" in info.value.message
+    assert "OCR" in info.value.message
+
+
+def test_docx_keeps_order_headings_lists_and_tables(tmp_path):
+    import docx
+
+    document = docx.Document()
+    document.add_heading("用户手册", level=1)
+    document.add_paragraph("第一段正文。")
+    document.add_heading("Installation", level=2)
+    document.add_paragraph("Run the installer.", style="List Bullet")
+    table = document.add_table(rows=2, cols=2)
+    for (r, c), value in {(0, 0): "名称", (0, 1): "数量", (1, 0): "苹果", (1, 1): "3"}.items():
+        table.cell(r, c).text = value
+    document.add_paragraph("After the table.")
+    path = tmp_path / "manual.docx"
+    document.save(path)
+    [doc] = load_file(path)
+    assert doc.text == (
+        "# 用户手册\n\n第一段正文。\n\n## Installation\n\n- Run the installer.\n\n"
+        "| 名称 | 数量 |\n| 苹果 | 3 |\n\nAfter the table."
+    )
+
+
+def test_xlsx_gives_one_doc_per_sheet_with_header_keys(tmp_path):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Sales"
+    sheet.append(["2024 sales report"])
+    sheet.append(["Region", "Units", "Date"])
+    sheet.append(["华东", 3.0, dt.datetime(2024, 1, 5)])
+    sheet.append(["North", 2.5, None])
+    workbook.create_sheet("Empty")
+    other = workbook.create_sheet("Notes")
+    other.append(["key", "value"])
+    other.append(["owner", "ops"])
+    path = tmp_path / "book.xlsx"
+    workbook.save(path)
+    docs = load_file(path)
+    assert [d.metadata["sheet"] for d in docs] == ["Sales", "Notes"]
+    assert docs[0].text.splitlines() == [
+        "2024 sales report",
+        "Region: 华东; Units: 3; Date: 2024-01-05",
+        "Region: North; Units: 2.5",
+    ]
+    assert docs[1].text == "key: owner; value: ops"
+
+
+def test_pptx_gives_one_doc_per_slide_with_title_text_table_and_notes(tmp_path):
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "季度回顾"
+    slide.placeholders[1].text_frame.text = "收入增长"
+    slide.notes_slide.notes_text_frame.text = "Mention the new office."
+    second = deck.slides.add_slide(deck.slide_layouts[5])
+    second.shapes.title.text = "Numbers"
+    table = second.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
+    for (r, c), value in {(0, 0): "Q1", (0, 1): "Q2", (1, 0): "10", (1, 1): "12"}.items():
+        table.cell(r, c).text = value
+    deck.slides.add_slide(deck.slide_layouts[6])  # blank slide: nothing to index
+    path = tmp_path / "deck.pptx"
+    deck.save(path)
+    docs = load_file(path)
+    assert [(d.metadata["slide"], d.metadata["title"]) for d in docs] == [(1, "季度回顾"), (2, "Numbers")]
+    assert docs[0].text == "季度回顾\n\n收入增长\n\nNotes: Mention the new office."
+    assert docs[1].text == "Numbers\n\n| Q1 | Q2 |\n| 10 | 12 |"
+
+
+def test_epub_chapters_follow_spine_order_with_markdown_headings(tmp_path):
+    from ebooklib import epub
+
+    book = epub.EpubBook()
+    book.set_identifier("kbchat-test")
+    book.set_title("Test Book")
+    book.set_language("zh")
+    first = epub.EpubHtml(title="One", file_name="z_one.xhtml", lang="zh")
+    first.content = "<html><body><h1>第一章 开始</h1><p>很久以前。</p></body></html>"
+    second = epub.EpubHtml(title="Two", file_name="a_two.xhtml", lang="zh")
+    second.content = "<html><body><h2>Chapter Two</h2><p>Later <i>on</i>.</p></body></html>"
+    book.add_item(first)
+    book.add_item(second)
+    book.toc = [first, second]
+    book.add_item(epub.EpubNcx())
+    book.add_item(epub.EpubNav())
+    book.spine = [first, second]
+    path = tmp_path / "book.epub"
+    epub.write_epub(str(path), book)
+    docs = load_file(path)
+    assert [d.text for d in docs] == ["# 第一章 开始\n\n很久以前。", "## Chapter Two\n\nLater on."]
+    assert [d.metadata["title"] for d in docs] == ["第一章 开始", "Chapter Two"]
+
+
+# ------------------------------------------------------------ errors
+
+
+def test_unsupported_extension_is_a_415_error_naming_the_file(tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"\xff\xd8\xff")
+    with pytest.raises(UnsupportedFileType) as info:
+        load_file(path)
+    assert isinstance(info.value, LoaderError) and isinstance(info.value, UnsupportedMediaType)
+    assert info.value.status == 415
+    assert "photo.jpg" in info.value.message and ".jpg" in info.value.message
+
+
+@pytest.mark.parametrize("ext", [".docx", ".xlsx", ".pptx", ".epub", ".pdf"])
+def test_corrupt_binary_files_are_422_errors_not_tracebacks(tmp_path, ext):
+    path = tmp_path / f"broken{ext}"
+    path.write_bytes(b"this is not really a document" * 10)
+    with pytest.raises(LoaderError) as info:
+        load_file(path)
+    assert isinstance(info.value, InvalidInput) and info.value.status == 422
+    assert f"broken{ext}" in info.value.message
+
+
+def test_zip_without_office_parts_is_a_422_error(tmp_path):
+    path = tmp_path / "fake.docx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hello.txt", "not a word document")
+    with pytest.raises(LoaderError, match="fake.docx"):
+        load_file(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n\t\n", b"\xef\xbb\xbf"])
+def test_empty_text_file_is_a_422_error(tmp_path, content):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(content)
+    with pytest.raises(UnreadableFile, match="contains no text"):
+        load_file(path)
+
+
+def test_missing_file_is_an_error(tmp_path):
+    with pytest.raises(UnreadableFile, match="not found"):
+        load_file(tmp_path / "nowhere.md")
+
+
+def test_supported_extensions_and_loader_names():
+    assert SUPPORTED_EXTENSIONS == {
+        ".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".json", ".jsonl", ".xlsx", ".pptx",
+        ".epub",
+    }  # fmt: skip
+    assert loader_name(".PDF") == "pdf:pypdf"
+    assert loader_name("docx") == loader_name(".docx")
+    with pytest.raises(UnsupportedFileType):
+        loader_name(".exe")
+
+
+# ------------------------------------------------------------ real files
+
+
+def _load(shared_data: Path, relative: str):
+    return load_file(shared_data / "docs" / relative)
+
+
+def test_real_docx_english_handbook(shared_data):
+    [doc] = _load(shared_data, "en/files/unstructured_handbook-1p.docx")
+    assert "CHAPTER 1 – INTRODUCTION" in doc.text
+    assert "The United States" in doc.text
+
+
+def test_real_docx_bilingual_with_headings_and_tables(shared_data):
+    [doc] = _load(shared_data, "zh/files/mineru_docx_01_bilingual.docx")
+    assert doc.text.startswith("# MinerU supports DOCX document parsing now")
+    assert "MinerU支持docx解析了" in doc.text
+    assert re.search(r"^## Many Tables$", doc.text, re.M)
+    assert len(re.findall(r"^\| .+ \|$", doc.text, re.M)) >= 8
+
+
+def test_real_pdf_chinese_comes_out_as_cjk(shared_data):
+    docs = _load(shared_data, "zh/files/pymupdf_chinese-tables.pdf")
+    text = "".join(d.text for d in docs)
+    assert "发行人历史信用评级情况" in text
+    assert len(CJK.findall(text)) > 300
+    assert docs[0].metadata["page"] == 1
+
+
+def test_real_pdf_english_transcript(shared_data):
+    docs = _load(shared_data, "en/files/pdfplumber_scotus-transcript-p1.pdf")
+    assert "Official" in docs[0].text and docs[0].metadata["page"] == 1
+
+
+def test_real_scanned_pdf_is_a_clear_error(shared_data):
+    with pytest.raises(UnreadableFile, match=r"mineru_small_ocr_scanned\.pdf.*no text layer.*OCR"):
+        _load(shared_data, "zh/files/mineru_small_ocr_scanned.pdf")
+
+
+def test_real_xlsx_sheets_use_the_header_row(shared_data):
+    docs = _load(shared_data, "en/files/unstructured_stanley-cups.xlsx")
+    assert [d.metadata["sheet"] for d in docs] == ["Stanley Cups", "Stanley Cups Since 67"]
+    assert "Team: Maple Leafs; Location: TOR; Stanley Cups: 13" in docs[0].text
+
+
+def test_real_pptx_slides(shared_data):
+    docs = _load(shared_data, "en/files/unstructured_sample-presentation.pptx")
+    assert [d.metadata["slide"] for d in docs] == [1, 2, 3, 4]
+    assert docs[1].metadata["title"] == "This is the first content slide"
+    assert "| 1 | A1 | B1 | C1 |" in docs[3].text
+
+
+def test_real_epub_chapters(shared_data):
+    docs = _load(shared_data, "en/files/unstructured_winter-sports.epub")
+    assert len(docs) >= 5
+    assert all("chapter" in d.metadata for d in docs)
+    assert [d.metadata["chapter"] for d in docs] == sorted(d.metadata["chapter"] for d in docs)
+    assert any(re.search(r"^#{1,6} ", d.text, re.M) for d in docs)
+    assert "Switzerland" in docs[0].text
+
+
+def test_real_html_10k(shared_data):
+    [doc] = _load(shared_data, "en/files/unstructured_example-10k-1p.html")
+    assert "SECURITIES EXCHANGE" in doc.text
+    assert "<" not in doc.text.replace("<=", "")
+
+
+def test_real_chinese_csv(shared_data):
+    [doc] = _load(shared_data, "zh/files/chatchat_langchain-ChatGLM_closed.csv")
+    lines = doc.text.splitlines()
+    assert len(lines) >= 170
+    assert lines[0].startswith("column 1: 0; title: ")
+    assert CJK.search(doc.text)
+
+
+def test_real_markdown_law(shared_data):
+    [doc] = _load(shared_data, "zh/laws/社会法_劳动法(2018-12-29).md")
+    assert doc.metadata["title"] == "中华人民共和国劳动法"
+    assert "第一条 为了保护劳动者的合法权益" in doc.text
+    assert "INFO END" not in doc.text

@@ -1,0 +1,266 @@
+"""KnowledgeBaseManager: ingestion, search, files, chunks, failures that lose nothing, and name checks."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from configs import Settings
+from server.db import Database
+from server.errors import Conflict, InvalidInput, NotFound, UnsupportedMediaType
+from server.knowledge_base.manager import KnowledgeBaseManager
+from server.knowledge_base.names import validate_file_name, validate_kb_name
+from server.knowledge_base.vector_store import EmbedModelMismatch
+
+CONTRACT = "第十条 建立劳动关系，应当订立书面劳动合同。\n\n第十九条 试用期最长不得超过六个月。".encode()
+TRAFFIC = "# 道路交通\n\n## 第四章 道路通行规定\n\n机动车、非机动车实行右侧通行。饮酒后不得驾驶机动车。".encode()
+ENGLISH = b"The tenant must pay the rent on the first day of every month.\n\nPets are not allowed."
+
+
+@pytest.fixture
+def manager(tmp_path, tmp_path_factory):
+    cache = tmp_path_factory.getbasetemp() / "kb-embedding-cache"
+    settings = Settings(paths={"data_root": tmp_path, "cache_dir": cache})
+    db = Database(settings.paths.database_url)
+    db.create_tables()
+    mgr = KnowledgeBaseManager(settings, db)
+    yield mgr
+    mgr.close()
+    db.dispose()
+
+
+@pytest.fixture
+def filled(manager):
+    manager.create_kb("docs", "test documents")
+    results = manager.add_files("docs", [("劳动.txt", CONTRACT), ("traffic.md", TRAFFIC), ("lease.txt", ENGLISH)])
+    assert [r.status for r in results] == ["indexed"] * 3
+    return manager
+
+
+@pytest.fixture
+def encode_calls(manager, monkeypatch):
+    embedder = manager.embeddings.get(None)
+    calls: list[str] = []
+    real = embedder._encode
+
+    def counting(texts, *, is_query):
+        if not is_query:
+            calls.extend(texts)
+        return real(texts, is_query=is_query)
+
+    monkeypatch.setattr(embedder, "_encode", counting)
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["vector", "bm25", "hybrid"])
+def test_ingested_files_are_found_by_search(filled, mode):
+    hits = filled.search("docs", "喝了酒能开车吗 饮酒 驾驶", mode=mode, top_k=2)
+    assert hits[0].metadata["source"] == "traffic.md"
+    assert hits[0].metadata["heading_path"][-1] == "第四章 道路通行规定"
+    assert "饮酒" in hits[0].text and not hits[0].text.startswith("道路交通")  # stored text has no heading prefix
+    english = filled.search("docs", "when is the rent due", mode=mode, top_k=1)
+    assert english[0].metadata["source"] == "lease.txt"
+
+
+def test_counts_are_kept_for_knowledge_base_and_files(filled):
+    info = filled.get_kb("docs")
+    files = {f.file_name: f for f in filled.list_files("docs")}
+    assert info.file_count == 3 and info.chunk_count == sum(f.chunk_count for f in files.values())
+    assert files["劳动.txt"].status == "indexed" and files["劳动.txt"].loader == "text"
+    assert files["劳动.txt"].splitter == "structure-recursive:500/50:chars"
+
+
+def test_unchanged_file_is_skipped_and_override_reuses_cached_vectors(filled, encode_calls):
+    skipped = filled.add_files("docs", [("劳动.txt", CONTRACT)])
+    assert skipped[0].status == "skipped" and "unchanged" in skipped[0].error
+    redone = filled.add_files("docs", [("劳动.txt", CONTRACT)], override=True)
+    assert redone[0].status == "indexed"
+    assert encode_calls == []  # same chunk texts: every vector came from the cache
+    assert filled.get_kb("docs").chunk_count == sum(f.chunk_count for f in filled.list_files("docs"))
+
+
+def test_different_file_with_same_name_needs_override(filled):
+    result = filled.add_files("docs", [("劳动.txt", "完全不同的内容。".encode())])[0]
+    assert result.status == "skipped" and "override" in result.error
+    assert filled.file_path("docs", "劳动.txt").read_bytes() == CONTRACT
+
+
+def test_failed_override_keeps_previous_file_and_chunks(filled):
+    filled.add_files("docs", [("data.json", json.dumps({"title": "保修期", "body": "保修期为两年"}).encode())])
+    before = filled.list_chunks("docs", "data.json")
+    result = filled.add_files("docs", [("data.json", b"{broken json")], override=True)[0]
+    assert result.status == "error" and "data.json" in result.error
+    assert filled.file_path("docs", "data.json").read_bytes().startswith(b'{"title"')
+    assert [c.doc_id for c in filled.list_chunks("docs", "data.json")] == [c.doc_id for c in before]
+    assert filled.search("docs", "保修期", mode="bm25")[0].metadata["source"] == "data.json"
+
+
+def test_one_bad_file_does_not_stop_the_batch(filled):
+    batch = [("broken.pdf", b"not a pdf"), ("tool.exe", b"MZ"), ("ok.txt", "正常的文件".encode())]
+    results = filled.add_files("docs", batch)
+    statuses = {r.file_name: r.status for r in results}
+    assert statuses == {"broken.pdf": "error", "tool.exe": "error", "ok.txt": "indexed"}
+    files = {f.file_name: f for f in filled.list_files("docs")}
+    assert files["broken.pdf"].status == "error" and "broken.pdf" in files["broken.pdf"].error
+    assert "tool.exe" not in files  # unsupported files are never stored
+
+
+def test_batch_of_only_unsupported_files_is_refused(filled):
+    with pytest.raises(UnsupportedMediaType):
+        filled.add_files("docs", [("a.exe", b"x"), ("b.bin", b"y")])
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "/etc/passwd.txt", "a/b.txt", "a\\b.txt", "nul\x00.txt", ".hidden.txt",
+                                  "", "CON.txt", "x" * 300 + ".txt", "line\nbreak.txt"])
+def test_unsafe_file_names_are_refused_before_storing(filled, name):
+    with pytest.raises(InvalidInput):
+        filled.add_files("docs", [(name, b"text")])
+    assert not (filled.kb_root / "evil.txt").exists()
+
+
+def test_chinese_and_spaced_file_names_are_allowed():
+    assert validate_file_name("劳动合同 说明(2024).txt") == "劳动合同 说明(2024).txt"
+
+
+@pytest.mark.parametrize("name", ["", ".hidden", "a/b", "a b", "x" * 51, "..", "名字?"])
+def test_bad_kb_names_are_refused(name):
+    with pytest.raises(InvalidInput):
+        validate_kb_name(name)
+
+
+def test_kb_names_allow_cjk_digits_and_punctuation():
+    assert validate_kb_name("法律_2024-v1.0") == "法律_2024-v1.0"
+
+
+def test_create_kb_errors(manager):
+    manager.create_kb("k1")
+    with pytest.raises(Conflict):
+        manager.create_kb("k1")
+    with pytest.raises(InvalidInput):
+        manager.create_kb("k2", embed_model="no-such-model")
+    with pytest.raises(InvalidInput):
+        manager.create_kb("k3", vector_store="milvus")
+    assert [kb.name for kb in manager.list_kbs()] == ["k1"]
+
+
+def test_unknown_kb_is_not_found(manager):
+    for call in (lambda: manager.get_kb("nope"), lambda: manager.search("nope", "q"),
+                 lambda: manager.add_files("nope", [("a.txt", b"x")]), lambda: manager.delete_kb("nope")):
+        with pytest.raises(NotFound):
+            call()
+
+
+def test_delete_file_removes_chunks_and_optionally_the_file(filled):
+    filled.delete_file("docs", "traffic.md")
+    assert all(h.metadata["source"] != "traffic.md" for h in filled.search("docs", "饮酒 驾驶", top_k=10))
+    assert filled.file_path("docs", "traffic.md").is_file()
+    assert {f.file_name: f.status for f in filled.list_files("docs")}["traffic.md"] == "pending"
+    filled.delete_file("docs", "traffic.md", delete_content=True)
+    with pytest.raises(NotFound):
+        filled.file_path("docs", "traffic.md")
+    with pytest.raises(NotFound):
+        filled.delete_file("docs", "traffic.md")
+
+
+def test_chunks_can_be_listed_edited_and_deleted(filled):
+    chunks = filled.list_chunks("docs", "lease.txt")
+    assert chunks and chunks[0].metadata["chunk_index"] == 0
+    edited = filled.update_chunk("docs", chunks[0].doc_id, "Dogs and cats may stay in the garden flat.")
+    assert edited.doc_id == chunks[0].doc_id and edited.metadata["source"] == "lease.txt"
+    hits = filled.search("docs", "garden flat", mode="bm25", top_k=1)
+    assert hits[0].doc_id == chunks[0].doc_id
+    filled.delete_chunk("docs", chunks[0].doc_id)
+    assert chunks[0].doc_id not in {c.doc_id for c in filled.list_chunks("docs", "lease.txt")}
+    assert filled.get_kb("docs").chunk_count == sum(f.chunk_count for f in filled.list_files("docs"))
+    with pytest.raises(NotFound):
+        filled.update_chunk("docs", "missing", "text")
+    with pytest.raises(InvalidInput):
+        filled.update_chunk("docs", chunks[-1].doc_id, "   ")
+
+
+def test_stored_only_files_have_no_chunks(manager):
+    manager.create_kb("k")
+    result = manager.add_files("k", [("a.txt", "只保存不索引".encode())], to_vector_store=False)[0]
+    assert result.status == "stored" and result.chunks == 0
+    assert manager.search("k", "保存", mode="bm25") == []
+    assert manager.reingest_file("k", "a.txt").status == "indexed"
+    assert manager.search("k", "保存", mode="bm25")[0].metadata["source"] == "a.txt"
+
+
+def test_rebuild_recreates_a_lost_vector_store(filled):
+    import shutil
+
+    shutil.rmtree(filled.store_dir("docs"))
+    filled.pool.clear()
+    assert filled.search("docs", "rent") == []
+    events = []
+    results = filled.rebuild("docs", events.append)
+    assert {r.status for r in results} == {"indexed"}
+    assert filled.search("docs", "rent", top_k=1)[0].metadata["source"] == "lease.txt"
+    assert events[-1].stage == "done" and events[-1].files_done == 3
+
+
+def test_store_built_with_another_model_is_refused(filled):
+    from server.db import kb_repository as repo
+
+    filled.db.run(repo.update_kb, "docs", embed_model="all-MiniLM-L6-v2")
+    filled.pool.clear()
+    with pytest.raises(EmbedModelMismatch) as info:
+        filled.search("docs", "rent")
+    assert "multilingual-e5-small" in info.value.message
+
+
+def test_progress_events_follow_files_and_chunks(manager):
+    manager.create_kb("k")
+    events = []
+    manager.add_files("k", [("a.txt", CONTRACT), ("b.txt", ENGLISH)], progress=events.append)
+    stages = [e.stage for e in events]
+    assert stages[0] == "file_start" and stages[-1] == "done" and "chunks" in stages
+    assert [e.files_done for e in events if e.stage == "file_done"] == [1, 2]
+    assert all(e.files_total == 2 for e in events)
+
+
+def test_search_rejects_bad_parameters(filled):
+    for kwargs in ({"query": ""}, {"query": "x", "top_k": 0}, {"query": "x", "mode": "magic"},
+                   {"query": "x", "score_threshold": 1.5}):
+        with pytest.raises(InvalidInput):
+            filled.search("docs", **kwargs)
+    with pytest.raises(NotFound):
+        filled.search("docs", "x", file_name="absent.txt")
+
+
+def test_delete_kb_removes_its_folder(filled):
+    folder = filled.kb_dir("docs")
+    filled.delete_kb("docs")
+    assert not folder.exists() and filled.list_kbs() == []
+    filled.create_kb("docs")  # the name is free again, with an empty store
+    assert filled.search("docs", "rent") == []
+
+
+def test_concurrent_ingestion_and_search_stay_consistent(filled):
+    errors: list[BaseException] = []
+
+    def add(i: int) -> None:
+        try:
+            filled.add_files("docs", [(f"note{i}.txt", f"第{i}号通知：会议改到星期{i}。".encode())])
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    def search() -> None:
+        try:
+            for _ in range(5):
+                filled.search("docs", "会议通知", mode="bm25")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(3)] + [threading.Thread(target=search)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    files = filled.list_files("docs")
+    assert filled.get_kb("docs").chunk_count == sum(f.chunk_count for f in files)
+    assert len(filled.search("docs", "会议通知", mode="bm25", top_k=10)) == 3

@@ -1,0 +1,227 @@
+"""The FAISS store: search and scores, deletion by file, persistence, crash-safe saves, model checks, the pool."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import faiss
+import numpy as np
+import pytest
+
+from server.knowledge_base.store_pool import StorePool
+from server.knowledge_base.vector_store import (
+    EmbedModelMismatch,
+    FaissStore,
+    StoreUnreadable,
+    check_kind,
+    open_store,
+)
+from server.knowledge_base.vector_store import versions
+from server.errors import InvalidInput
+
+DIM = 8
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.zeros(DIM, dtype=np.float32)
+    vector[: len(values)] = values
+    return vector / np.linalg.norm(vector)
+
+
+def make_store(tmp_path, model: str = "model-a") -> FaissStore:
+    return open_store("faiss", tmp_path / "vs", "kb", model)
+
+
+def fill(store: FaissStore) -> None:
+    docs = [
+        ("a0", "apples grow on trees", {"source": "a.txt", "chunk_index": 0}),
+        ("a1", "apple pie recipe", {"source": "a.txt", "chunk_index": 1}),
+        ("b0", "bananas are yellow", {"source": "b.txt", "chunk_index": 0}),
+    ]
+    store.add(docs, np.stack([unit(1, 0), unit(1, 1), unit(0, 1)]))
+
+
+def test_vector_search_ranks_by_cosine_and_reports_max_zero_cosine(tmp_path):
+    store = make_store(tmp_path)
+    fill(store)
+    store.add([("neg", "opposite", {"source": "c.txt"})], unit(-1, 0)[None, :])
+    hits = store.vector_search(unit(1, 0), 10)
+    assert [d.doc_id for d, _ in hits] == ["a0", "a1", "b0", "neg"]
+    scores = dict((d.doc_id, s) for d, s in hits)
+    assert scores["a0"] == pytest.approx(1.0, abs=1e-6)
+    assert scores["a1"] == pytest.approx(np.sqrt(0.5), abs=1e-6)
+    assert scores["b0"] == pytest.approx(0.0, abs=1e-6)
+    assert scores["neg"] == 0.0  # cosine -1 is clamped to 0
+
+
+def test_vector_search_restricted_to_one_file(tmp_path):
+    store = make_store(tmp_path)
+    fill(store)
+    hits = store.vector_search(unit(1, 0), 5, source="b.txt")
+    assert [d.doc_id for d, _ in hits] == ["b0"]
+    assert store.vector_search(unit(1, 0), 5, source="missing.txt") == []
+
+
+def test_delete_source_removes_every_chunk_of_a_file(tmp_path):
+    store = make_store(tmp_path)
+    fill(store)
+    removed = store.delete_source("a.txt")
+    assert sorted(removed) == ["a0", "a1"]
+    assert [d.doc_id for d, _ in store.vector_search(unit(1, 0), 5)] == ["b0"]
+    assert store.bm25_search("apple", 5) == []
+    assert store.sources() == {"b.txt"}
+
+
+def test_update_replaces_text_and_vector_but_keeps_doc_id_and_metadata(tmp_path):
+    store = make_store(tmp_path)
+    fill(store)
+    store.update("b0", "cherries are red", unit(1, 0))
+    doc = store.get("b0")
+    assert doc.text == "cherries are red" and doc.metadata == {"source": "b.txt", "chunk_index": 0}
+    assert store.bm25_search("cherries", 5)[0][0].doc_id == "b0"
+    top = store.vector_search(unit(1, 0), 2)
+    assert {d.doc_id for d, _ in top} == {"a0", "b0"}
+
+
+def test_saved_store_loads_with_docs_vectors_and_bm25(tmp_path):
+    store = make_store(tmp_path)
+    fill(store)
+    store.save()
+    again = make_store(tmp_path)
+    assert len(again) == 3 and again.dim == DIM
+    assert [d.doc_id for d, _ in again.vector_search(unit(0, 1), 1)] == ["b0"]
+    assert again.bm25_search("bananas yellow", 5)[0][0].doc_id == "b0"
+    assert [d.doc_id for d in again.docs_for_source("a.txt")] == ["a0", "a1"]
+    # New ids never reuse old ones after a reload.
+    again.add([("c0", "cherry", {"source": "c.txt"})], unit(0, 0, 1)[None, :])
+    assert again.get("c0").id > max(again.get(d).id for d in ("a0", "a1", "b0"))
+
+
+def test_sidecar_records_model_and_dimension(tmp_path):
+    store = make_store(tmp_path)
+    fill(store)
+    store.save()
+    current = (tmp_path / "vs" / "CURRENT").read_text()
+    sidecar = json.loads((tmp_path / "vs" / current / "store.json").read_text())
+    assert sidecar["embed_model"] == "model-a" and sidecar["dim"] == DIM and sidecar["count"] == 3
+
+
+def test_loading_with_another_embedding_model_is_refused(tmp_path):
+    store = make_store(tmp_path)
+    fill(store)
+    store.save()
+    with pytest.raises(EmbedModelMismatch) as info:
+        make_store(tmp_path, model="model-b")
+    assert "model-a" in info.value.message and "--recreate-vs" in info.value.message
+    assert info.value.status == 409
+
+
+def test_vectors_of_another_dimension_are_refused(tmp_path):
+    store = make_store(tmp_path)
+    fill(store)
+    with pytest.raises(EmbedModelMismatch):
+        store.add([("x", "x", {"source": "x.txt"})], np.ones((1, DIM + 1), dtype=np.float32))
+    with pytest.raises(EmbedModelMismatch):
+        store.vector_search(np.ones(DIM * 2, dtype=np.float32), 3)
+    assert len(store) == 3
+
+
+def test_crash_while_writing_the_index_keeps_the_previous_version(tmp_path, monkeypatch):
+    store = make_store(tmp_path)
+    fill(store)
+    store.save()
+    store.delete_source("a.txt")
+    real_write = faiss.write_index
+
+    def write_then_die(index, path):
+        real_write(index, path)  # the temporary file exists when the "crash" happens
+        raise OSError("disk full")
+
+    monkeypatch.setattr(faiss, "write_index", write_then_die)
+    with pytest.raises(OSError):
+        store.save()
+    monkeypatch.undo()
+    again = make_store(tmp_path)
+    assert len(again) == 3 and again.get("a0") is not None
+    assert [p.name for p in (tmp_path / "vs").iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_crash_before_switching_versions_keeps_the_previous_version(tmp_path, monkeypatch):
+    store = make_store(tmp_path)
+    fill(store)
+    store.save()
+    store.delete_source("b.txt")
+    real_replace = os.replace
+
+    def fail_on_pointer(src, dst):
+        if str(dst).endswith("CURRENT"):
+            raise OSError("power cut")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(versions.os, "replace", fail_on_pointer)
+    with pytest.raises(OSError):
+        store.save()
+    monkeypatch.undo()
+    again = make_store(tmp_path)
+    assert len(again) == 3 and again.get("b0") is not None
+    # The next successful save wins and leaves a single version behind.
+    again.delete_source("b.txt")
+    again.save()
+    folders = [p.name for p in (tmp_path / "vs").iterdir() if p.is_dir()]
+    assert len(folders) == 1
+    assert len(make_store(tmp_path)) == 2
+
+
+def test_unreadable_store_names_the_fix(tmp_path):
+    store = make_store(tmp_path)
+    fill(store)
+    store.save()
+    current = (tmp_path / "vs" / "CURRENT").read_text()
+    (tmp_path / "vs" / current / "docs.jsonl").write_text("{not json\n")
+    with pytest.raises(StoreUnreadable) as info:
+        make_store(tmp_path)
+    assert "--recreate-vs" in info.value.message
+
+
+def test_bm25_index_is_rebuilt_when_missing_from_disk(tmp_path):
+    store = make_store(tmp_path)
+    fill(store)
+    store.save()
+    current = (tmp_path / "vs" / "CURRENT").read_text()
+    for path in (tmp_path / "vs" / current / "bm25").iterdir():
+        if path.is_file():
+            path.unlink()
+    again = make_store(tmp_path)
+    assert again.bm25_search("bananas", 3)[0][0].doc_id == "b0"
+
+
+def test_empty_store_saves_and_loads(tmp_path):
+    store = make_store(tmp_path)
+    fill(store)
+    store.clear()
+    store.save()
+    again = make_store(tmp_path)
+    assert len(again) == 0 and again.vector_search(unit(1), 3) == [] and again.bm25_search("apple", 3) == []
+
+
+def test_unknown_vector_store_kind_is_invalid_input():
+    with pytest.raises(InvalidInput):
+        check_kind("milvus")
+
+
+def test_pool_evicts_least_recently_used_store(tmp_path):
+    opened = []
+
+    def opener(kb):
+        opened.append(kb)
+        return open_store("faiss", tmp_path / kb, kb, "m")
+
+    pool = StorePool(2, opener)
+    a = pool.get("a")
+    pool.get("b")
+    assert pool.get("a") is a  # hit: "a" becomes most recent
+    pool.get("c")  # evicts "b"
+    assert pool.loaded() == ["a", "c"]
+    pool.get("b")
+    assert opened == ["a", "b", "c", "b"]

@@ -1,0 +1,164 @@
+"""Drawing one chat message: text, sources, agent steps, details and thumbs feedback."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import streamlit as st
+
+from webui_pages.api_client import ApiError
+from webui_pages.common import UIContext, escape_markdown, flash, show_error
+
+SOURCE_PREVIEW_CHARS = 700
+# The code the API stores on an answer the user stopped: not an error, so not shown as one.
+STOPPED_CODE = "cancelled"
+# st.feedback("thumbs") reports 0 for thumbs-down and 1 for thumbs-up.
+THUMB_TO_SCORE = {0: "down", 1: "up"}
+SCORE_TO_THUMB = {"down": 0, "up": 1, -1: 0, 1: 1}
+
+
+def feedback_of(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The message's stored feedback as ``{"score": "up"|"down", "reason": str}``, if any."""
+    feedback = message.get("feedback") or (message.get("meta") or {}).get("feedback")
+    if not isinstance(feedback, dict) or feedback.get("score") is None:
+        return None
+    thumb = SCORE_TO_THUMB.get(feedback["score"])
+    if thumb is None:
+        return None
+    return {"score": THUMB_TO_SCORE[thumb], "reason": feedback.get("reason") or ""}
+
+
+def _source_file_name(source: dict[str, Any]) -> str:
+    name = source.get("file") or ""
+    if not name and source.get("url"):
+        name = unquote(posixpath.basename(urlparse(source["url"]).path))
+    return name or "source"
+
+
+def render_sources(ctx: UIContext, sources: list[dict[str, Any]], key_prefix: str, expanded: bool = False) -> None:
+    if not sources:
+        return
+    t = ctx.t
+    with st.expander(t("msg.sources", n=len(sources)), icon=":material/library_books:", expanded=expanded):
+        for pos, source in enumerate(sources):
+            index = source.get("index", pos + 1)
+            name = _source_file_name(source)
+            head = [f"**[{index}] {escape_markdown(name)}**"]
+            if source.get("location"):
+                head.append(escape_markdown(str(source["location"])))
+            if source.get("score") is not None:
+                head.append(f"{t('msg.score')} {float(source['score']):.2f}")
+            if source.get("kb"):
+                head.append(f"{t('msg.kb')} {escape_markdown(str(source['kb']))}")
+            text_col, link_col = st.columns([6, 1], vertical_alignment="top")
+            text_col.markdown(" · ".join(head))
+            snippet = str(source.get("text") or "")
+            if len(snippet) > SOURCE_PREVIEW_CHARS:
+                snippet = snippet[:SOURCE_PREVIEW_CHARS] + "…"
+            lines = [escape_markdown(line.strip()) for line in snippet.splitlines() if line.strip()]
+            text_col.caption("  \n".join(lines))
+            url = source.get("url")
+            if url and url.startswith(("http://", "https://")):
+                link_col.link_button(t("msg.open"), url, icon=":material/open_in_new:")
+            elif url:
+                # The API may need a key the browser does not have: fetch through the client on click.
+                link_col.download_button(
+                    t("msg.download"),
+                    data=lambda url=url: ctx.api.fetch_bytes(url),
+                    file_name=name.rsplit("/", 1)[-1],
+                    key=f"src_{key_prefix}_{pos}",
+                    icon=":material/download:",
+                    on_click="ignore",
+                )
+
+
+def render_tools(ctx: UIContext, tools: list[dict[str, Any]], expanded: bool = False) -> None:
+    if not tools:
+        return
+    with st.expander(ctx.t("msg.tools", n=len(tools)), icon=":material/build:", expanded=expanded):
+        for step, tool in enumerate(tools, 1):
+            mark = ":material/cancel:" if tool.get("error") else ":material/check_circle:"
+            st.markdown(f"{mark} **{step}. `{tool.get('tool', '?')}`**")
+            st.caption(ctx.t("msg.tool_input"))
+            st.code(str(tool.get("input") or ""), language=None, wrap_lines=True)
+            st.caption(ctx.t("msg.tool_output"))
+            st.code(str(tool.get("output") or ""), language=None, wrap_lines=True)
+
+
+def _send_feedback(ctx: UIContext, message_id: str) -> None:
+    thumb = st.session_state.get(f"fb_{message_id}")
+    if thumb is None:
+        return  # un-selecting a thumb: the earlier rating stays on the server
+    reason = (st.session_state.get(f"fbr_{message_id}") or "").strip()
+    try:
+        ctx.api.send_feedback(message_id, THUMB_TO_SCORE[thumb], reason)
+        flash("ok", ctx.t("fb.saved"))
+    except ApiError as err:
+        flash("error", f"{ctx.t('fb.failed')}: {err.message}")
+
+
+def render_feedback(ctx: UIContext, message: dict[str, Any]) -> None:
+    t = ctx.t
+    message_id = message["id"]
+    stored = feedback_of(message)
+    cols = st.columns([1, 1.4, 7.6], vertical_alignment="center")
+    with cols[0]:
+        st.feedback(
+            "thumbs",
+            key=f"fb_{message_id}",
+            default=SCORE_TO_THUMB.get(stored["score"]) if stored else None,
+            on_change=_send_feedback,
+            args=(ctx, message_id),
+        )
+    if st.session_state.get(f"fb_{message_id}") is None and not stored:
+        return
+    with cols[1].popover(t("fb.reason_button"), icon=":material/chat:"):
+        st.text_input(
+            t("fb.reason"), value=stored["reason"] if stored else "", key=f"fbr_{message_id}",
+            placeholder=t("fb.reason_placeholder"), max_chars=1000,
+        )
+        st.button(t("fb.send"), key=f"fbs_{message_id}", on_click=_send_feedback, args=(ctx, message_id))
+    if stored:
+        label = t("fb.given_up") if stored["score"] == "up" else t("fb.given_down")
+        reason = f" · “{escape_markdown(stored['reason'])}”" if stored["reason"] else ""
+        cols[2].caption(f"{label}{reason}")
+
+
+def render_details(ctx: UIContext, message: dict[str, Any]) -> None:
+    meta = message.get("meta") or {}
+    bits = []
+    if meta.get("model"):
+        bits.append(f":material/smart_toy: {escape_markdown(str(meta['model']))}")
+    mode = message.get("mode") or meta.get("mode")
+    if mode:
+        bits.append(ctx.t(f"mode.{mode}", default=str(mode)))
+    if meta.get("latency_ms") is not None:
+        bits.append(f":material/timer: {float(meta['latency_ms']) / 1000:.1f} s")
+    if meta.get("incomplete"):
+        bits.append(f":material/stop_circle: {ctx.t('msg.incomplete')}")
+    if bits:
+        st.caption(" · ".join(bits))
+
+
+def render_message(ctx: UIContext, message: dict[str, Any]) -> None:
+    """One stored message of the conversation, as the server returned it."""
+    role = "user" if message.get("role") == "user" else "assistant"
+    with st.chat_message(role):
+        if message.get("content") or role != "assistant":
+            st.markdown(message.get("content") or "")
+        if role != "assistant":
+            return
+        meta = message.get("meta") or {}
+        error = meta.get("error")
+        if isinstance(error, dict) and error.get("code") == STOPPED_CODE:
+            st.info(ctx.t("chat.stopped" if message.get("content") else "chat.stopped_empty"),
+                    icon=":material/stop_circle:")
+        elif isinstance(error, dict):
+            show_error(ctx, error)
+        render_tools(ctx, meta.get("tools") or [])
+        render_sources(ctx, meta.get("sources") or [], key_prefix=message["id"])
+        render_details(ctx, message)
+        if message.get("id"):
+            render_feedback(ctx, message)
