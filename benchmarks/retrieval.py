@@ -128,10 +128,10 @@ class Runner:
             return evaluate(self.manager, name, rset, mode, top_k=top_k, matcher=matcher)
 
 
-def configurations() -> list[dict[str, Any]]:
+def configurations(models: tuple[str, ...] = EMBED_MODELS) -> list[dict[str, Any]]:
     """Every (mode, model, weights) point of the grid; bm25 does not depend on the model."""
-    configs: list[dict[str, Any]] = [{"mode": "bm25", "model": E5, "weights": None}]
-    for model in EMBED_MODELS:
+    configs: list[dict[str, Any]] = [{"mode": "bm25", "model": models[0], "weights": None}]
+    for model in models:
         configs.append({"mode": "vector", "model": model, "weights": None})
         for weights in WEIGHTS:
             configs.append({"mode": "hybrid", "model": model, "weights": weights})
@@ -147,13 +147,14 @@ def label(config: dict[str, Any]) -> str:
     return f"hybrid {SHORT[config['model']]} {wv:g}:{wb:g}"
 
 
-def tune(runner: Runner, sets: list[RetrievalSet]) -> tuple[list[dict[str, Any]], dict]:
+def tune(runner: Runner, sets: list[RetrievalSet], chunk_sizes: tuple[int, ...] = CHUNK_SIZES,
+         models: tuple[str, ...] = EMBED_MODELS) -> tuple[list[dict[str, Any]], dict]:
     """The tuning grid; returns its rows and the vector score samples per (model, chunk size)."""
     rows: list[dict[str, Any]] = []
     samples: dict[tuple[str, int], dict[str, list[float]]] = {}
-    for chunk_size in CHUNK_SIZES:
+    for chunk_size in chunk_sizes:
         overlap = overlap_for(chunk_size)
-        for config in configurations():
+        for config in configurations(models):
             row = {"chunk_size": chunk_size, "chunk_overlap": overlap, "label": label(config), **config, "sets": {}}
             for rset in sets:
                 result = runner.run(rset, config["model"], chunk_size, overlap, config["mode"], config["weights"])
@@ -176,7 +177,7 @@ def pick(rows: list[dict[str, Any]], **where: Any) -> dict[str, Any]:
 
 
 def judge(runner: Runner, sets: list[RetrievalSet], best: dict[str, Any], weights_by_model: dict) -> list[dict]:
-    """Judging halves with the recommended chunking, plus the two baselines."""
+    """Judging halves with the recommended chunking, plus the two baselines (models: weights_by_model's keys)."""
     chunk_size, overlap = best["chunk_size"], best["chunk_overlap"]
     rows = []
     for rset in sets:
@@ -184,8 +185,9 @@ def judge(runner: Runner, sets: list[RetrievalSet], best: dict[str, Any], weight
         result = runner.run(rset, CHATCHAT["embed_model"], CHATCHAT["chunk_size"], CHATCHAT["chunk_overlap"],
                             CHATCHAT["mode"], top_k=CHATCHAT["top_k"])
         systems.append(("Chatchat v0.2 style: e5, 250/50, vector, top 3 (baseline)", result.metrics))
-        systems.append(("bm25", runner.run(rset, E5, chunk_size, overlap, "bm25").metrics))
-        for model in EMBED_MODELS:
+        models = tuple(weights_by_model)
+        systems.append(("bm25", runner.run(rset, models[0], chunk_size, overlap, "bm25").metrics))
+        for model in models:
             result = runner.run(rset, model, chunk_size, overlap, "vector")
             systems.append((f"vector {SHORT[model]}", result.metrics))
             weights = weights_by_model[model]
@@ -224,9 +226,9 @@ def print_tables(result: dict[str, Any]) -> str:
     rows = [[r["chunk_size"], r["label"], *[r["sets"][n]["MRR@10"] for n in tuning_names], r["mean MRR@10"],
              r["mean R@1"], r["mean R@5"]] for r in result["tuning_grid"]]
     out.append(print_table("Retrieval tuning grid (tuning halves)", headers, rows))
-    headers = ["set", "system", "chunk", "R@1", "R@3", "R@5", "R@10", "MRR@10", "AnsR@5", "questions", "ms/query"]
+    headers = ["set", "system", "chunk", "R@1", "R@3", "R@5", "R@10", "MRR@10", "AnsR@5", "questions"]
     rows = [[r["set"], r["system"], r["chunk_size"], r["R@1"], r["R@3"], r["R@5"], r["R@10"], r["MRR@10"],
-             r["AnsR@5"], r["questions"], r["search_ms"]] for r in result["judging"]]
+             r["AnsR@5"], r["questions"]] for r in result["judging"]]
     out.append(print_table("Retrieval on judging halves (untouched by tuning)", headers, rows))
     headers = ["model", "F1-best threshold", "F1", "keep-95% threshold", "non-gold dropped at it",
                "recommended", "judging: gold kept", "judging: non-gold dropped"]
@@ -244,31 +246,23 @@ def print_tables(result: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def run(quick: bool, seed: int, data_root: Path, max_questions: int | None = None) -> dict[str, Any]:
-    started = time.perf_counter()
-    tuning_sets = load_sets(datasets.TUNING_SETS, quick, seed, max_questions)
-    judging_sets = load_sets(datasets.JUDGING_SETS, quick, seed, max_questions)
-    with open_manager(data_root) as manager:
-        cache_query_vectors(manager)
-        runner = Runner(manager)
-        grid, samples = tune(runner, tuning_sets)
-        best = pick(grid)
-        weights_by_model = {m: pick(grid, mode="hybrid", model=m, chunk_size=best["chunk_size"])["weights"]
-                            for m in EMBED_MODELS}
-        calibration = {m: best_threshold(samples[(m, best["chunk_size"])]["pos"],
-                                         samples[(m, best["chunk_size"])]["neg"]) for m in EMBED_MODELS}
-        # The threshold filters what the model may read: keeping 95 % of relevant top hits matters more
-        # than dropping distractors, which the prompt tells the model to ignore anyway.
-        thresholds = {m: c["keep95_threshold"] for m, c in calibration.items()}
-        judging = judge(runner, judging_sets, best, weights_by_model)
-        check = threshold_check(runner, judging_sets, best["chunk_size"], best["chunk_overlap"], thresholds)
-        ingested = runner.ingested
-    result = {
-        "quick": quick,
-        "seed": seed,
-        "hit_rule": "metrics.py: chunk is a substring of a gold passage or shares >= 50% of its 8-gram shingles",
-        "tuning_sets": [s.summary() for s in tuning_sets],
-        "judging_sets": [s.summary() for s in judging_sets],
+def evaluate_all(manager: Any, tuning_sets: list[RetrievalSet], judging_sets: list[RetrievalSet],
+                 chunk_sizes: tuple[int, ...] = CHUNK_SIZES, models: tuple[str, ...] = EMBED_MODELS) -> dict[str, Any]:
+    """Tuning grid, calibration, judging and threshold check on one manager."""
+    cache_query_vectors(manager)
+    runner = Runner(manager)
+    grid, samples = tune(runner, tuning_sets, chunk_sizes, models)
+    best = pick(grid)
+    weights_by_model = {m: pick(grid, mode="hybrid", model=m, chunk_size=best["chunk_size"])["weights"]
+                        for m in models}
+    calibration = {m: best_threshold(samples[(m, best["chunk_size"])]["pos"],
+                                     samples[(m, best["chunk_size"])]["neg"]) for m in models}
+    # The threshold filters what the model may read: keeping 95 % of relevant top hits matters more
+    # than dropping distractors, which the prompt tells the model to ignore anyway.
+    thresholds = {m: c["keep95_threshold"] for m, c in calibration.items()}
+    judging = judge(runner, judging_sets, best, weights_by_model)
+    check = threshold_check(runner, judging_sets, best["chunk_size"], best["chunk_overlap"], thresholds)
+    return {
         "tuning_grid": grid,
         "judging": judging,
         "calibration": calibration,
@@ -276,14 +270,30 @@ def run(quick: bool, seed: int, data_root: Path, max_questions: int | None = Non
         "recommended": {
             "search_mode": best["mode"],
             "embed_model": best["model"],
-            "hybrid_weights": weights_by_model[best["model"]] if best["mode"] != "hybrid" else best["weights"],
+            "hybrid_weights": best["weights"] or weights_by_model[best["model"]],
             "hybrid_weights_by_model": weights_by_model,
             "chunk_size": best["chunk_size"],
             "chunk_overlap": best["chunk_overlap"],
             "score_threshold": thresholds,
             "criterion": "best mean MRR@10 over the tuning sets (ties: mean R@1)",
         },
-        "ingested": ingested,
+        "ingested": runner.ingested,
+    }
+
+
+def run(quick: bool, seed: int, data_root: Path, max_questions: int | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    tuning_sets = load_sets(datasets.TUNING_SETS, quick, seed, max_questions)
+    judging_sets = load_sets(datasets.JUDGING_SETS, quick, seed, max_questions)
+    with open_manager(data_root) as manager:
+        measured = evaluate_all(manager, tuning_sets, judging_sets)
+    result = {
+        "quick": quick,
+        "seed": seed,
+        "hit_rule": "metrics.py: chunk is a substring of a gold passage or shares >= 50% of its 8-gram shingles",
+        "tuning_sets": [s.summary() for s in tuning_sets],
+        "judging_sets": [s.summary() for s in judging_sets],
+        **measured,
         "seconds": round(time.perf_counter() - started, 1),
     }
     result["tables"] = print_tables(result)

@@ -67,6 +67,14 @@ def _kb_threshold(public: dict[str, Any], kb_name: str | None) -> float:
     return 0.0
 
 
+def _mode_templates(public: dict[str, Any], mode: str) -> list[str]:
+    """The templates offered in ``mode``; every template when the API does not group them by mode."""
+    by_mode = public.get("prompt_templates_by_mode")
+    if isinstance(by_mode, dict):
+        return names_of(by_mode.get(mode))
+    return names_of(public.get("prompt_templates"))
+
+
 def _select(
     label: str, options: list[str], key: str, default: str | None, lang: str | None = None, **kwargs: Any
 ) -> str | None:
@@ -153,9 +161,10 @@ def render_chat_options(ctx: UIContext, public: dict[str, Any], conversation: di
                 key="opt_history", help=t("opt.history_help"),
             ),
         )
-        templates = [""] + names_of(public.get("prompt_templates"))
+        templates = [""] + _mode_templates(public, mode)
+        # One remembered choice per mode: a template written for one mode rarely suits another.
         template = _select(
-            t("opt.template"), templates, "opt_template", "", lang=ctx.lang,
+            t("opt.template"), templates, f"opt_template_{mode}", "", lang=ctx.lang,
             format_func=lambda name: name or t("opt.template_default"),
         )
         options["prompt_template"] = template or None

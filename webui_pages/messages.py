@@ -1,4 +1,9 @@
-"""Drawing one chat message: text, sources, agent steps, details and thumbs feedback."""
+"""What an answer carries besides its text: sources, agent steps, notices, details and thumbs feedback.
+
+Each part is drawn by a ChatBox output method (registered below), so the parts live in ChatBox's
+history next to the message text and ``ChatBox.output_messages`` draws whole messages. An output
+method is called as ``method(content, **kwargs)``; the page context travels in ``kwargs``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import streamlit as st
+from streamlit_chatbox import ChatBox
 
 from webui_pages.api_client import ApiError
 from webui_pages.common import UIContext, escape_markdown, flash, show_error
@@ -17,6 +23,12 @@ STOPPED_CODE = "cancelled"
 # st.feedback("thumbs") reports 0 for thumbs-down and 1 for thumbs-up.
 THUMB_TO_SCORE = {0: "down", 1: "up"}
 SCORE_TO_THUMB = {"down": 0, "up": 1, -1: 0, 1: 1}
+
+SOURCES_METHOD = "kbchat_sources"
+TOOLS_METHOD = "kbchat_tools"
+NOTICE_METHOD = "kbchat_notice"
+DETAILS_METHOD = "kbchat_details"
+FEEDBACK_METHOD = "kbchat_feedback"
 
 
 def feedback_of(message: dict[str, Any]) -> dict[str, Any] | None:
@@ -37,11 +49,11 @@ def _source_file_name(source: dict[str, Any]) -> str:
     return name or "source"
 
 
-def render_sources(ctx: UIContext, sources: list[dict[str, Any]], key_prefix: str, expanded: bool = False) -> None:
-    if not sources:
-        return
+def draw_sources(sources: list[dict[str, Any]], *, ctx: UIContext, key_prefix: str) -> None:
+    """The numbered passages an answer used, each with a link or a download button."""
     t = ctx.t
-    with st.expander(t("msg.sources", n=len(sources)), icon=":material/library_books:", expanded=expanded):
+    # An output method draws into one st.empty slot: a container lets it hold several elements.
+    with st.container():
         for pos, source in enumerate(sources):
             index = source.get("index", pos + 1)
             name = _source_file_name(source)
@@ -74,10 +86,9 @@ def render_sources(ctx: UIContext, sources: list[dict[str, Any]], key_prefix: st
                 )
 
 
-def render_tools(ctx: UIContext, tools: list[dict[str, Any]], expanded: bool = False) -> None:
-    if not tools:
-        return
-    with st.expander(ctx.t("msg.tools", n=len(tools)), icon=":material/build:", expanded=expanded):
+def draw_tools(tools: list[dict[str, Any]], *, ctx: UIContext) -> None:
+    """The agent's tool calls in order, with their input and output."""
+    with st.container():
         for step, tool in enumerate(tools, 1):
             mark = ":material/cancel:" if tool.get("error") else ":material/check_circle:"
             st.markdown(f"{mark} **{step}. `{tool.get('tool', '?')}`**")
@@ -85,6 +96,33 @@ def render_tools(ctx: UIContext, tools: list[dict[str, Any]], expanded: bool = F
             st.code(str(tool.get("input") or ""), language=None, wrap_lines=True)
             st.caption(ctx.t("msg.tool_output"))
             st.code(str(tool.get("output") or ""), language=None, wrap_lines=True)
+
+
+def draw_notice(error: dict[str, Any], *, ctx: UIContext, has_text: bool) -> None:
+    """Why an answer ended early: stopped by the user (a note) or an error (a red box)."""
+    with st.container():
+        if error.get("code") == STOPPED_CODE:
+            st.info(ctx.t("chat.stopped" if has_text else "chat.stopped_empty"), icon=":material/stop_circle:")
+        else:
+            show_error(ctx, error)
+
+
+def draw_details(message: dict[str, Any], *, ctx: UIContext) -> None:
+    """Model, mode, time taken and whether the answer is complete, in one grey line."""
+    meta = message.get("meta") or {}
+    bits = []
+    if meta.get("model"):
+        bits.append(f":material/smart_toy: {escape_markdown(str(meta['model']))}")
+    mode = message.get("mode") or meta.get("mode")
+    if mode:
+        bits.append(ctx.t(f"mode.{mode}", default=str(mode)))
+    if meta.get("latency_ms") is not None:
+        bits.append(f":material/timer: {float(meta['latency_ms']) / 1000:.1f} s")
+    if meta.get("incomplete"):
+        bits.append(f":material/stop_circle: {ctx.t('msg.incomplete')}")
+    with st.container():
+        if bits:
+            st.caption(" · ".join(bits))
 
 
 def _send_feedback(ctx: UIContext, message_id: str) -> None:
@@ -99,66 +137,44 @@ def _send_feedback(ctx: UIContext, message_id: str) -> None:
         flash("error", f"{ctx.t('fb.failed')}: {err.message}")
 
 
-def render_feedback(ctx: UIContext, message: dict[str, Any]) -> None:
+def draw_feedback(message: dict[str, Any], *, ctx: UIContext) -> None:
+    """Thumbs up/down with an optional reason; the stored rating is shown and can be changed.
+
+    Streamlit's own ``st.feedback`` rather than ``ChatBox.show_feedback``: the latter is an iframe
+    component that locks after one rating and cannot show a rating stored earlier.
+    """
     t = ctx.t
     message_id = message["id"]
     stored = feedback_of(message)
-    cols = st.columns([1, 1.4, 7.6], vertical_alignment="center")
-    with cols[0]:
-        st.feedback(
-            "thumbs",
-            key=f"fb_{message_id}",
-            default=SCORE_TO_THUMB.get(stored["score"]) if stored else None,
-            on_change=_send_feedback,
-            args=(ctx, message_id),
-        )
-    if st.session_state.get(f"fb_{message_id}") is None and not stored:
-        return
-    with cols[1].popover(t("fb.reason_button"), icon=":material/chat:"):
-        st.text_input(
-            t("fb.reason"), value=stored["reason"] if stored else "", key=f"fbr_{message_id}",
-            placeholder=t("fb.reason_placeholder"), max_chars=1000,
-        )
-        st.button(t("fb.send"), key=f"fbs_{message_id}", on_click=_send_feedback, args=(ctx, message_id))
-    if stored:
-        label = t("fb.given_up") if stored["score"] == "up" else t("fb.given_down")
-        reason = f" · “{escape_markdown(stored['reason'])}”" if stored["reason"] else ""
-        cols[2].caption(f"{label}{reason}")
-
-
-def render_details(ctx: UIContext, message: dict[str, Any]) -> None:
-    meta = message.get("meta") or {}
-    bits = []
-    if meta.get("model"):
-        bits.append(f":material/smart_toy: {escape_markdown(str(meta['model']))}")
-    mode = message.get("mode") or meta.get("mode")
-    if mode:
-        bits.append(ctx.t(f"mode.{mode}", default=str(mode)))
-    if meta.get("latency_ms") is not None:
-        bits.append(f":material/timer: {float(meta['latency_ms']) / 1000:.1f} s")
-    if meta.get("incomplete"):
-        bits.append(f":material/stop_circle: {ctx.t('msg.incomplete')}")
-    if bits:
-        st.caption(" · ".join(bits))
-
-
-def render_message(ctx: UIContext, message: dict[str, Any]) -> None:
-    """One stored message of the conversation, as the server returned it."""
-    role = "user" if message.get("role") == "user" else "assistant"
-    with st.chat_message(role):
-        if message.get("content") or role != "assistant":
-            st.markdown(message.get("content") or "")
-        if role != "assistant":
+    with st.container():
+        cols = st.columns([1, 1.4, 7.6], vertical_alignment="center")
+        with cols[0]:
+            st.feedback(
+                "thumbs",
+                key=f"fb_{message_id}",
+                default=SCORE_TO_THUMB.get(stored["score"]) if stored else None,
+                on_change=_send_feedback,
+                args=(ctx, message_id),
+            )
+        if st.session_state.get(f"fb_{message_id}") is None and not stored:
             return
-        meta = message.get("meta") or {}
-        error = meta.get("error")
-        if isinstance(error, dict) and error.get("code") == STOPPED_CODE:
-            st.info(ctx.t("chat.stopped" if message.get("content") else "chat.stopped_empty"),
-                    icon=":material/stop_circle:")
-        elif isinstance(error, dict):
-            show_error(ctx, error)
-        render_tools(ctx, meta.get("tools") or [])
-        render_sources(ctx, meta.get("sources") or [], key_prefix=message["id"])
-        render_details(ctx, message)
-        if message.get("id"):
-            render_feedback(ctx, message)
+        with cols[1].popover(t("fb.reason_button"), icon=":material/chat:"):
+            st.text_input(
+                t("fb.reason"), value=stored["reason"] if stored else "", key=f"fbr_{message_id}",
+                placeholder=t("fb.reason_placeholder"), max_chars=1000,
+            )
+            st.button(t("fb.send"), key=f"fbs_{message_id}", on_click=_send_feedback, args=(ctx, message_id))
+        if stored:
+            label = t("fb.given_up") if stored["score"] == "up" else t("fb.given_down")
+            reason = f" · “{escape_markdown(stored['reason'])}”" if stored["reason"] else ""
+            cols[2].caption(f"{label}{reason}")
+
+
+for _name, _method in (
+    (SOURCES_METHOD, draw_sources),
+    (TOOLS_METHOD, draw_tools),
+    (NOTICE_METHOD, draw_notice),
+    (DETAILS_METHOD, draw_details),
+    (FEEDBACK_METHOD, draw_feedback),
+):
+    ChatBox.register_output_method(_name, _method)

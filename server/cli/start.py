@@ -31,8 +31,6 @@ from server.llm.local.serve import connect_host
 logger = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
-# Runs the `kbchat` command with this interpreter, whether or not the script is on PATH.
-KBCHAT_MAIN = "import sys; from server.cli import main; sys.exit(main())"
 # Extra time for the first start of a model whose weights must still be assembled and hashed.
 ASSEMBLY_SECONDS = 600.0
 
@@ -47,6 +45,7 @@ class Child:
     url: str
     timeout: float
     env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
     process: subprocess.Popen | None = None
 
 
@@ -89,7 +88,7 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Child]:
             children.append(
                 Child(
                     "model server",
-                    [python, "-c", KBCHAT_MAIN, "llm", "serve"],
+                    [python, "-m", "server.cli", "llm", "serve"],
                     ("http", f"{base}/v1/models"),
                     f"{base}/v1",
                     local.start_timeout + (ASSEMBLY_SECONDS if slow else 0.0),
@@ -106,15 +105,16 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Child]:
         command += ["--server.port", str(srv.webui_port), "--server.address", srv.host]
         command += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
         env = {"KBCHAT_SERVER__API_URL": srv.api_url or f"http://{host}:{srv.api_port}"}
-        children.append(Child("WebUI", command, ("http", f"{base}/_stcore/health"), base, 120.0, env))
+        # Streamlit reads .streamlit/config.toml from its working directory.
+        children.append(
+            Child("WebUI", command, ("http", f"{base}/_stcore/health"), base, 120.0, env, cwd=str(PROJECT_ROOT))
+        )
     if args.grpc or (everything and importlib.util.find_spec("server.grpc.server") is not None):
         if importlib.util.find_spec("server.grpc.server") is None:
             sys.stdout.write("the gRPC server module is not available; not starting it\n")
         else:
             address = f"{host}:{srv.grpc_port}"
-            children.append(
-                Child("gRPC", [python, "-m", "server.grpc.server"], ("tcp", address), address, 120.0)
-            )
+            children.append(Child("gRPC", [python, "-m", "server.grpc.server"], ("tcp", address), address, 120.0))
     return children
 
 
@@ -161,7 +161,9 @@ def _spawn(child: Child) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env.update(child.env)
-    child.process = subprocess.Popen(child.command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    child.process = subprocess.Popen(
+        child.command, env=env, cwd=child.cwd, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     logger.info("started %s (pid %d): %s", child.name, child.process.pid, " ".join(child.command))
 
 

@@ -68,6 +68,14 @@ def _cjk_jieba(run: str) -> list[str]:
     return [w for w in jieba.lcut_for_search(run) if w.strip() and w not in _ZH_STOP]
 
 
+def _bm25s():
+    import bm25s
+
+    # bm25s sets its own logger to DEBUG, which would print a line for every index build.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 def tokenize(text: str, tokenizer: str = "bigram") -> list[str]:
     """BM25 tokens of a text (see the module docstring)."""
     cjk: Callable[[str], list[str]] = _cjk_jieba if tokenizer == "jieba" else _cjk_bigrams
@@ -98,7 +106,7 @@ class BM25Index:
 
     def build(self, ids: list[int], texts: list[str]) -> None:
         """Index the texts; replaces whatever was indexed before."""
-        import bm25s
+        bm25s = _bm25s()
 
         self._ids = np.asarray(ids, dtype=np.int64)
         if not texts:
@@ -138,7 +146,7 @@ class BM25Index:
 
     @classmethod
     def load(cls, folder: Path) -> "BM25Index":
-        import bm25s
+        bm25s = _bm25s()
 
         meta = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
         index = cls(meta["tokenizer"])

@@ -53,9 +53,7 @@ def auth_url(url: str, api_key: str, api_secret: str, date: str | None = None) -
     authorization = (
         f'api_key="{api_key}", algorithm="hmac-sha256", headers="host date request-line", signature="{signature}"'
     )
-    query = urlencode(
-        {"authorization": base64.b64encode(authorization.encode()).decode(), "date": date, "host": host}
-    )
+    query = urlencode({"authorization": base64.b64encode(authorization.encode()).decode(), "date": date, "host": host})
     return f"{url}?{query}"
 
 

@@ -14,7 +14,6 @@ import httpx
 import psutil
 import pytest
 
-from server.cli.start import KBCHAT_MAIN
 from tests.fakes.fixtures import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +65,7 @@ def start(tmp_path: Path, *flags: str, **env_overrides: str) -> Started:
     out, err = tmp_path / "start.out", tmp_path / "start.err"
     with out.open("wb") as o, err.open("wb") as e:
         process = subprocess.Popen(
-            [sys.executable, "-c", KBCHAT_MAIN, "start", *flags], cwd=tmp_path, env=env, stdout=o, stderr=e
+            [sys.executable, "-m", "server.cli", "start", *flags], cwd=tmp_path, env=env, stdout=o, stderr=e
         )
     return Started(process, out, err, ports)
 

@@ -123,8 +123,10 @@ def test_kb_question_renders_answer_and_sources(webui_env, kb, fake_model):
     assert [m.name for m in messages] == ["user", "assistant"]
     assert "How much paid leave" in messages[0].markdown[0].value
     assert "twenty-five days of paid annual leave" in messages[1].markdown[0].value
-    sources = [e for e in messages[1].expander if e.label.startswith("Sources (")]
+    # ChatBox draws an element "in an expander" as st.status
+    sources = [e for e in messages[1].status if e.label.startswith("Sources (")]
     assert sources, "the answer has no sources expander"
+    assert sources[0].state == "complete"
     assert "handbook" in texts(sources[0].markdown)
     assert at.query_params["conv"], "the conversation id is not kept in the URL"
     # the request reached the model with the question and the retrieved passage
@@ -256,7 +258,7 @@ def test_agent_steps_are_shown_with_the_answer(webui_env, fake_model):
     ask(at, "What is six times seven?")
     answer = at.chat_message[-1]
     assert "Six times seven is 42." in answer.markdown[0].value
-    steps = [e for e in answer.expander if e.label.startswith("Agent steps (")]
+    steps = [e for e in answer.status if e.label.startswith("Agent steps (")]
     assert steps, "the answer has no agent steps expander"
     shown = texts(steps[0].markdown) + texts(steps[0].code)
     assert "calculator" in shown and "42" in shown

@@ -23,7 +23,7 @@ import uvicorn
 
 @dataclass
 class _Reply:
-    kind: str  # "text" | "tool" | "error" | "hang" | "drop"
+    kind: str  # "text" | "tool" | "error" | "hang" | "drop" | "malformed"
     text: str = ""
     name: str = ""
     arguments: dict = field(default_factory=dict)
@@ -93,6 +93,11 @@ class FakeOpenAI:
     def queue_drop_after(self, text: str, n_chunks: int) -> None:
         with self._lock:
             self._replies.append(_Reply("drop", text=text, n_chunks=n_chunks))
+
+    def queue_malformed(self) -> None:
+        """Next response is broken: invalid JSON in an SSE frame, or a non-JSON body."""
+        with self._lock:
+            self._replies.append(_Reply("malformed"))
 
     def _next_reply(self) -> _Reply:
         with self._lock:
@@ -213,6 +218,13 @@ class FakeOpenAI:
                 await asyncio.sleep(0.02)
         if reply.kind == "error":
             await self._error(send, reply.status, reply.text)
+            return
+        if reply.kind == "malformed":
+            stream = bool(payload.get("stream"))
+            ctype = b"text/event-stream" if stream else b"application/json"
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", ctype)]})
+            body = b'data: {"choices": [{"delta": {"content": "x"\n\ndata: [DONE]\n\n' if stream else b"<html>oops"
+            await send({"type": "http.response.body", "body": body})
             return
         model = payload.get("model") or self.models[0]
         prompt_tokens = sum(_count_tokens(str(m.get("content") or "")) for m in payload.get("messages", []))

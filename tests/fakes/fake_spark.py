@@ -193,5 +193,3 @@ class FakeSpark:
     async def _send_error(ws, sid: str, code: int, message: str) -> None:
         await ws.send(json.dumps({"header": {"code": code, "message": message, "sid": sid, "status": 2}}))
         await ws.close()
-
-

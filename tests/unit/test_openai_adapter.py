@@ -108,6 +108,20 @@ def test_drop_mid_stream_keeps_received_text_then_fails(fake_openai):
     assert "closed the connection in the middle of the answer" in info.value.message
 
 
+def test_malformed_sse_frame_is_a_bad_response(fake_openai):
+    fake_openai.queue_malformed()
+    with pytest.raises(LLMError) as info:
+        asyncio.run(collect(make_model(fake_openai.base_url)))
+    assert info.value.code == "llm_bad_response" and "malformed" in info.value.message
+
+
+def test_non_json_body_is_a_bad_response(fake_openai):
+    fake_openai.queue_malformed()
+    with pytest.raises(LLMError) as info:
+        asyncio.run(make_model(fake_openai.base_url).complete(USER))
+    assert info.value.code == "llm_bad_response"
+
+
 def test_complete_with_tools_parses_tool_call(fake_openai):
     tools = [
         {

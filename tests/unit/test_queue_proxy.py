@@ -76,9 +76,7 @@ def test_generations_run_one_at_a_time(fake_openai, proxied):
     async def run():
         async with httpx.AsyncClient(timeout=30) as client:
             started = time.monotonic()
-            responses = await asyncio.gather(
-                *(client.post(f"{url}/v1/chat/completions", json=BODY) for _ in range(4))
-            )
+            responses = await asyncio.gather(*(client.post(f"{url}/v1/chat/completions", json=BODY) for _ in range(4)))
             return responses, time.monotonic() - started
 
     responses, elapsed = asyncio.run(run())

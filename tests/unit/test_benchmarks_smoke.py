@@ -1,0 +1,101 @@
+"""The benchmark code keeps working against the modules it measures, on tiny in-test data (seconds)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import ann, datasets, query, retrieval
+from benchmarks.baselines import PlainBM25
+from benchmarks.datasets import Question, RetrievalSet
+from benchmarks.kbtools import E5, open_manager
+from benchmarks.metrics import GoldMatcher, RankingScores, best_threshold, contains_answer
+
+ZH_PASSAGES = [
+    "长城是中国古代的军事防御工程，东起山海关，西至嘉峪关，全长两万多千米。",
+    "大熊猫主要生活在四川、陕西和甘肃的山区，以竹子为主要食物，每天进食十几个小时。",
+    "黄河是中国第二长河，发源于青海省巴颜喀拉山脉，流经九个省区，最后注入渤海。",
+]
+ZH_QUESTIONS = [("长城东起哪里？", "山海关", 0), ("大熊猫主要吃什么食物？", "竹子", 1), ("黄河最后注入哪个海？", "渤海", 2)]
+EN_PASSAGES = [
+    "The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889 for the World's Fair.",
+    "Photosynthesis lets plants turn sunlight, water and carbon dioxide into glucose and oxygen.",
+    "The Pacific Ocean is the largest and deepest ocean on Earth, covering about a third of its surface.",
+]
+EN_QUESTIONS = [("When was the Eiffel Tower in Paris completed?", "1889", 0),
+                ("What do plants make from sunlight by photosynthesis?", "glucose", 1),
+                ("Which ocean is the largest and deepest on Earth?", "Pacific", 2)]
+
+
+def tiny_set(name: str, lang: str, passages: list[str], questions: list[tuple[str, str, int]]) -> RetrievalSet:
+    return RetrievalSet(name, lang, "tuning", list(passages),
+                        [Question(f"{name}-{i}", q, [a], [g]) for i, (q, a, g) in enumerate(questions)])
+
+
+def test_gold_matcher_accepts_chunks_of_the_gold_passage_and_rejects_others():
+    matcher = GoldMatcher(EN_PASSAGES)
+    assert matcher.is_hit("lattice tower in Paris, completed in 1889", [0])
+    assert matcher.is_hit("Landmarks > Paris\n" + EN_PASSAGES[0], [0])  # a heading line added by the splitter
+    assert not matcher.is_hit("lattice tower in Paris, completed in 1889", [1, 2])
+    assert not matcher.is_hit("", [0])
+
+
+def test_ranking_scores_give_recall_at_k_and_reciprocal_rank():
+    scores = RankingScores()
+    scores.add([False, True, False])  # first hit at rank 2
+    scores.add([True])
+    scores.add([False] * 10)
+    out = scores.as_dict()
+    assert out["R@1"] == pytest.approx(1 / 3, abs=1e-4)
+    assert out["R@3"] == pytest.approx(2 / 3, abs=1e-4)
+    assert out["MRR@10"] == pytest.approx((0.5 + 1.0) / 3, abs=1e-4)
+    assert contains_answer(["The answer is Glucose."], ["glucose"])
+
+
+def test_threshold_calibration_separates_relevant_from_irrelevant_scores():
+    out = best_threshold([0.82, 0.86, 0.9, 0.95], [0.5, 0.6, 0.7, 0.78])
+    assert 0.78 < out["f1_threshold"] <= 0.82
+    assert out["f1"] == 1.0
+    assert out["keep95_threshold"] == 0.82
+
+
+def test_sampling_keeps_gold_passages_of_every_kept_question():
+    rset = tiny_set("en", "en", EN_PASSAGES, EN_QUESTIONS)
+    small = datasets.sample(rset, 1, seed=3, max_passages=2)
+    assert len(small.passages) == 2 and len(small.questions) <= 1
+    for q in small.questions:
+        assert small.passages[q.gold[0]] == EN_PASSAGES[int(q.qid.split("-")[1])]
+
+
+def test_plain_bm25_baseline_ranks_the_gold_passage_first():
+    index = PlainBM25(ZH_PASSAGES, "zh")
+    assert [index.rank(q, 3)[0] for q, _, _ in ZH_QUESTIONS] == [0, 1, 2]
+
+
+def test_retrieval_benchmark_runs_grid_calibration_and_judging(tmp_path):
+    sets = [tiny_set("tiny-zh", "zh", ZH_PASSAGES, ZH_QUESTIONS), tiny_set("tiny-en", "en", EN_PASSAGES, EN_QUESTIONS)]
+    with open_manager(tmp_path) as manager:
+        out = retrieval.evaluate_all(manager, sets, sets, chunk_sizes=(250,), models=(E5,))
+    by_label = {row["label"]: row for row in out["tuning_grid"]}
+    assert by_label["bm25"]["mean R@1"] == 1.0
+    assert by_label["vector e5"]["mean R@1"] == 1.0
+    assert {"hybrid e5 1:1", "hybrid e5 3:1"} <= set(by_label)
+    assert out["recommended"]["chunk_size"] == 250
+    assert 0.0 < out["recommended"]["score_threshold"][E5] < 1.0
+    chatchat = [r for r in out["judging"] if r["system"].startswith("Chatchat")]
+    assert len(chatchat) == 2 and all(r["R@5"] is None and r["R@3"] == 1.0 for r in chatchat)
+    assert all(report["error_count"] == 0 for report in out["ingested"].values())
+    tables = retrieval.print_tables({"tuning_sets": [s.summary() for s in sets], **out})
+    assert "Recommended defaults" in tables
+
+
+def test_query_benchmark_times_each_mode_against_raw_faiss(tmp_path):
+    pool = [p for p in ZH_PASSAGES + EN_PASSAGES]
+    questions = [q for q, _, _ in ZH_QUESTIONS + EN_QUESTIONS]
+    out = query.measure_size(300, pool, questions, tmp_path, seed=1)
+    assert set(out["modes"]) == {"vector", "bm25", "hybrid", "vector, FAISS 1 thread"}
+    assert all(stats["n"] == len(questions) and stats["p50_ms"] > 0 for stats in out["modes"].values())
+    assert out["floor_p50_ms"] > 0 and out["modes"]["vector"]["ratio_to_floor"] > 0
+    rows = ann.compare_indexes(2000, n_queries=10, hnsw_ef_search=(32,), ivf_nprobe=(8,))
+    assert [r["index"].split()[0] for r in rows] == ["Flat", "Flat", "numpy", "HNSW", "IVFFlat"]
+    assert all(r["recall@1"] >= 0.9 for r in rows)
+    assert set(ann.recommend_index(rows)) == {2000}
