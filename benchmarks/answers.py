@@ -41,7 +41,7 @@ from benchmarks.common import (
 )
 from benchmarks.datasets import RetrievalSet
 from benchmarks.kbtools import ingest_passages, open_manager, passage_file_name
-from benchmarks.llm import KBCHAT
+from benchmarks.llm_common import KBCHAT
 from benchmarks.metrics import contains_answer
 from benchmarks.procs import ServerProcess, api_server
 
@@ -112,8 +112,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(n: int, model: str, quick: bool, seed: int, work: Path) -> dict[str, Any]:
     from configs import load_settings
+    from server.cli.llm import resolve_builtin
     from server.llm.local.assemble import ensure_weights
-    from server.llm.local.builtin import get_builtin
 
     started = time.perf_counter()
     sets = prepare_sets(n, quick, seed)
@@ -122,11 +122,13 @@ def run(n: int, model: str, quick: bool, seed: int, work: Path) -> dict[str, Any
     with open_manager(data_root) as manager:
         defaults = manager.settings.kb
         for lang, rset in sets.items():
-            report = ingest_passages(manager, f"answers-{lang}", rset.passages, embed_model=defaults.default_embed_model,
-                                     chunk_size=defaults.chunk_size, chunk_overlap=defaults.chunk_overlap)
+            report = ingest_passages(manager, f"answers-{lang}", rset.passages,
+                                     embed_model=defaults.default_embed_model, chunk_size=defaults.chunk_size,
+                                     chunk_overlap=defaults.chunk_overlap)
             ingest[lang] = report.as_dict()
-    model_dir = load_settings().paths.model_dir
-    ensure_weights(get_builtin(model), model_dir)
+    settings = load_settings()
+    model_dir = settings.paths.model_dir
+    ensure_weights(resolve_builtin(settings, model), model_dir)
     port = free_port()
     env = {"KBCHAT_PATHS__MODEL_DIR": str(model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port),
            "KBCHAT_LLM__DEFAULT_MODEL": model, "KBCHAT_PATHS__DATA_ROOT": str(data_root)}

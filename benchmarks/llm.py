@@ -12,9 +12,12 @@ same n_ctx / threads as `kbchat llm serve`:
 
 TTFT is the time from sending the request to the first non-empty text delta; decode tokens/s is
 (tokens - 1) / (time of last delta - time of first delta), tokens counted with the model's own
-tokenizer on the streamed text. Then KB chat TTFT with about 500, 1,000 and 2,000 context tokens
-(top_k chosen from the knowledge base's mean chunk length; the prompt size the model server
-reports is shown next to it).
+tokenizer on the streamed text. Each path tags its prompts differently and starts with an
+unmeasured warm-up request, so no path profits from another's cached prompt or from loading.
+Then KB chat TTFT with about 500, 1,000 and 2,000 context tokens (top_k chosen from the knowledge
+base's mean chunk length, one knowledge base per size so no prompt prefix is cached; the prompt size
+the model server reports is shown next to it), and the in-process prompt processing speed with 1
+and 2 threads, which is what TTFT mostly consists of.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,129 +33,96 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import (
-    base_parser,
-    free_port,
-    latency_summary,
-    print_table,
-    scratch_dir,
-    setup_logging,
-    write_result,
+from benchmarks.common import base_parser, free_port, print_table, scratch_dir, setup_logging, write_result
+from benchmarks.llm_common import (
+    CONTEXT_TARGETS,
+    KBCHAT,
+    PROMPTS,
+    chat_runs,
+    direct_runs,
+    load_direct,
+    openai_runs,
+    summarise_runs,
 )
-from benchmarks.procs import ServerProcess, api_server, sse_events
+from benchmarks.procs import ServerProcess, api_server
 
 logger = logging.getLogger("benchmarks.llm")
 
-PROMPTS = [
-    "Write a short paragraph explaining what a knowledge base is and why people build one.",
-    "Describe in a few sentences how a search engine ranks web pages.",
-    "Explain briefly why the sky looks blue during the day and red at sunset.",
-    "Give a short overview of how a bicycle gear system works.",
-    "Summarise in a few sentences what a database index is for.",
-]
-SYSTEM = "You are a helpful assistant."
-CONTEXT_TARGETS = (500, 1000, 2000)
-# The `kbchat` command of this interpreter, without relying on PATH.
-KBCHAT = [sys.executable, "-c", "import sys; from server.cli import main; sys.exit(main())"]
+
+def prompt_eval_speed(gguf: Path, settings: Any, n_tokens: int) -> dict[str, float]:
+    """Prompt processing tokens/s of the in-process model with 1 and with 2 threads (the time-to-first-token driver)."""
+    text = " ".join(PROMPTS * 40)
+    speeds = {}
+    for threads in (1, 2):
+        llm, _ = load_direct(gguf, settings, threads)
+        tokens = llm.tokenize(text.encode())[:n_tokens]
+        start = time.perf_counter()
+        llm.eval(tokens)
+        speeds[f"{threads} thread(s)"] = round(len(tokens) / (time.perf_counter() - start), 1)
+        del llm
+    return speeds
 
 
-def messages_for(prompt: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+WAIT_VARIANTS = (("2 threads, OpenMP spin (llama.cpp default)", {}, 2),
+                 ("2 threads, OMP_WAIT_POLICY=PASSIVE (kbchat llm serve)", {"OMP_WAIT_POLICY": "PASSIVE"}, 2),
+                 ("1 thread", {}, 1))
 
 
-def summarise_runs(runs: list[dict[str, Any]], count_tokens) -> dict[str, Any]:
-    """TTFT and decode speed over runs of (t0, [(t, text)...])."""
-    ttfts, speeds, totals, tokens = [], [], [], []
-    for run in runs:
-        deltas = [(t, text) for t, text in run["deltas"] if text]
-        if not deltas:
-            continue
-        n = count_tokens("".join(text for _, text in deltas))
-        ttfts.append(deltas[0][0] - run["t0"])
-        totals.append(deltas[-1][0] - run["t0"])
-        tokens.append(n)
-        span = deltas[-1][0] - deltas[0][0]
-        if n > 1 and span > 0:
-            speeds.append((n - 1) / span)
-    return {
-        "runs": len(runs),
-        "answered": len(ttfts),
-        "ttft_ms": latency_summary(ttfts),
-        "decode_tok_s": round(statistics.fmean(speeds), 2) if speeds else None,
-        "end_to_end_tok_s": round(sum(tokens) / sum(totals), 2) if totals and sum(totals) > 0 else None,
-        "mean_tokens": round(statistics.fmean(tokens), 1) if tokens else None,
-    }
+def wait_policy_study(gguf: Path, name: str, settings: Any, work: Path, count, max_tokens: int) -> list[dict]:
+    """Decode speed of bare llama_cpp.server per thread setting, as the machine is and beside one more busy process.
+
+    OpenMP threads that spin while waiting are fastest alone but collapse when another process wants a
+    core (the API encoding a query, an ingestion); this shows the trade-off behind the serving default.
+    """
+    rows = []
+    for busy in (False, True):
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        try:
+            for label, env, threads in WAIT_VARIANTS:
+                port = free_port()
+                cmd = [sys.executable, "-m", "server.llm.local.llama_server", "--", "--model", str(gguf),
+                       "--model_alias", name, "--host", "127.0.0.1", "--port", str(port),
+                       "--n_ctx", str(settings.llm.local.n_ctx), "--n_threads", str(threads),
+                       "--n_threads_batch", str(threads), "--interrupt_requests", "False", "--verbose", "False"]
+                server = ServerProcess("llama-raw", cmd, f"http://127.0.0.1:{port}/v1/models", work, env,
+                                       timeout=600, unset=() if env else ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))
+                with server:
+                    url = f"http://127.0.0.1:{port}/v1"
+                    asyncio.run(openai_runs(url, name, PROMPTS[-1:], 4, "warm-up"))
+                    stats = summarise_runs(asyncio.run(openai_runs(url, name, PROMPTS[:2], max_tokens, label)), count)
+                rows.append({"model": name, "machine": "+1 busy process" if busy else "no added load", "setting": label,
+                             "ttft_p50_ms": stats["ttft_ms"]["p50_ms"], "decode_tok_s": stats["decode_tok_s"]})
+                logger.info("%s", rows[-1])
+        finally:
+            if hog is not None:
+                hog.kill()
+                hog.wait()
+    return rows
 
 
-def direct_runs(gguf: Path, settings: Any, prompts: list[str], max_tokens: int) -> tuple[list[dict], float, Any]:
-    """Stream each prompt through llama_cpp.Llama in this process; returns runs, load seconds and the model."""
-    from llama_cpp import Llama
-
-    from server.llm.local.llama_server import disable_extra_buffers
-
-    if not settings.llm.local.extra_buffers:
-        disable_extra_buffers()  # the model server loads the same way
-    local = settings.llm.local
-    start = time.perf_counter()
-    llm = Llama(model_path=str(gguf), n_ctx=local.n_ctx, n_threads=local.n_threads,
-                n_threads_batch=local.n_threads, verbose=False)
-    load_s = time.perf_counter() - start
-    runs = []
-    for prompt in prompts:
-        t0 = time.perf_counter()
-        deltas = []
-        for chunk in llm.create_chat_completion(messages_for(prompt), max_tokens=max_tokens, temperature=0.0,
-                                                stream=True):
-            text = chunk["choices"][0]["delta"].get("content") or ""
-            deltas.append((time.perf_counter(), text))
-        runs.append({"t0": t0, "deltas": deltas})
-    return runs, load_s, llm
+def llm_payloads(prompts: list[str], model: str, max_tokens: int, tag: str) -> list[dict[str, Any]]:
+    return [{"query": f"({tag}) {p}", "mode": "llm", "model": model, "temperature": 0.0, "max_tokens": max_tokens,
+             "stream": True, "store": False, "history_turns": 0} for p in prompts]
 
 
-async def openai_runs(base_url: str, model: str, prompts: list[str], max_tokens: int,
-                      headers: dict[str, str] | None = None) -> list[dict]:
-    runs = []
-    async with httpx.AsyncClient(timeout=600.0, trust_env=False) as client:
-        for prompt in prompts:
-            payload = {"model": model, "messages": messages_for(prompt), "max_tokens": max_tokens,
-                       "temperature": 0.0, "stream": True}
-            t0 = time.perf_counter()
-            deltas = []
-            async for t, data in sse_events(client, f"{base_url}/chat/completions", payload, headers):
-                if isinstance(data, dict) and data.get("choices"):
-                    deltas.append((t, data["choices"][0].get("delta", {}).get("content") or ""))
-            runs.append({"t0": t0, "deltas": deltas})
-    return runs
-
-
-async def chat_runs(api_url: str, payloads: list[dict[str, Any]]) -> list[dict]:
-    """kbchat /chat/{mode} SSE events: delta texts plus the usage of the done event."""
-    runs = []
-    async with httpx.AsyncClient(timeout=600.0, trust_env=False) as client:
-        for payload in payloads:
-            t0 = time.perf_counter()
-            deltas, usage, error = [], None, None
-            async for t, data in sse_events(client, f"{api_url}/chat/{payload['mode']}", payload):
-                if not isinstance(data, dict):
-                    continue
-                if data.get("type") == "delta":
-                    deltas.append((t, data.get("text") or ""))
-                elif data.get("type") == "done":
-                    usage = data.get("usage")
-                elif data.get("type") == "error":
-                    error = f"{data.get('code')}: {data.get('message')}"
-            runs.append({"t0": t0, "deltas": deltas, "usage": usage, "error": error})
-    return runs
-
-
-def kb_payloads(kb: str, model: str, avg_chunk_tokens: float, question: str, max_tokens: int) -> list[dict]:
-    """One kb-mode request per context target, top_k sized to reach it."""
-    return [
-        {"query": question, "mode": "kb", "kb_name": kb, "model": model,
-         "top_k": max(1, min(100, round(target / avg_chunk_tokens))), "score_threshold": 0.0, "temperature": 0.0,
-         "max_tokens": max_tokens, "stream": True, "store": False, "history_turns": 0}
-        for target in CONTEXT_TARGETS
-    ]
+def kb_ttft(api_url: str, model: str, passages: list[str], question: str, targets: tuple[int, ...]) -> list[dict]:
+    """KB chat TTFT per context target; each target has its own knowledge base (same passages, another
+    name), so the prompt differs from its first line and the model server cannot reuse a cached prefix."""
+    rows = []
+    avg_tokens = 0.0
+    for target in targets:
+        kb = f"ctx{target}"
+        avg_tokens = build_kb(api_url, kb, passages)
+        payload = {"query": question, "mode": "kb", "kb_name": kb, "model": model,
+                   "top_k": max(1, min(100, round(target / avg_tokens))), "score_threshold": 0.0,
+                   "temperature": 0.0, "max_tokens": 8, "stream": True, "store": False, "history_turns": 0}
+        run = asyncio.run(chat_runs(api_url, [payload]))[0]
+        deltas = [t for t, text in run["deltas"] if text]
+        rows.append({"target_context_tokens": target, "top_k": payload["top_k"],
+                     "prompt_tokens": (run["usage"] or {}).get("prompt_tokens"),
+                     "ttft_ms": round(1000 * (deltas[0] - run["t0"]), 1) if deltas else None, "error": run["error"]})
+        logger.info("%s kb chat at %d context tokens: %s", model, target, rows[-1])
+    return rows
 
 
 def build_kb(api_url: str, kb: str, passages: list[str]) -> float:
@@ -161,7 +132,8 @@ def build_kb(api_url: str, kb: str, passages: list[str]) -> float:
     with httpx.Client(base_url=api_url, timeout=1800.0, trust_env=False) as client:
         client.post("/kbs", json={"name": kb}).raise_for_status()
         files = [("files", (f"p{i:04d}.txt", text.encode("utf-8"), "text/plain")) for i, text in enumerate(passages)]
-        client.post(f"/kbs/{kb}/files", files=files, data={"chunk_size": "500", "chunk_overlap": "50"}).raise_for_status()
+        response = client.post(f"/kbs/{kb}/files", files=files, data={"chunk_size": "500", "chunk_overlap": "50"})
+        response.raise_for_status()
         listed = client.get(f"/kbs/{kb}/files").json()
         chunks = []
         for item in listed[:20]:
@@ -183,52 +155,41 @@ def measure_model(name: str, quick: bool, work: Path) -> dict[str, Any]:
     prompts = PROMPTS[:n_prompts]
     out: dict[str, Any] = {"model": name, "gguf": str(gguf), "max_tokens": max_tokens, "prompts": n_prompts,
                            "n_ctx": settings.llm.local.n_ctx, "n_threads": settings.llm.local.n_threads}
+    out["prompt_eval_tok_s"] = prompt_eval_speed(gguf, settings, 256 if quick else 512)
 
-    # 1. direct, in-process; the same Llama's tokenizer counts tokens for every path.
-    runs, load_s, llm = direct_runs(gguf, settings, prompts, max_tokens)
+    # Direct, in process; then the model's own tokenizer (vocabulary only) counts the tokens of every path.
+    llm, load_s = load_direct(gguf, settings)
     out["direct_load_s"] = round(load_s, 2)
-    out["paths"] = {"direct llama_cpp": summarise_runs(runs, lambda s: len(llm.tokenize(s.encode(), add_bos=False)))}
+    direct_runs(llm, PROMPTS[-1:], 4, "warm-up")
+    runs = direct_runs(llm, prompts, max_tokens, "direct")
     del llm
     counter = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
 
     def count(text: str) -> int:
         return len(counter.tokenize(text.encode(), add_bos=False))
 
+    out["paths"] = {"direct llama_cpp (in process)": summarise_runs(runs, count)}
     port = free_port()
     env = {"KBCHAT_PATHS__MODEL_DIR": str(settings.paths.model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port),
            "KBCHAT_LLM__DEFAULT_MODEL": name, "KBCHAT_PATHS__DATA_ROOT": str(work / "data"),
-           "KBCHAT_LOG_LEVEL": "WARNING"}
+           "KBCHAT_CHAT__LLM_TITLES": "false"}
     serve = ServerProcess("model-server", [*KBCHAT, "llm", "serve", "--model", name, "--port", str(port)],
-                          f"http://127.0.0.1:{port}/v1/models", work, env, timeout=600)
-    with serve:
+                          f"http://127.0.0.1:{port}/v1/models", work, env, timeout=900)
+    with serve, api_server(work / "data", work, env) as api:
         model_url = f"http://127.0.0.1:{port}/v1"
-        out["paths"]["model server /v1"] = summarise_runs(asyncio.run(openai_runs(model_url, name, prompts, max_tokens)),
-                                                          count)
-        with api_server(work / "data", work, env) as api:
-            api_url = api.base_url
-            out["paths"]["API /v1/chat/completions"] = summarise_runs(
-                asyncio.run(openai_runs(f"{api_url}/v1", name, prompts, max_tokens)), count)
-            payloads = [{"query": p, "mode": "llm", "model": name, "temperature": 0.0, "max_tokens": max_tokens,
-                         "stream": True, "store": False, "history_turns": 0} for p in prompts]
-            out["paths"]["API /chat/llm"] = summarise_runs(asyncio.run(chat_runs(api_url, payloads)), count)
-
-            squad = datasets.sample(datasets.load("squad-judge"), 1, 7, 60)
-            avg_tokens = build_kb(api_url, "bench", squad.passages)
-            payloads = kb_payloads("bench", name, avg_tokens, squad.questions[0].text, 16)
-            kb_rows = []
-            runs = asyncio.run(chat_runs(api_url, payloads))
-            for target, payload, run in zip(CONTEXT_TARGETS, payloads, runs):
-                deltas = [t for t, text in run["deltas"] if text]
-                kb_rows.append({
-                    "target_context_tokens": target,
-                    "top_k": payload["top_k"],
-                    "prompt_tokens": (run["usage"] or {}).get("prompt_tokens"),
-                    "ttft_ms": round(1000 * (deltas[0] - run["t0"]), 1) if deltas else None,
-                    "error": run["error"],
-                })
-            out["kb_ttft"] = kb_rows
-    direct = out["paths"]["direct llama_cpp"]
-    for path, stats in out["paths"].items():
+        asyncio.run(openai_runs(model_url, name, PROMPTS[-1:], 4, "warm-up"))
+        runs = asyncio.run(openai_runs(model_url, name, prompts, max_tokens, "server"))
+        out["paths"]["model server /v1"] = summarise_runs(runs, count)
+        runs = asyncio.run(openai_runs(f"{api.base_url}/v1", name, prompts, max_tokens, "api-v1"))
+        out["paths"]["API /v1/chat/completions"] = summarise_runs(runs, count)
+        runs = asyncio.run(chat_runs(api.base_url, llm_payloads(prompts, name, max_tokens, "api-chat")))
+        out["paths"]["API /chat/llm"] = summarise_runs(runs, count)
+        squad = datasets.sample(datasets.load("squad-judge"), 1, 7, 60)
+        out["kb_ttft"] = kb_ttft(api.base_url, name, squad.passages, squad.questions[0].text, CONTEXT_TARGETS)
+    if not quick or name == "smollm2-135m":
+        out["wait_policy"] = wait_policy_study(gguf, name, settings, work, count, 32 if quick else 64)
+    direct = out["paths"]["direct llama_cpp (in process)"]
+    for stats in out["paths"].values():
         stats["ttft_ratio_to_direct"] = _ratio(stats["ttft_ms"]["p50_ms"], direct["ttft_ms"]["p50_ms"])
         stats["decode_ratio_to_direct"] = _ratio(stats["decode_tok_s"], direct["decode_tok_s"])
     return out
@@ -263,6 +224,12 @@ def print_tables(results: list[dict[str, Any]]) -> str:
     out.append(print_table("KB chat time to first token by context size",
                            ["model", "target context tokens", "top_k", "prompt tokens (server)", "TTFT ms", "error"],
                            rows))
+    rows = [[r["model"], r["machine"], r["setting"], r["ttft_p50_ms"], r["decode_tok_s"]]
+            for res in results for r in res.get("wait_policy", [])]
+    out.append(print_table("Bare llama_cpp.server decode speed by thread setting",
+                           ["model", "machine", "setting", "TTFT p50 ms", "decode tok/s"], rows))
+    rows = [[res["model"], *res["prompt_eval_tok_s"].values()] for res in results]
+    out.append(print_table("Prompt processing speed in process (tokens/s)", ["model", "1 thread", "2 threads"], rows))
     return "".join(out)
 
 

@@ -153,6 +153,8 @@ def run(levels: list[int], quick: bool, work: Path) -> dict[str, Any]:
         with api_server(work / "data", work, env) as api:
             chunks = prepare_kb(api.base_url)
             for endpoint in ("chat", "openai", "search"):
+                # A few unmeasured requests first: lazy imports and first connections stay out of the figures.
+                asyncio.run(run_level(api.base_url, endpoint, 2, 4, time_limit))
                 for clients in levels:
                     logger.info("%s with %d clients", endpoint, clients)
                     row = asyncio.run(run_level(api.base_url, endpoint, clients, clients * per_client, time_limit))

@@ -25,12 +25,12 @@ class ServerProcess:
     """A child process serving HTTP on 127.0.0.1, started and ready on enter, stopped on exit."""
 
     def __init__(self, name: str, cmd: list[str], ready_url: str, log_dir: Path, env: dict[str, str] | None = None,
-                 timeout: float = 120.0) -> None:
+                 timeout: float = 120.0, unset: tuple[str, ...] = ()) -> None:
         self.name = name
         self.cmd = cmd
         self.ready_url = ready_url
         self.log_path = Path(log_dir) / f"{name}.log"
-        self.env = {**os.environ, **(env or {})}
+        self.env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
         self.timeout = timeout
         self.proc: subprocess.Popen | None = None
 

@@ -136,7 +136,6 @@ def measure_size(n: int, pool: list[str], questions: list[str], work: Path, seed
     for mode, stats in out["modes"].items():
         stats["ratio_to_floor"] = round(stats["p50_ms"] / floor, 3) if floor else None
     out["rss_mb"] = current_rss_mb()
-    del flat, vectors
     return out
 
 

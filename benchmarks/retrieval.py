@@ -56,12 +56,12 @@ SHORT = {E5: "e5", MINILM: "minilm"}
 # (max passages, max questions) per set in --quick; sized so `make bench` stays within its budget.
 QUICK_SIZES: dict[str, tuple[int | None, int | None]] = {
     "cmrc-trial": (40, 100),
-    "squad-tune": (80, 100),
-    "cmrc-dev": (60, 100),
-    "squad-judge": (80, 100),
-    "drcd-dev": (60, 100),
-    "rgb-zh": (260, None),
-    "rgb-en": (300, None),
+    "squad-tune": (70, 100),
+    "cmrc-dev": (40, 100),
+    "squad-judge": (60, 100),
+    "drcd-dev": (40, 100),
+    "rgb-zh": (200, None),
+    "rgb-en": (250, None),
 }
 CHATCHAT = {"chunk_size": 250, "chunk_overlap": 50, "top_k": 3, "mode": "vector", "embed_model": E5}
 
@@ -180,21 +180,24 @@ def judge(runner: Runner, sets: list[RetrievalSet], best: dict[str, Any], weight
     """Judging halves with the recommended chunking, plus the two baselines (models: weights_by_model's keys)."""
     chunk_size, overlap = best["chunk_size"], best["chunk_overlap"]
     rows = []
+    models = tuple(weights_by_model)
     for rset in sets:
-        systems: list[tuple[str, dict[str, Any]]] = [("plain BM25, whole passages (baseline)", plain_bm25(rset))]
+        # (system, chunk size, metrics)
+        systems: list[tuple[str, int | None, dict[str, Any]]] = [
+            ("plain BM25, whole passages (baseline)", None, plain_bm25(rset))]
         result = runner.run(rset, CHATCHAT["embed_model"], CHATCHAT["chunk_size"], CHATCHAT["chunk_overlap"],
                             CHATCHAT["mode"], top_k=CHATCHAT["top_k"])
-        systems.append(("Chatchat v0.2 style: e5, 250/50, vector, top 3 (baseline)", result.metrics))
-        models = tuple(weights_by_model)
-        systems.append(("bm25", runner.run(rset, models[0], chunk_size, overlap, "bm25").metrics))
+        systems.append(("Chatchat v0.2 style: e5, 250/50, vector, top 3 (baseline)", CHATCHAT["chunk_size"],
+                        result.metrics))
+        systems.append(("bm25", chunk_size, runner.run(rset, models[0], chunk_size, overlap, "bm25").metrics))
         for model in models:
             result = runner.run(rset, model, chunk_size, overlap, "vector")
-            systems.append((f"vector {SHORT[model]}", result.metrics))
+            systems.append((f"vector {SHORT[model]}", chunk_size, result.metrics))
             weights = weights_by_model[model]
             result = runner.run(rset, model, chunk_size, overlap, "hybrid", weights)
-            systems.append((f"hybrid {SHORT[model]} {weights[0]:g}:{weights[1]:g}", result.metrics))
-        for system, metrics in systems:
-            rows.append({"set": rset.name, "system": system, "chunk_size": chunk_size, **metrics})
+            systems.append((f"hybrid {SHORT[model]} {weights[0]:g}:{weights[1]:g}", chunk_size, result.metrics))
+        for system, size, metrics in systems:
+            rows.append({"set": rset.name, "system": system, "chunk_size": size, **metrics})
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -18,6 +19,24 @@ REQUIRED_TEMPLATES = (
     "translate_to_zh",
     "title",
 )
+# Templates the chat services use on their own (titles, translation, the agent's built-in prompts):
+# choosing one as a chat's system prompt would only confuse the model.
+INTERNAL_TEMPLATES = frozenset({"title", "translate_to_en", "translate_to_zh", "agent_react", "agent_tools"})
+# The naming rule documented at the top of configs/prompts.yaml; any other name belongs to "llm".
+MODE_PREFIXES = {"kb_": "kb", "search_": "search", "agent_": "agent"}
+
+
+def templates_by_mode(names: Iterable[str]) -> dict[str, list[str]]:
+    """User-selectable template names grouped by the chat mode their name prefix points to."""
+    grouped: dict[str, list[str]] = {mode: [] for mode in ("llm", *MODE_PREFIXES.values())}
+    for name in sorted(names):
+        if name in INTERNAL_TEMPLATES:
+            continue
+        mode = next((m for prefix, m in MODE_PREFIXES.items() if name.startswith(prefix)), "llm")
+        grouped[mode].append(name)
+    return grouped
+
+
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 

@@ -44,7 +44,10 @@ def _create_form(ctx: UIContext, public: dict[str, Any], kbs: list[dict[str, Any
             key="kb_new_embed",
         )
         stores = _vector_stores(public, kbs)
-        vector_store = cols[1].selectbox(t("kb.vector_store"), stores, key="kb_new_store") if stores else None
+        store_at = stores.index(public["default_vector_store"]) if public.get("default_vector_store") in stores else 0
+        vector_store = (
+            cols[1].selectbox(t("kb.vector_store"), stores, index=store_at, key="kb_new_store") if stores else None
+        )
         submitted = st.form_submit_button(t("kb.create"), icon=":material/add:", type="primary")
     if not submitted:
         return

@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 from server.db import kb_repository as repo
+from server.errors import InvalidInput
 from server.knowledge_base.ingestion import file_sha256
 from server.knowledge_base.manager import KnowledgeBaseManager
 from server.knowledge_base.names import validate_kb_name
 from server.knowledge_base.schemas import KBInfo
-from server.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from server.db import Database
 from server.db import kb_repository as repo
 from server.errors import Conflict, InvalidInput, NotFound
 from server.knowledge_base.embeddings import EmbeddingService
-from server.knowledge_base.ingestion import FileInput, Ingestor, check_upload
+from server.knowledge_base.ingestion import Ingestor, check_upload
 from server.knowledge_base.names import validate_file_name, validate_kb_name
 from server.knowledge_base.rebuild import rebuild_kb
 from server.knowledge_base.retriever import MODES, FusionParams, retrieve

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -11,6 +12,8 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from tests.chat_support import chat_settings, parse_sse
 from tests.fakes.fake_openai import FakeOpenAI
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +132,32 @@ def test_public_settings_list_choices_and_defaults(client):
                 "default_search_mode"):
         assert key in body
     assert "bing_key" not in json.dumps(body) and "api_key" not in json.dumps(body)
+    assert body["vector_stores"] == ["faiss"] and body["default_vector_store"] == "faiss"
+
+
+def test_public_settings_offer_each_mode_its_own_templates(tmp_path, fake):
+    shipped = (REPO_ROOT / "configs" / "prompts.yaml").read_text(encoding="utf-8")
+    prompts = tmp_path / "prompts.yaml"
+    extra = {"kb_strict": "Only quote {context}.", "search_brief": "Be brief.", "agent_planner": "Plan first.",
+             "pirate": "Talk like a pirate."}
+    prompts.write_text(shipped + "\n" + "".join(f"{k}: {json.dumps(v)}\n" for k, v in extra.items()), "utf-8")
+    settings = chat_settings(tmp_path, fake.base_url, chat={"prompts_file": prompts})
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/settings/public").json()
+        by_mode = body["prompt_templates_by_mode"]
+        assert by_mode == {
+            "llm": ["default", "pirate"],
+            "kb": ["kb_default", "kb_strict"],
+            "search": ["search_brief", "search_default"],
+            "agent": ["agent_planner"],
+        }
+        # the flat list keeps every name, internal ones included
+        assert set(body["prompt_templates"]) == set(extra) | {
+            "default", "kb_default", "search_default", "agent_tools", "agent_react", "translate_to_en",
+            "translate_to_zh", "title",
+        }
+        # an offered template is accepted by its mode
+        fake.queue("Arr, a fine answer.")
+        events = parse_sse(client.post("/chat/llm", json={"query": "Hi", "prompt_template": "pirate"}).text)
+        assert events[-2]["type"] == "done", events
+        assert fake.requests[-1]["messages"][0]["content"] == "Talk like a pirate."

@@ -297,6 +297,7 @@ def test_stop_button_ends_the_answer_and_keeps_the_question(page, api_server, we
     stop = page.get_by_role("button", name="Stop")
     expect(stop).to_be_visible()
     expect(page.get_by_text("Thinking")).to_be_visible()
+    _shot(page, "chat_waiting_for_answer", wait=False)
     stop.click()
     expect(page.get_by_text("Stopped before the answer began.")).to_be_visible()
     expect(page.get_by_text(question).first).to_be_visible()

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from streamlit_chatbox import Markdown
 
 from server.app import create_app
 from tests.e2e.conftest import REPO_ROOT, ApiServer, api_settings, run_uvicorn
 from tests.fakes.fixtures import free_port
 from webui_pages.api_client import ApiClient
+from webui_pages.transcript import CHAT_BOX_KEY
 
 RUN_TIMEOUT = 90  # seconds per script run: ingestion and answers take a while on two cores
 _names = itertools.count(1)
@@ -71,6 +73,18 @@ def kb(api: ApiClient) -> Iterator[str]:
         pass
 
 
+def chat_box_history(at: AppTest) -> dict[str, list[tuple[str, str]]]:
+    """What ChatBox holds in the session: chat name -> [(role, text of the message)]."""
+    chats = at.session_state[CHAT_BOX_KEY]
+    return {
+        name: [
+            (m["role"], "".join(e.content for e in m["elements"] if isinstance(e, Markdown)))
+            for m in chat["history"]
+        ]
+        for name, chat in chats.items()
+    }
+
+
 def ask(at: AppTest, question: str) -> AppTest:
     at.chat_input(key="chat_prompt").set_value(question).run()
     return no_exception(at)
@@ -123,6 +137,8 @@ def test_kb_question_renders_answer_and_sources(webui_env, kb, fake_model):
     assert [m.name for m in messages] == ["user", "assistant"]
     assert "How much paid leave" in messages[0].markdown[0].value
     assert "twenty-five days of paid annual leave" in messages[1].markdown[0].value
+    # ChatBox renders markdown with raw HTML allowed by default; model and user text must not be
+    assert not messages[0].markdown[0].proto.allow_html and not messages[1].markdown[0].proto.allow_html
     # ChatBox draws an element "in an expander" as st.status
     sources = [e for e in messages[1].status if e.label.startswith("Sources (")]
     assert sources, "the answer has no sources expander"
@@ -211,6 +227,9 @@ def test_feedback_is_sent_and_shown_after_reload(webui_env, api, fake_model):
     assert stored["score"] in (-1, "down") and stored["reason"] == "Too short."
 
     reloaded = no_exception(chat_app(conv=conv_id))
+    assert chat_box_history(reloaded) == {
+        conv_id: [("user", "What is the capital of France?"), ("assistant", "Paris is the capital of France.")]
+    }
     assert reloaded.feedback[0].value == 0
     assert "unhelpful" in texts(reloaded.caption)
     assert "Too short" in texts(reloaded.caption)
@@ -233,6 +252,9 @@ def test_switching_conversations_reloads_history(webui_env, fake_model):
     assert at.query_params["conv"] == first
     shown = texts(at.markdown)
     assert "First answer about apples." in shown and "pears" not in shown
+    # ChatBox holds only the open conversation, refilled from the API
+    expected = [("user", "Tell me about apples"), ("assistant", "First answer about apples.")]
+    assert chat_box_history(at) == {first: expected}
 
 
 def test_delete_conversation_asks_for_confirmation(webui_env, api, fake_model):
@@ -260,8 +282,42 @@ def test_agent_steps_are_shown_with_the_answer(webui_env, fake_model):
     assert "Six times seven is 42." in answer.markdown[0].value
     steps = [e for e in answer.status if e.label.startswith("Agent steps (")]
     assert steps, "the answer has no agent steps expander"
+    assert steps[0].state == "complete"
     shown = texts(steps[0].markdown) + texts(steps[0].code)
     assert "calculator" in shown and "42" in shown
+
+
+def test_streamed_answer_cut_short_keeps_its_final_text(webui_env, api, fake_model):
+    fake_model.queue_drop_after("The answer starts well but then the model dies.", 3)
+    at = chat_app()
+    ask(at, "Will you finish?")
+    conv_id = at.query_params["conv"]
+    history = chat_box_history(at)
+    assert list(history) == [conv_id], "the new conversation's ChatBox chat is not named after it"
+    (user, question), (assistant, partial) = history[conv_id]
+    assert (user, question, assistant) == ("user", "Will you finish?", "assistant")
+    # the streamed updates end in the text received, without the streaming cursor
+    assert partial and "The answer starts well but then the model dies.".startswith(partial)
+    assert partial == at.chat_message[-1].markdown[0].value
+    assert at.chat_message[-1].error, "the answer does not say it was cut short"
+    stored = api.get_conversation(conv_id)["messages"][-1]
+    assert stored["content"] == partial and stored["meta"]["incomplete"] is True
+
+    at.run()  # the next run draws the stored partial answer, once
+    no_exception(at)
+    assert chat_box_history(at) == {conv_id: [("user", "Will you finish?"), ("assistant", partial)]}
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    assert at.chat_message[-1].error
+
+
+def test_template_menu_lists_the_current_modes_templates(webui_env, api):
+    by_mode = api.public_settings()["prompt_templates_by_mode"]
+    at = no_exception(chat_app())
+    for mode in ("llm", "kb", "search", "agent"):
+        set_mode(at, mode)
+        menu = at.sidebar.selectbox(key=f"opt_template_{mode}_en")
+        assert menu.options == ["(default for this mode)", *by_mode[mode]]
+    assert by_mode["kb"] == ["kb_default"] and "title" not in str(by_mode)
 
 
 def test_rename_conversation_updates_title(webui_env, api, fake_model):
@@ -292,12 +348,15 @@ def test_language_switch_translates_the_page(webui_env):
 def test_create_kb_form_creates_and_selects_it(webui_env, api):
     name = f"created_{next(_names)}"
     at = no_exception(kb_app())
+    if any(box.key == "kb_pick_en" for box in at.selectbox):  # other tests' KBs exist: show the form
+        at.selectbox(key="kb_pick_en").set_value("").run()
+    assert at.selectbox(key="kb_new_store").options == api.public_settings()["vector_stores"] == ["faiss"]
     at.text_input(key="kb_new_name").input(name)
     at.text_area(key="kb_new_desc").input("Made in a test")
     at.button[0].click().run()  # the form's Create button
     no_exception(at)
     info = next(k for k in api.list_kbs() if k["name"] == name)
-    assert info["description"] == "Made in a test"
+    assert info["description"] == "Made in a test" and info["vector_store"] == "faiss"
     assert at.selectbox(key="kb_pick_en").value == name
     api.delete_kb(name)
 

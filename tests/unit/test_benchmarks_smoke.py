@@ -15,7 +15,8 @@ ZH_PASSAGES = [
     "大熊猫主要生活在四川、陕西和甘肃的山区，以竹子为主要食物，每天进食十几个小时。",
     "黄河是中国第二长河，发源于青海省巴颜喀拉山脉，流经九个省区，最后注入渤海。",
 ]
-ZH_QUESTIONS = [("长城东起哪里？", "山海关", 0), ("大熊猫主要吃什么食物？", "竹子", 1), ("黄河最后注入哪个海？", "渤海", 2)]
+ZH_QUESTIONS = [("长城东起哪里？", "山海关", 0), ("大熊猫主要吃什么食物？", "竹子", 1),
+                ("黄河最后注入哪个海？", "渤海", 2)]
 EN_PASSAGES = [
     "The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889 for the World's Fair.",
     "Photosynthesis lets plants turn sunlight, water and carbon dioxide into glucose and oxygen.",
@@ -72,7 +73,8 @@ def test_plain_bm25_baseline_ranks_the_gold_passage_first():
 
 
 def test_retrieval_benchmark_runs_grid_calibration_and_judging(tmp_path):
-    sets = [tiny_set("tiny-zh", "zh", ZH_PASSAGES, ZH_QUESTIONS), tiny_set("tiny-en", "en", EN_PASSAGES, EN_QUESTIONS)]
+    sets = [tiny_set("tiny-zh", "zh", ZH_PASSAGES, ZH_QUESTIONS),
+            tiny_set("tiny-en", "en", EN_PASSAGES, EN_QUESTIONS)]
     with open_manager(tmp_path) as manager:
         out = retrieval.evaluate_all(manager, sets, sets, chunk_sizes=(250,), models=(E5,))
     by_label = {row["label"]: row for row in out["tuning_grid"]}

@@ -7,12 +7,13 @@ from typing import Any, get_args
 import anyio
 from fastapi import APIRouter
 
+from configs.prompts import templates_by_mode
 from configs.settings import SearchMode
 from server.api.deps import ServicesDep
 from server.chat.schemas import CHAT_MODES
+from server.knowledge_base.vector_store import STORE_KINDS
 
 router = APIRouter(tags=["settings"])
-
 
 @router.get("/settings/public")
 async def public_settings(services: ServicesDep) -> dict[str, Any]:
@@ -20,12 +21,14 @@ async def public_settings(services: ServicesDep) -> dict[str, Any]:
     settings = services.settings
     kb, chat, search = settings.kb, settings.chat, settings.chat.search
     kbs = await anyio.to_thread.run_sync(services.kb.list_kbs)
+    templates = services.chat.template_names()
     return {
         "models": services.llms.describe(),
         "default_model": services.llms.default_name,
         "modes": list(CHAT_MODES),
         "kbs": [info.model_dump(mode="json") for info in kbs],
-        "prompt_templates": services.chat.template_names(),
+        "prompt_templates": templates,
+        "prompt_templates_by_mode": templates_by_mode(templates),
         "top_k": kb.top_k,
         "score_threshold": kb.score_threshold,
         "score_thresholds": {name: cfg.score_threshold for name, cfg in kb.embed_models.items()},
@@ -33,6 +36,8 @@ async def public_settings(services: ServicesDep) -> dict[str, Any]:
             name: {"kind": cfg.kind, "score_threshold": cfg.score_threshold} for name, cfg in kb.embed_models.items()
         },
         "default_embed_model": kb.default_embed_model,
+        "vector_stores": sorted(STORE_KINDS),
+        "default_vector_store": kb.default_vector_store,
         "search_modes": list(get_args(SearchMode)),
         "default_search_mode": kb.search_mode,
         "engines": services.chat.engines.names,
