@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from configs import Settings
 from configs.settings import PROJECT_ROOT
+from server.cli.output import say
 from server.db import Database
 from server.errors import AppError, Conflict
 from server.knowledge_base import maintenance as mt
@@ -96,10 +97,10 @@ def open_manager(settings: Settings, *, clear_tables: bool = False) -> Iterator[
 def _report(kb: str, action: str, results: list[FileResult], started: float) -> None:
     counts = {s: sum(r.status == s for r in results) for s in ("indexed", "stored", "skipped", "error")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do"
-    print(f"{kb}: {action}: {summary} ({time.monotonic() - started:.1f} s)")
+    say(f"{kb}: {action}: {summary} ({time.monotonic() - started:.1f} s)")
     for result in results:
         if result.status == "error":
-            print(f"  error: {result.file_name}: {result.error}")
+            say(f"  error: {result.file_name}: {result.error}")
 
 
 def _reingest_all(manager: KnowledgeBaseManager, kb: str, names: list[str], action: str) -> None:
@@ -127,21 +128,21 @@ def run_init(args: argparse.Namespace, settings: Settings, ask: Callable[[str], 
     """Run `kbchat init` with parsed flags; returns the exit code."""
     if args.clear_tables and not args.yes and not _confirm(
             f"drop every table of {settings.paths.database_url} (conversations included)?", ask):
-        print("aborted: nothing was changed")
+        say("aborted: nothing was changed")
         return 1
     maintenance = any([args.recreate_vs, args.update_in_db, args.increment, args.prune_db, args.prune_folder])
     try:
         with open_manager(settings, clear_tables=args.clear_tables) as manager:
-            print(f"database ready at {settings.paths.database_url}")
+            say(f"database ready at {settings.paths.database_url}")
             if args.clear_tables:
-                print("tables cleared; run `kbchat init --recreate-vs` to index the content folders again")
+                say("tables cleared; run `kbchat init --recreate-vs` to index the content folders again")
             if maintenance:
                 for kb in args.kb_name or mt.discover_kbs(manager):
                     _maintain(manager, kb, args)
             elif not (args.create_tables or args.clear_tables):
                 _sync(manager, settings, args)
     except AppError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        say(f"error: {exc.message}", file=sys.stderr)
         return 1
     return 0
 
@@ -153,11 +154,11 @@ def _sync(manager: KnowledgeBaseManager, settings: Settings, args: argparse.Name
     if sample in targets:
         copied = mt.copy_samples(SAMPLES_SOURCE, manager.content_dir(sample))
         if copied:
-            print(f"{sample}: copied {len(copied)} sample document(s)")
+            say(f"{sample}: copied {len(copied)} sample document(s)")
     for kb in targets:
         info, created = mt.ensure_kb(manager, kb, args.embed_model)
         if created:
-            print(f"{kb}: created with embedding model {info.embed_model}")
+            say(f"{kb}: created with embedding model {info.embed_model}")
         elif args.embed_model and args.embed_model != info.embed_model:
             raise Conflict(f"knowledge base {kb!r} uses {info.embed_model!r}; to switch it to "
                            f"{args.embed_model!r} run `kbchat init --recreate-vs -n {kb} -e {args.embed_model}`")
@@ -168,11 +169,11 @@ def _maintain(manager: KnowledgeBaseManager, kb: str, args: argparse.Namespace) 
     """Apply the maintenance flags to one knowledge base, in a safe order."""
     info, created = mt.ensure_kb(manager, kb, args.embed_model)
     if created:
-        print(f"{kb}: created with embedding model {info.embed_model}")
+        say(f"{kb}: created with embedding model {info.embed_model}")
     if args.prune_db:
-        print(f"{kb}: pruned {len(mt.prune_db(manager, kb))} database entries of vanished files")
+        say(f"{kb}: pruned {len(mt.prune_db(manager, kb))} database entries of vanished files")
     if args.prune_folder:
-        print(f"{kb}: deleted {len(mt.prune_folder(manager, kb))} files unknown to the database")
+        say(f"{kb}: deleted {len(mt.prune_folder(manager, kb))} files unknown to the database")
     if args.recreate_vs:
         started = time.monotonic()
         bar = ProgressBar(f"{kb} rebuild")

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from configs import Settings
+from server.cli.output import say
 from server.cli.init import ProgressBar, open_manager
 from server.errors import AppError
 from server.knowledge_base.loaders import SUPPORTED_EXTENSIONS
@@ -65,22 +66,22 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         with open_manager(settings) as manager:
             return args.action(manager, args)
     except AppError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        say(f"error: {exc.message}", file=sys.stderr)
         return 1
 
 
 def cmd_list(manager: KnowledgeBaseManager, _args: argparse.Namespace) -> int:
     kbs = manager.list_kbs()
     if not kbs:
-        print("no knowledge bases yet; create one with `kbchat kb create NAME`")
+        say("no knowledge bases yet; create one with `kbchat kb create NAME`")
     for kb in kbs:
-        print(f"{kb.name}\t{kb.file_count} files\t{kb.chunk_count} chunks\t{kb.embed_model}\t{kb.description}")
+        say(f"{kb.name}\t{kb.file_count} files\t{kb.chunk_count} chunks\t{kb.embed_model}\t{kb.description}")
     return 0
 
 
 def cmd_create(manager: KnowledgeBaseManager, args: argparse.Namespace) -> int:
     info = manager.create_kb(args.name, args.description, args.embed_model)
-    print(f"created {info.name} ({info.embed_model}, {info.vector_store})")
+    say(f"created {info.name} ({info.embed_model}, {info.vector_store})")
     return 0
 
 
@@ -89,10 +90,10 @@ def cmd_delete(manager: KnowledgeBaseManager, args: argparse.Namespace) -> int:
     if not args.yes:
         answer = input(f"delete knowledge base {args.name!r} with all its files? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
-            print("aborted")
+            say("aborted")
             return 1
     manager.delete_kb(args.name)
-    print(f"deleted {args.name}")
+    say(f"deleted {args.name}")
     return 0
 
 
@@ -111,7 +112,7 @@ def cmd_add(manager: KnowledgeBaseManager, args: argparse.Namespace) -> int:
     files = _expand(args.paths)
     missing = [str(p) for p in files if not p.is_file()]
     if missing:
-        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        say(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 1
     started = time.monotonic()
     bar = ProgressBar(f"{args.name} add")
@@ -122,9 +123,9 @@ def cmd_add(manager: KnowledgeBaseManager, args: argparse.Namespace) -> int:
         bar.close()
     for result in results:
         detail = f"{result.chunks} chunks" if result.status == "indexed" else result.error
-        print(f"{result.status:8} {result.file_name}  {detail}".rstrip())
+        say(f"{result.status:8} {result.file_name}  {detail}".rstrip())
     info = manager.get_kb(args.name)
-    print(f"{info.name}: {info.file_count} files, {info.chunk_count} chunks ({time.monotonic() - started:.1f} s)")
+    say(f"{info.name}: {info.file_count} files, {info.chunk_count} chunks ({time.monotonic() - started:.1f} s)")
     return 1 if any(r.status == "error" for r in results) else 0
 
 
@@ -144,12 +145,12 @@ def cmd_search(manager: KnowledgeBaseManager, args: argparse.Namespace) -> int:
     hits = manager.search(args.name, args.query, top_k=args.top_k, score_threshold=args.threshold, mode=args.mode,
                           file_name=args.file)
     if not hits:
-        print("no matching chunks")
+        say("no matching chunks")
     for hit in hits:
         where = location(hit)
-        print(f"[{hit.rank}] {hit.score:.3f}  {hit.metadata.get('source', '')}" + (f"  ({where})" if where else ""))
+        say(f"[{hit.rank}] {hit.score:.3f}  {hit.metadata.get('source', '')}" + (f"  ({where})" if where else ""))
         text = " ".join(hit.text.split())
-        print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
+        say(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
     return 0
 
 
@@ -162,9 +163,9 @@ def cmd_rebuild(manager: KnowledgeBaseManager, args: argparse.Namespace) -> int:
         bar.close()
     errors = [r for r in results if r.status == "error"]
     for result in errors:
-        print(f"error    {result.file_name}  {result.error}")
+        say(f"error    {result.file_name}  {result.error}")
     info = manager.get_kb(args.name)
-    print(f"{info.name}: {info.file_count} files, {info.chunk_count} chunks ({time.monotonic() - started:.1f} s)")
+    say(f"{info.name}: {info.file_count} files, {info.chunk_count} chunks ({time.monotonic() - started:.1f} s)")
     return 1 if errors else 0
 
 
@@ -172,5 +173,5 @@ def cmd_files(manager: KnowledgeBaseManager, args: argparse.Namespace) -> int:
     for f in manager.list_files(args.name):
         when = datetime.fromtimestamp(f.mtime).strftime("%Y-%m-%d %H:%M") if f.mtime else ""
         line = f"{f.status:8} {f.file_name}\t{f.size} bytes\t{f.chunk_count} chunks\t{when}"
-        print(line + (f"\t{f.error}" if f.error else ""))
+        say(line + (f"\t{f.error}" if f.error else ""))
     return 0
