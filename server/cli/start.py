@@ -24,6 +24,7 @@ import httpx
 from configs import Settings
 from configs.settings import PROJECT_ROOT
 from server.auth import is_loopback
+from server.db import Database
 from server.llm.local.assemble import is_ready
 from server.llm.local.builtin import BUILTIN_MODELS
 from server.llm.local.serve import connect_host
@@ -247,6 +248,9 @@ def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(f"error: something already listens on the port of: {', '.join(busy)}\n")
         return 1
 
+    if any(c.name in ("API", "gRPC") for c in children):
+        # Both would create the schema of a new database at the same moment; do it once, first.
+        Database(settings.paths.database_url).create_tables()
     stop = threading.Event()
 
     def _on_signal(signum, _frame) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db.models import SCHEMA_VERSION, Base, SchemaVersion
@@ -52,16 +54,28 @@ class Database:
             return fn(session, *args, **kwargs)
 
     def create_tables(self) -> None:
-        """Create missing tables and record the schema version; safe to repeat."""
-        Base.metadata.create_all(self.engine)
-        with self.session() as session:
-            row = session.scalar(select(SchemaVersion))
-            if row is None:
-                session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
-            elif row.version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"database schema version {row.version} is newer than this kbchat ({SCHEMA_VERSION})"
-                )
+        """Create missing tables and record the schema version; safe to repeat, and to race."""
+        for attempt in range(3):
+            try:
+                Base.metadata.create_all(self.engine)
+                break
+            except OperationalError:
+                # Another process (API and gRPC start together) created a table between our
+                # existence check and CREATE TABLE; checking again sees it.
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
+        try:
+            with self.session() as session:
+                row = session.scalar(select(SchemaVersion))
+                if row is None:
+                    session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
+                elif row.version > SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"database schema version {row.version} is newer than this kbchat ({SCHEMA_VERSION})"
+                    )
+        except IntegrityError:
+            pass  # another process recorded the version first
 
     def drop_tables(self) -> None:
         """Drop every kbchat table (used by --clear-tables)."""
