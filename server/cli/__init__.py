@@ -8,6 +8,7 @@ import logging
 import sys
 
 from configs import load_settings
+from server.logs import configure_logging
 
 # Modules under server/cli that expose `register(subparsers)`; each subcommand
 # sets `func(args, settings) -> int` as its default.
@@ -27,10 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     settings = load_settings()
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.DEBUG if args.verbose else settings.log_level)
     return int(args.func(args, settings) or 0)
 
 

@@ -234,7 +234,6 @@ def _wait_ready(children: list[Child], stop: threading.Event, settings: Settings
 
 
 def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # readiness polls are not news
     children = plan(args, settings)
     if not children:
         sys.stderr.write("error: nothing to start\n")

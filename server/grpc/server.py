@@ -25,6 +25,7 @@ from server.chat.schemas import ChatRequest
 from server.errors import AppError, ServiceUnavailable
 from server.grpc import chat_pb2, chat_pb2_grpc
 from server.grpc.convert import event_message, request_fields
+from server.logs import configure_logging
 from server.services import Services, build_services
 
 logger = logging.getLogger(__name__)
@@ -158,10 +159,7 @@ def serve_forever(settings: Settings) -> None:
 
 def main() -> int:
     settings = load_settings()
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     try:
         serve_forever(settings)
     except AppError as exc:
