@@ -1,6 +1,6 @@
 """Retrieval quality through kbchat's real ingestion and search pipeline, with calibration and baselines.
 
-    python -m benchmarks.retrieval [--quick] [--out PATH] [--max-questions N]
+    python -m benchmarks.retrieval [--quick] [--out PATH] [--max-questions N] [--max-passages N]
 
 1. Tuning halves (CMRC 2018 trial, SQuAD articles 0-23): a grid of chunk size {250, 500, 800}
    (overlap = 10 %) x mode {bm25, vector, hybrid} x embedding model {multilingual-e5-small,
@@ -70,11 +70,17 @@ def overlap_for(chunk_size: int) -> int:
     return chunk_size // 10
 
 
-def load_sets(names: tuple[str, ...], quick: bool, seed: int, max_questions: int | None) -> list[RetrievalSet]:
+def load_sets(names: tuple[str, ...], quick: bool, seed: int, max_questions: int | None,
+              max_passages_cap: int | None = None) -> list[RetrievalSet]:
+    """The named sets, reduced to their --quick sizes or to the given caps (seeded samples)."""
     out = []
     for name in names:
         rset = datasets.load(name)
         max_passages, n_questions = QUICK_SIZES[name] if quick else (None, None)
+        if max_passages_cap:
+            # RGB passages are short and each question brings about 25 of its own, so RGB gets 3x the cap.
+            cap = max_passages_cap * 3 if name.startswith("rgb") else max_passages_cap
+            max_passages = min(max_passages or cap, cap)
         if max_questions:
             n_questions = min(n_questions or max_questions, max_questions)
         if max_passages or n_questions:
@@ -284,10 +290,11 @@ def evaluate_all(manager: Any, tuning_sets: list[RetrievalSet], judging_sets: li
     }
 
 
-def run(quick: bool, seed: int, data_root: Path, max_questions: int | None = None) -> dict[str, Any]:
+def run(quick: bool, seed: int, data_root: Path, max_questions: int | None = None,
+        max_passages: int | None = None) -> dict[str, Any]:
     started = time.perf_counter()
-    tuning_sets = load_sets(datasets.TUNING_SETS, quick, seed, max_questions)
-    judging_sets = load_sets(datasets.JUDGING_SETS, quick, seed, max_questions)
+    tuning_sets = load_sets(datasets.TUNING_SETS, quick, seed, max_questions, max_passages)
+    judging_sets = load_sets(datasets.JUDGING_SETS, quick, seed, max_questions, max_passages)
     with open_manager(data_root) as manager:
         measured = evaluate_all(manager, tuning_sets, judging_sets)
     result = {
@@ -306,11 +313,14 @@ def run(quick: bool, seed: int, data_root: Path, max_questions: int | None = Non
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--max-questions", type=int, default=None, help="cap questions per set (seeded sample)")
+    parser.add_argument("--max-passages", type=int, default=None,
+                        help="cap passages per set (RGB sets: 3x), a seeded sample built like the full set")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_shared_data()
     with scratch_dir("retrieval", args.keep) as root:
-        result = run(args.quick, args.seed, root, args.max_questions)
+        result = run(args.quick, args.seed, root, args.max_questions, args.max_passages)
+    result["caps"] = {"max_questions": args.max_questions, "max_passages": args.max_passages}
     write_result("retrieval", result, args.out)
     return 0
 

