@@ -14,10 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
-try:
-    from tests.fakes.fixtures import *  # noqa: F401,F403
-except ImportError:  # pragma: no cover - fixtures module lands with the fakes
-    pass
+from tests.fakes.fixtures import *  # noqa: E402,F401,F403
 
 
 @pytest.fixture(scope="session")
