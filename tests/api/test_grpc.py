@@ -31,6 +31,12 @@ def fake():
         yield server
 
 
+@pytest.fixture(autouse=True)
+def fresh_fake(fake):
+    """A hang a cancelled call never reached must not answer the next test."""
+    fake.reset()
+
+
 @pytest.fixture(scope="module")
 def services(tmp_path_factory, fake):
     services = build_services(fake_llm_settings(tmp_path_factory.mktemp("grpc"), fake.base_url))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -34,6 +35,21 @@ def client(tmp_path_factory, fake, slow):
         yield client
 
 
+@pytest.fixture(autouse=True)
+def fresh_fakes(fake, slow):
+    """Each test scripts its own replies: a hang a cancelled request never reached must not leak."""
+    fake.reset()
+    slow.reset()
+
+
+def wait_for(condition, what: str, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
 def receive_until_end(ws, request_id: str) -> list[dict]:
     """Frames of one request, up to and including its done or error frame."""
     frames = []
@@ -47,11 +63,16 @@ def receive_until_end(ws, request_id: str) -> list[dict]:
 
 
 def next_frame(ws, *types: str, request_id: str | None = None) -> dict:
-    """The next frame of one of ``types`` (for ``request_id`` if given), skipping the running answers' frames."""
+    """The next frame of one of ``types`` (for ``request_id`` if given), skipping the running answers' frames.
+
+    A different final frame for ``request_id`` fails at once instead of waiting for a frame that never comes.
+    """
     while True:
         frame = ws.receive_json()
         if frame["type"] in types and request_id in (None, frame.get("request_id")):
             return frame
+        if request_id is not None and frame.get("request_id") == request_id and frame["type"] in ("done", "error"):
+            raise AssertionError(f"expected {types} for {request_id!r}, got {frame}")
 
 
 def test_question_gets_accepted_then_tagged_events_ending_with_done(client, fake):
@@ -134,6 +155,7 @@ def test_cancel_stops_a_running_answer(client, slow):
     with client.websocket_connect("/ws/chat") as ws:
         ws.send_json({"id": "long", "query": "Take your time", "model": "slow"})
         assert ws.receive_json()["type"] == "accepted"
+        wait_for(lambda: slow.requests, "the model call to start")
         ws.send_json({"type": "cancel", "id": "long"})
         frames = receive_until_end(ws, "long")
         assert frames[-1]["type"] == "error" and frames[-1]["code"] == "cancelled"

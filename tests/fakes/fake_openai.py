@@ -99,6 +99,13 @@ class FakeOpenAI:
         with self._lock:
             self._replies.append(_Reply("malformed"))
 
+    def reset(self) -> None:
+        """Forget queued replies and recorded requests (a reply left over from one test must not leak into the next)."""
+        with self._lock:
+            self._replies.clear()
+        self.requests.clear()
+        self.embedding_requests.clear()
+
     def _next_reply(self) -> _Reply:
         with self._lock:
             return self._replies.popleft() if self._replies else _Reply("text", text=self.default_reply)
