@@ -1,12 +1,14 @@
 """Answer quality of knowledge-base chat end to end with a built-in local model.
 
-    python -m benchmarks.answers [--n 100] [--model qwen2.5-coder-1.5b] [--quick] [--out PATH]
+    python -m benchmarks.answers [--n 100] [--model qwen2.5-coder-1.5b] [--quick] [--tuning]
+                                 [--prompt-template NAME] [--out PATH]
 
 Per language, a knowledge base holds the passages of a judging set (CMRC 2018 dev for Chinese,
 SQuAD articles 24-47 for English; --quick: 150 passages of each), ingested through the real pipeline
 with the default settings. `kbchat llm serve` serves the model and kbchat's API runs in a child
 process; each question goes to `POST /chat/kb` (stream=false) with the default retrieval settings,
-temperature 0 and no history. Per answer:
+temperature 0 and no history. --tuning asks the tuning halves instead (CMRC 2018 trial, SQuAD
+articles 0-23): prompts are tuned there, never on the judging questions. Per answer:
 
 * contains answer: a gold answer string occurs in the answer (NFKC, case-folded, spaces removed);
 * gold retrieved: a source handed to the model is a chunk of the question's gold passage;
@@ -48,13 +50,14 @@ from benchmarks.procs import ServerProcess, api_server
 logger = logging.getLogger("benchmarks.answers")
 
 SETS = {"zh": "cmrc-dev", "en": "squad-judge"}
+TUNING_SETS = {"zh": "cmrc-trial", "en": "squad-tune"}
 QUICK_PASSAGES = 150
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 
 
-def prepare_sets(n: int, quick: bool, seed: int) -> dict[str, RetrievalSet]:
+def prepare_sets(n: int, quick: bool, seed: int, tuning: bool = False) -> dict[str, RetrievalSet]:
     out = {}
-    for lang, name in SETS.items():
+    for lang, name in (TUNING_SETS if tuning else SETS).items():
         out[lang] = datasets.sample(datasets.load(name), n, seed, QUICK_PASSAGES if quick else None)
     return out
 
@@ -72,12 +75,13 @@ def score_answer(body: dict[str, Any], question: Any) -> dict[str, Any]:
     }
 
 
-def ask_all(api_url: str, kb: str, rset: RetrievalSet, model: str) -> list[dict[str, Any]]:
+def ask_all(api_url: str, kb: str, rset: RetrievalSet, model: str,
+            prompt_template: str | None = None) -> list[dict[str, Any]]:
     rows = []
     with httpx.Client(base_url=api_url, timeout=900.0, trust_env=False) as client:
         for i, question in enumerate(rset.questions, 1):
             payload = {"query": question.text, "kb_name": kb, "model": model, "temperature": 0.0,
-                       "history_turns": 0, "stream": False, "store": False}
+                       "history_turns": 0, "stream": False, "store": False, "prompt_template": prompt_template}
             start = time.perf_counter()
             response = client.post("/chat/kb", json=payload)
             seconds = time.perf_counter() - start
@@ -110,13 +114,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(n: int, model: str, quick: bool, seed: int, work: Path) -> dict[str, Any]:
+def run(n: int, model: str, quick: bool, seed: int, work: Path, tuning: bool = False,
+        prompt_template: str | None = None) -> dict[str, Any]:
     from configs import load_settings
     from server.cli.llm import resolve_builtin
     from server.llm.local.assemble import ensure_weights
 
     started = time.perf_counter()
-    sets = prepare_sets(n, quick, seed)
+    sets = prepare_sets(n, quick, seed, tuning)
     data_root = work / "data"
     ingest = {}
     with open_manager(data_root) as manager:
@@ -137,9 +142,10 @@ def run(n: int, model: str, quick: bool, seed: int, work: Path) -> dict[str, Any
     results = {}
     with serve, api_server(data_root, work, env) as api:
         for lang, rset in sets.items():
-            rows = ask_all(api.base_url, f"answers-{lang}", rset, model)
+            rows = ask_all(api.base_url, f"answers-{lang}", rset, model, prompt_template)
             results[lang] = {"set": rset.summary(), "summary": summarise(rows), "rows": rows}
-    result = {"quick": quick, "model": model, "n": n, "ingest": ingest, "results": results,
+    result = {"quick": quick, "tuning": tuning, "model": model, "n": n,
+              "prompt_template": prompt_template or settings.chat.kb_prompt_template, "ingest": ingest, "results": results,
               "seconds": round(time.perf_counter() - started, 1)}
     result["tables"] = print_table(
         f"KB chat answer quality ({model}, default retrieval settings, temperature 0)",
@@ -155,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=None, help="questions per language (default 100, --quick 20)")
     parser.add_argument("--model", default=None, help="built-in model (default: the default chat model)")
+    parser.add_argument("--tuning", action="store_true", help="ask the tuning halves instead of the judging ones")
+    parser.add_argument("--prompt-template", default=None, help="KB prompt template name (default: the setting)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_shared_data()
@@ -163,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     model = args.model or load_settings().llm.default_model
     n = args.n or (20 if args.quick else 100)
     with scratch_dir("answers", args.keep) as work:
-        result = run(n, model, args.quick, args.seed, work)
+        result = run(n, model, args.quick, args.seed, work, args.tuning, args.prompt_template)
     write_result("answers", result, args.out)
     return 0
 

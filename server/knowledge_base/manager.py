@@ -25,7 +25,7 @@ from server.knowledge_base.rebuild import rebuild_kb
 from server.knowledge_base.retriever import MODES, FusionParams, retrieve
 from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 from server.knowledge_base.store_pool import StorePool
-from server.knowledge_base.vector_store import VectorStore, check_kind, open_store
+from server.knowledge_base.vector_store import VectorStore, check_kind, open_store, set_threads
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class KnowledgeBaseManager:
         self.kb_root = Path(settings.paths.kb_root)
         self.embeddings = EmbeddingService(settings.kb, Path(settings.paths.cache_dir) / "embeddings.sqlite")
         self.pool = StorePool(settings.kb.index_pool_size, self._open_store)
+        set_threads(settings.kb.faiss_threads)
         self.ingestor = Ingestor(self)
         self._lock = threading.RLock()
 

@@ -264,3 +264,18 @@ def test_concurrent_ingestion_and_search_stay_consistent(filled):
     files = filled.list_files("docs")
     assert filled.get_kb("docs").chunk_count == sum(f.chunk_count for f in files)
     assert len(filled.search("docs", "会议通知", mode="bm25", top_k=10)) == 3
+
+
+def test_faiss_runs_with_the_configured_thread_count(tmp_path):
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    try:
+        for threads, expected in ((2, 2), (1, 1), (0, 1)):  # 0 leaves the current count alone
+            settings = Settings(paths={"data_root": tmp_path}, kb={"faiss_threads": threads})
+            db = Database(settings.paths.database_url)
+            KnowledgeBaseManager(settings, db).close()
+            db.dispose()
+            assert faiss.omp_get_max_threads() == expected
+    finally:
+        faiss.omp_set_num_threads(before)

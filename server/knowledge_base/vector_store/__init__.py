@@ -11,7 +11,7 @@ from server.knowledge_base.vector_store.base import (
     StoreUnreadable,
     VectorStore,
 )
-from server.knowledge_base.vector_store.faiss_store import FaissStore
+from server.knowledge_base.vector_store.faiss_store import FaissStore, set_threads
 
 STORE_KINDS: dict[str, type[VectorStore]] = {FaissStore.kind: FaissStore}
 
@@ -39,4 +39,5 @@ __all__ = [
     "VectorStore",
     "check_kind",
     "open_store",
+    "set_threads",
 ]

@@ -12,6 +12,16 @@ from server.knowledge_base.vector_store.base import VectorStore
 INDEX_FILE = "index.faiss"
 
 
+def set_threads(threads: int) -> None:
+    """OpenMP threads of FAISS in this process; 0 leaves FAISS's default.
+
+    A single query on a flat index is a short scan: with more threads the start-up and the
+    competition with the embedder cost more than the split saves.
+    """
+    if threads > 0:
+        faiss.omp_set_num_threads(threads)
+
+
 class FaissStore(VectorStore):
     """Exact cosine search with int64 ids; chunk texts and BM25 are kept by the base class."""
 

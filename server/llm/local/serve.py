@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -155,13 +156,19 @@ class ModelServer:
             ) from exc
         return sock
 
-    def _start_backend(self) -> None:
-        self.backend_port = _free_loopback_port()
-        env = dict(os.environ)
+    def backend_env(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The model process's environment: ``environ`` plus the project on PYTHONPATH and the wait policy."""
+        env = dict(environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         # llama.cpp's OpenMP threads spin while waiting by default; when the API, embeddings or other
         # programs share the cores, spinning threads starve each other and generation slows ~10x.
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        if self.local.omp_wait_policy != "inherit":
+            env["OMP_WAIT_POLICY"] = self.local.omp_wait_policy
+        return env
+
+    def _start_backend(self) -> None:
+        self.backend_port = _free_loopback_port()
+        env = self.backend_env(os.environ)
         logger.info("starting model process for %s (%s)", self.alias, self.gguf)
         self.process = subprocess.Popen(
             self.command(),
