@@ -90,6 +90,8 @@ def squad_format(
                 passages.append(context)
             for qa in paragraph["qas"]:
                 answers = list(dict.fromkeys(a["text"] for a in qa.get("answers", []) if a.get("text")))
+                if not qa["question"].strip():
+                    continue  # CMRC 2018 has a few blank questions; nothing can be asked with them
                 questions.append(Question(str(qa["id"]), qa["question"], answers, [index[context]]))
     return RetrievalSet(name, lang, half, passages, questions, source=str(path.relative_to(path.parents[3])))
 
