@@ -21,7 +21,9 @@ REQUIRED_TEMPLATES = (
 )
 # Templates the chat services use on their own (titles, translation, the agent's built-in prompts):
 # choosing one as a chat's system prompt would only confuse the model.
-INTERNAL_TEMPLATES = frozenset({"title", "translate_to_en", "translate_to_zh", "agent_react", "agent_tools"})
+INTERNAL_TEMPLATES = frozenset(
+    {"title", "translate_to_en", "translate_to_zh", "agent_react", "agent_tools", "passages_question"}
+)
 # The naming rule documented at the top of configs/prompts.yaml; any other name belongs to "llm".
 MODE_PREFIXES = {"kb_": "kb", "search_": "search", "agent_": "agent"}
 

@@ -14,6 +14,18 @@ from server.chat.sources import passage
 MIN_PASSAGE_CHARS = 80
 
 
+# Template that wraps the question sent after numbered passages; a prompts file without it sends the
+# bare question. On the tuning halves a reminder placed after the question, where a small model reads it
+# last, raised the share of answers citing a passage far more than the same rule in the system prompt.
+QUESTION_TEMPLATE = "passages_question"
+
+
+def passages_question(ctx: ChatContext) -> str:
+    """The question as the model sees it after the passages (the stored question stays as asked)."""
+    template = ctx.templates.get(QUESTION_TEMPLATE)
+    return ctx.render(template, question=ctx.question) if template else ctx.question
+
+
 def fit_passages(
     ctx: ChatContext, template: str, items: list[tuple[dict[str, Any], str]], **values: Any
 ) -> tuple[str, list[dict[str, Any]]]:
@@ -22,7 +34,7 @@ def fit_passages(
     Lowest-ranked passages go first; the last one left is shortened rather than dropped.
     """
     items = list(items)
-    room = ctx.budget - ctx.count(ctx.question) - 2 * MESSAGE_OVERHEAD
+    room = ctx.budget - ctx.count(passages_question(ctx)) - 2 * MESSAGE_OVERHEAD
 
     def build(chosen: list[tuple[dict[str, Any], str]]) -> str:
         context = "\n\n".join(passage(source, text) for source, text in chosen)
@@ -42,5 +54,5 @@ def fit_passages(
 
 
 async def answer_from(ctx: ChatContext, system: str) -> AsyncIterator[dict[str, Any]]:
-    async for piece in ctx.stream(ctx.messages(system)):
+    async for piece in ctx.stream(ctx.messages(system, passages_question(ctx))):
         yield events.delta(piece)

@@ -162,7 +162,12 @@ def test_kb_chat_numbers_passages_and_lists_matching_sources(client, fake):
     assert "[1] (garden.md, § Garden guide > Compost)\n" in system and "Cite each passage" in system
     for source in sources:
         assert f"[{source['index']}] ({source['file']}" in system
-    stored = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]
+    # The model reads a citation reminder after the question; the conversation keeps the question as asked.
+    asked = fake.requests[-1]["messages"][-1]["content"]
+    assert asked.startswith("How often should the compost heap be turned?\n\n") and "[1], [2]" in asked
+    conversation = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"]
+    assert conversation[-2]["content"] == "How often should the compost heap be turned?"
+    stored = conversation[-1]
     assert stored["meta"]["sources"] == sources and stored["meta"]["kb_name"] == "garden"
 
 
@@ -186,6 +191,7 @@ def test_search_chat_answers_from_web_results(client, fake, search):
         fake.requests[-1]["messages"][0]["content"]
     )
     assert search.requests[-1]["query"] == {"q": "compost turning", "format": "json"}
+    assert fake.requests[-1]["messages"][-1]["content"].startswith("compost turning\n\nAnswer briefly and cite")
 
 
 def test_search_chat_without_a_reachable_engine_is_a_clear_error(client, fake, search):

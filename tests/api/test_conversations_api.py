@@ -154,7 +154,7 @@ def test_public_settings_offer_each_mode_its_own_templates(tmp_path, fake):
         # the flat list keeps every name, internal ones included
         assert set(body["prompt_templates"]) == set(extra) | {
             "default", "kb_default", "search_default", "agent_tools", "agent_react", "translate_to_en",
-            "translate_to_zh", "title",
+            "translate_to_zh", "title", "passages_question",
         }
         # an offered template is accepted by its mode
         fake.queue("Arr, a fine answer.")

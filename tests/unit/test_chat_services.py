@@ -180,3 +180,23 @@ def test_run_to_completion_gathers_the_whole_answer(services, fake_openai):
     result = asyncio.run(run())
     assert result["answer"] == "All at once." and result["error"] is None
     assert result["message_id"] and result["conversation_id"] and result["usage"]["completion_tokens"] > 0
+
+
+def test_a_prompts_file_without_passages_question_sends_the_bare_question(tmp_path, fake_openai):
+    from configs.settings import CONFIG_DIR
+    from tests.chat_support import build_garden_kb
+
+    shipped = (CONFIG_DIR / "prompts.yaml").read_text(encoding="utf-8")
+    start = shipped.index("passages_question:")
+    end = shipped.index("\n\n", shipped.index("[1], [2]", start)) + 2
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text(shipped[:start] + shipped[end:], encoding="utf-8")
+    services = kb_services(tmp_path, fake_openai.base_url, chat={"prompts_file": prompts})
+    try:
+        build_garden_kb(services)
+        fake_openai.queue("Every two weeks [1].")
+        events = collect(services, mode="kb", query="How often is compost turned?", kb_name="garden")
+    finally:
+        services.close()
+    assert answer_of(events) == "Every two weeks [1]."
+    assert fake_openai.requests[-1]["messages"][-1]["content"] == "How often is compost turned?"
