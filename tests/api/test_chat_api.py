@@ -191,7 +191,8 @@ def test_search_chat_answers_from_web_results(client, fake, search):
         fake.requests[-1]["messages"][0]["content"]
     )
     assert search.requests[-1]["query"] == {"q": "compost turning", "format": "json"}
-    assert fake.requests[-1]["messages"][-1]["content"].startswith("compost turning\n\nAnswer briefly and cite")
+    asked = fake.requests[-1]["messages"][-1]["content"]
+    assert asked.startswith("compost turning\n\nAnswer in one or two sentences and cite")
 
 
 def test_search_chat_without_a_reachable_engine_is_a_clear_error(client, fake, search):
