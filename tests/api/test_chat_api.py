@@ -44,9 +44,7 @@ def client(app):
 
 @pytest.fixture(autouse=True)
 def _clean_fake(fake):
-    fake.requests.clear()
-    yield
-    fake.requests.clear()
+    fake.reset()
 
 
 def sse(client, path_mode, /, **body):

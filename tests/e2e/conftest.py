@@ -98,11 +98,13 @@ def api_server(tmp_path_factory: pytest.TempPathFactory, webui_fake_model: FakeO
 @pytest.fixture
 def fake_model(api_server: ApiServer) -> Iterator[FakeOpenAI]:
     """The API's fake model; a test sets ``default_reply`` (not the queue: the chat service may also
-    ask the model for a conversation title) and it is put back afterwards."""
+    ask the model for a conversation title) and it is put back afterwards, with any reply a stopped
+    answer never took forgotten."""
     fake = api_server.fake
     before = fake.default_reply
     yield fake
     fake.default_reply = before
+    fake.reset()
 
 
 @pytest.fixture
