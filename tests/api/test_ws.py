@@ -165,8 +165,9 @@ def test_cancel_stops_a_running_answer(client, slow):
 
 
 def test_duplicate_running_ids_and_too_many_questions_are_refused(client, slow):
-    for _ in range(3):
+    for n in range(3):
         slow.queue_hang(30)
+        slow.queue(f"Late answer {n}.")
     with client.websocket_connect("/ws/chat") as ws:
         for n in range(3):
             ws.send_json({"id": f"r{n}", "query": "wait", "model": "slow"})

@@ -87,6 +87,7 @@ class FakeOpenAI:
             self._replies.append(_Reply("error", status=status, text=message))
 
     def queue_hang(self, seconds: float) -> None:
+        """Hold the next request for ``seconds``, then answer it with the reply queued after the hang."""
         with self._lock:
             self._replies.append(_Reply("hang", seconds=seconds))
 
@@ -106,9 +107,12 @@ class FakeOpenAI:
         self.requests.clear()
         self.embedding_requests.clear()
 
-    def _next_reply(self) -> _Reply:
+    def _next_reply(self, after_hang: bool = False) -> _Reply:
+        """The next queued reply, or the default text; after a hang, a queued hang is left for the next request."""
         with self._lock:
-            return self._replies.popleft() if self._replies else _Reply("text", text=self.default_reply)
+            if self._replies and not (after_hang and self._replies[0].kind == "hang"):
+                return self._replies.popleft()
+            return _Reply("text", text=self.default_reply)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -217,8 +221,8 @@ class FakeOpenAI:
         reply = self._next_reply()
         if reply.kind == "hang":
             # The delayed request is bound to the reply queued after the hang right away, so
-            # requests arriving meanwhile do not take it.
-            seconds, reply = reply.seconds, self._next_reply()
+            # requests arriving meanwhile do not take it. Hangs queued back to back delay one request each.
+            seconds, reply = reply.seconds, self._next_reply(after_hang=True)
             # Wait in small steps so stopping the server does not block on a sleeping request.
             end = time.monotonic() + seconds
             while time.monotonic() < end and not self._stopping:
