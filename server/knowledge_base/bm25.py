@@ -4,7 +4,8 @@ Tokenisation: text is NFKC-normalised; runs of Chinese/Japanese characters becom
 character bigrams (a lone character stays a unigram) or, with the "jieba" tokenizer, jieba's
 search-mode words; other words are lower-cased, common English stop words dropped and plural endings
 stripped. The index is rebuilt from the knowledge base's chunk texts when
-chunks change (fast: a few hundred milliseconds for thousands of chunks), never per query.
+chunks change, never per query. Tokens are kept per chunk id between rebuilds, so a rebuild after
+adding one file tokenizes only that file's chunks (the first rebuild after loading tokenizes all).
 
 Raw BM25 scores are unbounded; callers normalise them per query (score / best score of that query).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import threading
 import unicodedata
 from collections.abc import Callable
@@ -100,20 +102,31 @@ class BM25Index:
         self.tokenizer = tokenizer
         self._model = None
         self._ids = np.zeros(0, dtype=np.int64)
+        self._tokens: dict[int, list[str]] = {}
 
     def __len__(self) -> int:
         return int(self._ids.shape[0])
 
     def build(self, ids: list[int], texts: list[str]) -> None:
-        """Index the texts; replaces whatever was indexed before."""
+        """Index the texts; replaces whatever was indexed before.
+
+        An id must always name the same text (the vector stores never reuse an id), because the
+        tokens of an id seen in the previous build are reused.
+        """
         bm25s = _bm25s()
 
+        previous, tokens = self._tokens, {}
+        for idx, text in zip(ids, texts):
+            cached = previous.get(idx)
+            # Interned, so the cache holds one copy of each distinct token.
+            tokens[idx] = cached if cached is not None else [sys.intern(t) for t in tokenize(text, self.tokenizer)]
+        self._tokens = tokens
         self._ids = np.asarray(ids, dtype=np.int64)
         if not texts:
             self._model = None
             return
         model = bm25s.BM25()
-        model.index([tokenize(text, self.tokenizer) for text in texts], show_progress=False)
+        model.index([tokens[idx] for idx in ids], show_progress=False)
         self._model = model
 
     def search(self, query: str, k: int, allowed_ids: set[int] | None = None) -> list[tuple[int, float]]:

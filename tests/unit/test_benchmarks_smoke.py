@@ -101,6 +101,8 @@ def test_query_benchmark_times_each_mode_against_raw_faiss(tmp_path):
     assert out["faiss_threads"] == 1
     assert all(stats["n"] == len(questions) and stats["p50_ms"] > 0 for stats in out["modes"].values())
     assert out["floor_p50_ms"] > 0 and out["modes"]["vector"]["ratio_to_floor"] > 0
+    assert out["build"]["one_file_add_and_save_s"] > 0 and out["build"]["raw_faiss_file_add_s"] > 0
+    assert "+1 file (50 chunks)" in query.print_tables({"pipeline": [out], "ann": [], "index_recommendation": {}})
     rows = ann.compare_indexes(2000, n_queries=10, hnsw_ef_search=(32,), ivf_nprobe=(8,))
     assert [r["index"].split()[0] for r in rows] == ["Flat", "Flat", "numpy", "HNSW", "IVFFlat"]
     assert all(r["recall@1"] >= 0.9 for r in rows)

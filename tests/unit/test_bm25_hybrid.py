@@ -49,6 +49,19 @@ def test_bm25_ranks_the_document_sharing_rare_terms_first(tmp_path):
     assert BM25Index.load(tmp_path / "bm25").search("知情权", 5)[0][0] == 8
 
 
+def test_rebuilding_tokenizes_only_the_texts_of_new_ids(monkeypatch):
+    import server.knowledge_base.bm25 as bm25
+
+    seen = []
+    monkeypatch.setattr(bm25, "tokenize", lambda text, tokenizer="bigram": seen.append(text) or tokenize(text))
+    index = BM25Index()
+    index.build([1, 2], ["劳动合同的解除", "消费者的权益"])
+    index.build([2, 3], ["消费者的权益", "经济补偿的标准"])
+    assert seen == ["劳动合同的解除", "消费者的权益", "经济补偿的标准"]
+    assert index.search("解除", 5) == [] and index.search("补偿", 5)[0][0] == 3
+    assert index.search("消费者", 5)[0][0] == 2
+
+
 def _doc(i: int) -> StoredDoc:
     return StoredDoc(i, f"d{i}", f"text {i}", {"source": "f.txt"})
 

@@ -76,10 +76,12 @@ def test_delete_source_removes_every_chunk_of_a_file(tmp_path):
 def test_update_replaces_text_and_vector_but_keeps_doc_id_and_metadata(tmp_path):
     store = make_store(tmp_path)
     fill(store)
+    assert store.bm25_search("bananas", 5)[0][0].doc_id == "b0"  # BM25 built (and its tokens kept) first
     store.update("b0", "cherries are red", unit(1, 0))
     doc = store.get("b0")
     assert doc.text == "cherries are red" and doc.metadata == {"source": "b.txt", "chunk_index": 0}
     assert store.bm25_search("cherries", 5)[0][0].doc_id == "b0"
+    assert store.bm25_search("bananas", 5) == []
     top = store.vector_search(unit(1, 0), 2)
     assert {d.doc_id for d, _ in top} == {"a0", "b0"}
 
