@@ -18,16 +18,9 @@ from server.app import create_app
 from server.grpc import chat_pb2, chat_pb2_grpc
 from server.services import build_services
 from tests.api.transport_support import GrpcServer, fake_llm_settings
-from tests.fakes.fake_openai import FakeOpenAI
 
 KEY = "s3cret-key"
 REMOTE = ("10.1.2.3", 40000)
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeOpenAI() as server:
-        yield server
 
 
 def _app(tmp_path, fake, **overrides):

@@ -8,15 +8,8 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.chat.kb_chat import NO_MATCH
 from tests.chat_support import build_garden_kb, chat_settings, parse_sse
-from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_search import FakeSearch
 from tests.fakes.fixtures import free_port
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeOpenAI() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +33,6 @@ def app(tmp_path_factory, fake, search):
 def client(app):
     with TestClient(app) as client:
         yield client
-
-
-@pytest.fixture(autouse=True)
-def _clean_fake(fake):
-    fake.reset()
 
 
 def sse(client, path_mode, /, **body):

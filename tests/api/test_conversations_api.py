@@ -11,15 +11,8 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from tests.chat_support import chat_settings, parse_sse
-from tests.fakes.fake_openai import FakeOpenAI
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeOpenAI() as server:
-        yield server
 
 
 @pytest.fixture

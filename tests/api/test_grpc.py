@@ -19,22 +19,9 @@ from server.grpc.convert import event_message
 from server.grpc.server import peer_host
 from server.services import build_services
 from tests.api.transport_support import GrpcServer, fake_llm_settings
-from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fixtures import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh_fake(fake):
-    """A hang a cancelled call never reached must not answer the next test."""
-    fake.reset()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from server.app import create_app
 from server.db.models import Message
 from server.services import build_services
 from tests.api.transport_support import LiveServer, fake_llm_settings
-from tests.fakes.fake_openai import FakeOpenAI
 
 GUIDE = (
     "# Garden guide\n\n"
@@ -23,12 +22,6 @@ GUIDE = (
     "## Compost\n\n"
     "Turn the compost heap every two weeks so it stays aerobic.\n"
 )
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeOpenAI() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

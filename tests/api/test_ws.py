@@ -14,12 +14,6 @@ from tests.fakes.fake_openai import FakeOpenAI
 
 
 @pytest.fixture(scope="module")
-def fake():
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def slow():
     """A second fake model, 'slow', for answers that must hang without touching the other's queue."""
     with FakeOpenAI() as server:
@@ -36,9 +30,7 @@ def client(tmp_path_factory, fake, slow):
 
 
 @pytest.fixture(autouse=True)
-def fresh_fakes(fake, slow):
-    """Each test scripts its own replies: a hang a cancelled request never reached must not leak."""
-    fake.reset()
+def fresh_slow(slow):
     slow.reset()
 
 
