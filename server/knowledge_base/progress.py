@@ -40,6 +40,10 @@ class Reporter:
         self._send(stage="file_done", file_name=result.file_name, chunks_done=result.chunks,
                    chunks_total=result.chunks, message=message)
 
+    def file_failed(self, name: str, message: str) -> None:
+        """A file already reported done failed afterwards (its batch could not be saved)."""
+        self._send(stage="error", file_name=name, message=message)
+
     def done(self, results: list[FileResult]) -> None:
         counts = {status: sum(r.status == status for r in results) for status in ("indexed", "stored", "skipped",
                                                                                   "error")}

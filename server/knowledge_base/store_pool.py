@@ -10,10 +10,11 @@ from server.knowledge_base.vector_store import VectorStore
 
 
 class StorePool:
-    """Keeps at most ``size`` stores in memory; stores are saved after every change, so eviction loses nothing.
+    """Keeps at most ``size`` stores in memory; eviction loses nothing, since writers save before giving back.
 
-    Writers hold ``writer_lock(kb)`` for a whole change, take the store with ``get`` and give it back
-    with ``put`` after saving, so a store reloaded meanwhile by a reader never replaces newer state.
+    Writers hold ``writer_lock(kb)`` for a whole change (an upload batch, say), keep the store they took
+    with ``get`` for all of it, and give it back with ``put`` after saving, so a store reloaded meanwhile
+    by a reader never replaces newer state.
     """
 
     def __init__(self, size: int, opener: Callable[[str], VectorStore]) -> None:

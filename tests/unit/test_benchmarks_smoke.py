@@ -102,6 +102,9 @@ def test_query_benchmark_times_each_mode_against_raw_faiss(tmp_path):
     assert all(stats["n"] == len(questions) and stats["p50_ms"] > 0 for stats in out["modes"].values())
     assert out["floor_p50_ms"] > 0 and out["modes"]["vector"]["ratio_to_floor"] > 0
     assert out["build"]["one_file_add_and_save_s"] > 0 and out["build"]["raw_faiss_file_add_s"] > 0
+    upload = out["upload"]
+    assert upload["indexed"] == upload["files"] == query.UPLOAD_FILES and upload["chunks"] >= upload["files"]
+    assert 0 < upload["save_s"] < upload["seconds"] and upload["encoder_only_s"] > 0
     assert "+1 file (50 chunks)" in query.print_tables({"pipeline": [out], "ann": [], "index_recommendation": {}})
     rows = ann.compare_indexes(2000, n_queries=10, hnsw_ef_search=(32,), ivf_nprobe=(8,))
     assert [r["index"].split()[0] for r in rows] == ["Flat", "Flat", "numpy", "HNSW", "IVFFlat"]

@@ -107,6 +107,66 @@ def test_one_bad_file_does_not_stop_the_batch(filled):
     assert "tool.exe" not in files  # unsupported files are never stored
 
 
+def test_a_batch_is_saved_once(filled):
+    version = filled.pool.get("docs").version
+    batch = [("a.txt", "第一份文件。".encode()), ("b.txt", "第二份文件。".encode()), ("c.txt", "第三份文件。".encode())]
+    assert [r.status for r in filled.add_files("docs", batch)] == ["indexed"] * 3
+    assert filled.pool.get("docs").version == version + 1
+    filled.pool.clear()  # what was saved, read back from disk
+    assert {h.metadata["source"] for h in filled.search("docs", "文件", mode="bm25", top_k=10)} >= {"a.txt", "c.txt"}
+
+
+def test_a_failed_save_fails_the_whole_batch_and_keeps_what_was_stored(filled, monkeypatch):
+    before = {f.file_name: f.chunk_count for f in filled.list_files("docs")}
+    store = filled.pool.get("docs")
+
+    def disk_full():
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "save", disk_full)
+    events = []
+    batch = [("new.txt", "新的文件内容。".encode()), ("劳动.txt", "改过的劳动合同。".encode())]
+    results = filled.add_files("docs", batch, override=True, progress=events.append)
+    assert [r.status for r in results] == ["error", "error"]
+    assert all("No space left on device" in r.error for r in results)
+    failed = [e for e in events if e.stage == "error"]
+    assert sorted(e.file_name for e in failed) == ["new.txt", "劳动.txt"]
+    assert events[-1].stage == "done" and "2 error" in events[-1].message
+    monkeypatch.undo()
+    # Nothing of the batch is visible: files, rows and chunks are as they were, and no staged copy is left.
+    assert {f.file_name: f.chunk_count for f in filled.list_files("docs")} == before
+    assert not (filled.content_dir("docs") / "new.txt").exists()
+    assert filled.file_path("docs", "劳动.txt").read_bytes() == CONTRACT
+    assert filled.search("docs", "试用期", mode="bm25")[0].metadata["source"] == "劳动.txt"
+    assert filled.search("docs", "新的文件", mode="bm25") == []
+    assert not any((filled.kb_dir("docs") / ".staging").iterdir())
+    assert filled.add_files("docs", batch[:1])[0].status == "indexed"  # the next upload works
+
+
+def test_a_store_failing_midway_fails_the_files_pending_in_it_and_the_batch_goes_on(filled, monkeypatch):
+    store = filled.pool.get("docs")
+    real_add, calls = store.add, []
+
+    def add_failing_on_the_second_file(docs, vectors):
+        calls.append(len(docs))
+        if len(calls) == 2:
+            raise MemoryError("out of memory")
+        return real_add(docs, vectors)
+
+    monkeypatch.setattr(store, "add", add_failing_on_the_second_file)
+    batch = [("a.txt", "第一份文件。".encode()), ("b.txt", "第二份文件。".encode()), ("c.txt", "第三份文件。".encode())]
+    results = {r.file_name: r for r in filled.add_files("docs", batch)}
+    assert results["a.txt"].status == "error" and "while adding b.txt" in results["a.txt"].error
+    assert results["b.txt"].status == "error" and "MemoryError" in results["b.txt"].error
+    assert results["c.txt"].status == "indexed"
+    assert filled.pool.get("docs") is not store  # the failed store object was dropped
+    filled.pool.clear()
+    names = {f.file_name for f in filled.list_files("docs")}
+    assert "c.txt" in names and not names & {"a.txt", "b.txt"}
+    found = {h.metadata["source"] for h in filled.search("docs", "文件", mode="bm25", top_k=10)}
+    assert "c.txt" in found and not found & {"a.txt", "b.txt"}
+
+
 def test_batch_of_only_unsupported_files_is_refused(filled):
     with pytest.raises(UnsupportedMediaType):
         filled.add_files("docs", [("a.exe", b"x"), ("b.bin", b"y")])
