@@ -13,7 +13,8 @@ same n_ctx / threads as `kbchat llm serve`:
 TTFT is the time from sending the request to the first non-empty text delta; decode tokens/s is
 (tokens - 1) / (time of last delta - time of first delta), tokens counted with the model's own
 tokenizer on the streamed text. Each path tags its prompts differently and starts with an
-unmeasured warm-up request, so no path profits from another's cached prompt or from loading.
+unmeasured warm-up request (the API paths one each), so no path profits from another's cached prompt, from
+loading, or pays for the API's first-request set-up.
 Then KB chat TTFT with about 500, 1,000 and 2,000 context tokens (top_k chosen from the knowledge
 base's mean chunk length, one knowledge base per size so no prompt prefix is cached; the prompt size
 the model server reports is shown next to it), and the in-process prompt processing speed with 1
@@ -180,6 +181,9 @@ def measure_model(name: str, quick: bool, work: Path) -> dict[str, Any]:
         asyncio.run(openai_runs(model_url, name, PROMPTS[-1:], 4, "warm-up"))
         runs = asyncio.run(openai_runs(model_url, name, prompts, max_tokens, "server"))
         out["paths"]["model server /v1"] = summarise_runs(runs, count)
+        # The API's first requests set up its clients and connections: warm both paths up, unmeasured.
+        asyncio.run(openai_runs(f"{api.base_url}/v1", name, PROMPTS[-1:], 4, "api-v1 warm-up"))
+        asyncio.run(chat_runs(api.base_url, llm_payloads(PROMPTS[-1:], name, 4, "api-chat warm-up")))
         runs = asyncio.run(openai_runs(f"{api.base_url}/v1", name, prompts, max_tokens, "api-v1"))
         out["paths"]["API /v1/chat/completions"] = summarise_runs(runs, count)
         runs = asyncio.run(chat_runs(api.base_url, llm_payloads(prompts, name, max_tokens, "api-chat")))
