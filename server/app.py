@@ -6,6 +6,7 @@ import importlib
 import logging
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,6 +31,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # In a worker thread: otherwise the first chat would import the model SDK inside the event loop.
+        await anyio.to_thread.run_sync(app.state.services.llms.warm_up)
         yield
         if owned:
             app.state.services.close()

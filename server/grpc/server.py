@@ -151,6 +151,7 @@ async def _serve_until_signalled(settings: Settings, services: Services) -> None
 def serve_forever(settings: Settings) -> None:
     """Build the services and serve until SIGINT or SIGTERM."""
     services = build_services(settings)
+    services.llms.warm_up()  # before the event loop runs, like the HTTP app's start-up
     try:
         asyncio.run(_serve_until_signalled(settings, services))
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -9,6 +10,8 @@ from configs import Settings
 from configs.settings import LLMModelConfig
 from server.errors import NotFound
 from server.llm.base import ChatModel
+
+logger = logging.getLogger(__name__)
 
 
 def _openai_compatible(name: str, config: LLMModelConfig, temperature: float) -> ChatModel:
@@ -87,6 +90,18 @@ class LLMRegistry:
                 model = PROVIDERS[config.kind](name, config, self.settings.llm.temperature)
                 self._models[name] = model
             return model
+
+    def built(self) -> list[str]:
+        """Names of the models whose adapters exist already."""
+        with self._lock:
+            return list(self._models)
+
+    def warm_up(self) -> None:
+        """Create the default model's adapter now: its first use imports its SDK (about half a second for openai)."""
+        try:
+            self.get()
+        except Exception:  # noqa: BLE001 - a bad default is reported when it is used, with its real error
+            logger.warning("could not prepare the default chat model %r", self.default_name, exc_info=True)
 
     def describe(self) -> list[dict]:
         """Name, kind and whether each model is built in, for listings."""

@@ -11,6 +11,7 @@ from configs import Settings
 from server.app import create_app
 from server.db import Database
 from server.knowledge_base.manager import KnowledgeBaseManager
+from server.llm.registry import LLMRegistry
 from server.services import Services
 
 NOTE = "第十九条 试用期最长不得超过六个月。".encode()
@@ -24,7 +25,8 @@ def client(tmp_path, tmp_path_factory):
     db = Database(settings.paths.database_url)
     db.create_tables()
     manager = KnowledgeBaseManager(settings, db)
-    services = Services(settings=settings, db=db, kb=manager, llms=None, chat=None)
+    # The KB routes need no chat model: the default (the built-in Qwen) is only prepared, never called.
+    services = Services(settings=settings, db=db, kb=manager, llms=LLMRegistry(settings), chat=None)
     with TestClient(create_app(services=services)) as test_client:
         yield test_client
     manager.close()

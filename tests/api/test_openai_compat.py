@@ -8,6 +8,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
+from fastapi.testclient import TestClient
 from langchain_openai import ChatOpenAI
 from sqlalchemy import func, select
 
@@ -259,3 +260,16 @@ def test_embeddings_reject_token_ids_empty_text_and_unknown_models(client, live)
     with pytest.raises(openai.NotFoundError) as err:
         client.embeddings.create(model="text-embedding-3-small", input="x")
     assert "multilingual-e5-small" in err.value.message
+
+
+def test_the_default_model_is_prepared_at_start_up_and_a_missing_one_does_not_stop_it(tmp_path, fake, caplog):
+    settings = fake_llm_settings(tmp_path / "ok", fake.base_url)
+    with TestClient(create_app(settings)) as client:
+        assert client.app.state.services.llms.built() == ["fake"]  # before any request
+    broken = fake_llm_settings(tmp_path / "broken", fake.base_url)
+    broken.llm.default_model = "absent"
+    with TestClient(create_app(broken)) as client:
+        assert client.get("/health").status_code == 200
+        response = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 404 and "absent" in response.json()["error"]["message"]
+    assert "could not prepare the default chat model 'absent'" in caplog.text
