@@ -87,6 +87,7 @@ class Batch:
     reporter: Reporter
     pending: list[Pending] = field(default_factory=list)
     failed: dict[str, FileResult] = field(default_factory=dict)
+    changed: bool = False  # whether the store has unsaved changes
 
     def owns(self, path: Path) -> bool:
         return any(p.source == path for p in self.pending)
@@ -103,6 +104,7 @@ class Batch:
             if p.staged:
                 p.source.unlink(missing_ok=True)
         self.pending.clear()
+        self.changed = False
 
 
 def file_sha256(path: Path) -> str:
@@ -296,6 +298,7 @@ class Ingestor:
         old = [d.doc_id for d in store.docs_for_source(name)]
         if not docs and not old:
             return
+        batch.changed = True
         try:
             store.add(docs, vectors)
             store.delete(old)
@@ -310,14 +313,15 @@ class Ingestor:
         if not batch.pending or batch.store is None:
             return
         kb = row.name
-        try:
-            batch.store.save()
-        except Exception as exc:  # noqa: BLE001 - every file of the batch reports the failure
-            logger.exception("saving the vector store of %s failed", kb)
-            self.m.pool.discard(kb)
-            batch.fail_all(f"not saved: writing the vector store failed: {type(exc).__name__}: {exc}")
-            return
-        self.m.pool.put(kb, batch.store)
+        if batch.changed:
+            try:
+                batch.store.save()
+            except Exception as exc:  # noqa: BLE001 - every file of the batch reports the failure
+                logger.exception("saving the vector store of %s failed", kb)
+                self.m.pool.discard(kb)
+                batch.fail_all(f"not saved: writing the vector store failed: {type(exc).__name__}: {exc}")
+                return
+            self.m.pool.put(kb, batch.store)
         for p in batch.pending:
             name = p.result.file_name
             try:

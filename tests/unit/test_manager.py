@@ -242,8 +242,10 @@ def test_chunks_can_be_listed_edited_and_deleted(filled):
 
 def test_stored_only_files_have_no_chunks(manager):
     manager.create_kb("k")
+    version = manager.pool.get("k").version
     result = manager.add_files("k", [("a.txt", "只保存不索引".encode())], to_vector_store=False)[0]
     assert result.status == "stored" and result.chunks == 0
+    assert manager.pool.get("k").version == version  # nothing changed in the store, so nothing was saved
     assert manager.search("k", "保存", mode="bm25") == []
     assert manager.reingest_file("k", "a.txt").status == "indexed"
     assert manager.search("k", "保存", mode="bm25")[0].metadata["source"] == "a.txt"
