@@ -4,8 +4,10 @@ Tokenisation: text is NFKC-normalised; runs of Chinese/Japanese characters becom
 character bigrams (a lone character stays a unigram) or, with the "jieba" tokenizer, jieba's
 search-mode words; other words are lower-cased, common English stop words dropped and plural endings
 stripped. The index is rebuilt from the knowledge base's chunk texts when
-chunks change, never per query. Tokens are kept per chunk id between rebuilds, so a rebuild after
-adding one file tokenizes only that file's chunks (the first rebuild after loading tokenizes all).
+chunks change, never per query. Each chunk's tokens are kept as ids into a vocabulary between
+rebuilds, so a rebuild after adding one file tokenizes only that file's chunks and hands bm25s ids
+instead of strings. The vocabulary keeps the tokens of deleted chunks (with no postings) until the
+process restarts: the first rebuild after loading tokenizes everything and starts a fresh one.
 
 Raw BM25 scores are unbounded; callers normalise them per query (score / best score of that query).
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 import threading
 import unicodedata
 from collections.abc import Callable
@@ -102,7 +103,8 @@ class BM25Index:
         self.tokenizer = tokenizer
         self._model = None
         self._ids = np.zeros(0, dtype=np.int64)
-        self._tokens: dict[int, list[str]] = {}
+        self._vocab: dict[str, int] = {}  # token -> id, ids 0..len-1 as bm25s wants them
+        self._token_ids: dict[int, list[int]] = {}  # chunk id -> its token ids
 
     def __len__(self) -> int:
         return int(self._ids.shape[0])
@@ -115,18 +117,20 @@ class BM25Index:
         """
         bm25s = _bm25s()
 
-        previous, tokens = self._tokens, {}
+        previous, token_ids, vocab = self._token_ids, {}, self._vocab
         for idx, text in zip(ids, texts):
             cached = previous.get(idx)
-            # Interned, so the cache holds one copy of each distinct token.
-            tokens[idx] = cached if cached is not None else [sys.intern(t) for t in tokenize(text, self.tokenizer)]
-        self._tokens = tokens
+            if cached is None:
+                cached = [vocab.setdefault(t, len(vocab)) for t in tokenize(text, self.tokenizer)]
+            token_ids[idx] = cached
+        self._token_ids = token_ids
         self._ids = np.asarray(ids, dtype=np.int64)
         if not texts:
             self._model = None
             return
         model = bm25s.BM25()
-        model.index([tokens[idx] for idx in ids], show_progress=False)
+        # bm25s adds its empty-token entry to the vocabulary it is given, so it gets a copy.
+        model.index(([token_ids[idx] for idx in ids], dict(vocab)), show_progress=False)
         self._model = model
 
     def search(self, query: str, k: int, allowed_ids: set[int] | None = None) -> list[tuple[int, float]]:

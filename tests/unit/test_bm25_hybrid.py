@@ -62,6 +62,20 @@ def test_rebuilding_tokenizes_only_the_texts_of_new_ids(monkeypatch):
     assert index.search("消费者", 5)[0][0] == 2
 
 
+def test_an_index_rebuilt_after_changes_scores_like_one_built_from_scratch():
+    texts = {1: "劳动合同的解除与终止", 2: "消费者享有知情权和选择权", 3: "The tenant pays the rent monthly.",
+             4: "用人单位解除劳动合同应当支付经济补偿", 5: "Rent is due on the first day; the tenant pays late fees."}
+    changed = BM25Index()
+    changed.build([1, 2, 3], [texts[i] for i in (1, 2, 3)])
+    changed.build([2, 3, 4, 5], [texts[i] for i in (2, 3, 4, 5)])  # 1 deleted: its tokens stay in the vocabulary
+    fresh = BM25Index()
+    fresh.build([2, 3, 4, 5], [texts[i] for i in (2, 3, 4, 5)])
+    for query in ("解除劳动合同", "tenant rent", "知情权", "终止"):
+        got, want = changed.search(query, 5), fresh.search(query, 5)
+        assert [i for i, _ in got] == [i for i, _ in want], query
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-6), query
+
+
 def _doc(i: int) -> StoredDoc:
     return StoredDoc(i, f"d{i}", f"text {i}", {"source": "f.txt"})
 
