@@ -160,6 +160,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "up.reading": ("读取与切分", "reading and splitting"),
     "up.embedding": ("向量化 {done}/{total} 个片段", "embedding {done}/{total} chunks"),
     "up.file_done": ("完成", "done"),
+    "up.saving": ("正在保存知识库…", "Saving the knowledge base…"),
     "up.no_result": ("上传结束，但没有收到结果。请刷新文件列表查看。",
                      "The upload ended without a result; refresh the file list to check."),
     "up.summary": ("{n} 个文件已入库，共 {chunks} 个片段。", "{n} file(s) added, {chunks} chunks in total."),
@@ -222,6 +223,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "rebuild.confirm_button": ("开始重建", "Rebuild now"),
     "rebuild.starting": ("正在开始…", "Starting…"),
     "rebuild.progress": ("已处理 {done}/{total} 个文件", "{done} of {total} files processed"),
+    "rebuild.saving": ("正在保存重建的向量库…", "Saving the rebuilt vector store…"),
     "rebuild.done": ("向量库重建完成。", "Vector store rebuilt."),
     # errors, by API error code
     "err.generic": ("出错了", "Something went wrong"),

@@ -45,7 +45,9 @@ class _UploadProgress:
         self.overall.progress(min(done / total, 1.0), text=t("up.overall", done=done, total=total))
         message = str(event.get("message") or "")
         if not name:
-            if stage == "done":
+            if stage == "saving":
+                self.overall.progress(min(done / total, 1.0), text=t("up.saving"))
+            elif stage == "done":
                 self.overall.progress(1.0, text=t("up.overall", done=total, total=total))
             return
         if stage == "file_start":

@@ -146,7 +146,8 @@ def _run_rebuild(ctx: UIContext, kb: str) -> None:
                 total = int(event.get("files_total") or 0)
                 done = int(event.get("files_done") or 0)
                 share = done / total if total else 0.0
-                label = t("rebuild.progress", done=done, total=total)
+                label = t("rebuild.saving") if event.get("stage") == "saving" else \
+                    t("rebuild.progress", done=done, total=total)
                 if event.get("file_name"):
                     label += f" · {event['file_name']}"
                 if event.get("stage") == "error" and not event.get("file_name"):

@@ -314,6 +314,7 @@ class Ingestor:
             return
         kb = row.name
         if batch.changed:
+            batch.reporter.saving()
             try:
                 batch.store.save()
             except Exception as exc:  # noqa: BLE001 - every file of the batch reports the failure

@@ -44,6 +44,10 @@ class Reporter:
         """A file already reported done failed afterwards (its batch could not be saved)."""
         self._send(stage="error", file_name=name, message=message)
 
+    def saving(self) -> None:
+        """Every file is through; the store is being written (seconds for a large knowledge base)."""
+        self._send(stage="saving")
+
     def done(self, results: list[FileResult]) -> None:
         counts = {status: sum(r.status == status for r in results) for status in ("indexed", "stored", "skipped",
                                                                                   "error")}

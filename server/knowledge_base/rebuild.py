@@ -51,6 +51,7 @@ def rebuild_kb(ingestor: "Ingestor", kb: str, *, embed_model: str | None,
                 ingestor, row.name, model, path, store, params, reporter, records))
             results.append(result)
             reporter.file_done(result)
+        reporter.saving()
         store.save()
         m.pool.put(kb, store)
         m.db.run(_replace_rows, row.id, records, model)

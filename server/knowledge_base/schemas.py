@@ -46,7 +46,7 @@ class FileResult(BaseModel):
 class ProgressEvent(BaseModel):
     """Progress of an ingestion or rebuild, reported file by file and batch by batch."""
 
-    stage: Literal["file_start", "file_done", "chunks", "done", "error"]
+    stage: Literal["file_start", "file_done", "chunks", "saving", "done", "error"]
     file_name: str = ""
     files_done: int = 0
     files_total: int = 0

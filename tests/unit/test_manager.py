@@ -262,6 +262,7 @@ def test_rebuild_recreates_a_lost_vector_store(filled):
     assert {r.status for r in results} == {"indexed"}
     assert filled.search("docs", "rent", top_k=1)[0].metadata["source"] == "lease.txt"
     assert events[-1].stage == "done" and events[-1].files_done == 3
+    assert events[-2].stage == "saving"
 
 
 def test_store_built_with_another_model_is_refused(filled):
@@ -280,6 +281,7 @@ def test_progress_events_follow_files_and_chunks(manager):
     manager.add_files("k", [("a.txt", CONTRACT), ("b.txt", ENGLISH)], progress=events.append)
     stages = [e.stage for e in events]
     assert stages[0] == "file_start" and stages[-1] == "done" and "chunks" in stages
+    assert stages[-3:] == ["file_done", "saving", "done"]  # one save for the batch, after its last file
     assert [e.files_done for e in events if e.stage == "file_done"] == [1, 2]
     assert all(e.files_total == 2 for e in events)
 
