@@ -17,6 +17,7 @@ from server.knowledge_base.vector_store import EmbedModelMismatch
 CONTRACT = "第十条 建立劳动关系，应当订立书面劳动合同。\n\n第十九条 试用期最长不得超过六个月。".encode()
 TRAFFIC = "# 道路交通\n\n## 第四章 道路通行规定\n\n机动车、非机动车实行右侧通行。饮酒后不得驾驶机动车。".encode()
 ENGLISH = b"The tenant must pay the rent on the first day of every month.\n\nPets are not allowed."
+THREE_FILES = [("a.txt", "第一份文件。".encode()), ("b.txt", "第二份文件。".encode()), ("c.txt", "第三份文件。".encode())]
 
 
 @pytest.fixture
@@ -109,7 +110,7 @@ def test_one_bad_file_does_not_stop_the_batch(filled):
 
 def test_a_batch_is_saved_once(filled):
     version = filled.pool.get("docs").version
-    batch = [("a.txt", "第一份文件。".encode()), ("b.txt", "第二份文件。".encode()), ("c.txt", "第三份文件。".encode())]
+    batch = THREE_FILES
     assert [r.status for r in filled.add_files("docs", batch)] == ["indexed"] * 3
     assert filled.pool.get("docs").version == version + 1
     filled.pool.clear()  # what was saved, read back from disk
@@ -154,7 +155,7 @@ def test_a_store_failing_midway_fails_the_files_pending_in_it_and_the_batch_goes
         return real_add(docs, vectors)
 
     monkeypatch.setattr(store, "add", add_failing_on_the_second_file)
-    batch = [("a.txt", "第一份文件。".encode()), ("b.txt", "第二份文件。".encode()), ("c.txt", "第三份文件。".encode())]
+    batch = THREE_FILES
     results = {r.file_name: r for r in filled.add_files("docs", batch)}
     assert results["a.txt"].status == "error" and "while adding b.txt" in results["a.txt"].error
     assert results["b.txt"].status == "error" and "MemoryError" in results["b.txt"].error
