@@ -2,6 +2,10 @@
 
     python -m benchmarks.answers [--n 100] [--model qwen2.5-coder-1.5b] [--quick] [--tuning]
                                  [--prompt-template NAME] [--out PATH]
+    python -m benchmarks.answers --everyday [--split heldout|tuning|all] [--configs before,default] [--n N]
+
+--everyday asks the colloquial sets over real documents instead (benchmarks/everyday_answers.py), with
+several chat configurations in one run, streaming, and reports time to sources and to first token.
 
 Per language, a knowledge base holds the passages of a judging set (CMRC 2018 dev for Chinese,
 SQuAD articles 24-47 for English; --quick: 150 passages of each), ingested through the real pipeline
@@ -163,16 +167,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="built-in model (default: the default chat model)")
     parser.add_argument("--tuning", action="store_true", help="ask the tuning halves instead of the judging ones")
     parser.add_argument("--prompt-template", default=None, help="KB prompt template name (default: the setting)")
+    parser.add_argument("--everyday", action="store_true",
+                        help="everyday questions over the laws and English files (benchmarks/everyday_answers.py)")
+    parser.add_argument("--split", choices=("heldout", "tuning", "all"), default="tuning",
+                        help="--everyday: which part of the question sets")
+    parser.add_argument("--sets", default="laws_zh,files_en", help="--everyday: comma-separated sets")
+    parser.add_argument("--configs", default="before,default", help="--everyday: comma-separated chat configurations")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_shared_data()
     from configs import load_settings
 
     model = args.model or load_settings().llm.default_model
+    if args.everyday:
+        return _everyday(args, model)
     n = args.n or (20 if args.quick else 100)
     with scratch_dir("answers", args.keep) as work:
         result = run(n, model, args.quick, args.seed, work, args.tuning, args.prompt_template)
     write_result("answers", result, args.out)
+    return 0
+
+
+def _everyday(args: Any, model: str) -> int:
+    from benchmarks import everyday_answers
+    from configs import load_settings
+    from server.cli.llm import resolve_builtin
+    from server.llm.local.assemble import ensure_weights
+
+    settings = load_settings()
+    ensure_weights(resolve_builtin(settings, model), settings.paths.model_dir)
+    n = args.n or (5 if args.quick else None)
+    with scratch_dir("answers-everyday", args.keep) as work:
+        result = everyday_answers.run(model, args.split, n, args.sets.split(","), args.configs.split(","), work,
+                                      settings.paths.model_dir)
+    write_result("answers_everyday", result, args.out)
     return 0
 
 

@@ -22,17 +22,29 @@ REQUIRED_TEMPLATES = (
 # Templates the chat services use on their own (titles, translation, the agent's built-in prompts):
 # choosing one as a chat's system prompt would only confuse the model.
 INTERNAL_TEMPLATES = frozenset(
-    {"title", "translate_to_en", "translate_to_zh", "agent_react", "agent_tools", "passages_question"}
+    {"title", "translate_to_en", "translate_to_zh", "agent_react", "agent_tools", "passages_question", "kb_question",
+     "kb_no_match"}
 )
+# A template's variant for questions in one language is named <template><LANG_SUFFIX><lang>, e.g.
+# kb_default_zh; the chat services pick it for such questions, and lists offer only the base name.
+LANG_SUFFIX = "_"
+LANGS = ("zh", "en")
 # The naming rule documented at the top of configs/prompts.yaml; any other name belongs to "llm".
 MODE_PREFIXES = {"kb_": "kb", "search_": "search", "agent_": "agent"}
 
 
+def is_language_variant(name: str, names: set[str]) -> bool:
+    """Whether ``name`` is another template's variant for one language (kb_default_zh of kb_default)."""
+    base, sep, lang = name.rpartition(LANG_SUFFIX)
+    return bool(sep) and lang in LANGS and base in names
+
+
 def templates_by_mode(names: Iterable[str]) -> dict[str, list[str]]:
     """User-selectable template names grouped by the chat mode their name prefix points to."""
+    names_set = set(names)
     grouped: dict[str, list[str]] = {mode: [] for mode in ("llm", *MODE_PREFIXES.values())}
-    for name in sorted(names):
-        if name in INTERNAL_TEMPLATES:
+    for name in sorted(names_set):
+        if name in INTERNAL_TEMPLATES or is_language_variant(name, names_set):
             continue
         mode = next((m for prefix, m in MODE_PREFIXES.items() if name.startswith(prefix)), "llm")
         grouped[mode].append(name)

@@ -160,10 +160,10 @@ class LocalServerSettings(BaseModel):
         description="OMP_WAIT_POLICY of the model process: PASSIVE idle threads sleep, ACTIVE they spin "
         "(faster on a machine with nothing else running); inherit keeps the environment's value.",
     )
-    extra_buffers: bool = Field(
-        False,
-        description="Let llama.cpp repack weights into extra buffer types (AMX/AVX512); off because the AMX path "
-        "crashes on some virtual machines.",
+    extra_buffers: bool | Literal["auto"] = Field(
+        "auto",
+        description="Let llama.cpp repack weights into CPU-specific buffer types (faster prompt reading). auto: "
+        "on unless the CPU has AMX, whose repacked path crashes on some virtual machines.",
     )
 
 
@@ -221,6 +221,16 @@ class ChatSettings(BaseModel):
     history_turns: int = Field(3, ge=0, le=50, description="Past turns sent to the model.")
     prompt_template: str = Field("default", description="Default system prompt template name.")
     kb_prompt_template: str = Field("kb_default", description="Default knowledge-base prompt template name.")
+    kb_passages: int = Field(
+        3, ge=1, le=100, description="Passages retrieved for a knowledge-base answer (a request's top_k overrides)."
+    )
+    evidence_tokens: int = Field(
+        320,
+        ge=0,
+        le=100000,
+        description="Tokens of the passages' most relevant sentences the model reads in knowledge-base chat; "
+        "0 sends whole passages (as many as fit the context window).",
+    )
     search_prompt_template: str = Field("search_default", description="Default search prompt template name.")
     agent_max_steps: int = Field(6, ge=1, le=30, description="Most tool calls an agent may make per question.")
     agent_max_seconds: float = Field(120.0, gt=0, description="Wall time allowed to one agent answer.")

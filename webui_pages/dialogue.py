@@ -6,6 +6,7 @@ The transcript is a streamlit-chatbox ``ChatBox`` refilled from the API on every
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import streamlit as st
@@ -80,11 +81,13 @@ def _stream_answer(ctx: UIContext, box: ChatBox, options: dict[str, Any], prompt
     t = ctx.t
     live: dict[str, Any] = {
         "prompt": prompt, "conversation_id": conv_id, "text": "", "sources": [], "tools": [],
-        "error": None, "done": False, "stopped": False,
+        "error": None, "done": False, "stopped": False, "started": time.monotonic(),
     }
     # Kept in the session so that what was already streamed survives the rerun a Stop click causes.
     st.session_state[LIVE_KEY] = live
-    answer = LiveAnswer(box, ctx, prompt, placeholder=f":gray[{t('chat.thinking')}]")
+    evidence_first = options["mode"] in ("kb", "search")
+    waiting = t("chat.searching") if evidence_first else t("chat.thinking")
+    answer = LiveAnswer(box, ctx, prompt, placeholder=f":gray[{waiting}]", evidence_first=evidence_first)
     stop_box = st.empty()
     stop_box.button(t("chat.stop"), icon=":material/stop_circle:", key="chat_stop", help=t("chat.stop_help"),
                     on_click=_stop_answer)
@@ -99,6 +102,7 @@ def _stream_answer(ctx: UIContext, box: ChatBox, options: dict[str, Any], prompt
         stream = ctx.api.chat_stream(options["mode"], request)
         st.session_state[STREAM_KEY] = stream
         with stream as events:
+            shown_status = ""
             for event in events:
                 _apply_event(live, event)
                 if event.get("type") == "delta":
@@ -107,6 +111,10 @@ def _stream_answer(ctx: UIContext, box: ChatBox, options: dict[str, Any], prompt
                     answer.tools(live["tools"])
                 elif event.get("type") == "sources":
                     answer.sources(live["sources"])
+                line = status_line(t, live)
+                if line != shown_status:
+                    answer.status(line)
+                    shown_status = line
     except ApiError as err:
         # An error event already said why the stream ended; keep that explanation.
         if not live["done"] and not live["stopped"]:
@@ -117,16 +125,48 @@ def _stream_answer(ctx: UIContext, box: ChatBox, options: dict[str, Any], prompt
     if not (live["done"] or live["error"] or live["stopped"]):
         live["error"] = {"code": "stream_interrupted", "message": t("chat.cut_off")}
     stop_box.empty()
+    answer.status("")
     answer.finish(live)
     if not live["error"] and not live["stopped"]:
         # Redraw from the server so the new answer gets its id-bound widgets (feedback, downloads).
         st.rerun()
 
 
+def status_line(t: Any, live: dict[str, Any], now: float | None = None) -> str:
+    """What the answer is doing, for the line under it: waiting in line, reading, or writing at a speed.
+
+    The speed is shown in whole steps of 0.5 tokens/s so the line does not redraw on every token.
+    """
+    now = time.monotonic() if now is None else now
+    elapsed = now - live.get("started", now)
+    if live.get("done") or live.get("error"):
+        return ""
+    if live.get("pieces"):
+        writing = now - live["first_at"]
+        if live["pieces"] < 4 or writing < 1.0:
+            return t("chat.status.first", s=f"{live['first_at'] - live.get('started', live['first_at']):.1f}")
+        rate = round(2 * (live["pieces"] - 1) / writing) / 2
+        return t("chat.status.writing", rate=f"{rate:g}")
+    status = live.get("status")
+    if not status:
+        return ""
+    if status.get("stage") == "waiting" and status.get("ahead"):
+        return t("chat.status.waiting", n=status["ahead"], s=int(elapsed))
+    tokens = status.get("prompt_tokens")
+    if tokens:
+        return t("chat.status.reading", tokens=tokens, s=int(elapsed))
+    return t("chat.status.reading_plain", s=int(elapsed))
+
+
 def _apply_event(live: dict[str, Any], event: dict[str, Any]) -> None:
     kind = event.get("type")
+    live.setdefault("started", time.monotonic())
     if kind == "delta":
         live["text"] += str(event.get("text") or "")
+        live.setdefault("first_at", time.monotonic())
+        live["pieces"] = live.get("pieces", 0) + 1
+    elif kind == "status":
+        live["status"] = event
     elif kind == "sources":
         live["sources"] = list(event.get("sources") or [])
     elif kind == "tool":

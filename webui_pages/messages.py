@@ -49,6 +49,35 @@ def _source_file_name(source: dict[str, Any]) -> str:
     return name or "source"
 
 
+def snippet_markdown(source: dict[str, Any]) -> str:
+    """The source's text as Markdown, its highlighted sentences (the ones the model read) marked.
+
+    A long passage is shown from the line of its first highlight, so the evidence is in view.
+    """
+    text = str(source.get("text") or "")
+    spans = sorted((int(a), int(b)) for a, b in source.get("highlights") or [] if 0 <= int(a) < int(b) <= len(text))
+    start = text.rfind("\n", 0, spans[0][0]) + 1 if spans and spans[0][0] > SOURCE_PREVIEW_CHARS // 2 else 0
+    end = min(len(text), start + SOURCE_PREVIEW_CHARS)
+    segments: list[tuple[str, bool]] = []
+    at = start
+    for a, b in spans:
+        a, b = max(a, at), min(b, end)
+        if a < b:
+            segments += [(text[at:a], False), (text[a:b], True)]
+            at = b
+    segments.append((text[at:end], False))
+    lines = [""]
+    for piece, marked in segments:
+        for k, part in enumerate(piece.split("\n")):
+            if k:
+                lines.append("")
+            if part.strip():
+                style = "orange-background" if marked else "gray"
+                lines[-1] += f":{style}[{escape_markdown(part)}]"
+    body = "  \n".join(line for line in lines if line)
+    return ("… " if start else "") + body + (" …" if end < len(text) else "")
+
+
 def draw_sources(sources: list[dict[str, Any]], *, ctx: UIContext, key_prefix: str) -> None:
     """The numbered passages an answer used, each with a link or a download button."""
     t = ctx.t
@@ -66,11 +95,7 @@ def draw_sources(sources: list[dict[str, Any]], *, ctx: UIContext, key_prefix: s
                 head.append(f"{t('msg.kb')} {escape_markdown(str(source['kb']))}")
             text_col, link_col = st.columns([6, 1], vertical_alignment="top")
             text_col.markdown(" · ".join(head))
-            snippet = str(source.get("text") or "")
-            if len(snippet) > SOURCE_PREVIEW_CHARS:
-                snippet = snippet[:SOURCE_PREVIEW_CHARS] + "…"
-            lines = [escape_markdown(line.strip()) for line in snippet.splitlines() if line.strip()]
-            text_col.caption("  \n".join(lines))
+            text_col.markdown(snippet_markdown(source))
             url = source.get("url")
             if url and url.startswith(("http://", "https://")):
                 link_col.link_button(t("msg.open"), url, icon=":material/open_in_new:")

@@ -131,23 +131,49 @@ def add_leftover(
 
 
 class LiveAnswer:
-    """The answer being streamed: a ChatBox message whose elements follow the events."""
+    """The answer being streamed: a ChatBox message whose elements follow the events.
 
-    def __init__(self, box: ChatBox, ctx: UIContext, prompt: str, placeholder: str) -> None:
+    With ``evidence_first`` (knowledge-base and search chat) the sources sit above the answer and
+    open as soon as they arrive, before the model writes; a status line under the answer says what
+    it waits for and, once it writes, how fast.
+    """
+
+    def __init__(self, box: ChatBox, ctx: UIContext, prompt: str, placeholder: str,
+                 evidence_first: bool = False) -> None:
         self.box, self.ctx = box, ctx
-        box.user_say(text_element(prompt), metadata={})
-        box.ai_say([text_element(placeholder)], metadata={})
+        self._sources_shown = 0
         self._tools_at: int | None = None
         self._sources_at: int | None = None
-        self._sources_shown = 0
+        elements: list[OutputElement] = []
+        if evidence_first:
+            self._sources_at = 0
+            elements.append(self._sources_element([], state="running"))
+        self._text_at = len(elements)
+        elements.append(text_element(placeholder))
+        self._status_at = len(elements)
+        elements.append(text_element(""))
+        box.user_say(text_element(prompt), metadata={})
+        box.ai_say(elements, metadata={})
 
     def _append(self, element: OutputElement) -> int:
         self.box.insert_msg(element)
         return len(self.box.history[-1]["elements"]) - 1
 
+    def _sources_element(self, sources: list[dict[str, Any]], state: State = "complete") -> OutputElement:
+        # Download buttons need keys that no earlier drawing in this run used.
+        self._sources_shown += 1
+        element = sources_element(self.ctx, sources, key_prefix=f"streaming{self._sources_shown}", state=state)
+        element._expanded = True  # the evidence is what the user reads while the model writes
+        return element
+
     def text(self, text: str, streaming: bool) -> None:
         # ChatBox adds its cursor to the text while ``streaming`` is true.
-        self.box.update_msg(text_element(text), element_index=0, streaming=streaming)
+        self.box.update_msg(text_element(text), element_index=self._text_at, streaming=streaming)
+
+    def status(self, line: str) -> None:
+        """The small grey line under the answer: queue position, reading, speed."""
+        self.box.update_msg(text_element(f":gray[{line}]" if line else ""), element_index=self._status_at,
+                            streaming=False)
 
     def tools(self, tools: list[dict[str, Any]], state: State = "running") -> None:
         expanded = state == "running"
@@ -160,14 +186,13 @@ class LiveAnswer:
             self.box.update_msg(element, element_index=self._tools_at, title=title, state=state, expanded=expanded)
 
     def sources(self, sources: list[dict[str, Any]]) -> None:
-        # Download buttons need keys that no earlier drawing in this run used.
-        self._sources_shown += 1
-        element = sources_element(self.ctx, sources, key_prefix=f"streaming{self._sources_shown}")
+        element = self._sources_element(sources)
         if self._sources_at is None:
             self._sources_at = self._append(element)
         else:
             title = self.ctx.t("msg.sources", n=len(sources))
-            self.box.update_msg(element, element_index=self._sources_at, title=title)
+            self.box.update_msg(element, element_index=self._sources_at, title=title, state="complete",
+                                expanded=True)
 
     def finish(self, live: dict[str, Any]) -> None:
         """The final text without cursor, finished agent steps, and why the answer ended early."""

@@ -29,14 +29,11 @@ async def run(ctx: ChatContext, mode: ModeRunner) -> AsyncIterator[dict[str, Any
     question_en = await translate(ctx, "translate_to_en", ctx.request.query)
     ctx.question = question_en or ctx.request.query
     answer_en: list[str] = []
-    held: list[dict[str, Any]] = []
     async for event in mode(ctx):
         if event["type"] == "delta":
             answer_en.append(event["text"])
-        elif event["type"] == "sources":
-            # Sources follow the answer they back, so they wait for the translation.
-            held.append(event)
         else:
+            # Sources pass at once: the evidence is shown while the answer is written and translated.
             yield event
     english = "".join(answer_en)
     ctx.meta["bilingual"] = {"question_en": ctx.question, "answer_en": english}
@@ -47,5 +44,3 @@ async def run(ctx: ChatContext, mode: ModeRunner) -> AsyncIterator[dict[str, Any
         ]
         async for piece in ctx.stream(messages, temperature=0.0):
             yield events.delta(piece)
-    for event in held:
-        yield event

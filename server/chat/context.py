@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -9,17 +10,29 @@ from datetime import date
 from typing import Any
 
 from configs import Settings
-from configs.prompts import render
+from configs.prompts import LANG_SUFFIX, render
+from server.chat import events
 from server.chat.history import build_messages, fit_history, message_tokens
 from server.chat.schemas import ChatRequest
 from server.errors import InvalidInput
 from server.llm.base import ChatModel
+
+# Seconds between status events while an answer waits for its first text.
+STATUS_EVERY = 2.0
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def has_cjk(text: str) -> bool:
     return bool(_CJK.search(text))
+
+
+def _stage(depth: int | None, own: int) -> tuple[str, int | None]:
+    """(stage, generations ahead) from the model's queue depth, ``own`` of them being this answer."""
+    if depth is None:
+        return "reading", None
+    ahead = max(0, depth - own)
+    return ("waiting" if ahead else "reading"), ahead
 
 
 @dataclass
@@ -58,6 +71,30 @@ class ChatContext:
         try:
             return self.templates[name]
         except KeyError:
+            if default is not None and not explicit:
+                return default
+            raise InvalidInput(
+                f"unknown prompt template {name!r}; known templates: {', '.join(sorted(self.templates))}"
+            ) from None
+
+    @property
+    def lang(self) -> str:
+        """The question's language as far as templates care: "zh" when it has CJK characters, else "en"."""
+        return "zh" if has_cjk(self.question) else "en"
+
+    def localized(self, name: str, explicit: str | None = None, default: str | None = None) -> str:
+        """Template ``explicit`` if given, else ``name`` in the question's language (``name_zh``) or as is.
+
+        ``default`` stands in for a template that a prompts file of an older layout does not define.
+        """
+        if explicit:
+            name = explicit
+        else:
+            variant = f"{name}{LANG_SUFFIX}{self.lang}"
+            name = variant if variant in self.templates else name
+        try:
+            return self.templates[name]
+        except KeyError:
             raise InvalidInput(
                 f"unknown prompt template {name!r}; known templates: {', '.join(sorted(self.templates))}"
             ) from None
@@ -90,6 +127,36 @@ class ChatContext:
         finally:
             # Counted once at the end: per-piece counts of an approximate counter add up too high.
             self.completion_tokens += self.count("".join(answer))
+
+    async def answer(self, messages: list[dict[str, Any]], **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        """The model's answer as ``delta`` events, preceded by ``status`` events until its first text.
+
+        A status says whether the answer waits behind other generations of the model (when the
+        provider tells) or the model is reading the prompt; it is repeated every STATUS_EVERY seconds
+        until the first text, so a slow or busy model never looks stuck.
+        """
+        prompt_tokens = self.prompt_size(messages)
+        yield events.status(*_stage(await self.llm.queue_depth(), 0), prompt_tokens=prompt_tokens)
+        pieces = self.stream(messages, **kwargs).__aiter__()
+        try:
+            first = asyncio.ensure_future(pieces.__anext__())
+            try:
+                while not (await asyncio.wait({first}, timeout=STATUS_EVERY))[0]:
+                    depth = await self.llm.queue_depth()
+                    # Our own request is counted by now.
+                    yield events.status(*_stage(depth, 1), prompt_tokens=prompt_tokens)
+            finally:
+                if not first.done():
+                    first.cancel()
+                    await asyncio.gather(first, return_exceptions=True)
+            try:
+                yield events.delta(first.result())
+            except StopAsyncIteration:
+                return
+            async for piece in pieces:
+                yield events.delta(piece)
+        finally:
+            await pieces.aclose()
 
     async def complete(self, messages: list[dict[str, Any]], **kwargs: Any) -> str:
         """The model's whole answer to ``messages`` (streamed underneath, so timeouts behave alike)."""

@@ -1,19 +1,26 @@
 """The typed events a chat stream yields; every transport relays them as plain dicts.
 
-Order: ``start`` first, then any of ``tool`` / ``delta`` / ``sources``, then either
-``done`` (success) or ``error`` (the stream ends without ``done``).
+Order: ``start`` first, then any of ``status`` / ``tool`` / ``delta`` / ``sources``, then either
+``done`` (success) or ``error`` (the stream ends without ``done``). Knowledge-base and search chat
+send ``sources`` before the first ``delta``: the evidence is shown while the model reads it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-EVENT_TYPES = ("start", "delta", "sources", "tool", "error", "done")
+EVENT_TYPES = ("start", "status", "delta", "sources", "tool", "error", "done")
 
 
 def start(conversation_id: str, message_id: str) -> dict[str, Any]:
     """The stream began; ``message_id`` is the stored user message."""
     return {"type": "start", "conversation_id": conversation_id, "message_id": message_id}
+
+
+def status(stage: str, ahead: int | None = None, *, prompt_tokens: int | None = None) -> dict[str, Any]:
+    """What the answer waits for before its first text: ``waiting`` behind ``ahead`` other generations
+    of the same model, or ``reading`` (the model reads ``prompt_tokens`` tokens of prompt)."""
+    return {"type": "status", "stage": stage, "ahead": ahead, "prompt_tokens": prompt_tokens}
 
 
 def delta(text: str) -> dict[str, Any]:

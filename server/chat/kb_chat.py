@@ -1,23 +1,34 @@
-"""Knowledge-base chat: retrieve passages, answer from them with [n] citations, then list the sources."""
+"""Knowledge-base chat: retrieve passages, show the evidence at once, then answer from it with [n] citations.
+
+The ``sources`` event comes first, before the model reads anything, with the sentences of each
+passage that bear on the question (``highlights``), so the user has the evidence within a second
+even when the model is slow. The model then reads only those sentences (``chat.evidence_tokens``),
+which keeps the prompt short: on a CPU every prompt token not already cached costs time.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from functools import partial
+from pathlib import PurePosixPath
 from typing import Any
 
 import anyio
 
 from server.chat import events
 from server.chat.context import ChatContext
+from server.chat.evidence import Passage, choose
+from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
-from server.chat.sources import field_of, kb_source
+from server.chat.sources import SOURCE_TEXT_MAX, field_of, kb_source
 from server.errors import InvalidInput
 
-NO_MATCH = (
-    "No passage in knowledge base '{kb}' matched the question (threshold {threshold}). "
-    "Try lowering the score threshold or rephrasing."
-)
+# Template of the user message that carries the passages when the system template has no {context}.
+KB_QUESTION_TEMPLATE = "kb_question"
+NO_MATCH_TEMPLATE = "kb_no_match"
+# Stand-ins for prompts files written before these templates existed.
+KB_QUESTION_DEFAULT = "{context}\n\n{question}"
+NO_MATCH_DEFAULT = "No passage in knowledge base '{kb}' matched the question (threshold {threshold})."
 
 
 def effective_threshold(ctx: ChatContext, kb_name: str) -> float:
@@ -31,6 +42,31 @@ def effective_threshold(ctx: ChatContext, kb_name: str) -> float:
     return model.score_threshold if model is not None else 0.0
 
 
+def title_of(source: dict[str, Any], metadata: dict[str, Any]) -> str:
+    """A short name of a passage's document: its top heading, else the file name without extension."""
+    headings = [str(h).strip() for h in metadata.get("heading_path") or [] if str(h).strip()]
+    return headings[0] if headings else PurePosixPath(source["file"]).stem
+
+
+def with_highlights(source: dict[str, Any], passage: Passage) -> dict[str, Any]:
+    """The source entry plus the [start, end) offsets, in its text, of the sentences the model reads."""
+    spans = [[s, e] for s, e in passage.highlights if e <= SOURCE_TEXT_MAX]
+    return {**source, "highlights": spans}
+
+
+def choose_evidence(ctx: ChatContext, texts: list[str], template: str) -> list[Passage]:
+    """The sentences the model reads: ``chat.evidence_tokens`` of them, or whole passages when it is 0.
+
+    Whole passages that overflow the model's window fall back to choosing sentences within it.
+    """
+    room = ctx.budget - ctx.count(template) - ctx.count(ctx.question) - 3 * MESSAGE_OVERHEAD
+    wanted = ctx.settings.chat.evidence_tokens
+    passages = choose(ctx.question, texts, max(1, min(wanted, room)) if wanted > 0 else 0, ctx.count)
+    if wanted <= 0 and sum(ctx.count(p.excerpt()) for p in passages) > room:
+        passages = choose(ctx.question, texts, room, ctx.count)
+    return passages
+
+
 async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
     """Answer from the passages of ``request.kb_name`` that pass the threshold; never invent sources."""
     request = ctx.request
@@ -38,23 +74,39 @@ async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
     if not kb_name:
         raise InvalidInput("knowledge-base chat needs kb_name")
     ctx.meta["kb_name"] = kb_name
+    chat = ctx.settings.chat
     search = partial(
         ctx.kb.search,
         kb_name,
         ctx.question,
-        top_k=request.top_k,
+        top_k=request.top_k or chat.kb_passages,
         score_threshold=request.score_threshold,
         mode=request.search_mode,
     )
     hits = await anyio.to_thread.run_sync(search)
     if not hits:
         threshold = await anyio.to_thread.run_sync(effective_threshold, ctx, kb_name)
-        yield events.delta(NO_MATCH.format(kb=kb_name, threshold=f"{threshold:g}"))
         yield events.sources([])
+        yield events.delta(ctx.render(ctx.localized(NO_MATCH_TEMPLATE, default=NO_MATCH_DEFAULT), kb=kb_name, threshold=f"{threshold:g}"))
         return
-    items = [(kb_source(i, hit, kb_name), str(field_of(hit, "text") or "")) for i, hit in enumerate(hits, 1)]
-    template = ctx.template(ctx.settings.chat.kb_prompt_template)
-    system, sources = fit_passages(ctx, template, items, kb=kb_name)
-    async for event in answer_from(ctx, system):
-        yield event
+    texts = [str(field_of(hit, "text") or "") for hit in hits]
+    template = ctx.localized(chat.kb_prompt_template, explicit=request.prompt_template)
+    passages = choose_evidence(ctx, texts, template)
+    sources = [with_highlights(kb_source(i, hit, kb_name), p) for i, (hit, p) in enumerate(zip(hits, passages), 1)]
     yield events.sources(sources)
+    if "{context}" in template:
+        # A template of the older layout: passages in the system prompt, the question after them.
+        items = [(s, p.excerpt()) for s, p in zip(sources, passages)]
+        system, _ = fit_passages(ctx, template, items, kb=kb_name)
+        async for event in answer_from(ctx, system):
+            yield event
+        return
+    labelled = [
+        f"[{s['index']}] {title_of(s, field_of(hit, 'metadata') or {})}\n{p.excerpt()}"
+        for s, hit, p in zip(sources, hits, passages)
+        if p.chosen
+    ]
+    system = ctx.render(template, kb=kb_name)
+    question = ctx.render(ctx.localized(KB_QUESTION_TEMPLATE, default=KB_QUESTION_DEFAULT), context="\n\n".join(labelled), question=ctx.question)
+    async for event in ctx.answer(ctx.messages(system, question)):
+        yield event

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from server.chat import events
 from server.chat.context import ChatContext
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.sources import passage
@@ -54,5 +53,5 @@ def fit_passages(
 
 
 async def answer_from(ctx: ChatContext, system: str) -> AsyncIterator[dict[str, Any]]:
-    async for piece in ctx.stream(ctx.messages(system, passages_question(ctx))):
-        yield events.delta(piece)
+    async for event in ctx.answer(ctx.messages(system, passages_question(ctx))):
+        yield event

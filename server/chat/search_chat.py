@@ -1,4 +1,4 @@
-"""Search-engine chat: query the web, answer from the numbered results, then list them as sources."""
+"""Search-engine chat: query the web, list the numbered results as sources, then answer from them."""
 
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
     count = request.result_count or ctx.settings.chat.search.result_count
     results = await engine.search(ctx.question, count)
     if not results:
-        yield events.delta(NO_RESULTS.format(engine=engine.name))
         yield events.sources([])
+        yield events.delta(NO_RESULTS.format(engine=engine.name))
         return
     items = [(web_source(i, result), result.snippet or result.title) for i, result in enumerate(results, 1)]
     template = ctx.template(ctx.settings.chat.search_prompt_template)
     system, sources = fit_passages(ctx, template, items)
+    # Evidence first: the results are shown while the model reads them.
+    yield events.sources(sources)
     async for event in answer_from(ctx, system):
         yield event
-    yield events.sources(sources)

@@ -105,6 +105,8 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Child]:
         command = [python, "-m", "streamlit", "run", str(PROJECT_ROOT / "webui.py")]
         command += ["--server.port", str(srv.webui_port), "--server.address", srv.host]
         command += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+        # Watching the tree (with .venv, thousands of files) overflows inotify and reloads nothing a user needs.
+        command += ["--server.fileWatcherType", "none", "--server.runOnSave", "false"]
         env = {"KBCHAT_SERVER__API_URL": srv.api_url or f"http://{host}:{srv.api_port}"}
         # Streamlit reads .streamlit/config.toml from its working directory.
         children.append(

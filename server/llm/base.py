@@ -75,5 +75,9 @@ class ChatModel(ABC):
         # Some providers reject 0; never ask for less than one token.
         return max(1, max_tokens if max_tokens is not None else self.config.max_tokens)
 
+    async def queue_depth(self) -> int | None:
+        """Generations of this model running or waiting right now, when the provider tells; else None."""
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release connections; the default adapter holds none."""

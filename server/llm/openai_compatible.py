@@ -14,6 +14,9 @@ from server.llm.base import BAD_RESPONSE, OVERLOADED, TIMEOUT, UNREACHABLE, Chat
 
 logger = logging.getLogger(__name__)
 
+# Seconds to wait for the bundled model server to say how busy it is; a status line is not worth more.
+QUEUE_TIMEOUT = 1.0
+
 
 def _status_message(exc: openai.APIStatusError) -> str:
     body = exc.body
@@ -39,6 +42,7 @@ class OpenAICompatibleModel(ChatModel):
         self._client = openai.AsyncOpenAI(
             base_url=config.base_url, api_key=key or "not-needed", timeout=config.timeout, max_retries=0
         )
+        self._http: httpx.AsyncClient | None = None  # for the bundled server's queue, made on first use
 
     # ---- error mapping -------------------------------------------------------------------------
 
@@ -169,5 +173,21 @@ class OpenAICompatibleModel(ChatModel):
             calls.append({"id": call.id, "name": function.name, "arguments": arguments})
         return {"content": message.content, "tool_calls": calls}
 
+    async def queue_depth(self) -> int | None:
+        """The bundled model server's proxy answers GET /queue; other servers are not asked."""
+        if not self.config.builtin:
+            return None
+        url = self.base_url.rstrip("/").removesuffix("/v1") + "/queue"
+        try:
+            if self._http is None:
+                self._http = httpx.AsyncClient(timeout=QUEUE_TIMEOUT, trust_env=False)
+            response = await self._http.get(url)
+            body = response.json()
+            return int(body["active"]) + int(body["waiting"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+
     async def aclose(self) -> None:
         await self._client.close()
+        if self._http is not None:
+            await self._http.aclose()

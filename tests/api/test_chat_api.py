@@ -6,7 +6,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.chat.kb_chat import NO_MATCH
 from tests.chat_support import build_garden_kb, chat_settings, parse_sse
 from tests.fakes.fake_search import FakeSearch
 from tests.fakes.fixtures import free_port
@@ -54,7 +53,7 @@ def test_llm_chat_streams_sse_events_ending_with_done(client, fake):
     assert response.headers["cache-control"] == "no-cache" and response.headers["x-accel-buffering"] == "no"
     assert response.text.endswith("data: [DONE]\n\n")
     assert [e["type"] for e in events][0] == "start" and events[-1]["type"] == "done"
-    assert {e["type"] for e in events[1:-1]} == {"delta"}
+    assert [e["type"] for e in events[1:-1]][0] == "status" and {e["type"] for e in events[2:-1]} == {"delta"}
     assert text_of(events) == "Hello from the model."
     conversation = client.get(f"/conversations/{events[-1]['conversation_id']}").json()
     assert [m["content"] for m in conversation["messages"]] == ["Say hello", "Hello from the model."]
@@ -116,7 +115,7 @@ def test_unreachable_model_is_a_502_without_streaming_and_an_error_event_with(cl
     error = response.json()["error"]
     assert error["code"] == "llm_unreachable" and "cannot reach model server" in error["message"]
     events, _ = sse(client, "llm", query="hello?", model="dead")
-    assert [e["type"] for e in events] == ["start", "error"] and events[-1]["code"] == "llm_unreachable"
+    assert [e["type"] for e in events] == ["start", "status", "error"] and events[-1]["code"] == "llm_unreachable"
 
 
 def test_model_dying_mid_stream_gives_an_error_event_and_an_incomplete_stored_answer(client, fake):
@@ -132,11 +131,12 @@ def test_model_dying_mid_stream_gives_an_error_event_and_an_incomplete_stored_an
     assert body["answer"] == "Half of " and body["error"]["code"].startswith("llm_")
 
 
-def test_kb_chat_numbers_passages_and_lists_matching_sources(client, fake):
+def test_kb_chat_shows_the_evidence_first_then_answers_from_its_sentences(client, fake):
     fake.queue("Turn the heap every two weeks [1].")
     events, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=2)
     kinds = [e["type"] for e in events]
-    assert kinds.index("sources") > max(i for i, k in enumerate(kinds) if k == "delta")
+    # Evidence first: the passages arrive before any answer text.
+    assert kinds.index("sources") < kinds.index("delta")
     sources = next(e for e in events if e["type"] == "sources")["sources"]
     assert [s["index"] for s in sources] == list(range(1, len(sources) + 1)) and 1 <= len(sources) <= 2
     top = sources[0]
@@ -144,23 +144,33 @@ def test_kb_chat_numbers_passages_and_lists_matching_sources(client, fake):
     assert "every two weeks" in top["text"] and 0 < top["score"] <= 1
     assert top["url"] == "/kbs/garden/files/garden.md/download"
     assert client.get(top["url"]).content.decode().startswith("# Garden guide")
+    # The sentences that bear on the question are marked in the source text.
+    marked = [top["text"][a:b] for a, b in top["highlights"]]
+    assert any("every two weeks" in m for m in marked)
+    # The system prompt stays the same from question to question; passages come with the question.
     system = fake.requests[-1]["messages"][0]["content"]
-    assert "[1] (garden.md, § Garden guide > Compost)\n" in system and "Cite each passage" in system
-    for source in sources:
-        assert f"[{source['index']}] ({source['file']}" in system
-    # The model reads a citation reminder after the question; the conversation keeps the question as asked.
+    assert "garden" in system and "Passages" not in system and "every two weeks" not in system
     asked = fake.requests[-1]["messages"][-1]["content"]
-    assert asked.startswith("How often should the compost heap be turned?\n\n") and "[1], [2]" in asked
+    assert "[1] Garden guide\n" in asked and "Question: How often should the compost heap be turned?" in asked
+    assert all(m in asked for m in marked) and "[1], [2]" in asked
     conversation = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"]
     assert conversation[-2]["content"] == "How often should the compost heap be turned?"
     stored = conversation[-1]
     assert stored["meta"]["sources"] == sources and stored["meta"]["kb_name"] == "garden"
 
 
+def test_kb_chat_asks_in_chinese_for_a_chinese_question(client, fake):
+    fake.queue("每两周翻一次[1]。")
+    sse(client, "kb", query="堆肥多久翻一次？compost heap turned", kb_name="garden", top_k=2)
+    system = fake.requests[-1]["messages"][0]["content"]
+    asked = fake.requests[-1]["messages"][-1]["content"]
+    assert "用中文回答" in system and "问题：堆肥多久翻一次" in asked
+
+
 def test_kb_chat_says_plainly_when_nothing_passes_the_threshold(client, fake):
     events, _ = sse(client, "kb", query="Quantum chromodynamics lattice", kb_name="garden", score_threshold=0.99,
                     search_mode="vector")
-    assert text_of(events) == NO_MATCH.format(kb="garden", threshold="0.99")
+    assert text_of(events).startswith('No passage in knowledge base "garden" matched the question (score threshold 0.99)')
     assert next(e for e in events if e["type"] == "sources")["sources"] == []
     assert events[-1]["type"] == "done" and fake.requests == []
 

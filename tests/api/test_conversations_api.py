@@ -140,14 +140,16 @@ def test_public_settings_offer_each_mode_its_own_templates(tmp_path, fake):
         by_mode = body["prompt_templates_by_mode"]
         assert by_mode == {
             "llm": ["default", "pirate"],
-            "kb": ["kb_default", "kb_strict"],
+            # kb_default_zh is kb_default's variant for Chinese questions, not a template of its own
+            "kb": ["kb_classic", "kb_default", "kb_strict"],
             "search": ["search_brief", "search_default"],
             "agent": ["agent_planner"],
         }
         # the flat list keeps every name, internal ones included
         assert set(body["prompt_templates"]) == set(extra) | {
             "default", "kb_default", "search_default", "agent_tools", "agent_react", "translate_to_en",
-            "translate_to_zh", "title", "passages_question",
+            "translate_to_zh", "title", "passages_question", "kb_classic", "kb_default_zh", "kb_question",
+            "kb_question_zh", "kb_no_match", "kb_no_match_zh",
         }
         # an offered template is accepted by its mode
         fake.queue("Arr, a fine answer.")

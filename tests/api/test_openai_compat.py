@@ -252,6 +252,20 @@ def test_embeddings_match_the_kb_embedder_in_float_and_base64(client, live, serv
     assert floats.model == "multilingual-e5-small" and floats.usage.prompt_tokens > 0
 
 
+def test_a_query_model_id_embeds_texts_as_search_queries(client, live, services):
+    text = "how often do I turn compost"
+    query = np.asarray(services.kb.embed([text], None, is_query=True)[0], dtype=np.float32)
+    passage = np.asarray(services.kb.embed([text], None)[0], dtype=np.float32)
+    assert not np.allclose(query, passage, atol=1e-3)  # e5 reads "query: " and "passage: " differently
+    for model in ("multilingual-e5-small:query", "kb/garden:query"):
+        got = client.embeddings.create(model=model, input=text, encoding_format="float")
+        assert np.allclose(got.data[0].embedding, query, atol=1e-6) and got.model == "multilingual-e5-small"
+    got = client.embeddings.create(model="multilingual-e5-small:passage", input=text, encoding_format="float")
+    assert np.allclose(got.data[0].embedding, passage, atol=1e-6)
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="multilingual-e5-small:questions", input=text)
+
+
 def test_embeddings_reject_token_ids_empty_text_and_unknown_models(client, live):
     response = httpx.post(f"{live.url}/v1/embeddings", json={"input": [1, 2, 3]})
     assert response.status_code == 422 and "token-id" in response.json()["error"]["message"]

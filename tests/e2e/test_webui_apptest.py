@@ -317,7 +317,7 @@ def test_template_menu_lists_the_current_modes_templates(webui_env, api):
         set_mode(at, mode)
         menu = at.sidebar.selectbox(key=f"opt_template_{mode}_en")
         assert menu.options == ["(default for this mode)", *by_mode[mode]]
-    assert by_mode["kb"] == ["kb_default"] and "title" not in str(by_mode)
+    assert by_mode["kb"] == ["kb_classic", "kb_default"] and "title" not in str(by_mode)
 
 
 def test_rename_conversation_updates_title(webui_env, api, fake_model):

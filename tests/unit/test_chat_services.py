@@ -26,7 +26,10 @@ def conversation(services, conversation_id):
 def test_llm_answer_streams_and_is_stored_with_its_meta(services, fake_openai):
     fake_openai.queue("Paris is the capital of France.")
     events = collect(services, query="What is the capital of France?")
-    assert [e["type"] for e in events][:2] == ["start", "delta"] and events[-1]["type"] == "done"
+    assert [e["type"] for e in events][:3] == ["start", "status", "delta"] and events[-1]["type"] == "done"
+    # Before its first text the answer says what it waits for: the model reading this many prompt tokens.
+    assert events[1]["stage"] == "reading" and events[1]["ahead"] is None
+    assert events[1]["prompt_tokens"] == events[-1]["usage"]["prompt_tokens"]
     assert answer_of(events) == "Paris is the capital of France."
     start, done = events[0], events[-1]
     assert start["conversation_id"] == done["conversation_id"]
@@ -81,7 +84,7 @@ def test_unreachable_model_gives_an_error_event_and_keeps_the_question(tmp_path)
     services = kb_services(tmp_path, f"http://127.0.0.1:{free_port()}/v1")
     try:
         events = collect(services, query="Anyone there?")
-        assert [e["type"] for e in events] == ["start", "error"]
+        assert [e["type"] for e in events] == ["start", "status", "error"]
         assert events[-1]["code"] == "llm_unreachable" and "cannot reach" in events[-1]["message"]
         user, answer = conversation(services, events[0]["conversation_id"])["messages"]
         assert user["content"] == "Anyone there?" and answer["meta"]["incomplete"] is True and answer["content"] == ""
@@ -135,7 +138,7 @@ def test_closing_the_stream_keeps_the_partial_answer(services, fake_openai):
         async with contextlib.aclosing(events):
             async for event in events:
                 seen.append(event)
-                if len(seen) == 3:
+                if len(seen) == 4:  # start, status and two pieces
                     break
         await services.llms.aclose()
         return seen
@@ -182,7 +185,9 @@ def test_run_to_completion_gathers_the_whole_answer(services, fake_openai):
     assert result["message_id"] and result["conversation_id"] and result["usage"]["completion_tokens"] > 0
 
 
-def test_a_prompts_file_without_passages_question_sends_the_bare_question(tmp_path, fake_openai):
+def test_a_prompts_file_without_passages_question_sends_the_bare_question_after_passages_in_the_system(
+    tmp_path, fake_openai
+):
     from configs.settings import CONFIG_DIR
     from tests.chat_support import build_garden_kb
 
@@ -195,8 +200,12 @@ def test_a_prompts_file_without_passages_question_sends_the_bare_question(tmp_pa
     try:
         build_garden_kb(services)
         fake_openai.queue("Every two weeks [1].")
-        events = collect(services, mode="kb", query="How often is compost turned?", kb_name="garden")
+        events = collect(services, mode="kb", query="How often is compost turned?", kb_name="garden",
+                         prompt_template="kb_classic")
     finally:
         services.close()
     assert answer_of(events) == "Every two weeks [1]."
     assert fake_openai.requests[-1]["messages"][-1]["content"] == "How often is compost turned?"
+    # A template holding {context} gets the chosen sentences in the system prompt, as older layouts did.
+    system = fake_openai.requests[-1]["messages"][0]["content"]
+    assert "[1] (garden.md, § Garden guide > Compost)\nTurn the compost heap every two weeks" in system

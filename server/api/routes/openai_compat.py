@@ -47,6 +47,8 @@ from server.services import Services
 logger = logging.getLogger(__name__)
 
 KB_PREFIX = "kb/"
+# Model id suffixes choosing how texts are embedded: e5 models put "query: " or "passage: " before them.
+ROLE_SUFFIXES = (":query", ":passage")
 # OpenAI's own limit on inputs per embeddings request.
 MAX_EMBEDDING_INPUTS = 2048
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -280,26 +282,34 @@ async def chat_completions(body: ChatCompletionRequest, services: ServicesDep) -
     )
 
 
-async def _embed_model_name(services: Services, requested: str | None) -> str:
+async def _embed_model_name(services: Services, requested: str | None) -> tuple[str, str | None]:
+    """The embedding model a request names, and the role its id asks for (``:query``/``:passage``) or None."""
     known = services.settings.kb.embed_models
     if not requested:
-        return services.settings.kb.default_embed_model
-    if requested in known:
-        return requested
-    if requested.startswith(KB_PREFIX):
-        kb = await anyio.to_thread.run_sync(services.kb.get_kb, requested[len(KB_PREFIX):])
-        return kb.embed_model
-    raise NotFound(f"embedding model {requested!r} not found; known: {', '.join(sorted(known))} or kb/<name>")
+        return services.settings.kb.default_embed_model, None
+    base, _, role = requested.rpartition(":") if requested.endswith(ROLE_SUFFIXES) else (requested, "", None)
+    if base in known:
+        return base, role
+    if base.startswith(KB_PREFIX):
+        kb = await anyio.to_thread.run_sync(services.kb.get_kb, base[len(KB_PREFIX):])
+        return kb.embed_model, role
+    raise NotFound(f"embedding model {requested!r} not found; known: {', '.join(sorted(known))} or kb/<name>, "
+                   f"each optionally with :query or :passage")
 
 
 @router.post("/embeddings")
 async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> dict:
-    """Embed texts with a knowledge-base embedding model (float or base64 vectors)."""
+    """Embed texts with a knowledge-base embedding model (float or base64 vectors).
+
+    Texts are embedded as passages unless ``input_type`` is "query" or the model id ends in ``:query``
+    (e.g. ``multilingual-e5-small:query``): embed search queries that way, or they match worse.
+    """
     texts = body.texts()
     if len(texts) > MAX_EMBEDDING_INPUTS:
         raise InvalidInput(f"at most {MAX_EMBEDDING_INPUTS} inputs per request, got {len(texts)}")
-    model = await _embed_model_name(services, body.model)
-    is_query = body.input_type == "query"
+    model, role = await _embed_model_name(services, body.model)
+    # OpenAI clients cannot say a text is a query; a model id ending in :query says it for them.
+    is_query = (role or body.input_type) == "query"
     vectors = await anyio.to_thread.run_sync(lambda: services.kb.embed(texts, model, is_query=is_query))
     if body.dimensions is not None and vectors and body.dimensions != len(vectors[0]):
         raise InvalidInput(f"model {model!r} makes {len(vectors[0])}-dimensional vectors; "

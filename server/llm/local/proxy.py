@@ -4,6 +4,7 @@ llama_cpp.server runs one generation at a time; by default a new request even in
 the one streaming. The proxy lets one generation through at a time, makes the others wait
 in arrival order, and answers 503 once ``max_queue`` requests are already waiting. Bytes
 (SSE included) are forwarded unchanged. A client that goes away stops its generation.
+``GET /queue`` tells how many generations are running and waiting.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 # Endpoints that run the model and therefore wait their turn.
 GATED_PATHS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+# Answered by the proxy itself: how many generations run and wait, so a client can say where it stands.
+QUEUE_PATH = "/queue"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 
 
@@ -118,6 +121,9 @@ class QueueProxy:
         if refusal is not None:
             error = {"message": refusal.message, "type": refusal.code, "code": refusal.status}
             await self._json(send, refusal.status, {"error": error})
+            return
+        if scope["method"] == "GET" and path == QUEUE_PATH:
+            await self._json(send, 200, {"active": self.active, "waiting": self.waiting, "max_queue": self.max_queue})
             return
         if scope["method"] != "POST" or path not in GATED_PATHS:
             await self._forward(scope, body, send)

@@ -30,6 +30,7 @@ from server.auth import check_access
 from server.errors import ServiceUnavailable
 from server.llm.local.assemble import Progress, ensure_weights
 from server.llm.local.builtin import BuiltinModel
+from server.llm.local.cpu import use_extra_buffers
 from server.llm.local.proxy import QueueProxy, serve_in_thread
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class ModelServer:
         if self.chat_format:
             args += ["--chat_format", self.chat_format]
         launcher = [sys.executable, "-m", "server.llm.local.llama_server"]
-        if self.local.extra_buffers:
+        if use_extra_buffers(self.local.extra_buffers):
             launcher.append("--extra-buffers")
         return [*launcher, "--", *args]
 

@@ -1,0 +1,154 @@
+"""KB chat answers to everyday questions, streamed, under several chat configurations in one run.
+
+Run through ``python -m benchmarks.answers --everyday`` (see that module). The laws and the English
+files are indexed once with the default settings; the model server and kbchat's API then start once
+per configuration (configurations differ only in ``KBCHAT_CHAT__*`` settings) and each question goes
+to ``POST /chat/kb`` streaming, temperature 0, no history. Per answer it records:
+
+* sources_s: seconds from sending to the ``sources`` event (the evidence on screen);
+* ttft_s: seconds to the first answer text; total_s: to the end;
+* prompt tokens as the API counts them, and prompt tokens/s = prompt tokens / ttft_s (upper bound of
+  the time spent reading: it includes retrieval and queueing);
+* contains answer: a short answer string occurs in the answer (normalised);
+* cites gold: the answer cites [n] for a source that holds the gold evidence;
+* right language: a Chinese question got an answer with CJK characters, an English one without.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.common import free_port, percentile, print_table
+from benchmarks.everyday import SETS, EverydayQuestion, build_kb, is_hit, load_questions
+from benchmarks.kbtools import open_manager
+from benchmarks.llm_common import KBCHAT
+from benchmarks.metrics import contains_answer
+from benchmarks.procs import ServerProcess, api_server
+
+logger = logging.getLogger("benchmarks.everyday_answers")
+
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+# name -> chat settings as KBCHAT_CHAT__* values. "before" is the layout before evidence selection:
+# five whole passages in the system prompt.
+CONFIGS: dict[str, dict[str, str]] = {
+    "before": {"KB_PASSAGES": "5", "EVIDENCE_TOKENS": "0", "KB_PROMPT_TEMPLATE": "kb_classic"},
+    "default": {},
+}
+
+
+def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str) -> dict[str, Any]:
+    payload = {"query": question.text, "kb_name": kb, "model": model, "temperature": 0.0, "history_turns": 0,
+               "stream": True, "store": False}
+    started = time.perf_counter()
+    row: dict[str, Any] = {"qid": question.qid, "sources_s": None, "ttft_s": None}
+    parts: list[str] = []
+    sources: list[dict[str, Any]] = []
+    with client.stream("POST", "/chat/kb", json=payload) as response:
+        if response.status_code != 200:
+            return {**row, "error": f"HTTP {response.status_code}: {response.read()[:200]!r}"}
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            now = time.perf_counter() - started
+            if event["type"] == "sources":
+                row["sources_s"] = row["sources_s"] or round(now, 2)
+                sources = event["sources"]
+            elif event["type"] == "delta":
+                row["ttft_s"] = row["ttft_s"] or round(now, 2)
+                parts.append(event["text"])
+            elif event["type"] == "done":
+                row["prompt_tokens"] = event["usage"]["prompt_tokens"]
+                row["completion_tokens"] = event["usage"]["completion_tokens"]
+            elif event["type"] == "error":
+                row["error"] = event["code"]
+    row["total_s"] = round(time.perf_counter() - started, 2)
+    answer = "".join(parts)
+    gold = {s["index"] for s in sources if is_hit(question, s["file"], s["text"])}
+    cited = {int(m) for m in _CITATION.findall(answer)}
+    has_cjk = bool(_CJK.search(answer))
+    row.update(answer=answer, contains_answer=contains_answer([answer], question.answers),
+               gold_retrieved=bool(gold), cites_gold=bool(cited & gold),
+               right_language=has_cjk if question.lang == "zh" else not has_cjk)
+    return row
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in rows if not r.get("error")]
+
+    def share(key: str) -> float | None:
+        return round(sum(bool(r.get(key)) for r in ok) / len(ok), 3) if ok else None
+
+    def p(key: str, q: float) -> float | None:
+        values = [r[key] for r in ok if r.get(key) is not None]
+        return round(percentile(values, q), 2) if values else None
+
+    prompt = [r["prompt_tokens"] for r in ok if r.get("prompt_tokens")]
+    speed = [r["prompt_tokens"] / r["ttft_s"] for r in ok if r.get("prompt_tokens") and r.get("ttft_s")]
+    return {
+        "questions": len(rows), "errors": len(rows) - len(ok),
+        "contains_answer": share("contains_answer"), "gold_retrieved": share("gold_retrieved"),
+        "cites_gold": share("cites_gold"), "right_language": share("right_language"),
+        "prompt_tokens_p50": round(statistics.median(prompt)) if prompt else None,
+        "sources_s_p50": p("sources_s", 50), "ttft_s_p50": p("ttft_s", 50), "ttft_s_p90": p("ttft_s", 90),
+        "total_s_p50": p("total_s", 50), "total_s_p90": p("total_s", 90),
+        "prompt_tok_per_s_p50": round(statistics.median(speed), 1) if speed else None,
+    }
+
+
+def run(model: str, split: str, n: int | None, set_names: list[str], configs: list[str], work: Path,
+        model_dir: Path) -> dict[str, Any]:
+    data_root = work / "data"
+    builds = {}
+    questions: dict[str, list[EverydayQuestion]] = {}
+    with open_manager(data_root) as manager:
+        for name in set_names:
+            builds[name] = build_kb(manager, SETS[name])
+            questions[name] = load_questions(SETS[name], split)[:n]
+    results: dict[str, Any] = {}
+    table = []
+    for config in configs:
+        port = free_port()
+        env = {"KBCHAT_PATHS__MODEL_DIR": str(model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port),
+               "KBCHAT_LLM__DEFAULT_MODEL": model, "KBCHAT_PATHS__DATA_ROOT": str(data_root),
+               **{f"KBCHAT_CHAT__{k}": v for k, v in CONFIGS[config].items()}}
+        serve = ServerProcess(f"model-server-{config}", [*KBCHAT, "llm", "serve", "--model", model, "--port",
+                                                         str(port)],
+                              f"http://127.0.0.1:{port}/v1/models", work, env, timeout=600)
+        with serve, api_server(data_root, work, env) as api, \
+                httpx.Client(base_url=api.base_url, timeout=900.0, trust_env=False) as client:
+            # One unmeasured question loads the encoder and fills the model's prompt cache as a user's first would.
+            first = next(iter(questions.values()))[0]
+            ask(client, set_names[0], first, model)
+            for name in set_names:
+                rows = []
+                for i, question in enumerate(questions[name], 1):
+                    row = ask(client, name, question, model)
+                    rows.append(row)
+                    logger.info("%s %s %d/%d ttft %.1fs total %.1fs contains=%s lang=%s", config, name, i,
+                                len(questions[name]), row.get("ttft_s") or -1, row.get("total_s") or -1,
+                                row.get("contains_answer"), row.get("right_language"))
+                summary = summarise(rows)
+                results[f"{config}/{name}"] = {"config": config, "set": name, "settings": CONFIGS[config],
+                                               "summary": summary, "rows": rows}
+                table.append([config, name, summary["questions"], summary["contains_answer"],
+                              summary["cites_gold"], summary["right_language"], summary["gold_retrieved"],
+                              summary["prompt_tokens_p50"], summary["sources_s_p50"], summary["ttft_s_p50"],
+                              summary["total_s_p50"], summary["total_s_p90"], summary["prompt_tok_per_s_p50"]])
+    tables = print_table(
+        f"KB chat on everyday questions ({model}, {split}, temperature 0)",
+        ["config", "set", "questions", "contains answer", "cites gold", "right language", "gold retrieved",
+         "prompt tokens p50", "sources s p50", "TTFT s p50", "total s p50", "total s p90", "prompt tok/s p50"],
+        table)
+    return {"model": model, "split": split, "builds": builds, "configs": {c: CONFIGS[c] for c in configs},
+            "results": results, "tables": tables}

@@ -1,0 +1,35 @@
+"""CPU-dependent choices for llama.cpp: weight repacking is on unless the CPU has AMX."""
+
+from __future__ import annotations
+
+from configs import Settings
+from server.llm.local.cpu import cpu_flags, use_extra_buffers
+from server.llm.local.serve import ModelServer
+
+AVX2 = frozenset({"sse4_2", "avx", "avx2", "fma"})
+AMX = AVX2 | {"avx512f", "amx_tile", "amx_int8", "amx_bf16"}
+
+
+def test_auto_repacks_on_avx2_and_avx512_but_not_with_amx():
+    assert use_extra_buffers("auto", AVX2) is True
+    assert use_extra_buffers("auto", AVX2 | {"avx512f", "avx512_vnni"}) is True
+    assert use_extra_buffers("auto", AMX) is False
+    # An explicit setting wins either way.
+    assert use_extra_buffers(True, AMX) is True and use_extra_buffers(False, AVX2) is False
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_tile\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    assert cpu_flags.__wrapped__(info) == frozenset({"fpu", "avx2", "amx_tile"})
+    assert cpu_flags.__wrapped__(tmp_path / "missing") == frozenset()
+
+
+def test_the_model_process_is_told_to_repack_only_where_it_is_safe(tmp_path):
+    def command(setting):
+        settings = Settings(paths={"data_root": tmp_path}, llm={"local": {"extra_buffers": setting}})
+        return ModelServer(settings, tmp_path / "m.gguf", "m").command()
+
+    assert "--extra-buffers" in command(True) and "--extra-buffers" not in command(False)
+    expected = use_extra_buffers("auto")
+    assert ("--extra-buffers" in command("auto")) is expected

@@ -1,0 +1,70 @@
+"""Choosing the sentences of retrieved passages that the model reads and the user sees highlighted."""
+
+from __future__ import annotations
+
+from server.chat.evidence import GAP, choose, sentence_spans
+from server.llm.tokens import approx_token_count
+
+PROBATION = (
+    "第十九条 劳动合同期限三个月以上不满一年的，试用期不得超过一个月；劳动合同期限一年以上不满三年的，"
+    "试用期不得超过二个月；三年以上固定期限和无固定期限的劳动合同，试用期不得超过六个月。\n\n"
+    "同一用人单位与同一劳动者只能约定一次试用期。\n\n"
+    "以完成一定工作任务为期限的劳动合同或者劳动合同期限不满三个月的，不得约定试用期。"
+)
+OPEN_ENDED = (
+    "第十四条 无固定期限劳动合同，是指用人单位与劳动者约定无确定终止时间的劳动合同。\n\n"
+    "用人单位与劳动者协商一致，可以订立无固定期限劳动合同。"
+)
+COMPOST = (
+    "Compost needs air. Turn the compost heap every two weeks so that it stays aerobic. "
+    "Tomatoes like deep watering at the base."
+)
+
+
+def texts_of(passage):
+    return [passage.text[s:e].strip() for s, e in passage.highlights]
+
+
+def test_sentences_end_at_full_stops_and_line_breaks_and_long_ones_at_semicolons():
+    spans = sentence_spans(PROBATION)
+    sentences = [PROBATION[s:e].strip() for s, e in spans]
+    assert sentences[-2:] == ["同一用人单位与同一劳动者只能约定一次试用期。",
+                              "以完成一定工作任务为期限的劳动合同或者劳动合同期限不满三个月的，不得约定试用期。"]
+    # The first sentence is short enough to stay whole, semicolons and all.
+    assert sentences[0].startswith("第十九条") and sentences[0].endswith("试用期不得超过六个月。")
+    long = "甲" * 100 + "；" + "乙" * 100 + "；" + "丙" * 100 + "。"
+    assert [long[s:e] for s, e in sentence_spans(long)] == ["甲" * 100 + "；", "乙" * 100 + "；", "丙" * 100 + "。"]
+    english = [COMPOST[s:e].strip() for s, e in sentence_spans(COMPOST)]
+    assert english == ["Compost needs air.", "Turn the compost heap every two weeks so that it stays aerobic.",
+                       "Tomatoes like deep watering at the base."]
+
+
+def test_the_sentence_that_answers_is_chosen_within_the_budget():
+    question = "我签了两年的劳动合同，公司说试用期六个月，这合法吗？"
+    passages = choose(question, [OPEN_ENDED, PROBATION], budget=120, count=approx_token_count)
+    assert any("试用期不得超过二个月" in s for s in texts_of(passages[1]))
+    assert sum(approx_token_count(s) for p in passages for s in texts_of(p)) <= 120
+    english = choose("how often do I turn the compost heap", [COMPOST], budget=20, count=approx_token_count)[0]
+    assert texts_of(english) == ["Turn the compost heap every two weeks so that it stays aerobic."]
+    assert english.excerpt() == "Turn the compost heap every two weeks so that it stays aerobic."
+
+
+def test_left_out_sentences_leave_a_gap_mark_and_order_is_kept():
+    text = "Alpha beta gamma. Nothing here at all. Gamma beta delta."
+    passage = choose("beta gamma delta", [text], budget=40, count=approx_token_count)[0]
+    assert passage.excerpt() == f"Alpha beta gamma.{GAP}Gamma beta delta."
+
+
+def test_a_passage_without_matching_words_keeps_its_first_sentence_when_there_is_room():
+    passages = choose("compost heap", [COMPOST, "Bees visit clover. Hives hold bees."], budget=60,
+                      count=approx_token_count)
+    assert texts_of(passages[1]) == ["Bees visit clover."]
+    tight = choose("compost heap", [COMPOST, "Bees visit clover. Hives hold bees."], budget=8,
+                   count=approx_token_count)
+    assert tight[1].chosen == [] and tight[1].excerpt() == ""
+
+
+def test_a_zero_budget_keeps_whole_passages():
+    passage = choose("anything", [COMPOST], budget=0, count=approx_token_count)[0]
+    assert passage.excerpt().split() == COMPOST.split()
+    assert len(passage.highlights) == 3
