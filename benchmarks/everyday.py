@@ -14,17 +14,16 @@ piece of evidence:
 Settings are chosen on the tuning part only; the held-out part is the check. The documents go through
 the real pipeline (``add_files``: loader, splitter, embeddings, index) with the default settings.
 
-A retrieved chunk is a hit when it comes from the gold file and holds the evidence: the normalised
-evidence (``metrics.normalise``) is a substring of the chunk, or at least half of the evidence's
-character 8-grams occur in it (evidence cut by a chunk boundary). Each configuration reports
+A retrieved chunk is a hit when it comes from the gold file and holds the evidence, by the rule of
+``server.knowledge_base.evaluation`` (the one ``kbchat eval`` uses). Each configuration reports
 hit@1/3/5, MRR@10 and the p50/p90 search latency, query encoding included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +35,6 @@ from typing import Any
 from benchmarks.common import (
     SHARED_DATA,
     base_parser,
-    percentile,
     print_table,
     require_shared_data,
     scratch_dir,
@@ -44,7 +42,8 @@ from benchmarks.common import (
     write_result,
 )
 from benchmarks.kbtools import open_manager
-from benchmarks.metrics import RankingScores, normalise, shingles
+from server.knowledge_base.evaluation import EvalQuestion
+from server.knowledge_base.evaluation import evaluate as server_evaluate
 
 logger = logging.getLogger("benchmarks.everyday")
 
@@ -72,13 +71,11 @@ SETS = {
 
 
 @dataclass(frozen=True)
-class EverydayQuestion:
-    qid: str
-    text: str
-    file: str
-    evidence: str
-    answers: tuple[str, ...]
-    lang: str
+class EverydayQuestion(EvalQuestion):
+    """A question of an everyday set: gold file and evidence, short answers and its language."""
+
+    answers: tuple[str, ...] = ()
+    lang: str = "zh"
 
 
 def load_questions(spec: EverydaySet, split: str = "all") -> list[EverydayQuestion]:
@@ -92,17 +89,6 @@ def load_questions(spec: EverydaySet, split: str = "all") -> list[EverydayQuesti
         EverydayQuestion(r["id"], r["question"], r["file"], r["evidence"], tuple(r.get("answers") or ()), spec.lang)
         for r in rows
     ]
-
-
-def is_hit(question: EverydayQuestion, source: str, text: str) -> bool:
-    """Whether a chunk of ``source`` with ``text`` holds the question's evidence (see the docstring)."""
-    if source != question.file:
-        return False
-    evidence, chunk = normalise(question.evidence), normalise(text)
-    if evidence in chunk:
-        return True
-    grams = shingles(evidence)
-    return bool(grams) and len(grams & shingles(chunk)) >= 0.5 * len(grams)
 
 
 def build_kb(manager: Any, spec: EverydaySet) -> dict[str, Any]:
@@ -119,34 +105,9 @@ def build_kb(manager: Any, spec: EverydaySet) -> dict[str, Any]:
     return {"files": len(files), "chunks": chunks, "seconds": round(seconds, 1), "not_indexed": errors}
 
 
-SearchFn = Callable[[str, str], list[Any]]
-
-
-def evaluate(search: SearchFn, kb: str, questions: list[EverydayQuestion]) -> dict[str, Any]:
-    """hit@k, MRR@10 and latency of ``search(kb, question)`` over the questions, plus the misses at 5."""
-    scores = RankingScores()
-    seconds: list[float] = []
-    misses: list[str] = []
-    for question in questions:
-        started = time.perf_counter()
-        hits = search(kb, question.text)
-        seconds.append(time.perf_counter() - started)
-        flags = [is_hit(question, str(h.metadata.get("source") or ""), h.text) for h in hits]
-        scores.add(flags)
-        if not any(flags[:5]):
-            misses.append(question.qid)
-    metrics = scores.as_dict()
-    return {
-        "questions": metrics["questions"],
-        "hit@1": metrics["R@1"],
-        "hit@3": metrics["R@3"],
-        "hit@5": metrics["R@5"],
-        "hit@10": metrics["R@10"],
-        "MRR@10": metrics["MRR@10"],
-        "p50_ms": round(1000 * statistics.median(seconds), 1) if seconds else None,
-        "p90_ms": round(1000 * percentile(seconds, 90), 1) if seconds else None,
-        "misses@5": misses,
-    }
+def evaluate(search: Callable[[str], list[Any]], questions: list[EverydayQuestion]) -> dict[str, Any]:
+    """hit@k, MRR@10 and latency of ``search(question)`` over the questions, plus the misses at 5."""
+    return server_evaluate("", search, questions).as_dict()
 
 
 @contextmanager
@@ -163,10 +124,26 @@ def kb_settings(manager: Any, **values: Any) -> Iterator[None]:
             setattr(cfg, key, value)
 
 
+@contextmanager
+def raw_bm25_queries() -> Iterator[None]:
+    """BM25 queries tokenised whole, question fillers included (the behaviour before filler removal)."""
+    from server.knowledge_base import bm25
+
+    saved = bm25.query_tokens
+    bm25.query_tokens = bm25.tokenize
+    try:
+        yield
+    finally:
+        bm25.query_tokens = saved
+
+
 # Query-time configurations: (label, search mode, settings overrides). Index-time ones need their own KB.
+# The key "_raw_bm25" is no setting: it searches with raw_bm25_queries().
 QUERY_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("vector", "vector", {}),
     ("bm25", "bm25", {}),
+    ("bm25 raw", "bm25", {"_raw_bm25": True}),
+    ("hybrid 2:1 raw", "hybrid", {"_raw_bm25": True}),
     ("hybrid 2:1", "hybrid", {"hybrid_vector_weight": 2.0, "hybrid_bm25_weight": 1.0}),
     ("hybrid 1:1", "hybrid", {"hybrid_vector_weight": 1.0, "hybrid_bm25_weight": 1.0}),
     ("hybrid 3:1", "hybrid", {"hybrid_vector_weight": 3.0, "hybrid_bm25_weight": 1.0}),
@@ -175,6 +152,9 @@ QUERY_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
 # Index-time configurations: (label, KB settings used while building and searching).
 INDEX_CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
+    "jieba": {"bm25_tokenizer": "jieba"},
+    "chunk250": {"chunk_size": 250, "chunk_overlap": 25},
+    "no-headings": {"index_headings": False},
 }
 
 
@@ -184,7 +164,7 @@ def run(set_names: list[str], splits: list[str], work: Path, index_configs: list
     rows = []
     for index_label in index_configs:
         overrides = INDEX_CONFIGS[index_label]
-        with open_manager(work / index_label, **overrides) as manager:
+        with open_manager(work / index_label, cache_dir=work / "embedding-cache", **overrides) as manager:
             for name in set_names:
                 spec = SETS[name]
                 build = build_kb(manager, spec)
@@ -195,12 +175,14 @@ def run(set_names: list[str], splits: list[str], work: Path, index_configs: list
                         continue
                     questions = load_questions(spec, split)
 
-                    def search(kb: str, text: str, mode: str = mode) -> list[Any]:
+                    def search(text: str, kb: str = spec.name, mode: str = mode) -> list[Any]:
                         return manager.search(kb, text, top_k=10, score_threshold=0.0, mode=mode)
 
-                    with kb_settings(manager, **query_overrides):
-                        search(spec.name, questions[0].text)  # warm-up: load the store and the encoder
-                        metrics = evaluate(search, spec.name, questions)
+                    overrides = {k: v for k, v in query_overrides.items() if not k.startswith("_")}
+                    raw = raw_bm25_queries() if query_overrides.get("_raw_bm25") else contextlib.nullcontext()
+                    with raw, kb_settings(manager, **overrides):
+                        search(questions[0].question)  # warm-up: load the store and the encoder
+                        metrics = evaluate(search, questions)
                     run_row = {"set": name, "split": split, "index": index_label, "config": label, "build": build,
                                **metrics}
                     out["runs"].append(run_row)

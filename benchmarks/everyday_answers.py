@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import free_port, percentile, print_table
-from benchmarks.everyday import SETS, EverydayQuestion, build_kb, is_hit, load_questions
+from benchmarks.everyday import SETS, EverydayQuestion, build_kb, load_questions
 from benchmarks.kbtools import open_manager
 from benchmarks.llm_common import KBCHAT
 from benchmarks.metrics import contains_answer
@@ -47,7 +47,7 @@ CONFIGS: dict[str, dict[str, str]] = {
 
 
 def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str) -> dict[str, Any]:
-    payload = {"query": question.text, "kb_name": kb, "model": model, "temperature": 0.0, "history_turns": 0,
+    payload = {"query": question.question, "kb_name": kb, "model": model, "temperature": 0.0, "history_turns": 0,
                "stream": True, "store": False}
     started = time.perf_counter()
     row: dict[str, Any] = {"qid": question.qid, "sources_s": None, "ttft_s": None}
@@ -74,7 +74,7 @@ def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str) -
                 row["error"] = event["code"]
     row["total_s"] = round(time.perf_counter() - started, 2)
     answer = "".join(parts)
-    gold = {s["index"] for s in sources if is_hit(question, s["file"], s["text"])}
+    gold = {s["index"] for s in sources if question.is_hit(s["file"], s["text"])}
     cited = {int(m) for m in _CITATION.findall(answer)}
     has_cjk = bool(_CJK.search(answer))
     row.update(answer=answer, contains_answer=contains_answer([answer], question.answers),

@@ -22,12 +22,18 @@ EMBED_MODELS = (E5, MINILM)
 
 
 @contextlib.contextmanager
-def open_manager(data_root: Path, **kb_overrides: Any) -> Iterator[Any]:
-    """A KnowledgeBaseManager over a fresh database under data_root, closed afterwards."""
+def open_manager(data_root: Path, cache_dir: Path | None = None, **kb_overrides: Any) -> Iterator[Any]:
+    """A KnowledgeBaseManager over a fresh database under data_root, closed afterwards.
+
+    ``cache_dir`` shares one embedding cache between managers (the same texts are embedded once).
+    """
     from server.db.engine import Database
     from server.knowledge_base.manager import KnowledgeBaseManager
 
-    settings = make_settings(data_root, kb=kb_overrides) if kb_overrides else make_settings(data_root)
+    sections: dict[str, Any] = {"kb": kb_overrides} if kb_overrides else {}
+    paths = {"data_root": data_root, **({"cache_dir": cache_dir} if cache_dir else {})}
+    settings = make_settings(data_root, **sections)
+    settings = settings.model_copy(update={"paths": settings.paths.model_validate(paths)})
     db = Database(settings.paths.database_url)
     db.create_tables()
     manager = KnowledgeBaseManager(settings, db)

@@ -12,22 +12,13 @@ while two unrelated passages essentially never share half their 8-grams. A chunk
 from __future__ import annotations
 
 import bisect
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-SHINGLE = 8
+from server.knowledge_base.evaluation import SHINGLE, normalise, shingles
+
 MIN_SHARED = 0.5
 CUTOFFS = (1, 3, 5, 10)
-
-
-def normalise(text: str) -> str:
-    """NFKC, case-folded, without whitespace."""
-    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-def shingles(norm: str, n: int = SHINGLE) -> set[str]:
-    return {norm[i : i + n] for i in range(len(norm) - n + 1)}
 
 
 class GoldMatcher:

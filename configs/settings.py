@@ -224,6 +224,12 @@ class ChatSettings(BaseModel):
     kb_passages: int = Field(
         3, ge=1, le=100, description="Passages retrieved for a knowledge-base answer (a request's top_k overrides)."
     )
+    rewrite_query: bool = Field(
+        False,
+        description="Before knowledge-base retrieval, let the chat model write a short hypothetical answer in the "
+        "documents' words and search with it too (HyDE). Costs model time before the evidence shows. Follow-up "
+        "questions are always rewritten to stand alone.",
+    )
     evidence_tokens: int = Field(
         320,
         ge=0,

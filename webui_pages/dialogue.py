@@ -113,6 +113,8 @@ def _stream_answer(ctx: UIContext, box: ChatBox, options: dict[str, Any], prompt
                     answer.sources(live["sources"])
                 line = status_line(t, live)
                 if line != shown_status:
+                    if not live["text"] and not shown_status:
+                        answer.text("", streaming=True)  # the status line says what happens now
                     answer.status(line)
                     shown_status = line
     except ApiError as err:
@@ -150,6 +152,8 @@ def status_line(t: Any, live: dict[str, Any], now: float | None = None) -> str:
     status = live.get("status")
     if not status:
         return ""
+    if status.get("stage") == "rewriting":
+        return t("chat.status.rewriting", s=int(elapsed))
     if status.get("stage") == "waiting" and status.get("ahead"):
         return t("chat.status.waiting", n=status["ahead"], s=int(elapsed))
     tokens = status.get("prompt_tokens")

@@ -86,6 +86,7 @@ TEXTS: dict[str, tuple[str, str]] = {
                             "The model is busy: {n} ahead of you, waiting {s} s"),
     "chat.status.reading": ("模型正在阅读资料和问题（{tokens} 个词元），{s} 秒",
                             "The model is reading the passages and question ({tokens} tokens), {s} s"),
+    "chat.status.rewriting": ("正在结合上文改写问题以便检索，{s} 秒", "Rewriting the question for the search, {s} s"),
     "chat.status.reading_plain": ("模型正在阅读问题，{s} 秒", "The model is reading the question, {s} s"),
     "chat.status.first": ("{s} 秒后开始回答", "Answer started after {s} s"),
     "chat.status.writing": ("正在回答 · 每秒 {rate} 个词元", "Writing · {rate} tokens/s"),

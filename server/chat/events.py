@@ -18,8 +18,9 @@ def start(conversation_id: str, message_id: str) -> dict[str, Any]:
 
 
 def status(stage: str, ahead: int | None = None, *, prompt_tokens: int | None = None) -> dict[str, Any]:
-    """What the answer waits for before its first text: ``waiting`` behind ``ahead`` other generations
-    of the same model, or ``reading`` (the model reads ``prompt_tokens`` tokens of prompt)."""
+    """What the answer waits for before its first text: ``rewriting`` the question for retrieval,
+    ``waiting`` behind ``ahead`` other generations of the same model, or ``reading`` (the model reads
+    ``prompt_tokens`` tokens of prompt)."""
     return {"type": "status", "stage": stage, "ahead": ahead, "prompt_tokens": prompt_tokens}
 
 

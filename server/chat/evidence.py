@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from server.knowledge_base.bm25 import tokenize
+from server.knowledge_base.bm25 import query_tokens, tokenize
 
 # Sentence ends: Chinese full stops, question and exclamation marks, English ones followed by a space,
 # and line breaks. Semicolons only end a sentence that is already long (see _split_long).
@@ -93,7 +93,7 @@ def choose(
         for p in passages:
             p.chosen = list(range(len(p.spans)))
         return passages
-    query = set(tokenize(question))
+    query = set(query_tokens(question))
     sentence_tokens = [[set(tokenize(p.text[s:e])) for s, e in p.spans] for p in passages]
     df: Counter[str] = Counter()
     for per_passage in sentence_tokens:

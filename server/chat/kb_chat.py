@@ -20,6 +20,7 @@ from server.chat.context import ChatContext
 from server.chat.evidence import Passage, choose
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
+from server.chat.rewrite import standalone_question, with_hypothetical_answer
 from server.chat.sources import SOURCE_TEXT_MAX, field_of, kb_source
 from server.errors import InvalidInput
 
@@ -54,16 +55,16 @@ def with_highlights(source: dict[str, Any], passage: Passage) -> dict[str, Any]:
     return {**source, "highlights": spans}
 
 
-def choose_evidence(ctx: ChatContext, texts: list[str], template: str) -> list[Passage]:
+def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template: str) -> list[Passage]:
     """The sentences the model reads: ``chat.evidence_tokens`` of them, or whole passages when it is 0.
 
     Whole passages that overflow the model's window fall back to choosing sentences within it.
     """
     room = ctx.budget - ctx.count(template) - ctx.count(ctx.question) - 3 * MESSAGE_OVERHEAD
     wanted = ctx.settings.chat.evidence_tokens
-    passages = choose(ctx.question, texts, max(1, min(wanted, room)) if wanted > 0 else 0, ctx.count)
+    passages = choose(question, texts, max(1, min(wanted, room)) if wanted > 0 else 0, ctx.count)
     if wanted <= 0 and sum(ctx.count(p.excerpt()) for p in passages) > room:
-        passages = choose(ctx.question, texts, room, ctx.count)
+        passages = choose(question, texts, room, ctx.count)
     return passages
 
 
@@ -75,10 +76,20 @@ async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
         raise InvalidInput("knowledge-base chat needs kb_name")
     ctx.meta["kb_name"] = kb_name
     chat = ctx.settings.chat
+    hyde = request.rewrite_query if request.rewrite_query is not None else chat.rewrite_query
+    if ctx.history or hyde:
+        yield events.status("rewriting")
+    question = await standalone_question(ctx)
+    query = question
+    if question != ctx.question:
+        ctx.meta["standalone_question"] = question
+    if hyde:
+        query = await with_hypothetical_answer(ctx, question)
+        ctx.meta["search_query"] = query
     search = partial(
         ctx.kb.search,
         kb_name,
-        ctx.question,
+        query,
         top_k=request.top_k or chat.kb_passages,
         score_threshold=request.score_threshold,
         mode=request.search_mode,
@@ -91,7 +102,7 @@ async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
         return
     texts = [str(field_of(hit, "text") or "") for hit in hits]
     template = ctx.localized(chat.kb_prompt_template, explicit=request.prompt_template)
-    passages = choose_evidence(ctx, texts, template)
+    passages = choose_evidence(ctx, question, texts, template)
     sources = [with_highlights(kb_source(i, hit, kb_name), p) for i, (hit, p) in enumerate(zip(hits, passages), 1)]
     yield events.sources(sources)
     if "{context}" in template:

@@ -35,6 +35,9 @@ class ChatRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=100, description="Passages retrieved.")
     score_threshold: float | None = Field(None, ge=0.0, le=1.0, description="Minimum passage score.")
     search_mode: Literal["vector", "bm25", "hybrid"] | None = Field(None, description="Retrieval mode.")
+    rewrite_query: bool | None = Field(
+        None, description="Search with a hypothetical answer written by the model too (HyDE); None uses the setting."
+    )
     engine: str | None = Field(None, max_length=50, description="Web search engine in search mode.")
     result_count: int | None = Field(None, ge=1, le=20, description="Web results fetched.")
     bilingual: bool = Field(False, description="Answer Chinese questions by way of English.")

@@ -12,7 +12,7 @@ from server.logs import configure_logging
 
 # Modules under server/cli that expose `register(subparsers)`; each subcommand
 # sets `func(args, settings) -> int` as its default.
-COMMAND_MODULES = ["init", "kb", "llm", "start"]
+COMMAND_MODULES = ["init", "kb", "eval", "llm", "start"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -159,6 +159,39 @@ def test_kb_chat_shows_the_evidence_first_then_answers_from_its_sentences(client
     assert stored["meta"]["sources"] == sources and stored["meta"]["kb_name"] == "garden"
 
 
+def test_a_follow_up_is_rewritten_to_stand_alone_before_the_search(client, fake):
+    fake.queue("Every two weeks [1].")
+    first, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=1)
+    conv = first[0]["conversation_id"]
+    # The follow-up alone would find nothing about tomatoes' watering: the model condenses it first.
+    fake.queue("How often should tomato plants be watered?", "Twice a week [1].")
+    events, _ = sse(client, "kb", query="And the tomatoes?", kb_name="garden", top_k=1, conversation_id=conv)
+    condense, answer = fake.requests[-2:]
+    assert "standalone question" in condense["messages"][0]["content"]
+    assert "every two weeks" in condense["messages"][-1]["content"].lower()
+    assert condense["messages"][-1]["content"].endswith("user: And the tomatoes?")
+    assert next(e for e in events if e["type"] == "status")["stage"] == "rewriting"
+    sources = next(e for e in events if e["type"] == "sources")["sources"]
+    assert "twice a week" in sources[0]["text"]
+    # The model answers the question as asked, with the history, from the passage found.
+    assert answer["messages"][-1]["content"].count("And the tomatoes?") == 1
+    stored = client.get(f"/conversations/{conv}").json()["messages"][-1]
+    assert stored["meta"]["standalone_question"] == "How often should tomato plants be watered?"
+
+
+def test_rewrite_query_searches_with_a_hypothetical_answer_too(client, fake):
+    fake.queue("Aerate the heap by turning it every fortnight.", "Every two weeks [1].")
+    events, _ = sse(client, "kb", query="My compost stinks, what now?", kb_name="garden", top_k=1,
+                    rewrite_query=True)
+    hyde = fake.requests[-2]
+    assert "hypothetical" not in hyde["messages"][0]["content"].lower()  # the model is asked plainly
+    assert hyde["messages"][-1]["content"] == "My compost stinks, what now?"
+    assert text_of(events) == "Every two weeks [1]."
+    conv = events[0]["conversation_id"]
+    meta = client.get(f"/conversations/{conv}").json()["messages"][-1]["meta"]
+    assert meta["search_query"] == "My compost stinks, what now?\nAerate the heap by turning it every fortnight."
+
+
 def test_kb_chat_asks_in_chinese_for_a_chinese_question(client, fake):
     fake.queue("每两周翻一次[1]。")
     sse(client, "kb", query="堆肥多久翻一次？compost heap turned", kb_name="garden", top_k=2)

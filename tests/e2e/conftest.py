@@ -76,8 +76,31 @@ def webui_fake_model() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="session")
-def api_server(tmp_path_factory: pytest.TempPathFactory, webui_fake_model: FakeOpenAI) -> Iterator[ApiServer]:
-    """The real app from server.app.create_app on a free port, with its data under a temporary folder."""
+def model_proxy(webui_fake_model: FakeOpenAI) -> Iterator[str]:
+    """The bundled model server's queueing proxy in front of the fake model; yields its URL."""
+    import socket
+
+    from server.llm.local.proxy import QueueProxy, serve_in_thread
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server, thread = serve_in_thread(QueueProxy(webui_fake_model.base_url.removesuffix("/v1"), 8), sock)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def api_server(
+    tmp_path_factory: pytest.TempPathFactory, webui_fake_model: FakeOpenAI, model_proxy: str
+) -> Iterator[ApiServer]:
+    """The real app from server.app.create_app on a free port, with its data under a temporary folder.
+
+    Model "local" is a built-in model as kbchat serves it: behind the queueing proxy (here in front of
+    the fake), so answers can say how many are ahead of them.
+    """
     from server.app import create_app
 
     settings = api_settings(
@@ -87,6 +110,8 @@ def api_server(tmp_path_factory: pytest.TempPathFactory, webui_fake_model: FakeO
         chat={"history_turns": 7, "search": {"searxng_url": f"http://127.0.0.1:{free_port()}", "timeout": 5}},
         kb={"top_k": 4},
     )
+    settings.llm.models["local"] = settings.llm.models["fake"].model_copy(update={"builtin": "smollm2-135m"})
+    settings.llm.local.port = int(model_proxy.rsplit(":", 1)[1])
     server, thread, url = run_uvicorn(create_app(settings))
     try:
         yield ApiServer(url=url, settings=settings, fake=webui_fake_model)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,7 +155,7 @@ def _retrieval_test(page) -> None:
     _shot(page, "kb_retrieval_test")
 
 
-def _ask_kb_question(page, fake) -> str:
+def _ask_kb_question(page, fake, proxy: str) -> str:
     from playwright.sync_api import expect
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Chat").click()
@@ -164,14 +165,29 @@ def _ask_kb_question(page, fake) -> str:
     expect(sidebar.get_by_text("Retrieval mode")).to_be_visible()
     _wait_until_idle(page)
 
+    # The built-in model, behind its queueing proxy, is busy with another user's long answer.
+    _pick_option(page, sidebar.get_by_role("combobox", name="Model"), "local")
+    _wait_until_idle(page)
     fake.default_reply = ANSWER
-    fake.queue_hang(3.0)  # the first model call waits, so the page is seen mid-answer
+    fake.queue_hang(8.0)
+    other = threading.Thread(target=lambda: httpx.post(f"{proxy}/v1/chat/completions", timeout=60, json={
+        "model": "m", "messages": [{"role": "user", "content": "a long question"}], "stream": False}))
+    other.start()
+    _poll(lambda: httpx.get(f"{proxy}/queue").json()["active"], lambda n: n == 1)
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(QUESTION)
     box.press("Enter")
     # The Stop button exists only while the answer streams in.
     expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    # Evidence first: the passage, its answering sentence highlighted, is there before any answer text,
+    # and a status line says the model is busy with one question ahead.
+    live = page.get_by_test_id("stChatMessage").last
+    expect(live.get_by_text("The model is busy: 1 ahead of you")).to_be_visible()
+    expect(live.get_by_text("twenty-five days of paid annual leave").first).to_be_visible()
+    expect(live.get_by_text(ANSWER)).to_have_count(0)
+    _shot(page, "chat_kb_evidence_first", wait=False)
     expect(page.get_by_text(ANSWER).first).to_be_visible()
+    other.join(timeout=60)
     _wait_until_idle(page)
     # Once the page settles the answer is drawn once, from the stored conversation, without Stop.
     expect(page.get_by_text(ANSWER)).to_have_count(1)
@@ -260,8 +276,11 @@ def _chinese_ui(page) -> None:
     _shot(page, "chat_zh")
 
 
-def test_kb_question_feedback_export_and_conversation_switch(page, api_server, webui_server, fake_model, tmp_path):
-    """Create a KB, upload, ask, see the streamed answer and sources, thumbs-down with a reason,
+def test_kb_question_feedback_export_and_conversation_switch(
+    page, api_server, webui_server, fake_model, model_proxy, tmp_path
+):
+    """Create a KB, upload, ask the busy built-in model: see the evidence and the queue first, then the
+    streamed answer and sources; thumbs-down with a reason,
     export Markdown, switch conversations and back, reload, then switch the UI to Chinese."""
     fake_model.chunk_size = 3  # many small deltas
     doc = tmp_path / DOC_NAME
@@ -269,7 +288,7 @@ def test_kb_question_feedback_export_and_conversation_switch(page, api_server, w
     try:
         _create_kb_and_upload(page, webui_server, api_server.url, doc)
         _retrieval_test(page)
-        conv_id = _ask_kb_question(page, fake_model)
+        conv_id = _ask_kb_question(page, fake_model, model_proxy)
         _give_thumbs_down(page, api_server.url, conv_id)
         _export_markdown(page, tmp_path)
         _switch_away_and_back(page, conv_id)

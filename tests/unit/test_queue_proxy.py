@@ -97,10 +97,12 @@ def test_requests_past_the_queue_bound_get_503(fake_openai, proxied):
             await wait_for(lambda: len(fake_openai.requests) == 1)
             second = asyncio.create_task(client.post(f"{url}/v1/chat/completions", json=BODY))
             await wait_for(lambda: proxy.waiting == 1)
+            queue = (await client.get(f"{url}/queue")).json()
             third = await client.post(f"{url}/v1/chat/completions", json=BODY)
-            return await first, await second, third
+            return await first, await second, third, queue
 
-    first, second, third = asyncio.run(run())
+    first, second, third, queue = asyncio.run(run())
+    assert queue == {"active": 1, "waiting": 1, "max_queue": 1}
     assert third.status_code == 503
     assert third.json() == {"error": {"message": "model busy: 1 requests waiting", "type": "server_busy", "code": 503}}
     assert (first.status_code, sse_text(first.text)) == (200, "first")
@@ -143,3 +145,42 @@ def test_api_key_is_required_when_configured(fake_openai, proxied, tmp_path):
         f"{url}/v1/chat/completions", json=BODY, headers={"Authorization": "Bearer s3cret"}, timeout=10
     )
     assert allowed.status_code == 200 and sse_text(allowed.text) == fake_openai.default_reply
+
+
+def test_an_answer_waiting_for_the_bundled_model_says_how_many_are_ahead(fake_openai, proxied, tmp_path):
+    from tests.chat_support import collect
+
+    from server.services import build_services
+
+    fake_openai.queue_hang(4.5)
+    fake_openai.queue("first answer")
+    fake_openai.queue("second answer")
+    proxy, url = proxied(4)
+    port = int(url.rsplit(":", 1)[1])
+    settings = Settings(
+        paths={"data_root": tmp_path}, chat={"llm_titles": False},
+        llm={"default_model": "local", "models": {"local": {"kind": "openai_compatible", "builtin": "smollm2-135m"}},
+             "local": {"port": port}},
+    )
+    services = build_services(settings)
+
+    def blocker():
+        return httpx.post(f"{url}/v1/chat/completions", json=BODY, timeout=30)
+
+    async def ask():
+        first = asyncio.get_running_loop().run_in_executor(None, blocker)
+        await wait_for(lambda: proxy.active == 1)
+        events = await asyncio.to_thread(collect, services, query="Am I next?", store=False)
+        return events, await first
+
+    try:
+        events, first = asyncio.run(ask())
+    finally:
+        services.close()
+    statuses = [e for e in events if e["type"] == "status"]
+    assert statuses[0]["stage"] == "waiting" and statuses[0]["ahead"] == 1
+    assert statuses[0]["prompt_tokens"] > 0
+    # Repeated while it waits, every two seconds.
+    assert len(statuses) >= 2 and all(s["ahead"] == 1 for s in statuses)
+    assert "".join(e["text"] for e in events if e["type"] == "delta") == "second answer"
+    assert sse_text(first.text) == "first answer"

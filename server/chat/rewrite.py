@@ -1,0 +1,63 @@
+"""Rewriting a question before retrieval, with the chat model.
+
+* Condensing: a follow-up ("and for a fixed-term one?") is rewritten into a standalone question from
+  the conversation, so retrieval sees what is really asked. It runs whenever there is history.
+* Hypothetical answer (HyDE, setting ``chat.rewrite_query``): the model writes a short answer in the
+  documents' register; retrieval searches with the question and that answer, whose words are closer
+  to the documents' than an everyday question's.
+
+Both cost model time before the evidence can be shown, and both fall back to the question as asked
+when the model fails or says nothing useful.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from server.chat.context import ChatContext
+from server.errors import AppError
+
+logger = logging.getLogger(__name__)
+
+CONDENSE_TEMPLATE = "condense_question"
+HYDE_TEMPLATE = "hypothetical_answer"
+CONDENSE_TOKENS = 96
+HYDE_TOKENS = 96
+# History a condensed question is written from: the last exchanges, each cut to this many characters.
+CONDENSE_TURNS = 2
+CONDENSE_CHARS = 400
+
+
+async def _ask(ctx: ChatContext, template: str, text: str, max_tokens: int) -> str:
+    messages = [{"role": "system", "content": ctx.render(template)}, {"role": "user", "content": text}]
+    try:
+        return (await ctx.complete(messages, temperature=0.0, max_tokens=max_tokens)).strip()
+    except AppError as exc:
+        logger.info("query rewriting skipped: %s", exc.message)
+        return ""
+
+
+async def standalone_question(ctx: ChatContext) -> str:
+    """The question rewritten to stand on its own, given the conversation so far (as asked when no history)."""
+    if not ctx.history:
+        return ctx.question
+    template = ctx.localized(CONDENSE_TEMPLATE, default="")
+    if not template:
+        return ctx.question
+    recent = ctx.history[-2 * CONDENSE_TURNS:]
+    lines = [f"{m['role']}: {m['content'][:CONDENSE_CHARS]}" for m in recent]
+    text = "\n".join([*lines, f"user: {ctx.question}"])
+    rewritten = await _ask(ctx, template, text, CONDENSE_TOKENS)
+    # A rewrite that grew into an answer is not trusted.
+    if not rewritten or len(rewritten) > 4 * len(ctx.question) + 80:
+        return ctx.question
+    return rewritten.splitlines()[0].strip() or ctx.question
+
+
+async def with_hypothetical_answer(ctx: ChatContext, question: str) -> str:
+    """The question followed by a short answer the model imagines, in the documents' words."""
+    template = ctx.localized(HYDE_TEMPLATE, default="")
+    if not template:
+        return question
+    answer = await _ask(ctx, template, question, HYDE_TOKENS)
+    return f"{question}\n{answer}" if answer else question
