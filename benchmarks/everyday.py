@@ -21,9 +21,11 @@ hit@1/3/5, MRR@10 and the p50/p90 search latency, query encoding included.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -147,6 +149,15 @@ QUERY_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("hybrid 2:1", "hybrid", {"hybrid_vector_weight": 2.0, "hybrid_bm25_weight": 1.0}),
     ("hybrid 1:1", "hybrid", {"hybrid_vector_weight": 1.0, "hybrid_bm25_weight": 1.0}),
     ("hybrid 3:1", "hybrid", {"hybrid_vector_weight": 3.0, "hybrid_bm25_weight": 1.0}),
+    ("hybrid 2:1 k=10", "hybrid", {"rrf_k": 10}),
+    ("hybrid 2:1 k=20", "hybrid", {"rrf_k": 20}),
+]
+# With --rewrite-model: search with the question and the model's hypothetical answer (KB chat's rewrite_query).
+# Latency columns then include the rewrite the first time a question is seen.
+REWRITE_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
+    ("vector + HyDE", "vector", {"_rewrite": True}),
+    ("bm25 + HyDE", "bm25", {"_rewrite": True}),
+    ("hybrid 2:1 + HyDE", "hybrid", {"_rewrite": True}),
 ]
 
 # Index-time configurations: (label, KB settings used while building and searching).
@@ -158,9 +169,79 @@ INDEX_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+class Rewriter:
+    """Rewrites each question as KB chat does with ``rewrite_query`` (question + hypothetical answer),
+    through the real ``server.chat.rewrite`` code and a built-in model served as ``kbchat llm serve``
+    serves it; remembers the rewrites and the seconds each took."""
+
+    def __init__(self, model: str, work: Path) -> None:
+        from benchmarks.common import free_port
+        from benchmarks.llm_common import KBCHAT
+        from benchmarks.procs import ServerProcess
+        from configs import load_settings
+        from server.cli.llm import resolve_builtin
+        from server.llm.local.assemble import ensure_weights
+
+        settings = load_settings()
+        ensure_weights(resolve_builtin(settings, model), settings.paths.model_dir)
+        port = free_port()
+        env = {"KBCHAT_PATHS__MODEL_DIR": str(settings.paths.model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port)}
+        self.server = ServerProcess("rewrite-model", [*KBCHAT, "llm", "serve", "--model", model, "--port", str(port)],
+                                    f"http://127.0.0.1:{port}/v1/models", work, env, timeout=600)
+        self.settings = settings.model_copy(
+            update={"llm": settings.llm.model_copy(update={"default_model": model}, deep=True)}, deep=True)
+        self.settings.llm.local.port = port
+        self.model = model
+        self.cache: dict[str, str] = {}
+        self.seconds: list[float] = []
+
+    def __enter__(self) -> "Rewriter":
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.__exit__(*exc)
+
+    def __call__(self, question: str) -> str:
+        if question not in self.cache:
+            started = time.perf_counter()
+            self.cache[question] = asyncio.run(self._rewrite(question))
+            self.seconds.append(time.perf_counter() - started)
+            logger.debug("rewrote %r -> %r", question, self.cache[question])
+        return self.cache[question]
+
+    async def _rewrite(self, question: str) -> str:
+        from configs.prompts import load_prompts
+        from server.chat.context import ChatContext
+        from server.chat.rewrite import with_hypothetical_answer
+        from server.chat.schemas import ChatRequest
+        from server.llm.registry import LLMRegistry
+
+        registry = LLMRegistry(self.settings)
+        try:
+            ctx = ChatContext(request=ChatRequest(query=question), settings=self.settings, llm=registry.get(),
+                              templates=load_prompts(self.settings.chat.prompts_file), history=[], kb=None)
+            return await with_hypothetical_answer(ctx, question)
+        finally:
+            await registry.aclose()
+
+
 def run(set_names: list[str], splits: list[str], work: Path, index_configs: list[str],
-        query_configs: list[str] | None) -> dict[str, Any]:
+        query_configs: list[str] | None, rewrite_model: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"splits": splits, "runs": []}
+    rewriter = Rewriter(rewrite_model, work) if rewrite_model else None
+    with rewriter or contextlib.nullcontext():
+        _run_configs(out, set_names, splits, work, index_configs, query_configs, rewriter)
+    if rewriter is not None:
+        out["rewrite"] = {"model": rewrite_model, "questions": len(rewriter.seconds),
+                          "p50_s": round(statistics.median(rewriter.seconds), 2) if rewriter.seconds else None,
+                          "samples": dict(list(rewriter.cache.items())[:10])}
+        logger.info("rewriting: p50 %.2f s per question with %s", out["rewrite"]["p50_s"] or -1, rewrite_model)
+    return out
+
+
+def _run_configs(out: dict[str, Any], set_names: list[str], splits: list[str], work: Path,
+                 index_configs: list[str], query_configs: list[str] | None, rewriter: Rewriter | None) -> None:
     rows = []
     for index_label in index_configs:
         overrides = INDEX_CONFIGS[index_label]
@@ -168,19 +249,20 @@ def run(set_names: list[str], splits: list[str], work: Path, index_configs: list
             for name in set_names:
                 spec = SETS[name]
                 build = build_kb(manager, spec)
-                for split, label, mode, query_overrides in (
-                    (sp, *config) for sp in splits for config in QUERY_CONFIGS
-                ):
+                configs = QUERY_CONFIGS + (REWRITE_CONFIGS if rewriter is not None else [])
+                for split, label, mode, query_overrides in ((sp, *config) for sp in splits for config in configs):
                     if query_configs and label not in query_configs:
                         continue
                     questions = load_questions(spec, split)
+                    rewrite = rewriter if query_overrides.get("_rewrite") else None
 
-                    def search(text: str, kb: str = spec.name, mode: str = mode) -> list[Any]:
-                        return manager.search(kb, text, top_k=10, score_threshold=0.0, mode=mode)
+                    def search(text: str, kb: str = spec.name, mode: str = mode, rewrite: Any = rewrite) -> list[Any]:
+                        query = rewrite(text) if rewrite is not None else text
+                        return manager.search(kb, query, top_k=10, score_threshold=0.0, mode=mode)
 
-                    overrides = {k: v for k, v in query_overrides.items() if not k.startswith("_")}
+                    query_settings = {k: v for k, v in query_overrides.items() if not k.startswith("_")}
                     raw = raw_bm25_queries() if query_overrides.get("_raw_bm25") else contextlib.nullcontext()
-                    with raw, kb_settings(manager, **overrides):
+                    with raw, kb_settings(manager, **query_settings):
                         search(questions[0].question)  # warm-up: load the store and the encoder
                         metrics = evaluate(search, questions)
                     run_row = {"set": name, "split": split, "index": index_label, "config": label, "build": build,
@@ -194,7 +276,6 @@ def run(set_names: list[str], splits: list[str], work: Path, index_configs: list
     out["tables"] = print_table(
         "Everyday questions: the gold evidence among the top chunks",
         ["set", "split", "index", "search", "questions", "hit@1", "hit@3", "hit@5", "MRR@10", "p50 ms", "p90 ms"], rows)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,12 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated set names")
     parser.add_argument("--index", default="default", help=f"comma-separated index configs: {', '.join(INDEX_CONFIGS)}")
     parser.add_argument("--configs", default="", help="comma-separated query configs (default: all)")
+    parser.add_argument("--rewrite-model", default=None,
+                        help="also search with a hypothetical answer written by this built-in model (HyDE)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_shared_data()
     with scratch_dir("everyday", args.keep) as work:
         result = run(args.sets.split(","), args.split.split(","), work, args.index.split(","),
-                     [c for c in args.configs.split(",") if c] or None)
+                     [c for c in args.configs.split(",") if c] or None, args.rewrite_model)
     write_result("everyday", result, args.out)
     return 0
 

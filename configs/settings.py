@@ -77,6 +77,23 @@ class EmbedModelConfig(BaseModel):
     )
 
 
+class RerankSettings(BaseModel):
+    """An optional second stage that reorders a search's top candidates with a model."""
+
+    kind: Literal["off", "cross_encoder", "api"] = Field(
+        "off",
+        description="off; cross_encoder: a sentence-transformers CrossEncoder (model = id or local folder); "
+        "api: a service speaking the Jina/Cohere or TEI rerank wire format at url. No reranker weights ship "
+        "with kbchat, so it is off by default.",
+    )
+    model: str = Field("", description="Model id or local folder (cross_encoder); model name sent (api).")
+    url: str = Field("", description="Full URL of the rerank endpoint, e.g. http://127.0.0.1:9997/v1/rerank.")
+    api_key: SecretStr | None = Field(None, description="Bearer key of the rerank service; set it through the env.")
+    candidates: int = Field(20, ge=1, le=200, description="Top candidates of the first search that are reranked.")
+    batch_size: int = Field(16, ge=1, description="Pairs scored per batch (cross_encoder).")
+    timeout: float = Field(10.0, gt=0, description="Seconds before a rerank request is abandoned (api).")
+
+
 class KBSettings(BaseModel):
     """Knowledge-base ingestion and retrieval."""
 
@@ -116,6 +133,7 @@ class KBSettings(BaseModel):
     # of BM25, which helped on colloquial questions over the law corpus (best there: 1.5).
     hybrid_vector_weight: float = Field(2.0, ge=0.0, description="Weight of the dense ranking in hybrid fusion.")
     hybrid_bm25_weight: float = Field(1.0, ge=0.0, description="Weight of the BM25 ranking in hybrid fusion.")
+    rerank: RerankSettings = Field(default_factory=RerankSettings, description="Reranking stage.")
     index_pool_size: int = Field(8, ge=1, description="Loaded vector indexes kept in memory (LRU).")
     # benchmarks/query.py: one thread cut single-query p95 at 100k chunks from 111 to 45 ms on two cores.
     faiss_threads: int = Field(

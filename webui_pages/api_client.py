@@ -208,6 +208,10 @@ class ApiClient:
                 "file_name": file_name}
         return self._json("POST", f"/kbs/{_segment(kb)}/search", json={k: v for k, v in body.items() if v is not None})
 
+    def evaluate(self, kb: str, questions: str) -> list[dict[str, Any]]:
+        """Retrieval reports per search mode for JSON Lines questions (see POST /kbs/{kb}/eval)."""
+        return self._json("POST", f"/kbs/{_segment(kb)}/eval", json={"questions": questions})["reports"]
+
     def rebuild_stream(self, kb: str) -> EventStream:
         return self.stream("POST", f"/kbs/{_segment(kb)}/rebuild")
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from webui_pages.api_client import ApiError
 from webui_pages.common import UIContext, escape_markdown, flash, names_of, show_error, show_flashes
+from webui_pages.kb_eval import render_eval
 from webui_pages.kb_files import render_file_table, render_upload
 from webui_pages.kb_tools import render_chunks, render_rebuild, render_retrieval_test
 
@@ -146,7 +147,9 @@ def render(ctx: UIContext) -> None:
 
     kb = by_name[choice]
     _render_header(ctx, kb)
-    files_tab, chunks_tab, search_tab = st.tabs([t("kb.tab_files"), t("kb.tab_chunks"), t("kb.tab_search")])
+    files_tab, chunks_tab, search_tab, eval_tab = st.tabs(
+        [t("kb.tab_files"), t("kb.tab_chunks"), t("kb.tab_search"), t("kb.tab_eval")]
+    )
     with files_tab:
         render_upload(ctx, choice, public)
         st.divider()
@@ -155,4 +158,6 @@ def render(ctx: UIContext) -> None:
         render_chunks(ctx, choice, files)
     with search_tab:
         render_retrieval_test(ctx, choice, public)
+    with eval_tab:
+        render_eval(ctx, choice)
     _render_danger_zone(ctx, choice)

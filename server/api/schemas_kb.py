@@ -30,6 +30,15 @@ class SearchRequest(BaseModel):
     file_name: str | None = None
 
 
+class EvalRequest(BaseModel):
+    """Body of POST /kbs/{kb}/eval: JSON Lines text of questions, each with "question" and "file" and/or
+    "evidence" (see server/knowledge_base/evaluation.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    questions: str = Field(min_length=1, max_length=5_000_000)
+    modes: list[Literal["vector", "bm25", "hybrid"]] = Field(default_factory=lambda: ["vector", "bm25", "hybrid"])
+
+
 class UpdateChunkRequest(BaseModel):
     """Body of PUT /kbs/{kb}/chunks/{doc_id}."""
 

@@ -22,7 +22,8 @@ from server.knowledge_base.embeddings import EmbeddingService
 from server.knowledge_base.ingestion import Ingestor, check_upload
 from server.knowledge_base.names import validate_file_name, validate_kb_name
 from server.knowledge_base.rebuild import rebuild_kb
-from server.knowledge_base.retriever import MODES, FusionParams, retrieve
+from server.knowledge_base.rerank import make_reranker
+from server.knowledge_base.retriever import MODES, FusionParams, rerank_hits, retrieve
 from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 from server.knowledge_base.store_pool import StorePool
 from server.knowledge_base.vector_store import VectorStore, check_kind, open_store, set_threads
@@ -62,6 +63,7 @@ class KnowledgeBaseManager:
         self.pool = StorePool(settings.kb.index_pool_size, self._open_store)
         set_threads(settings.kb.faiss_threads)
         self.ingestor = Ingestor(self)
+        self.reranker = make_reranker(settings.kb.rerank)
         self._lock = threading.RLock()
 
     # ----- layout
@@ -243,8 +245,12 @@ class KnowledgeBaseManager:
 
     # ----- retrieval
     def search(self, kb: str, query: str, top_k: int | None = None, score_threshold: float | None = None,
-               mode: str | None = None, file_name: str | None = None) -> list[SearchHit]:
-        """Top chunks for a query; scores in [0, 1] (see retriever.py for their meaning per mode)."""
+               mode: str | None = None, file_name: str | None = None, rerank: bool = True) -> list[SearchHit]:
+        """Top chunks for a query; scores in [0, 1] (see retriever.py for their meaning per mode).
+
+        With a reranker configured (settings ``kb.rerank``) and ``rerank`` true, its top candidates
+        are reordered by the reranker.
+        """
         row = self.kb_row(kb)
         cfg = self.settings.kb
         if not isinstance(query, str) or not query.strip():
@@ -272,8 +278,11 @@ class KnowledgeBaseManager:
             return []
         vector = self.embeddings.embed_query(row.embed_model, query) if mode != "bm25" else None
         params = FusionParams(cfg.rrf_k, cfg.hybrid_vector_weight, cfg.hybrid_bm25_weight)
-        return retrieve(store, query, vector, top_k=top_k, mode=mode, score_threshold=float(score_threshold),
+        reranker = self.reranker if rerank else None
+        pool = max(top_k, cfg.rerank.candidates) if reranker is not None else top_k
+        hits = retrieve(store, query, vector, top_k=pool, mode=mode, score_threshold=float(score_threshold),
                         source=file_name, params=params)
+        return rerank_hits(reranker, query, hits, top_k) if reranker is not None else hits
 
     def embed(self, texts: list[str], model: str | None = None, is_query: bool = False) -> list[list[float]]:
         """Vectors of texts with a configured embedding model (passages go through the cache)."""
@@ -284,5 +293,7 @@ class KnowledgeBaseManager:
         return self.embeddings.embed_passages(model, texts).tolist()
 
     def close(self) -> None:
+        if self.reranker is not None:
+            self.reranker.close()
         self.pool.clear()
         self.embeddings.close()

@@ -10,16 +10,23 @@ Hybrid ranking itself uses weighted reciprocal-rank fusion, ``w_v/(k + rank_v) +
 over the top ``max(top_k * 4, 20)`` candidates of each side, so neither score scale matters.
 The score threshold applies to vector scores only: dense candidates below it are dropped before
 fusion, and BM25 results are never thresholded (BM25 scores have no absolute meaning).
+
+With a reranker (rerank.py), the top candidates of any mode are reordered by it, and a hit's score
+is then the reranker's relevance in [0, 1].
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
+from server.knowledge_base.rerank import Reranker, RerankError
 from server.knowledge_base.schemas import SearchHit
 from server.knowledge_base.vector_store import StoredDoc, VectorStore
+
+logger = logging.getLogger(__name__)
 
 MODES = ("vector", "bm25", "hybrid")
 
@@ -95,4 +102,23 @@ def retrieve(
     return [
         SearchHit(doc_id=doc.doc_id, text=doc.text, score=round(float(score), 6), metadata=dict(doc.metadata), rank=r)
         for r, (doc, score) in enumerate(ranked, start=1)
+    ]
+
+
+def rerank_hits(reranker: "Reranker", query: str, hits: list[SearchHit], top_k: int) -> list[SearchHit]:
+    """The hits reordered by the reranker's scores (which become their scores), cut to top_k.
+
+    A reranker that fails leaves the first ranking in place: a worse order beats no answer.
+    """
+    if len(hits) < 2:
+        return hits[:top_k]
+    try:
+        scores = reranker.scores(query, [hit.text for hit in hits])
+    except RerankError as exc:
+        logger.warning("keeping the first ranking: %s", exc.message)
+        return hits[:top_k]
+    order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i].rank))[:top_k]
+    return [
+        hits[i].model_copy(update={"score": round(float(scores[i]), 6), "rank": rank})
+        for rank, i in enumerate(order, start=1)
     ]

@@ -212,6 +212,20 @@ def test_search_with_bad_body_is_422(client, kb, body):
     assert_error(client.post("/kbs/docs/search", json=body), 422)
 
 
+def test_eval_scores_each_mode_on_uploaded_questions_and_explains_bad_ones(client, kb):
+    lines = [json.dumps({"question": "试用期多长", "file": "note.txt"}, ensure_ascii=False),
+             json.dumps({"question": "when is the rent due", "file": "lease.txt"})]
+    response = client.post("/kbs/docs/eval", json={"questions": "\n".join(lines), "modes": ["bm25", "hybrid"]})
+    assert response.status_code == 200, response.text
+    reports = response.json()["reports"]
+    assert [r["label"] for r in reports] == ["bm25", "hybrid"]
+    assert all(r["questions"] == 2 and r["hit@5"] == 1.0 and r["p50_ms"] is not None for r in reports)
+    error = assert_error(client.post("/kbs/docs/eval", json={"questions": '{"question": "x"}'}), 422)
+    assert "line 1" in error["message"]
+    assert_error(client.post("/kbs/docs/eval", json={"questions": "not json"}), 422)
+    assert_error(client.post("/kbs/absent/eval", json={"questions": lines[0]}), 404)
+
+
 def test_search_in_unknown_file_is_404(client, kb):
     assert_error(client.post("/kbs/docs/search", json={"query": "x", "file_name": "absent.txt"}), 404)
 

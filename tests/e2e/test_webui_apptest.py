@@ -411,6 +411,22 @@ def test_retrieval_test_shows_each_mode_side_by_side(webui_env, kb):
     assert "paid annual leave" in texts(at.markdown)
 
 
+def test_evaluation_tab_scores_uploaded_questions_per_mode(webui_env, kb):
+    at = kb_app()
+    at.selectbox(key="kb_pick_en").set_value(kb).run()
+    questions = "\n".join([
+        '{"id": "leave", "question": "how much holiday do I get", "file": "handbook.md"}',
+        '{"id": "ghost", "question": "who cleans the office", "file": "cleaning.md"}',
+    ])
+    at.file_uploader(key="kb_eval_file").set_value([("mine.jsonl", questions.encode(), "application/json")])
+    next(b for b in at.button if b.label == "Evaluate").click().run()
+    no_exception(at)
+    table = at.dataframe[-1].value
+    assert list(table["Search mode"]) == ["Vector", "BM25 keywords", "Hybrid"]
+    assert list(table["hit@5"]) == [0.5, 0.5, 0.5]
+    assert set(table["Missed in the top 5"]) == {"ghost"}
+
+
 def test_file_delete_from_disk_needs_confirmation(webui_env, api, kb):
     at = kb_app()
     at.selectbox(key="kb_pick_en").set_value(kb).run()

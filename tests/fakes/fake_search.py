@@ -14,14 +14,11 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-import uvicorn
+from tests.fakes.loopback import LoopbackServer
 
 
 @dataclass
@@ -38,7 +35,7 @@ DEFAULT_RESULTS = [
 ]
 
 
-class FakeSearch:
+class FakeSearch(LoopbackServer):
     """Context manager running the fake engines in a background thread."""
 
     bing_key = "test-bing-key"
@@ -48,10 +45,7 @@ class FakeSearch:
         self.requests: list[dict[str, Any]] = []  # {"path", "query", "headers"} per request
         self.fail_status: int | None = None  # answer every request with this status when set
         self.delay = 0.0  # seconds each request waits before answering
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-        self.url = ""
+        super().__init__()
 
     @property
     def searxng_url(self) -> str:
@@ -64,29 +58,6 @@ class FakeSearch:
     @property
     def bing_url(self) -> str:
         return f"{self.url}/v7.0/search"
-
-    def __enter__(self) -> "FakeSearch":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self._app, interface="asgi3", log_level="critical", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake search server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     def _matching(self, query: str) -> list[FakeResult]:
         # Every result is returned for any query except the one that asks for nothing.
@@ -142,9 +113,3 @@ class FakeSearch:
         if not blocks:
             blocks.append('<div class="no-results">No results.</div>')
         return f"<html><body><div id=\"links\">{''.join(blocks)}</div></body></html>"
-
-    @staticmethod
-    async def _send(send, status: int, body: bytes, media_type: str) -> None:
-        headers = [(b"content-type", media_type.encode()), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})

@@ -15,9 +15,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
 from server.api.deps import ServicesDep
-from server.api.schemas_kb import CreateKBRequest, SearchRequest, UpdateChunkRequest, UploadOptions
+from server.api.schemas_kb import CreateKBRequest, EvalRequest, SearchRequest, UpdateChunkRequest, UploadOptions
 from server.api.uploads import read_upload
 from server.errors import AppError
+from server.knowledge_base.evaluation import evaluate_kb, parse_questions
 from server.knowledge_base.manager import ChunkInfo, FileInfo, FileResult, KBInfo, SearchHit
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,13 @@ async def search(kb: str, body: SearchRequest, services: ServicesDep) -> list[Se
     """Retrieve the chunks best matching a query (vector, bm25 or hybrid)."""
     return await _run(services.kb.search, kb, body.query, top_k=body.top_k, score_threshold=body.score_threshold,
                       mode=body.mode, file_name=body.file_name)
+
+
+@router.post("/kbs/{kb}/eval")
+async def evaluate(kb: str, body: EvalRequest, services: ServicesDep) -> dict[str, Any]:
+    """Score retrieval on your own questions: hit@1/3/5/10, MRR@10 and latency per search mode."""
+    questions = parse_questions(body.questions.splitlines())
+    return {"reports": await _run(evaluate_kb, services.kb, kb, questions, body.modes)}
 
 
 @router.post("/kbs/{kb}/rebuild")

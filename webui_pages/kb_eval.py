@@ -1,0 +1,60 @@
+"""The knowledge-base page's evaluation tab: upload your own questions, see how often each search mode
+finds the answering chunk (the same measure as `kbchat eval`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from webui_pages.api_client import ApiError
+from webui_pages.common import UIContext, show_error
+
+EVAL_KEY = "kb_eval_result"
+EXAMPLE = (
+    '{"question": "试用期最长多久？", "file": "劳动合同法.md", "evidence": "试用期不得超过六个月"}\n'
+    '{"question": "How do I stop kbchat?", "evidence": "Ctrl-C"}'
+)
+
+
+def render_eval(ctx: UIContext, kb: str) -> None:
+    t = ctx.t
+    st.caption(t("eval.help"))
+    st.code(EXAMPLE, language="json", wrap_lines=True)
+    with st.form("kb_eval_form", border=False):
+        upload = st.file_uploader(t("eval.file"), type=["jsonl", "json", "txt"], key="kb_eval_file")
+        submitted = st.form_submit_button(t("eval.run"), icon=":material/fact_check:", type="primary")
+    if submitted:
+        if upload is None:
+            st.warning(t("eval.no_file"), icon=":material/upload_file:")
+        else:
+            try:
+                text = upload.getvalue().decode("utf-8-sig")
+            except UnicodeDecodeError:
+                st.error(t("eval.not_utf8"), icon=":material/error:")
+                return
+            try:
+                with st.spinner(t("eval.running")):
+                    reports = ctx.api.evaluate(kb, text)
+            except ApiError as err:
+                show_error(ctx, err)
+                return
+            st.session_state[EVAL_KEY] = {"kb": kb, "reports": reports}
+    last = st.session_state.get(EVAL_KEY)
+    if last and last.get("kb") == kb:
+        _render_reports(ctx, last["reports"])
+
+
+def _render_reports(ctx: UIContext, reports: list[dict[str, Any]]) -> None:
+    t = ctx.t
+    rows = [
+        {
+            t("eval.mode"): t(f"search_mode.{r['label']}", default=r["label"]),
+            t("eval.questions"): r["questions"],
+            "hit@1": r["hit@1"], "hit@3": r["hit@3"], "hit@5": r["hit@5"], "MRR@10": r["MRR@10"],
+            t("eval.p50"): r["p50_ms"],
+            t("eval.missed"): ", ".join(r["misses@5"][:20]),
+        }
+        for r in reports
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch")
