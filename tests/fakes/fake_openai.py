@@ -20,6 +20,8 @@ from typing import Any
 
 import uvicorn
 
+from tests.fakes.loopback import read_body
+
 
 @dataclass
 class _Reply:
@@ -162,12 +164,7 @@ class FakeOpenAI:
             return
         path = scope["path"].rstrip("/")
         method = scope["method"]
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         if method == "GET" and path == "/v1/models":
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
             await self._json(send, 200, {"object": "list", "data": data})

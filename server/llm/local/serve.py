@@ -122,6 +122,11 @@ class ModelServer:
         ]  # fmt: skip
         if self.chat_format:
             args += ["--chat_format", self.chat_format]
+        if self.local.prompt_cache_mb:
+            args += ["--cache", "True", "--cache_size", str(self.local.prompt_cache_mb * 1024 * 1024)]
+        if self.local.draft_lookup_tokens:
+            args += ["--draft_model", "prompt-lookup-decoding",
+                     "--draft_model_num_pred_tokens", str(self.local.draft_lookup_tokens)]
         launcher = [sys.executable, "-m", "server.llm.local.llama_server"]
         if use_extra_buffers(self.local.extra_buffers):
             launcher.append("--extra-buffers")
