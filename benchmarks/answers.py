@@ -195,7 +195,9 @@ def _everyday(args: Any, model: str) -> int:
     from server.llm.local.assemble import ensure_weights
 
     settings = load_settings()
-    ensure_weights(resolve_builtin(settings, model), settings.paths.model_dir)
+    for name in {model, *(everyday_answers.CONFIGS[c].get("LLM__DEFAULT_MODEL", model)
+                          for c in args.configs.split(","))}:
+        ensure_weights(resolve_builtin(settings, name), settings.paths.model_dir)
     n = args.n or (5 if args.quick else None)
     with scratch_dir("answers-everyday", args.keep) as work:
         result = everyday_answers.run(model, args.split, n, args.sets.split(","), args.configs.split(","), work,

@@ -2,7 +2,7 @@
 
 Run through ``python -m benchmarks.answers --everyday`` (see that module). The laws and the English
 files are indexed once with the default settings; the model server and kbchat's API then start once
-per configuration (configurations differ only in ``KBCHAT_CHAT__*`` settings) and each question goes
+per configuration (configurations differ in ``KBCHAT_*`` settings, the model included) and each question goes
 to ``POST /chat/kb`` streaming, temperature 0, no history. Per answer it records:
 
 * sources_s: seconds from sending to the ``sources`` event (the evidence on screen);
@@ -38,11 +38,21 @@ logger = logging.getLogger("benchmarks.everyday_answers")
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
-# name -> chat settings as KBCHAT_CHAT__* values. "before" is the layout before evidence selection:
-# five whole passages in the system prompt.
+# name -> settings as KBCHAT_* environment values (LLM__DEFAULT_MODEL picks the model). "before" is the
+# layout before evidence selection: five whole passages in the system prompt, no weight repacking.
+BEFORE = {"CHAT__KB_PASSAGES": "5", "CHAT__EVIDENCE_TOKENS": "0", "CHAT__KB_PROMPT_TEMPLATE": "kb_classic",
+          "LLM__LOCAL__EXTRA_BUFFERS": "false"}
 CONFIGS: dict[str, dict[str, str]] = {
-    "before": {"KB_PASSAGES": "5", "EVIDENCE_TOKENS": "0", "KB_PROMPT_TEMPLATE": "kb_classic"},
+    "before": BEFORE,
     "default": {},
+    "no-repack": {"LLM__LOCAL__EXTRA_BUFFERS": "false"},
+    "5 passages": {"CHAT__KB_PASSAGES": "5"},
+    "evidence 200": {"CHAT__EVIDENCE_TOKENS": "200"},
+    "evidence 480": {"CHAT__EVIDENCE_TOKENS": "480"},
+    "prompt cache": {"LLM__LOCAL__PROMPT_CACHE_MB": "1024"},
+    "lookup decoding": {"LLM__LOCAL__DRAFT_LOOKUP_TOKENS": "8"},
+    "0.5b": {"LLM__DEFAULT_MODEL": "qwen2.5-coder-0.5b"},
+    "0.5b before": {**BEFORE, "LLM__DEFAULT_MODEL": "qwen2.5-coder-0.5b"},
 }
 
 
@@ -121,25 +131,27 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
         port = free_port()
         env = {"KBCHAT_PATHS__MODEL_DIR": str(model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port),
                "KBCHAT_LLM__DEFAULT_MODEL": model, "KBCHAT_PATHS__DATA_ROOT": str(data_root),
-               **{f"KBCHAT_CHAT__{k}": v for k, v in CONFIGS[config].items()}}
-        serve = ServerProcess(f"model-server-{config}", [*KBCHAT, "llm", "serve", "--model", model, "--port",
+               **{f"KBCHAT_{k}": v for k, v in CONFIGS[config].items()}}
+        served = env["KBCHAT_LLM__DEFAULT_MODEL"]
+        serve = ServerProcess(f"model-server-{config}", [*KBCHAT, "llm", "serve", "--model", served, "--port",
                                                          str(port)],
                               f"http://127.0.0.1:{port}/v1/models", work, env, timeout=600)
         with serve, api_server(data_root, work, env) as api, \
                 httpx.Client(base_url=api.base_url, timeout=900.0, trust_env=False) as client:
             # One unmeasured question loads the encoder and fills the model's prompt cache as a user's first would.
             first = next(iter(questions.values()))[0]
-            ask(client, set_names[0], first, model)
+            ask(client, set_names[0], first, served)
             for name in set_names:
                 rows = []
                 for i, question in enumerate(questions[name], 1):
-                    row = ask(client, name, question, model)
+                    row = ask(client, name, question, served)
                     rows.append(row)
                     logger.info("%s %s %d/%d ttft %.1fs total %.1fs contains=%s lang=%s", config, name, i,
                                 len(questions[name]), row.get("ttft_s") or -1, row.get("total_s") or -1,
                                 row.get("contains_answer"), row.get("right_language"))
                 summary = summarise(rows)
-                results[f"{config}/{name}"] = {"config": config, "set": name, "settings": CONFIGS[config],
+                results[f"{config}/{name}"] = {"config": config, "set": name, "model": served,
+                                               "settings": CONFIGS[config],
                                                "summary": summary, "rows": rows}
                 table.append([config, name, summary["questions"], summary["contains_answer"],
                               summary["cites_gold"], summary["right_language"], summary["gold_retrieved"],
