@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import free_port, percentile, print_table
-from benchmarks.everyday import SETS, EverydayQuestion, build_kb, load_questions
+from benchmarks.everyday import EMBEDDING_CACHE, SETS, EverydayQuestion, build_kb, load_questions
 from benchmarks.kbtools import open_manager
 from benchmarks.llm_common import KBCHAT
 from benchmarks.metrics import contains_answer
@@ -54,6 +54,9 @@ CONFIGS: dict[str, dict[str, str]] = {
     "0.5b": {"LLM__DEFAULT_MODEL": "qwen2.5-coder-0.5b"},
     "0.5b before": {**BEFORE, "LLM__DEFAULT_MODEL": "qwen2.5-coder-0.5b"},
 }
+
+
+WARM_UP = EverydayQuestion("warm-up", "这个知识库里有哪些内容？", None, None)
 
 
 def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str) -> dict[str, Any]:
@@ -121,7 +124,7 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
     data_root = work / "data"
     builds = {}
     questions: dict[str, list[EverydayQuestion]] = {}
-    with open_manager(data_root) as manager:
+    with open_manager(data_root, cache_dir=EMBEDDING_CACHE) as manager:
         for name in set_names:
             builds[name] = build_kb(manager, SETS[name])
             questions[name] = load_questions(SETS[name], split)[:n]
@@ -138,9 +141,9 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
                               f"http://127.0.0.1:{port}/v1/models", work, env, timeout=600)
         with serve, api_server(data_root, work, env) as api, \
                 httpx.Client(base_url=api.base_url, timeout=900.0, trust_env=False) as client:
-            # One unmeasured question loads the encoder and fills the model's prompt cache as a user's first would.
-            first = next(iter(questions.values()))[0]
-            ask(client, set_names[0], first, served)
+            # One unmeasured question, asked by no set, loads the encoder and the model's system prompt as a
+            # user's first question would.
+            ask(client, set_names[0], WARM_UP, served)
             for name in set_names:
                 rows = []
                 for i, question in enumerate(questions[name], 1):

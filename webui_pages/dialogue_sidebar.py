@@ -110,15 +110,22 @@ def render_chat_options(ctx: UIContext, public: dict[str, Any], conversation: di
             st.warning(t("opt.kb_gone", name=chosen), icon=":material/folder_off:")
         if kbs:
             options["kb_name"] = _select(t("opt.kb"), kbs, "opt_kb", kbs[0])
+            others = [k for k in kbs if k != options["kb_name"]]
+            if others:
+                kept = [k for k in remembered("opt_kb_more", []) if k in others]
+                more = remember("opt_kb_more", st.multiselect(t("opt.kb_more"), others, default=kept,
+                                                               key="opt_kb_more", help=t("opt.kb_more_help")))
+                # Knowledge bases joined by "+" are searched together, their rankings merged.
+                options["kb_name"] = "+".join([options["kb_name"], *more])
         else:
             st.warning(t("opt.no_kb"), icon=":material/folder_open:")
             options["kb_name"] = None
-        default_top_k = int(public.get("top_k") or 1)
+        default_top_k = int(public.get("kb_passages") or public.get("top_k") or 1)
         options["top_k"] = remember(
             "opt_top_k",
             st.number_input(t("opt.top_k"), 1, 100, int(remembered("opt_top_k", default_top_k)), key="opt_top_k"),
         )
-        threshold_default = _kb_threshold(public, options["kb_name"])
+        threshold_default = _kb_threshold(public, (options["kb_name"] or "").split("+")[0] or None)
         threshold = st.slider(
             t("opt.threshold"), 0.0, 1.0, float(remembered("opt_threshold", threshold_default)), 0.01,
             key="opt_threshold", help=t("opt.threshold_help"),

@@ -44,6 +44,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "opt.result_count": ("搜索结果数", "Search results"),
     "opt.model_section": ("模型", "Model"),
     "opt.model": ("模型", "Model"),
+    "opt.kb_more": ("同时检索", "Also search"),
+    "opt.kb_more_help": ("在多个知识库中一起检索，按排名合并结果。", "Search these knowledge bases too; their results are merged by rank."),
     "opt.temperature": ("温度", "Temperature"),
     "opt.history_turns": ("历史对话轮数", "History turns"),
     "opt.history_help": ("随问题一起发送给模型的最近几轮对话。", "How many recent turns are sent with the question."),

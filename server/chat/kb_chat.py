@@ -68,6 +68,30 @@ def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template:
     return passages
 
 
+async def _search_query(ctx: ChatContext, hyde: bool) -> tuple[str, str]:
+    """(the question standing alone, what to search with): follow-ups condensed, HyDE appended when asked."""
+    question = await standalone_question(ctx)
+    if question != ctx.question:
+        ctx.meta["standalone_question"] = question
+    if not hyde:
+        return question, question
+    query = await with_hypothetical_answer(ctx, question)
+    ctx.meta["search_query"] = query
+    return question, query
+
+
+def _question_with_passages(ctx: ChatContext, sources: list[dict[str, Any]], hits: list[Any],
+                            passages: list[Passage]) -> str:
+    """The last user message: each passage's chosen sentences under its number and title, then the question."""
+    labelled = [
+        f"[{s['index']}] {title_of(s, field_of(hit, 'metadata') or {})}\n{p.excerpt()}"
+        for s, hit, p in zip(sources, hits, passages)
+        if p.chosen
+    ]
+    template = ctx.localized(KB_QUESTION_TEMPLATE, default=KB_QUESTION_DEFAULT)
+    return ctx.render(template, context="\n\n".join(labelled), question=ctx.question)
+
+
 async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
     """Answer from the passages of ``request.kb_name`` that pass the threshold; never invent sources."""
     request = ctx.request
@@ -79,26 +103,15 @@ async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
     hyde = request.rewrite_query if request.rewrite_query is not None else chat.rewrite_query
     if ctx.history or hyde:
         yield events.status("rewriting")
-    question = await standalone_question(ctx)
-    query = question
-    if question != ctx.question:
-        ctx.meta["standalone_question"] = question
-    if hyde:
-        query = await with_hypothetical_answer(ctx, question)
-        ctx.meta["search_query"] = query
-    search = partial(
-        ctx.kb.search,
-        kb_name,
-        query,
-        top_k=request.top_k or chat.kb_passages,
-        score_threshold=request.score_threshold,
-        mode=request.search_mode,
-    )
+    question, query = await _search_query(ctx, hyde)
+    search = partial(ctx.kb.search, kb_name, query, top_k=request.top_k or chat.kb_passages,
+                     score_threshold=request.score_threshold, mode=request.search_mode)
     hits = await anyio.to_thread.run_sync(search)
     if not hits:
         threshold = await anyio.to_thread.run_sync(effective_threshold, ctx, kb_name)
         yield events.sources([])
-        yield events.delta(ctx.render(ctx.localized(NO_MATCH_TEMPLATE, default=NO_MATCH_DEFAULT), kb=kb_name, threshold=f"{threshold:g}"))
+        no_match = ctx.localized(NO_MATCH_TEMPLATE, default=NO_MATCH_DEFAULT)
+        yield events.delta(ctx.render(no_match, kb=kb_name, threshold=f"{threshold:g}"))
         return
     texts = [str(field_of(hit, "text") or "") for hit in hits]
     template = ctx.localized(chat.kb_prompt_template, explicit=request.prompt_template)
@@ -107,17 +120,10 @@ async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
     yield events.sources(sources)
     if "{context}" in template:
         # A template of the older layout: passages in the system prompt, the question after them.
-        items = [(s, p.excerpt()) for s, p in zip(sources, passages)]
-        system, _ = fit_passages(ctx, template, items, kb=kb_name)
+        system, _ = fit_passages(ctx, template, [(s, p.excerpt()) for s, p in zip(sources, passages)], kb=kb_name)
         async for event in answer_from(ctx, system):
             yield event
         return
-    labelled = [
-        f"[{s['index']}] {title_of(s, field_of(hit, 'metadata') or {})}\n{p.excerpt()}"
-        for s, hit, p in zip(sources, hits, passages)
-        if p.chosen
-    ]
-    system = ctx.render(template, kb=kb_name)
-    question = ctx.render(ctx.localized(KB_QUESTION_TEMPLATE, default=KB_QUESTION_DEFAULT), context="\n\n".join(labelled), question=ctx.question)
-    async for event in ctx.answer(ctx.messages(system, question)):
+    messages = ctx.messages(ctx.render(template, kb=kb_name), _question_with_passages(ctx, sources, hits, passages))
+    async for event in ctx.answer(messages):
         yield event

@@ -28,6 +28,7 @@ from server.chat.titles import fallback_title, model_title
 from server.db import Database
 from server.db import chat_repository as repo
 from server.errors import AppError, InvalidInput, NotFound
+from server.knowledge_base.names import split_kb_names
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +196,8 @@ class ChatServices:
             raise InvalidInput("knowledge-base chat needs kb_name")
         if request.kb_name and request.mode in ("kb", "agent"):
             try:
-                await anyio.to_thread.run_sync(self.kb.get_kb, request.kb_name)
+                for name in split_kb_names(request.kb_name):
+                    await anyio.to_thread.run_sync(self.kb.get_kb, name)
             except NotFound as exc:
                 # One code for every missing thing a chat names, whatever the KB layer calls it.
                 raise NotFound(exc.message) from exc

@@ -38,7 +38,9 @@ def download_url(kb: str, file_name: str) -> str:
 
 
 def kb_source(index: int, hit: Any, kb: str) -> dict[str, Any]:
+    """A knowledge-base hit as a source; a hit of a search over several knowledge bases names its own."""
     metadata = field_of(hit, "metadata") or {}
+    kb = str(metadata.get("kb") or kb)
     file_name = str(metadata.get("source") or "")
     score = field_of(hit, "score")
     return events.source(

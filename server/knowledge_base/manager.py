@@ -20,10 +20,10 @@ from server.db import kb_repository as repo
 from server.errors import Conflict, InvalidInput, NotFound
 from server.knowledge_base.embeddings import EmbeddingService
 from server.knowledge_base.ingestion import Ingestor, check_upload
-from server.knowledge_base.names import validate_file_name, validate_kb_name
+from server.knowledge_base.names import split_kb_names, validate_file_name, validate_kb_name
 from server.knowledge_base.rebuild import rebuild_kb
 from server.knowledge_base.rerank import make_reranker
-from server.knowledge_base.retriever import MODES, FusionParams, rerank_hits, retrieve
+from server.knowledge_base.retriever import MODES, FusionParams, merge_kb_rankings, rerank_hits, retrieve
 from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 from server.knowledge_base.store_pool import StorePool
 from server.knowledge_base.vector_store import VectorStore, check_kind, open_store, set_threads
@@ -248,9 +248,20 @@ class KnowledgeBaseManager:
                mode: str | None = None, file_name: str | None = None, rerank: bool = True) -> list[SearchHit]:
         """Top chunks for a query; scores in [0, 1] (see retriever.py for their meaning per mode).
 
+        ``kb`` may name several knowledge bases joined by "+" ("laws+handbook"): each is searched and
+        the rankings are merged (see ``merge_kb_rankings``); every hit then says its ``kb`` in its metadata.
         With a reranker configured (settings ``kb.rerank``) and ``rerank`` true, its top candidates
         are reordered by the reranker.
         """
+        names = split_kb_names(kb)
+        if len(names) > 1:
+            if file_name is not None:
+                raise InvalidInput("file_name needs a single knowledge base")
+            top_k = self.settings.kb.top_k if top_k is None else top_k
+            rankings = {name: self.search(name, query, top_k, score_threshold, mode, None, rerank) for name in names}
+            same_model = len({self.kb_row(name).embed_model for name in names}) == 1
+            return merge_kb_rankings(rankings, top_k, by_score=same_model and (mode or self.settings.kb.search_mode)
+                                     == "vector")
         row = self.kb_row(kb)
         cfg = self.settings.kb
         if not isinstance(query, str) or not query.strip():
@@ -282,7 +293,8 @@ class KnowledgeBaseManager:
         pool = max(top_k, cfg.rerank.candidates) if reranker is not None else top_k
         hits = retrieve(store, query, vector, top_k=pool, mode=mode, score_threshold=float(score_threshold),
                         source=file_name, params=params)
-        return rerank_hits(reranker, query, hits, top_k) if reranker is not None else hits
+        hits = rerank_hits(reranker, query, hits, top_k) if reranker is not None else hits
+        return [hit.model_copy(update={"metadata": {**hit.metadata, "kb": kb}}) for hit in hits]
 
     def embed(self, texts: list[str], model: str | None = None, is_query: bool = False) -> list[list[float]]:
         """Vectors of texts with a configured embedding model (passages go through the cache)."""

@@ -36,6 +36,20 @@ def validate_kb_name(name: object) -> str:
     return name
 
 
+# Joins the names of knowledge bases searched together ("laws+handbook"); no name may hold it.
+KB_JOINER = "+"
+
+
+def split_kb_names(value: str) -> list[str]:
+    """The knowledge bases a name stands for: "a+b" is a and b, searched together; each is validated."""
+    names = [validate_kb_name(part) for part in value.split(KB_JOINER)] if isinstance(value, str) else []
+    if not names:
+        raise InvalidInput("knowledge base name must be a non-empty string")
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"knowledge base {value!r} names the same knowledge base twice")
+    return names
+
+
 def validate_file_name(name: object) -> str:
     """Return the name if it is a safe plain file name (no folders), else raise InvalidInput saying why."""
     if not isinstance(name, str) or not name.strip():

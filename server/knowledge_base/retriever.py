@@ -122,3 +122,19 @@ def rerank_hits(reranker: "Reranker", query: str, hits: list[SearchHit], top_k: 
         hits[i].model_copy(update={"score": round(float(scores[i]), 6), "rank": rank})
         for rank, i in enumerate(order, start=1)
     ]
+
+
+def merge_kb_rankings(rankings: dict[str, list[SearchHit]], top_k: int, by_score: bool) -> list[SearchHit]:
+    """One ranking from the rankings of several knowledge bases.
+
+    ``by_score`` (vector search, one embedding model for all): cosine scores are comparable, so hits are
+    merged by score. Otherwise (BM25 and hybrid scores are normalised per knowledge base; different models'
+    cosines differ in scale) by reciprocal rank, ``1/(60 + rank)`` in its own knowledge base; a hit keeps
+    its own score for display.
+    """
+    pooled = [(name, hit) for name, hits in rankings.items() for hit in hits]
+    if by_score:
+        pooled.sort(key=lambda item: (-item[1].score, item[1].rank))
+    else:
+        pooled.sort(key=lambda item: (-1.0 / (FusionParams.rrf_k + item[1].rank), -item[1].score))
+    return [hit.model_copy(update={"rank": rank}) for rank, (_, hit) in enumerate(pooled[:top_k], start=1)]

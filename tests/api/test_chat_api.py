@@ -192,6 +192,32 @@ def test_rewrite_query_searches_with_a_hypothetical_answer_too(client, fake):
     assert meta["search_query"] == "My compost stinks, what now?\nAerate the heap by turning it every fortnight."
 
 
+def test_kb_chat_searches_several_knowledge_bases_joined_by_plus(client, fake):
+    services = client.app.state.services
+    if "orchard" not in {kb.name for kb in services.kb.list_kbs()}:
+        services.kb.create_kb("orchard")
+        services.kb.add_files("orchard", [("apples.md", b"# Apples\n\nPrune apple trees in late winter.\n")])
+    fake.queue("Prune in late winter [1]; turn compost every two weeks [2].")
+    events, _ = sse(client, "kb", query="When do I prune apple trees and turn the compost heap?",
+                    kb_name="orchard+garden", top_k=4, search_mode="hybrid")
+    sources = next(e for e in events if e["type"] == "sources")["sources"]
+    by_kb = {s["kb"] for s in sources}
+    assert by_kb == {"orchard", "garden"} and [s["index"] for s in sources] == list(range(1, len(sources) + 1))
+    apples = next(s for s in sources if s["file"] == "apples.md")
+    assert apples["url"] == "/kbs/orchard/files/apples.md/download"
+    assert client.get(apples["url"]).content.startswith(b"# Apples")
+    # Vector search over one embedding model merges by cosine: the scores come out in order.
+    hits = client.post("/kbs/orchard+garden/search", json={"query": "pruning apple trees", "mode": "vector"}).json()
+    assert hits[0]["metadata"]["kb"] == "orchard" and [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    for body, status in (({"query": "x", "kb_name": "orchard+absent"}, 404),
+                         ({"query": "x", "kb_name": "garden+garden"}, 422)):
+        response = client.post("/chat/kb", json={**body, "stream": False})
+        assert response.status_code == status, response.text
+    one_file = client.post("/kbs/orchard+garden/search", json={"query": "x", "file_name": "apples.md"})
+    assert one_file.status_code == 422 and "single knowledge base" in one_file.json()["error"]["message"]
+
+
 def test_kb_chat_asks_in_chinese_for_a_chinese_question(client, fake):
     fake.queue("每两周翻一次[1]。")
     sse(client, "kb", query="堆肥多久翻一次？compost heap turned", kb_name="garden", top_k=2)

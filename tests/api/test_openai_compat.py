@@ -113,7 +113,8 @@ def test_kb_model_answers_from_the_knowledge_base_with_sources(client, fake):
 
 
 def test_kb_model_stream_sends_sources_in_the_final_chunk(client, fake):
-    fake.queue("Turn it every two weeks [1].")
+    # With history, the model first rewrites the question to stand alone, then answers it.
+    fake.queue("How often should I turn the compost heap?", "Turn it every two weeks [1].")
     chunks = list(
         client.chat.completions.create(
             model="kb/garden",
