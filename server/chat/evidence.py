@@ -5,8 +5,9 @@ matters. Each passage is cut into sentences; a sentence scores by the question's
 (BM25 tokens, so Chinese bigrams and English stems alike), each term weighted by how rare it is
 among the passages' sentences. Sentences are then taken, best first, within a token budget; a
 passage's first sentence gets a small bonus because it names what the passage is about (a law
-article's number, a section's opening). The chosen sentences are what the model reads and what the
-user sees highlighted in the sources.
+article's number, a section's opening). Room left then goes to the sentence after each chosen one,
+where the answer to a matching sentence often stands. The chosen sentences are what the model reads
+and what the user sees highlighted in the sources.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from server.knowledge_base.bm25 import query_tokens, tokenize
 _SENTENCE_END = re.compile(r"[。！？!?]+[”」』）)]*|\.(?=\s)|\n+")
 _CLAUSE_END = re.compile(r"[；;]")
 LONG_SENTENCE_CHARS = 220
+# Pieces shorter than this (table cells, lines of a form or transcript) join the next piece, so a
+# "sentence" carries enough words to be matched and to make sense alone.
+SHORT_SENTENCE_CHARS = 40
 FIRST_SENTENCE_BONUS = 0.15
 GAP = " … "
 
@@ -54,14 +58,25 @@ class Passage:
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each non-blank sentence of ``text``; overlong ones are cut at semicolons."""
-    spans: list[tuple[int, int]] = []
+    """(start, end) of each non-blank sentence of ``text``; overlong ones are cut at semicolons, short
+    pieces are joined to the next one."""
+    pieces: list[tuple[int, int]] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
-        spans.extend(_split_long(text, start, match.end()))
+        pieces.extend(_split_long(text, start, match.end()))
         start = match.end()
-    spans.extend(_split_long(text, start, len(text)))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
+    pieces.extend(_split_long(text, start, len(text)))
+    spans: list[tuple[int, int]] = []
+    for s, e in pieces:
+        if not text[s:e].strip():
+            continue
+        if spans and len(text[spans[-1][0]:spans[-1][1]].strip()) < SHORT_SENTENCE_CHARS:
+            spans[-1] = (spans[-1][0], e)
+        else:
+            spans.append((s, e))
+    if len(spans) > 1 and len(text[spans[-1][0]:spans[-1][1]].strip()) < SHORT_SENTENCE_CHARS:
+        spans[-2:] = [(spans[-2][0], spans[-1][1])]  # a short last piece joins the one before
+    return spans
 
 
 def _split_long(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -122,6 +137,16 @@ def choose(
             continue
         p.chosen.append(i)
         used += cost
+    # The sentence after a matching one often holds the answer ("... is represented by:" then the name).
+    for _, rank, i in candidates:
+        p = passages[rank]
+        if i not in p.chosen or i + 1 >= len(p.spans) or i + 1 in p.chosen:
+            continue
+        s, e = p.spans[i + 1]
+        cost = count(p.text[s:e])
+        if used + cost <= budget:
+            p.chosen.append(i + 1)
+            used += cost
     for p in passages:
         if not p.chosen and p.spans:
             s, e = p.spans[0]

@@ -16,8 +16,9 @@ OPEN_ENDED = (
     "用人单位与劳动者协商一致，可以订立无固定期限劳动合同。"
 )
 COMPOST = (
-    "Compost needs air. Turn the compost heap every two weeks so that it stays aerobic. "
-    "Tomatoes like deep watering at the base."
+    "A compost heap needs air, water and a mix of green and brown material. "
+    "Turn the compost heap every two weeks so that it stays aerobic. "
+    "Tomatoes like deep watering at the base, early in the morning."
 )
 
 
@@ -28,15 +29,19 @@ def texts_of(passage):
 def test_sentences_end_at_full_stops_and_line_breaks_and_long_ones_at_semicolons():
     spans = sentence_spans(PROBATION)
     sentences = [PROBATION[s:e].strip() for s, e in spans]
-    assert sentences[-2:] == ["同一用人单位与同一劳动者只能约定一次试用期。",
-                              "以完成一定工作任务为期限的劳动合同或者劳动合同期限不满三个月的，不得约定试用期。"]
+    # A short sentence joins the next one, so each piece can stand alone.
+    assert sentences[-1] == ("同一用人单位与同一劳动者只能约定一次试用期。\n\n"
+                             "以完成一定工作任务为期限的劳动合同或者劳动合同期限不满三个月的，不得约定试用期。")
     # The first sentence is short enough to stay whole, semicolons and all.
     assert sentences[0].startswith("第十九条") and sentences[0].endswith("试用期不得超过六个月。")
     long = "甲" * 100 + "；" + "乙" * 100 + "；" + "丙" * 100 + "。"
     assert [long[s:e] for s, e in sentence_spans(long)] == ["甲" * 100 + "；", "乙" * 100 + "；", "丙" * 100 + "。"]
     english = [COMPOST[s:e].strip() for s, e in sentence_spans(COMPOST)]
-    assert english == ["Compost needs air.", "Turn the compost heap every two weeks so that it stays aerobic.",
-                       "Tomatoes like deep watering at the base."]
+    assert english == ["A compost heap needs air, water and a mix of green and brown material.",
+                       "Turn the compost heap every two weeks so that it stays aerobic.",
+                       "Tomatoes like deep watering at the base, early in the morning."]
+    form = "Counsel:\nCHARLES M. SEVILLA,\nSan Diego, Cal.\nfor the respondent.\n"
+    assert [form[s:e].strip() for s, e in sentence_spans(form)] == [form.strip()]
 
 
 def test_the_sentence_that_answers_is_chosen_within_the_budget():
@@ -44,23 +49,33 @@ def test_the_sentence_that_answers_is_chosen_within_the_budget():
     passages = choose(question, [OPEN_ENDED, PROBATION], budget=120, count=approx_token_count)
     assert any("试用期不得超过二个月" in s for s in texts_of(passages[1]))
     assert sum(approx_token_count(s) for p in passages for s in texts_of(p)) <= 120
-    english = choose("how often do I turn the compost heap", [COMPOST], budget=20, count=approx_token_count)[0]
+    english = choose("how often should I turn it every two weeks", [COMPOST], budget=20, count=approx_token_count)[0]
     assert texts_of(english) == ["Turn the compost heap every two weeks so that it stays aerobic."]
     assert english.excerpt() == "Turn the compost heap every two weeks so that it stays aerobic."
 
 
+def test_room_left_goes_to_the_sentence_after_a_matching_one():
+    text = ("The respondent in this case was represented at the hearing by counsel. "
+            "Charles M. Sevilla, Esq., of San Diego, California, argued for him. "
+            "The court adjourned at noon and resumed the following morning.")
+    passage = choose("who represented the respondent", [text], budget=45, count=approx_token_count)[0]
+    assert passage.chosen == [0, 1] and "Sevilla" in passage.excerpt()
+
+
 def test_left_out_sentences_leave_a_gap_mark_and_order_is_kept():
-    text = "Alpha beta gamma. Nothing here at all. Gamma beta delta."
-    passage = choose("beta gamma delta", [text], budget=40, count=approx_token_count)[0]
-    assert passage.excerpt() == f"Alpha beta gamma.{GAP}Gamma beta delta."
+    text = ("Alpha beta gamma are the first letters of the alphabet. Nothing in this sentence matters to "
+            "anyone at all. Also unrelated, this one speaks of weather and rain. "
+            "Gamma beta delta follow each other in the Greek alphabet.")
+    passage = choose("beta gamma delta", [text], budget=30, count=approx_token_count)[0]
+    assert passage.excerpt() == ("Alpha beta gamma are the first letters of the alphabet."
+                                 f"{GAP}Gamma beta delta follow each other in the Greek alphabet.")
 
 
 def test_a_passage_without_matching_words_keeps_its_first_sentence_when_there_is_room():
-    passages = choose("compost heap", [COMPOST, "Bees visit clover. Hives hold bees."], budget=60,
-                      count=approx_token_count)
-    assert texts_of(passages[1]) == ["Bees visit clover."]
-    tight = choose("compost heap", [COMPOST, "Bees visit clover. Hives hold bees."], budget=8,
-                   count=approx_token_count)
+    bees = "Honey bees visit clover and lavender all summer. A strong hive holds about fifty thousand bees."
+    passages = choose("compost heap", [COMPOST, bees], budget=80, count=approx_token_count)
+    assert texts_of(passages[1]) == ["Honey bees visit clover and lavender all summer."]
+    tight = choose("compost heap", [COMPOST, bees], budget=20, count=approx_token_count)
     assert tight[1].chosen == [] and tight[1].excerpt() == ""
 
 
