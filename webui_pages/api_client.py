@@ -230,6 +230,14 @@ class ApiClient:
 
     # ---- conversations and feedback ----------------------------------------------------------------
 
+    def add_conversation_files(self, conv_id: str, files: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+        """Drop files into a conversation; knowledge-base chat in it searches them. Per-file results."""
+        parts = [("files", (name, data)) for name, data in files]
+        return self._json("POST", f"/conversations/{_segment(conv_id)}/files", files=parts)["results"]
+
+    def conversation_files(self, conv_id: str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/conversations/{_segment(conv_id)}/files")
+
     def create_conversation(self, title: str | None = None, mode: str | None = None) -> dict[str, Any]:
         body = {k: v for k, v in {"title": title, "mode": mode}.items() if v is not None}
         return self._json("POST", "/conversations", json=body)

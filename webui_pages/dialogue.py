@@ -97,7 +97,7 @@ def _stream_answer(ctx: UIContext, box: ChatBox, options: dict[str, Any], prompt
             live["conversation_id"] = conv_id = _start_conversation(ctx, options["mode"])
             box.change_chat_name(conv_id)
             st.session_state[LIVE_KEY] = live
-        request = {k: v for k, v in options.items() if k != "mode"}
+        request = {k: v for k, v in options.items() if k not in ("mode", "conv_files")}
         request.update(query=prompt, conversation_id=conv_id)
         stream = ctx.api.chat_stream(options["mode"], request)
         st.session_state[STREAM_KEY] = stream
@@ -226,7 +226,7 @@ def render(ctx: UIContext) -> None:
     box.output_messages()
     if not prompt:
         return
-    if options["mode"] == "kb" and not options.get("kb_name"):
+    if options["mode"] == "kb" and not options.get("kb_name") and not options.get("conv_files"):
         st.session_state.pop(LIVE_KEY, None)
         st.warning(t("opt.no_kb"), icon=":material/folder_open:")
         return

@@ -8,6 +8,7 @@ import streamlit as st
 
 from webui_pages.api_client import ApiError
 from webui_pages.common import UIContext, flash, names_of, option_index, remember, remembered, shorten
+from webui_pages.conversation_files import render_conversation_files
 
 MODES = ["llm", "kb", "search", "agent"]
 CONV_PARAM = "conv"
@@ -117,9 +118,12 @@ def render_chat_options(ctx: UIContext, public: dict[str, Any], conversation: di
                                                                key="opt_kb_more", help=t("opt.kb_more_help")))
                 # Knowledge bases joined by "+" are searched together, their rankings merged.
                 options["kb_name"] = "+".join([options["kb_name"], *more])
-        else:
-            st.warning(t("opt.no_kb"), icon=":material/folder_open:")
+        elif not conversation or not conversation.get("id"):
+            st.info(t("opt.no_kb_files"), icon=":material/folder_open:")
             options["kb_name"] = None
+        else:
+            options["kb_name"] = None
+        options["conv_files"] = render_conversation_files(ctx, conversation, open_conversation)
         default_top_k = int(public.get("kb_passages") or public.get("top_k") or 1)
         options["top_k"] = remember(
             "opt_top_k",

@@ -44,6 +44,17 @@ TEXTS: dict[str, tuple[str, str]] = {
     "opt.result_count": ("搜索结果数", "Search results"),
     "opt.model_section": ("模型", "Model"),
     "opt.model": ("模型", "Model"),
+    "opt.no_kb_files": ("还没有知识库。可以先在下面给本对话添加文件，或在知识库页面新建知识库。",
+                        "No knowledge base yet. Add files to this conversation below, or create a knowledge base on "
+                        "the knowledge-base page."),
+    "files.title": ("本对话的文件（{n}）", "Files in this conversation ({n})"),
+    "files.help": ("拖入的文件只属于当前对话，提问时会一并检索；删除对话时一起删除。",
+                   "Files dropped here belong to this conversation only and are searched with every question; "
+                   "they are deleted with the conversation."),
+    "files.pick": ("选择文件", "Choose files"),
+    "files.add": ("添加到对话", "Add to the conversation"),
+    "files.added": ("已添加 {n} 个文件。", "{n} file(s) added."),
+    "files.failed": ("{name} 未能添加：{error}", "{name} was not added: {error}"),
     "opt.kb_more": ("同时检索", "Also search"),
     "opt.kb_more_help": ("在多个知识库中一起检索，按排名合并结果。", "Search these knowledge bases too; their results are merged by rank."),
     "opt.temperature": ("温度", "Temperature"),
@@ -108,6 +119,7 @@ TEXTS: dict[str, tuple[str, str]] = {
                            "each step is shown."),
     # messages
     "msg.sources": ("出处（{n}）", "Sources ({n})"),
+    "msg.conversation_file": ("本对话的文件", "a file of this conversation"),
     "msg.score": ("相关度", "score"),
     "msg.kb": ("知识库", "KB"),
     "msg.open": ("打开", "Open"),

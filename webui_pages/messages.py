@@ -18,6 +18,8 @@ from webui_pages.api_client import ApiError
 from webui_pages.common import UIContext, escape_markdown, flash, show_error
 
 SOURCE_PREVIEW_CHARS = 700
+# How the API names the knowledge base of a conversation's dropped files (server/knowledge_base/names.py).
+CONVERSATION_KB_PREFIX = "_chat_"
 # The code the API stores on an answer the user stopped: not an error, so not shown as one.
 STOPPED_CODE = "cancelled"
 # st.feedback("thumbs") reports 0 for thumbs-down and 1 for thumbs-up.
@@ -91,7 +93,9 @@ def draw_sources(sources: list[dict[str, Any]], *, ctx: UIContext, key_prefix: s
                 head.append(escape_markdown(str(source["location"])))
             if source.get("score") is not None:
                 head.append(f"{t('msg.score')} {float(source['score']):.2f}")
-            if source.get("kb"):
+            if str(source.get("kb") or "").startswith(CONVERSATION_KB_PREFIX):
+                head.append(t("msg.conversation_file"))
+            elif source.get("kb"):
                 head.append(f"{t('msg.kb')} {escape_markdown(str(source['kb']))}")
             text_col, link_col = st.columns([6, 1], vertical_alignment="top")
             text_col.markdown(" · ".join(head))

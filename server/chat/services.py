@@ -20,6 +20,7 @@ from configs import Settings
 from configs.prompts import PromptError, load_prompts
 from server.chat import agent_chat, bilingual, events, kb_chat, llm_chat, search_chat
 from server.chat.context import ChatContext
+from server.chat.conversation_files import ConversationFiles
 from server.chat.conversations import ConversationService
 from server.chat.history import clean_history, last_turns, load_history
 from server.chat.schemas import ChatRequest
@@ -59,6 +60,7 @@ class ChatServices:
         self.kb = kb
         self.llms = llms
         self.conversations = ConversationService(db)
+        self.files = ConversationFiles(self.conversations, kb)
         self.engines = EngineFactory(settings.chat.search)
         self._templates: dict[str, str] = load_prompts(settings.chat.prompts_file)
         self._templates_mtime = self._prompts_mtime()
@@ -85,6 +87,11 @@ class ChatServices:
 
     def template_names(self) -> list[str]:
         return sorted(self.templates())
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation with its messages and the files dropped into it."""
+        self.conversations.delete(conversation_id)
+        self.files.delete(conversation_id)
 
     def feedback(self, message_id: str, score: Any, reason: str | None = None) -> dict[str, Any]:
         """Thumbs up/down ("up"/"down" or 1/-1) on an answer; a second call replaces the first."""
@@ -192,8 +199,15 @@ class ChatServices:
             raise InvalidInput(
                 f"unknown prompt template {request.prompt_template!r}; known templates: {', '.join(sorted(templates))}"
             )
+        if request.mode == "kb" and request.conversation_id:
+            # Files dropped into the conversation are searched too (alone when no knowledge base is chosen).
+            files_kb = await anyio.to_thread.run_sync(self.files.kb_name, request.conversation_id)
+            if files_kb is not None:
+                chosen = split_kb_names(request.kb_name) if request.kb_name else []
+                names = [files_kb, *(name for name in chosen if name != files_kb)]
+                request = request.model_copy(update={"kb_name": "+".join(names)})
         if request.mode == "kb" and not request.kb_name:
-            raise InvalidInput("knowledge-base chat needs kb_name")
+            raise InvalidInput("knowledge-base chat needs kb_name (or files dropped into the conversation)")
         if request.kb_name and request.mode in ("kb", "agent"):
             try:
                 for name in split_kb_names(request.kb_name):

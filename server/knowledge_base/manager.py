@@ -20,7 +20,13 @@ from server.db import kb_repository as repo
 from server.errors import Conflict, InvalidInput, NotFound
 from server.knowledge_base.embeddings import EmbeddingService
 from server.knowledge_base.ingestion import Ingestor, check_upload
-from server.knowledge_base.names import split_kb_names, validate_file_name, validate_kb_name
+from server.knowledge_base.names import (
+    CONVERSATION_KB_PREFIX,
+    is_conversation_kb,
+    split_kb_names,
+    validate_file_name,
+    validate_kb_name,
+)
 from server.knowledge_base.rebuild import rebuild_kb
 from server.knowledge_base.rerank import make_reranker
 from server.knowledge_base.retriever import MODES, FusionParams, merge_kb_rankings, rerank_hits, retrieve
@@ -90,14 +96,18 @@ class KnowledgeBaseManager:
 
     # ----- knowledge bases
     def list_kbs(self) -> list[KBInfo]:
-        return [_kb_info(row) for row in self.db.run(repo.list_kbs)]
+        """The knowledge bases people made (those of conversations' dropped files are not listed)."""
+        return [_kb_info(row) for row in self.db.run(repo.list_kbs) if not is_conversation_kb(row.name)]
 
     def get_kb(self, name: str) -> KBInfo:
         return _kb_info(self.kb_row(name))
 
     def create_kb(self, name: str, description: str = "", embed_model: str | None = None,
-                  vector_store: str | None = None) -> KBInfo:
+                  vector_store: str | None = None, *, for_conversation: bool = False) -> KBInfo:
         validate_kb_name(name)
+        if is_conversation_kb(name) != for_conversation:
+            raise InvalidInput(f"knowledge base names starting with {CONVERSATION_KB_PREFIX!r} are kept for files "
+                               "dropped into a conversation")
         if not isinstance(description, str) or len(description) > 2000:
             raise InvalidInput("description must be a string of at most 2000 characters")
         embed_model = embed_model or self.settings.kb.default_embed_model

@@ -38,6 +38,17 @@ def validate_kb_name(name: object) -> str:
 
 # Joins the names of knowledge bases searched together ("laws+handbook"); no name may hold it.
 KB_JOINER = "+"
+# Names of the knowledge bases that hold the files dropped into one conversation; no one else may use it.
+CONVERSATION_KB_PREFIX = "_chat_"
+
+
+def conversation_kb_name(conversation_id: str) -> str:
+    """The knowledge base holding the files dropped into a conversation."""
+    return validate_kb_name(f"{CONVERSATION_KB_PREFIX}{conversation_id}")
+
+
+def is_conversation_kb(name: str) -> bool:
+    return name.startswith(CONVERSATION_KB_PREFIX)
 
 
 def split_kb_names(value: str) -> list[str]:

@@ -218,6 +218,36 @@ def test_kb_chat_searches_several_knowledge_bases_joined_by_plus(client, fake):
     assert one_file.status_code == 422 and "single knowledge base" in one_file.json()["error"]["message"]
 
 
+def test_files_dropped_into_a_conversation_are_searched_there_and_go_with_it(client, fake):
+    conv = client.post("/conversations", json={"mode": "kb"}).json()["id"]
+    dropped = client.post(f"/conversations/{conv}/files",
+                          files=[("files", ("lease.txt", b"The tenant pays the rent on the fifth of each month."))])
+    assert dropped.status_code == 200 and dropped.json()["results"][0]["status"] == "indexed"
+    assert [f["file_name"] for f in client.get(f"/conversations/{conv}/files").json()] == ["lease.txt"]
+    # Not a knowledge base of its own in the lists, and its name is kept for conversations.
+    assert all(not kb["name"].startswith("_chat_") for kb in client.get("/kbs").json())
+    assert client.post("/kbs", json={"name": f"_chat_{conv}"}).status_code == 422
+    # No knowledge base chosen: the conversation's files alone are searched.
+    fake.queue("On the fifth [1].")
+    events, _ = sse(client, "kb", query="When is the rent due?", conversation_id=conv)
+    sources = next(e for e in events if e["type"] == "sources")["sources"]
+    assert sources[0]["file"] == "lease.txt" and sources[0]["kb"] == f"_chat_{conv}"
+    assert client.get(sources[0]["url"]).content.startswith(b"The tenant pays")
+    # With a knowledge base chosen, both are searched.
+    fake.queue("How often should the compost be turned?", "Every two weeks [2].")
+    events, _ = sse(client, "kb", query="And the compost?", conversation_id=conv, kb_name="garden", top_k=4,
+                    score_threshold=0.0)
+    assert {s["kb"] for s in next(e for e in events if e["type"] == "sources")["sources"]} == {f"_chat_{conv}",
+                                                                                               "garden"}
+    assert client.delete(f"/conversations/{conv}").status_code == 204
+    assert client.get(f"/kbs/_chat_{conv}").status_code == 404
+    other = client.post("/conversations", json={"mode": "kb"}).json()["id"]
+    response = client.post("/chat/kb", json={"query": "x", "conversation_id": other, "stream": False})
+    assert response.status_code == 422 and "files dropped into the conversation" in response.json()["error"]["message"]
+    missing = client.post("/conversations/absent/files", files=[("files", ("a.txt", b"x"))])
+    assert missing.status_code == 404
+
+
 def test_kb_chat_asks_in_chinese_for_a_chinese_question(client, fake):
     fake.queue("每两周翻一次[1]。")
     sse(client, "kb", query="堆肥多久翻一次？compost heap turned", kb_name="garden", top_k=2)

@@ -150,6 +150,24 @@ def test_kb_question_renders_answer_and_sources(webui_env, kb, fake_model):
     assert "twenty-five days" in prompt
 
 
+def test_files_dropped_into_the_conversation_are_searched(webui_env, api, fake_model):
+    fake_model.default_reply = "The office closes at six on Fridays [1]."
+    at = chat_app()
+    set_mode(at, "kb")
+    at.sidebar.file_uploader(key="conv_files_new").set_value(
+        [("hours.txt", b"The office closes at six in the evening on Fridays.", "text/plain")]).run()
+    at.sidebar.button(key="conv_files_add").click().run()
+    no_exception(at)
+    conv_id = at.query_params["conv"]
+    assert [f["file_name"] for f in api.conversation_files(conv_id)] == ["hours.txt"]
+    assert "hours.txt" in texts(at.sidebar.markdown)
+    ask(at, "When does the office close on Fridays?")
+    sources = [e for e in at.chat_message[-1].status if e.label.startswith("Sources (")]
+    assert sources and "hours\\.txt" in texts(sources[0].markdown)
+    assert "a file of this conversation" in texts(sources[0].markdown) and "_chat_" not in texts(sources[0].markdown)
+    assert f"_chat_{conv_id}" not in [kb["name"] for kb in api.list_kbs()]
+
+
 def test_unreachable_api_shows_readable_error(monkeypatch):
     monkeypatch.setenv("KBCHAT_SERVER__API_URL", f"http://127.0.0.1:{free_port()}")
     at = no_exception(chat_app())

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Response
+import anyio
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from server.api.deps import ServicesDep
+from server.api.uploads import read_upload
+from server.knowledge_base.ingestion import check_upload
 from server.chat.schemas import ChatMode
 
 router = APIRouter(tags=["conversations"])
@@ -68,9 +72,29 @@ def rename_conversation(conversation_id: str, body: RenameConversation, services
 
 @router.delete("/conversations/{conversation_id}", status_code=204)
 def delete_conversation(conversation_id: str, services: ServicesDep) -> Response:
-    """Delete a conversation and its messages."""
-    services.chat.conversations.delete(conversation_id)
+    """Delete a conversation, its messages and the files dropped into it."""
+    services.chat.delete_conversation(conversation_id)
     return Response(status_code=204)
+
+
+@router.post("/conversations/{conversation_id}/files")
+async def add_conversation_files(conversation_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """Drop files (multipart 'files') into a conversation: knowledge-base chat in it searches them at once."""
+    await anyio.to_thread.run_sync(services.chat.conversations.exists, conversation_id)
+    max_bytes = services.settings.kb.max_upload_mb * 1024 * 1024
+    upload = await read_upload(request, Path(services.settings.paths.cache_dir) / "uploads", max_bytes)
+    try:
+        check_upload(upload.file_names)
+        results = await anyio.to_thread.run_sync(services.chat.files.add, conversation_id, upload.files)
+    finally:
+        upload.cleanup()
+    return {"results": [r.model_dump() for r in results]}
+
+
+@router.get("/conversations/{conversation_id}/files")
+def list_conversation_files(conversation_id: str, services: ServicesDep) -> list[dict[str, Any]]:
+    """The files dropped into a conversation."""
+    return [f.model_dump(mode="json") for f in services.chat.files.list(conversation_id)]
 
 
 @router.get("/conversations/{conversation_id}/export")
