@@ -47,6 +47,7 @@ CONFIGS: dict[str, dict[str, str]] = {
     "default": {},
     "no-repack": {"LLM__LOCAL__EXTRA_BUFFERS": "false"},
     "5 passages": {"CHAT__KB_PASSAGES": "5"},
+    "5 passages evidence 400": {"CHAT__KB_PASSAGES": "5", "CHAT__EVIDENCE_TOKENS": "400"},
     "evidence 200": {"CHAT__EVIDENCE_TOKENS": "200"},
     "evidence 480": {"CHAT__EVIDENCE_TOKENS": "480"},
     "prompt cache": {"LLM__LOCAL__PROMPT_CACHE_MB": "1024"},

@@ -66,16 +66,8 @@ class ChatContext:
         return max(0, self.llm.config.context_window - self.max_tokens)
 
     def template(self, default_name: str) -> str:
-        """The request's template if it names one, else ``default_name``."""
-        name = self.request.prompt_template or default_name
-        try:
-            return self.templates[name]
-        except KeyError:
-            if default is not None and not explicit:
-                return default
-            raise InvalidInput(
-                f"unknown prompt template {name!r}; known templates: {', '.join(sorted(self.templates))}"
-            ) from None
+        """The request's template if it names one, else ``default_name`` in the question's language."""
+        return self.localized(default_name, explicit=self.request.prompt_template)
 
     @property
     def lang(self) -> str:
@@ -95,6 +87,8 @@ class ChatContext:
         try:
             return self.templates[name]
         except KeyError:
+            if default is not None and not explicit:
+                return default
             raise InvalidInput(
                 f"unknown prompt template {name!r}; known templates: {', '.join(sorted(self.templates))}"
             ) from None

@@ -114,7 +114,7 @@ async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
         yield events.delta(ctx.render(no_match, kb=kb_name, threshold=f"{threshold:g}"))
         return
     texts = [str(field_of(hit, "text") or "") for hit in hits]
-    template = ctx.localized(chat.kb_prompt_template, explicit=request.prompt_template)
+    template = ctx.template(chat.kb_prompt_template)
     passages = choose_evidence(ctx, question, texts, template)
     sources = [with_highlights(kb_source(i, hit, kb_name), p) for i, (hit, p) in enumerate(zip(hits, passages), 1)]
     yield events.sources(sources)

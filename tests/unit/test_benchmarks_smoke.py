@@ -110,3 +110,23 @@ def test_query_benchmark_times_each_mode_against_raw_faiss(tmp_path):
     assert [r["index"].split()[0] for r in rows] == ["Flat", "Flat", "numpy", "HNSW", "IVFFlat"]
     assert all(r["recall@1"] >= 0.9 for r in rows)
     assert set(ann.recommend_index(rows)) == {2000}
+
+
+def test_everyday_sets_parse_and_their_law_evidence_stands_in_its_article():
+    from benchmarks import everyday
+
+    laws = everyday.load_questions(everyday.SETS["laws_zh"])
+    files = everyday.load_questions(everyday.SETS["files_en"])
+    assert len(laws) >= 150 and len(files) >= 50
+    assert len({q.qid for q in laws + files}) == len(laws) + len(files)
+    assert len(everyday.load_questions(everyday.SETS["laws_zh"], "heldout")) == 50
+    assert len(everyday.load_questions(everyday.SETS["files_en"], "tuning")) == len(files) - 25
+    assert all(q.answers and q.evidence and q.file for q in laws + files)
+    folder = everyday.SETS["laws_zh"].docs
+    if not folder.is_dir():
+        pytest.skip("the shared law documents are not next to the repository")
+    texts = {p.name: p.read_text(encoding="utf-8") for p in folder.iterdir()}
+    for q in laws:
+        assert q.evidence in texts[q.file], q.qid
+        # A hit needs the evidence in a chunk of the right file, not merely similar words.
+        assert q.is_hit(q.file, f"...{q.evidence}...") and not q.is_hit("other.md", q.evidence)
