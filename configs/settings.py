@@ -194,8 +194,8 @@ class LocalServerSettings(BaseModel):
     )
     extra_buffers: bool | Literal["auto"] = Field(
         "auto",
-        description="Let llama.cpp repack weights into CPU-specific buffer types (faster prompt reading). auto: "
-        "on unless the CPU has AMX, whose repacked path crashes on some virtual machines.",
+        description="Let llama.cpp repack weights into CPU-specific buffer types. auto: on for AVX2 CPUs without "
+        "AVX-512 or AMX; off with AVX-512 (measured slower) and AMX (its repacked path crashes on some VMs).",
     )
 
 

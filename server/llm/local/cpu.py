@@ -24,10 +24,14 @@ def cpu_flags(path: Path = CPUINFO) -> frozenset[str]:
 def use_extra_buffers(setting: bool | Literal["auto"], flags: frozenset[str] | None = None) -> bool:
     """Whether llama.cpp may repack weights into its CPU-specific buffer types.
 
-    ``auto`` repacks unless the CPU has AMX: repacked AVX2/AVX-512 kernels read prompts faster, while
-    the AMX path crashes with SIGSEGV on some virtual machines.
+    ``auto`` repacks on AVX2 CPUs without AVX-512 or AMX, the CPUs llama.cpp's repacked Q4 kernels are
+    written for. On an AVX-512 EPYC, repacking read prompts 32% slower (benchmarks/prompt_speed.py:
+    149 against 217 tokens/s for the 1.5B model), and the AMX path crashes with SIGSEGV on some virtual
+    machines, so both keep the weights as they are.
     """
     if setting != "auto":
         return bool(setting)
     flags = cpu_flags() if flags is None else flags
-    return not any(flag.startswith("amx") for flag in flags)
+    if any(flag.startswith(("amx", "avx512")) for flag in flags):
+        return False
+    return "avx2" in flags
