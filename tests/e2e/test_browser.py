@@ -130,7 +130,9 @@ def _create_kb_and_upload(page, webui: str, api: str, doc: Path) -> None:
     expect(page.get_by_role("tab", name="Files")).to_be_visible()
     assert [kb["name"] for kb in httpx.get(f"{api}/kbs").json()] == [KB_NAME]
 
-    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(doc))
+    # The Files tab's uploader, not the Evaluation tab's.
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Files (pick several at once)")
+    uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(doc))
     expect(page.get_by_text(DOC_NAME).first).to_be_visible()
     page.get_by_role("button", name="Upload and index").click()
     expect(page.get_by_text("1 file(s) added")).to_be_visible()
@@ -315,7 +317,8 @@ def test_stop_button_ends_the_answer_and_keeps_the_question(page, api_server, we
     box.press("Enter")
     stop = page.get_by_role("button", name="Stop")
     expect(stop).to_be_visible()
-    expect(page.get_by_text("Thinking")).to_be_visible()
+    # The status line says what the answer waits for, and keeps counting the seconds.
+    expect(page.get_by_text(re.compile(r"The model is reading \(\d+ tokens\), \d+ s"))).to_be_visible()
     _shot(page, "chat_waiting_for_answer", wait=False)
     stop.click()
     expect(page.get_by_text("Stopped before the answer began.")).to_be_visible()
