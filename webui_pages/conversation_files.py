@@ -24,13 +24,13 @@ def render_conversation_files(
             names = [f["file_name"] for f in ctx.api.conversation_files(conv_id)]
         except ApiError as err:
             show_error(ctx, err)
-    with st.expander(t("files.title", n=len(names)), expanded=bool(names)):
-        st.caption(t("files.help"))
+    with st.expander(t("conv_files.title", n=len(names)), expanded=bool(names)):
+        st.caption(t("conv_files.help"))
         for name in names:
             st.markdown(f":material/description: {name}")
-        uploaded = st.file_uploader(t("files.pick"), accept_multiple_files=True, key=f"conv_files_{conv_id or 'new'}",
+        uploaded = st.file_uploader(t("conv_files.pick"), accept_multiple_files=True, key=f"conv_files_{conv_id or 'new'}",
                                     label_visibility="collapsed")
-        if st.button(t("files.add"), icon=":material/attach_file:", key="conv_files_add", disabled=not uploaded):
+        if st.button(t("conv_files.add"), icon=":material/attach_file:", key="conv_files_add", disabled=not uploaded):
             try:
                 if not conv_id:
                     conv_id = ctx.api.create_conversation(mode="kb")["id"]
@@ -40,10 +40,10 @@ def render_conversation_files(
                 return names
             for result in results:
                 if result.get("status") == "error":
-                    flash("error", t("files.failed", name=result.get("file_name"), error=result.get("error")))
+                    flash("error", t("conv_files.failed", name=result.get("file_name"), error=result.get("error")))
                 else:
                     names.append(result.get("file_name"))
-            flash("success", t("files.added", n=sum(r.get("status") != "error" for r in results)))
+            flash("success", t("conv_files.added", n=sum(r.get("status") != "error" for r in results)))
             open_conversation(conv_id)
             st.rerun()
     return names

@@ -142,6 +142,13 @@ def render_chat_options(ctx: UIContext, public: dict[str, Any], conversation: di
             t("opt.search_mode"), modes, "opt_search_mode", public.get("default_search_mode"), lang=ctx.lang,
             format_func=lambda m: t(f"search_mode.{m}", default=m),
         )
+        default_rewrite = bool(public.get("rewrite_query"))
+        rewrite = remember("opt_rewrite", st.toggle(
+            t("opt.rewrite"), value=bool(remembered("opt_rewrite", default_rewrite)), key="opt_rewrite",
+            help=t("opt.rewrite_help"),
+        ))
+        # Equal to the server's default: leave it to the server.
+        options["rewrite_query"] = None if rewrite == default_rewrite else rewrite
     elif mode == "search":
         engines = [str(e) for e in public.get("engines") or []]
         options["engine"] = _select(t("opt.engine"), engines, "opt_engine", public.get("default_engine"))

@@ -150,6 +150,18 @@ def test_kb_question_renders_answer_and_sources(webui_env, kb, fake_model):
     assert "twenty-five days" in prompt
 
 
+def test_rewrite_toggle_sends_rewrite_query_only_when_changed(webui_env, kb, fake_model):
+    fake_model.default_reply = "Twenty-five days [1]."
+    at = chat_app()
+    set_mode(at, "kb")
+    at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
+    at.sidebar.toggle(key="opt_rewrite").set_value(True).run()
+    ask(at, "How much holiday do I get?")
+    # The model wrote a hypothetical answer first, which the search used with the question.
+    hyde = [r for r in fake_model.requests if r["messages"][0]["content"].startswith("Write a short passage")]
+    assert hyde and hyde[-1]["messages"][-1]["content"] == "How much holiday do I get?"
+
+
 def test_files_dropped_into_the_conversation_are_searched(webui_env, api, fake_model):
     fake_model.default_reply = "The office closes at six on Fridays [1]."
     at = chat_app()

@@ -64,3 +64,15 @@ def test_translate_fills_placeholders_and_falls_back():
 def test_language_choice_prefers_explicit_then_browser_then_english(requested, locale, expected):
     assert pick_language(requested, locale) == expected
     assert expected in LANGUAGES
+
+
+def test_no_text_key_is_written_twice():
+    import ast
+    from pathlib import Path
+
+    import webui_pages.i18n as i18n
+
+    tree = ast.parse(Path(i18n.__file__).read_text(encoding="utf-8"))
+    table = next(n.value for n in ast.walk(tree) if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "TEXTS")
+    keys = [k.value for k in table.keys]
+    assert sorted({k for k in keys if keys.count(k) > 1}) == []

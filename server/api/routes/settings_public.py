@@ -31,6 +31,7 @@ async def public_settings(services: ServicesDep) -> dict[str, Any]:
         "prompt_templates_by_mode": templates_by_mode(templates),
         "top_k": kb.top_k,
         "kb_passages": chat.kb_passages,
+        "rewrite_query": chat.rewrite_query,
         "score_threshold": kb.score_threshold,
         "score_thresholds": {name: cfg.score_threshold for name, cfg in kb.embed_models.items()},
         "embed_models": {
