@@ -144,7 +144,8 @@ def bm25_without_fillers() -> Iterator[None]:
 
 
 # Query-time configurations: (label, search mode, settings overrides). Index-time ones need their own KB.
-# The key "_no_fillers" is no setting: it searches with bm25_without_fillers().
+# Keys starting with "_" are no settings: "_no_fillers" searches inside bm25_without_fillers(), "_rewrite"
+# with the rewriter.
 QUERY_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("vector", "vector", {}),
     ("bm25", "bm25", {}),
@@ -267,8 +268,8 @@ def _run_configs(out: dict[str, Any], set_names: list[str], splits: list[str], w
                         return manager.search(kb, query, top_k=10, score_threshold=0.0, mode=mode)
 
                     query_settings = {k: v for k, v in query_overrides.items() if not k.startswith("_")}
-                    raw = bm25_without_fillers() if query_overrides.get("_no_fillers") else contextlib.nullcontext()
-                    with raw, kb_settings(manager, **query_settings):
+                    fillers = bm25_without_fillers() if query_overrides.get("_no_fillers") else contextlib.nullcontext()
+                    with fillers, kb_settings(manager, **query_settings):
                         search(questions[0].question)  # warm-up: load the store and the encoder
                         metrics = evaluate(search, questions)
                     run_row = {"set": name, "split": split, "index": index_label, "config": label, "build": build,
