@@ -47,11 +47,11 @@ def text_element(text: str) -> Markdown:
 
 
 def sources_element(
-    ctx: UIContext, sources: list[dict[str, Any]], key_prefix: str, state: State = "complete"
+    ctx: UIContext, sources: list[dict[str, Any]], key_prefix: str, state: State = "complete", expanded: bool = False
 ) -> OutputElement:
     return OutputElement(
         sources, output_method=SOURCES_METHOD, title=ctx.t("msg.sources", n=len(sources)), in_expander=True,
-        state=state, ctx=ctx, key_prefix=key_prefix,
+        expanded=expanded, state=state, ctx=ctx, key_prefix=key_prefix,
     )
 
 
@@ -162,9 +162,9 @@ class LiveAnswer:
     def _sources_element(self, sources: list[dict[str, Any]], state: State = "complete") -> OutputElement:
         # Download buttons need keys that no earlier drawing in this run used.
         self._sources_shown += 1
-        element = sources_element(self.ctx, sources, key_prefix=f"streaming{self._sources_shown}", state=state)
-        element._expanded = True  # the evidence is what the user reads while the model writes
-        return element
+        # Open: the evidence is what the user reads while the model writes.
+        return sources_element(self.ctx, sources, key_prefix=f"streaming{self._sources_shown}", state=state,
+                               expanded=True)
 
     def text(self, text: str, streaming: bool) -> None:
         # ChatBox adds its cursor to the text while ``streaming`` is true.
