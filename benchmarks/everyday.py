@@ -146,23 +146,27 @@ def bm25_without_fillers() -> Iterator[None]:
 # Query-time configurations: (label, search mode, settings overrides). Index-time ones need their own KB.
 # Keys starting with "_" are no settings: "_no_fillers" searches inside bm25_without_fillers(), "_rewrite"
 # with the rewriter.
+# The settings before sentence vectors: chunk vectors and BM25 fused 2:1 at k=60.
+BEFORE_SENTENCES = {"hybrid_sentence_weight": 0.0, "hybrid_vector_weight": 2.0, "rrf_k": 60}
 QUERY_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("vector", "vector", {}),
+    ("vector, chunks only", "vector", {"hybrid_sentence_weight": 0.0}),
     ("bm25", "bm25", {}),
     ("bm25 no fillers", "bm25", {"_no_fillers": True}),
-    ("hybrid 2:1 no fillers", "hybrid", {"_no_fillers": True}),
-    ("hybrid 2:1", "hybrid", {"hybrid_vector_weight": 2.0, "hybrid_bm25_weight": 1.0}),
-    ("hybrid 1:1", "hybrid", {"hybrid_vector_weight": 1.0, "hybrid_bm25_weight": 1.0}),
-    ("hybrid 3:1", "hybrid", {"hybrid_vector_weight": 3.0, "hybrid_bm25_weight": 1.0}),
-    ("hybrid 2:1 k=10", "hybrid", {"rrf_k": 10}),
-    ("hybrid 2:1 k=20", "hybrid", {"rrf_k": 20}),
+    ("hybrid (default)", "hybrid", {}),
+    ("hybrid no fillers", "hybrid", {"_no_fillers": True}),
+    ("hybrid before sentences", "hybrid", BEFORE_SENTENCES),
+    ("hybrid 1:1:1", "hybrid", {"hybrid_sentence_weight": 1.0}),
+    ("hybrid 2:1:2", "hybrid", {"hybrid_vector_weight": 2.0}),
+    ("hybrid k=30", "hybrid", {"rrf_k": 30}),
+    ("hybrid k=60", "hybrid", {"rrf_k": 60}),
 ]
 # With --rewrite-model: search with the question and the model's hypothetical answer (KB chat's rewrite_query).
 # Latency columns then include the rewrite the first time a question is seen.
 REWRITE_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("vector + HyDE", "vector", {"_rewrite": True}),
     ("bm25 + HyDE", "bm25", {"_rewrite": True}),
-    ("hybrid 2:1 + HyDE", "hybrid", {"_rewrite": True}),
+    ("hybrid + HyDE", "hybrid", {"_rewrite": True}),
 ]
 
 # Index-time configurations: (label, KB settings used while building and searching).

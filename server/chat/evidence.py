@@ -3,7 +3,12 @@
 A small model answers best, and a CPU answers fastest, from a short prompt holding only what
 matters. Each passage is cut into sentences; a sentence scores by the question's terms it holds
 (BM25 tokens, so Chinese bigrams and English stems alike), each term weighted by how rare it is
-among the passages' sentences. Sentences are then taken, best first, within a token budget; a
+among the passages' sentences, and, where the store holds sentence vectors, by its cosine with the
+question as well: an everyday question often shares no word with the sentence that answers it.
+Both parts are scaled to [0, 1] over the passages' sentences, and the cosine counts SEMANTIC_WEIGHT
+times as much (on the tuning questions, the gold sentence was chosen for 91% of the laws questions
+and 98% of the English ones whose passage was retrieved, against 81% and 86% by terms alone).
+Sentences are then taken, best first, within a token budget; a
 passage's first sentence gets a small bonus because it names what the passage is about (a law
 article's number, a section's opening). Room left then goes to the sentence after each chosen one,
 where the answer to a matching sentence often stands. The chosen sentences are what the model reads
@@ -13,22 +18,15 @@ and what the user sees highlighted in the sources.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from server.knowledge_base.bm25 import query_tokens, tokenize
+from server.knowledge_base.sentences import sentence_spans
 
-# Sentence ends: Chinese full stops, question and exclamation marks, English ones followed by a space,
-# and line breaks. Semicolons only end a sentence that is already long (see _split_long).
-_SENTENCE_END = re.compile(r"[。！？!?]+[”」』）)]*|\.(?=\s)|\n+")
-_CLAUSE_END = re.compile(r"[；;]")
-LONG_SENTENCE_CHARS = 220
-# Pieces shorter than this (table cells, lines of a form or transcript) join the next piece, so a
-# "sentence" carries enough words to be matched and to make sense alone.
-SHORT_SENTENCE_CHARS = 40
 FIRST_SENTENCE_BONUS = 0.15
+SEMANTIC_WEIGHT = 2.0
 GAP = " … "
 
 
@@ -57,51 +55,19 @@ class Passage:
         return GAP.join(self.text[s:e].strip() for s, e in runs)
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each non-blank sentence of ``text``; overlong ones are cut at semicolons, short
-    pieces are joined to the next one."""
-    pieces: list[tuple[int, int]] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        pieces.extend(_split_long(text, start, match.end()))
-        start = match.end()
-    pieces.extend(_split_long(text, start, len(text)))
-    spans: list[tuple[int, int]] = []
-    for s, e in pieces:
-        if not text[s:e].strip():
-            continue
-        if spans and len(text[spans[-1][0]:spans[-1][1]].strip()) < SHORT_SENTENCE_CHARS:
-            spans[-1] = (spans[-1][0], e)
-        else:
-            spans.append((s, e))
-    if len(spans) > 1 and len(text[spans[-1][0]:spans[-1][1]].strip()) < SHORT_SENTENCE_CHARS:
-        spans[-2:] = [(spans[-2][0], spans[-1][1])]  # a short last piece joins the one before
-    return spans
-
-
-def _split_long(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    if end - start <= LONG_SENTENCE_CHARS:
-        return [(start, end)]
-    out, cut = [], start
-    for match in _CLAUSE_END.finditer(text, start, end):
-        if match.end() - cut >= LONG_SENTENCE_CHARS // 3:
-            out.append((cut, match.end()))
-            cut = match.end()
-    out.append((cut, end))
-    return out
-
-
 def choose(
     question: str,
     texts: Sequence[str],
     budget: int,
     count: Callable[[str], int],
+    similarities: Sequence[Sequence[float] | None] | None = None,
 ) -> list[Passage]:
     """The passages (best first) with the sentences that fit ``budget`` tokens chosen in each.
 
-    Sentences are taken by score; a passage none of whose sentences scores above zero keeps its
-    first sentence when room remains, so every passage still says what it is. A budget of 0 or less
-    chooses every sentence (whole passages).
+    ``similarities`` holds, per passage, the cosine of each of its sentences with the question (None
+    where the passage has no sentence vectors). Sentences are taken by score; a passage none of whose
+    sentences scores above zero keeps its first sentence when room remains, so every passage still
+    says what it is. A budget of 0 or less chooses every sentence (whole passages).
     """
     passages = [Passage(text=t, rank=r, spans=sentence_spans(t)) for r, t in enumerate(texts)]
     if budget <= 0:
@@ -116,10 +82,14 @@ def choose(
             df.update(tokens & query)
     n = sum(len(x) for x in sentence_tokens) or 1
     idf = {t: math.log(1 + n / df[t]) for t in df}
+    terms = [[sum(idf.get(t, 0.0) for t in tokens & query) for tokens in per_passage]
+             for per_passage in sentence_tokens]
+    top_terms = max((x for per_passage in terms for x in per_passage), default=0.0) or 1.0
+    semantic = _scaled(similarities, passages)
     candidates: list[tuple[float, int, int]] = []
-    for p, per_passage in zip(passages, sentence_tokens):
-        for i, tokens in enumerate(per_passage):
-            score = sum(idf.get(t, 0.0) for t in tokens & query)
+    for p, per_passage in zip(passages, terms):
+        for i, term in enumerate(per_passage):
+            score = term / top_terms + SEMANTIC_WEIGHT * semantic[p.rank][i]
             if score <= 0:
                 continue
             # Better-ranked passages win ties; a passage's opening sentence names its subject.
@@ -156,3 +126,18 @@ def choose(
                 used += cost
         p.chosen.sort()
     return passages
+
+
+def _scaled(similarities: Sequence[Sequence[float] | None] | None, passages: list[Passage]) -> list[list[float]]:
+    """Each passage's sentence cosines scaled to [0, 1] over all the passages' sentences; zeros where a
+    passage has none, or none that fit its sentences."""
+    given = list(similarities or [])
+    given += [None] * (len(passages) - len(given))
+    usable = [list(sims) if sims is not None and len(sims) == len(p.spans) else None
+              for p, sims in zip(passages, given)]
+    values = [x for sims in usable if sims for x in sims]
+    low, high = (min(values), max(values)) if values else (0.0, 0.0)
+    return [
+        [(x - low) / (high - low) if high > low else 0.0 for x in sims] if sims else [0.0] * len(p.spans)
+        for p, sims in zip(passages, usable)
+    ]

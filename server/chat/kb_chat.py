@@ -55,16 +55,19 @@ def with_highlights(source: dict[str, Any], passage: Passage) -> dict[str, Any]:
     return {**source, "highlights": spans}
 
 
-def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template: str) -> list[Passage]:
+def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template: str,
+                    similarities: list[list[float] | None] | None = None) -> list[Passage]:
     """The sentences the model reads: ``chat.evidence_tokens`` of them, or whole passages when it is 0.
 
+    ``similarities``: each passage's sentence cosines with the question (``sentence_similarities``).
     Whole passages that overflow the model's window fall back to choosing sentences within it.
     """
     room = ctx.budget - ctx.count(template) - ctx.count(ctx.question) - 3 * MESSAGE_OVERHEAD
     wanted = ctx.settings.chat.evidence_tokens
-    passages = choose(question, texts, max(1, min(wanted, room)) if wanted > 0 else 0, ctx.count)
+    budget = max(1, min(wanted, room)) if wanted > 0 else 0
+    passages = choose(question, texts, budget, ctx.count, similarities)
     if wanted <= 0 and sum(ctx.count(p.excerpt()) for p in passages) > room:
-        passages = choose(question, texts, room, ctx.count)
+        passages = choose(question, texts, room, ctx.count, similarities)
     return passages
 
 
@@ -115,7 +118,8 @@ async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
         return
     texts = [str(field_of(hit, "text") or "") for hit in hits]
     template = ctx.template(chat.kb_prompt_template)
-    passages = choose_evidence(ctx, question, texts, template)
+    similarities = await anyio.to_thread.run_sync(ctx.kb.sentence_similarities, question, hits)
+    passages = choose_evidence(ctx, question, texts, template, similarities)
     sources = [with_highlights(kb_source(i, hit, kb_name), p) for i, (hit, p) in enumerate(zip(hits, passages), 1)]
     yield events.sources(sources)
     if "{context}" in template:

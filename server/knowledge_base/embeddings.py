@@ -21,6 +21,7 @@ import numpy as np
 from configs.settings import EmbedModelConfig, KBSettings
 from server.errors import InvalidInput, ServiceUnavailable
 from server.knowledge_base.embedding_cache import EmbeddingCache, text_key
+from server.knowledge_base.sentences import sentences
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +233,18 @@ class EmbeddingService:
         if progress and done < total:
             progress(total, total)  # duplicates of encoded texts were filled without encoding
         return out
+
+    def embed_chunks(self, name: str | None, index_texts: list[str], texts: list[str], with_sentences: bool,
+                     progress: ProgressFn | None = None) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Vectors of chunks (their index texts) and, if asked, of each chunk's sentences (one matrix per
+        chunk, a row per sentence of ``sentences.sentences(text)``), embedded in one pass."""
+        groups = [sentences(text) for text in texts] if with_sentences else []
+        flat = [sentence for group in groups for sentence in group]
+        vectors = self.embed_passages(name, index_texts + flat, progress)
+        if not with_sentences:
+            return vectors, None
+        bounds = np.cumsum([len(index_texts)] + [len(group) for group in groups])
+        return vectors[: len(index_texts)], [vectors[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     def close(self) -> None:
         if self.cache:

@@ -62,6 +62,7 @@ class ChunkParams:
 class Prepared:
     chunks: list[Chunk]
     vectors: np.ndarray
+    sentence_vectors: list[np.ndarray] | None
     loader: str
     splitter: str
 
@@ -269,7 +270,7 @@ class Ingestor:
                 self._record(row, name, digest, "error", exc.message, [], loader_name(Path(name).suffix), splitter)
             raise
         docs = [(uuid.uuid4().hex, c.text, json_safe(c.metadata)) for c in prepared.chunks]
-        self._replace_chunks(kb, batch, store, name, docs, prepared.vectors)
+        self._replace_chunks(kb, batch, store, name, docs, prepared.vectors, prepared.sentence_vectors)
         result = FileResult(file_name=name, status="indexed", chunks=len(docs))
         batch.pending.append(Pending(result, source, staged, digest, [(d, meta) for d, _, meta in docs],
                                      prepared.loader, prepared.splitter))
@@ -284,12 +285,14 @@ class Ingestor:
         if not chunks:
             raise UnreadableFile(name, "the file contains no text")
         texts = [index_text(c.text, c.metadata, with_headings) for c in chunks]
-        vectors = self.m.embeddings.embed_passages(embed_model, texts, lambda d, t: reporter.chunks(name, d, t))
+        vectors, sentence_vectors = self.m.embeddings.embed_chunks(
+            embed_model, texts, [c.text for c in chunks], self.m.settings.kb.sentence_vectors,
+            lambda d, t: reporter.chunks(name, d, t))
         splitter = splitter_name(params.size, params.overlap, params.unit)
-        return Prepared(chunks, vectors, loader_name(Path(name).suffix), splitter)
+        return Prepared(chunks, vectors, sentence_vectors, loader_name(Path(name).suffix), splitter)
 
     def _replace_chunks(self, kb: str, batch: Batch, store: VectorStore, name: str, docs: list,
-                        vectors: np.ndarray) -> None:
+                        vectors: np.ndarray, sentence_vectors: list[np.ndarray] | None = None) -> None:
         """Add the new chunks, then drop the file's old ones, in memory.
 
         If the store fails midway its state is unknown: it is reloaded from disk, and the files
@@ -300,7 +303,7 @@ class Ingestor:
             return
         batch.changed = True
         try:
-            store.add(docs, vectors)
+            store.add(docs, vectors, sentence_vectors)
             store.delete(old)
         except BaseException as exc:
             self.m.pool.discard(kb)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from configs import Settings
 from server.db import Database
 from server.db import kb_repository as repo
@@ -230,9 +232,10 @@ class KnowledgeBaseManager:
             doc = store.get(doc_id)
             if doc is None:
                 raise NotFound(f"chunk {doc_id!r} is not in knowledge base {kb!r}", code="chunk_not_found")
-            vector = self.embeddings.embed_passages(row.embed_model, [store.index_text(text, doc.metadata)])
+            vectors, sentence_vectors = self.embeddings.embed_chunks(
+                row.embed_model, [store.index_text(text, doc.metadata)], [text], self.settings.kb.sentence_vectors)
             try:
-                updated = store.update(doc_id, text, vector[0])
+                updated = store.update(doc_id, text, vectors[0], sentence_vectors[0] if sentence_vectors else None)
                 store.save()
             except BaseException:
                 self.pool.discard(kb)
@@ -298,13 +301,32 @@ class KnowledgeBaseManager:
         if len(store) == 0:
             return []
         vector = self.embeddings.embed_query(row.embed_model, query) if mode != "bm25" else None
-        params = FusionParams(cfg.rrf_k, cfg.hybrid_vector_weight, cfg.hybrid_bm25_weight)
+        params = FusionParams(cfg.rrf_k, cfg.hybrid_vector_weight, cfg.hybrid_bm25_weight, cfg.hybrid_sentence_weight)
         reranker = self.reranker if rerank else None
         pool = max(top_k, cfg.rerank.candidates) if reranker is not None else top_k
         hits = retrieve(store, query, vector, top_k=pool, mode=mode, score_threshold=float(score_threshold),
                         source=file_name, params=params)
         hits = rerank_hits(reranker, query, hits, top_k) if reranker is not None else hits
         return [hit.model_copy(update={"metadata": {**hit.metadata, "kb": kb}}) for hit in hits]
+
+    def sentence_similarities(self, query: str, hits: list[SearchHit]) -> list[list[float] | None]:
+        """Per hit, the cosine of each of its sentences with the query, in text order (see
+        ``sentences.sentence_spans``); None for a hit whose chunk has no sentence vectors or is gone."""
+        out: list[list[float] | None] = []
+        vectors: dict[str, np.ndarray] = {}
+        for hit in hits:
+            kb = str(hit.metadata.get("kb") or "")
+            try:
+                model = self.kb_row(kb).embed_model
+                store = self.pool.get(kb)
+            except NotFound:
+                out.append(None)
+                continue
+            if model not in vectors:
+                vectors[model] = self.embeddings.embed_query(model, query)
+            scores = store.sentence_scores(hit.doc_id, vectors[model])
+            out.append(None if scores is None else [round(float(x), 6) for x in scores])
+        return out
 
     def embed(self, texts: list[str], model: str | None = None, is_query: bool = False) -> list[list[float]]:
         """Vectors of texts with a configured embedding model (passages go through the cache)."""

@@ -73,7 +73,7 @@ def _rebuild_one(ingestor: "Ingestor", kb: str, model: str, path: Path, store: V
         records.append({"name": name, "docs": [], **fields})
         raise
     docs = [(uuid.uuid4().hex, c.text, json_safe(c.metadata)) for c in prepared.chunks]
-    store.add(docs, prepared.vectors)
+    store.add(docs, prepared.vectors, prepared.sentence_vectors)
     fields = ingestor.file_fields(kb, name, digest, "indexed", "", prepared.loader, prepared.splitter)
     records.append({"name": name, "docs": [(d, meta) for d, _, meta in docs], **fields})
     return FileResult(file_name=name, status="indexed", chunks=len(docs))

@@ -1,15 +1,19 @@
 """Retrieval over one knowledge base's store: dense, BM25, or both fused by weighted reciprocal rank.
 
+There are up to three rankings of the chunks: by chunk vector, by best sentence vector (where the
+store holds sentence vectors, see ``vector_store/sentence_index.py``) and by BM25. ``vector`` mode
+fuses the first two, ``bm25`` uses the last, ``hybrid`` fuses all three.
+
 Scores shown to users are in [0, 1], higher is better:
 
-* vector: max(0, cosine) of the normalised query and chunk vectors;
+* vector: max(0, cosine) of the normalised query and chunk (or best sentence) vectors;
 * bm25: the chunk's BM25 score divided by the best BM25 score of that query (the top hit is 1.0);
-* hybrid: the larger of the chunk's two normalised component scores (0 for a missing component).
+* hybrid: the largest of the chunk's normalised component scores (0 for a missing component).
 
-Hybrid ranking itself uses weighted reciprocal-rank fusion, ``w_v/(k + rank_v) + w_b/(k + rank_b)``
-over the top ``max(top_k * 4, 20)`` candidates of each side, so neither score scale matters.
-The score threshold applies to vector scores only: dense candidates below it are dropped before
-fusion, and BM25 results are never thresholded (BM25 scores have no absolute meaning).
+Fusion is weighted reciprocal rank, ``sum(w_i / (k + rank_i))`` over the top ``max(top_k * 4, 20)``
+candidates of each ranking, so no score scale matters. The score threshold applies to vector scores
+only: dense and sentence candidates below it are dropped before fusion, and BM25 results are never
+thresholded (BM25 scores have no absolute meaning).
 
 With a reranker (rerank.py), the top candidates of any mode are reordered by it, and a hit's score
 is then the reranker's relevance in [0, 1].
@@ -35,9 +39,10 @@ MODES = ("vector", "bm25", "hybrid")
 class FusionParams:
     """Weights and constant of reciprocal-rank fusion."""
 
-    rrf_k: int = 60
+    rrf_k: int = 10
     vector_weight: float = 1.0
     bm25_weight: float = 1.0
+    sentence_weight: float = 2.0
 
 
 def candidate_count(top_k: int) -> int:
@@ -58,12 +63,15 @@ def fuse(
     sparse: list[tuple[StoredDoc, float]],
     top_k: int,
     params: FusionParams,
+    sentences: list[tuple[StoredDoc, float]] | None = None,
 ) -> list[tuple[StoredDoc, float]]:
-    """Weighted RRF of two ranked lists (scores already normalised); returns (doc, display score)."""
+    """Weighted RRF of the ranked lists (scores already normalised); returns (doc, display score)."""
     fused: dict[int, float] = {}
     display: dict[int, float] = {}
     docs: dict[int, StoredDoc] = {}
-    for weight, ranked in ((params.vector_weight, dense), (params.bm25_weight, sparse)):
+    rankings = ((params.vector_weight, dense), (params.bm25_weight, sparse),
+                (params.sentence_weight, sentences or []))
+    for weight, ranked in rankings:
         for rank, (doc, score) in enumerate(ranked, start=1):
             docs[doc.id] = doc
             fused[doc.id] = fused.get(doc.id, 0.0) + weight / (params.rrf_k + rank)
@@ -87,18 +95,21 @@ def retrieve(
     pool = candidate_count(top_k)
     dense: list[tuple[StoredDoc, float]] = []
     sparse: list[tuple[StoredDoc, float]] = []
+    sentences: list[tuple[StoredDoc, float]] = []
     if mode in ("vector", "hybrid"):
         if query_vector is None:
             raise ValueError("vector and hybrid search need a query vector")
         dense = [(d, s) for d, s in store.vector_search(query_vector, pool, source) if s >= score_threshold]
+        if params.sentence_weight > 0:
+            sentences = [(d, s) for d, s in store.sentence_search(query_vector, pool, source) if s >= score_threshold]
     if mode in ("bm25", "hybrid"):
         sparse = normalize_bm25(store.bm25_search(query, pool, source))
-    if mode == "vector":
-        ranked = dense[:top_k]
-    elif mode == "bm25":
+    if mode == "bm25":
         ranked = sparse[:top_k]
+    elif mode == "vector" and not sentences:
+        ranked = dense[:top_k]
     else:
-        ranked = fuse(dense, sparse, top_k, params)
+        ranked = fuse(dense, sparse, top_k, params, sentences)
     return [
         SearchHit(doc_id=doc.doc_id, text=doc.text, score=round(float(score), 6), metadata=dict(doc.metadata), rank=r)
         for r, (doc, score) in enumerate(ranked, start=1)

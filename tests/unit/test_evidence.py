@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from server.chat.evidence import GAP, choose, sentence_spans
+from server.chat.evidence import GAP, choose
+from server.knowledge_base.sentences import sentence_spans
 from server.llm.tokens import approx_token_count
 
 PROBATION = (
@@ -83,3 +84,14 @@ def test_a_zero_budget_keeps_whole_passages():
     passage = choose("anything", [COMPOST], budget=0, count=approx_token_count)[0]
     assert passage.excerpt().split() == COMPOST.split()
     assert len(passage.highlights) == 3
+
+
+def test_sentence_similarities_choose_the_answer_that_shares_no_word_with_the_question():
+    question = "How often should I stir my heap of garden waste?"
+    budget = 20  # room for one sentence
+    by_terms = choose(question, [COMPOST], budget, approx_token_count)[0]
+    assert texts_of(by_terms) != ["Turn the compost heap every two weeks so that it stays aerobic."]
+    with_vectors = choose(question, [COMPOST], budget, approx_token_count, [[0.80, 0.91, 0.78]])[0]
+    assert texts_of(with_vectors) == ["Turn the compost heap every two weeks so that it stays aerobic."]
+    # Cosines that do not fit the passage's sentences are ignored rather than misapplied.
+    assert choose(question, [COMPOST], budget, approx_token_count, [[0.1, 0.9]])[0].chosen == by_terms.chosen

@@ -148,11 +148,11 @@ def test_a_store_failing_midway_fails_the_files_pending_in_it_and_the_batch_goes
     store = filled.pool.get("docs")
     real_add, calls = store.add, []
 
-    def add_failing_on_the_second_file(docs, vectors):
+    def add_failing_on_the_second_file(docs, vectors, sentence_vectors=None):
         calls.append(len(docs))
         if len(calls) == 2:
             raise MemoryError("out of memory")
-        return real_add(docs, vectors)
+        return real_add(docs, vectors, sentence_vectors)
 
     monkeypatch.setattr(store, "add", add_failing_on_the_second_file)
     batch = THREE_FILES

@@ -22,6 +22,7 @@ import json
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +34,7 @@ from server.knowledge_base.bm25 import BM25Index
 from server.knowledge_base.splitter import chunk_text_with_headings
 from server.knowledge_base.types import Chunk
 from server.knowledge_base.vector_store import versions
+from server.knowledge_base.vector_store.sentence_index import SentenceIndex
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ class VectorStore(ABC):
         self._next_id = 1
         self._bm25 = BM25Index(bm25_tokenizer)
         self._bm25_dirty = False
+        self._sentences = SentenceIndex()
 
     # ----- hooks implemented by each vector index kind
     @abstractmethod
@@ -155,6 +158,29 @@ class VectorStore(ABC):
             hits = self.do_search(query, min(k, len(self._docs)), ids)
             return [(self._docs[i], min(1.0, max(0.0, s))) for i, s in hits if i in self._docs]
 
+    def sentence_search(self, vector: np.ndarray, k: int, source: str | None = None
+                        ) -> list[tuple[StoredDoc, float]]:
+        """Chunks by their best-matching sentence, score max(0, cosine), best first (see sentence_index.py)."""
+        with self.lock:
+            allowed = None
+            if source is not None:
+                allowed = self._by_source.get(source)
+                if not allowed:
+                    return []
+            hits = self._sentences.search(vector, k, allowed)
+            return [(self._docs[i], min(1.0, max(0.0, s))) for i, s in hits if i in self._docs]
+
+    def sentence_scores(self, doc_id: str, vector: np.ndarray) -> np.ndarray | None:
+        """Cosine of each sentence of one chunk with a query vector, in text order (None: not embedded)."""
+        with self.lock:
+            idx = self._by_doc_id.get(doc_id)
+            return None if idx is None else self._sentences.scores(idx, vector)
+
+    @property
+    def sentence_count(self) -> int:
+        with self.lock:
+            return len(self._sentences)
+
     def bm25_search(self, query: str, k: int, source: str | None = None) -> list[tuple[StoredDoc, float]]:
         """Chunks matching the query's keywords with raw BM25 scores, best first."""
         with self.lock:
@@ -168,11 +194,15 @@ class VectorStore(ABC):
             return [(self._docs[i], s) for i, s in hits if i in self._docs]
 
     # ----- writing (in memory until save())
-    def add(self, docs: list[tuple[str, str, dict[str, Any]]], vectors: np.ndarray) -> list[StoredDoc]:
-        """Add (doc_id, text, metadata) chunks with their vectors."""
+    def add(self, docs: list[tuple[str, str, dict[str, Any]]], vectors: np.ndarray,
+            sentence_vectors: Sequence[np.ndarray] | None = None) -> list[StoredDoc]:
+        """Add (doc_id, text, metadata) chunks with their vectors, and optionally each chunk's sentence
+        vectors (one matrix per chunk, a row per sentence of ``sentences.sentence_spans``)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if len(docs) != vectors.shape[0]:
             raise ValueError(f"{len(docs)} documents but {vectors.shape[0]} vectors")
+        if sentence_vectors is not None and len(sentence_vectors) != len(docs):
+            raise ValueError(f"{len(docs)} documents but sentence vectors for {len(sentence_vectors)}")
         if not docs:
             return []
         with self.lock:
@@ -181,7 +211,12 @@ class VectorStore(ABC):
                 self.do_init_index(self.dim)
             self._check_dim(int(vectors.shape[1]))
             ids = np.arange(self._next_id, self._next_id + len(docs), dtype=np.int64)
+            for rows in sentence_vectors or ():
+                if len(rows):
+                    self._check_dim(int(np.asarray(rows).shape[1]))
             self.do_add(ids, vectors)
+            for idx, rows in zip(ids.tolist(), sentence_vectors or ()):
+                self._sentences.add(idx, rows)
             self._next_id += len(docs)
             stored = []
             for idx, (doc_id, text, metadata) in zip(ids.tolist(), docs):
@@ -198,6 +233,7 @@ class VectorStore(ABC):
             if not ids:
                 return 0
             self.do_remove(np.asarray(ids, dtype=np.int64))
+            self._sentences.remove(ids)
             for idx in ids:
                 doc = self._docs.pop(idx)
                 del self._by_doc_id[doc.doc_id]
@@ -213,13 +249,16 @@ class VectorStore(ABC):
             self._by_source.pop(source, None)
             return doc_ids
 
-    def update(self, doc_id: str, text: str, vector: np.ndarray) -> StoredDoc:
-        """Replace the text and vector of one chunk, keeping its doc_id and metadata."""
+    def update(self, doc_id: str, text: str, vector: np.ndarray,
+               sentence_vectors: np.ndarray | None = None) -> StoredDoc:
+        """Replace the text and vectors of one chunk, keeping its doc_id and metadata."""
         with self.lock:
             old = self._by_doc_id[doc_id]
             doc = self._docs[old]
             self.delete([doc_id])
-            return self.add([(doc_id, text, doc.metadata)], np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+            sentences = None if sentence_vectors is None else [sentence_vectors]
+            return self.add([(doc_id, text, doc.metadata)], np.asarray(vector, dtype=np.float32).reshape(1, -1),
+                            sentences)[0]
 
     def clear(self) -> None:
         """Forget every chunk (the saved version stays until the next save)."""
@@ -227,6 +266,7 @@ class VectorStore(ABC):
             self._docs.clear()
             self._by_doc_id.clear()
             self._by_source.clear()
+            self._sentences.clear()
             self.dim = None
             self.do_init_index(0)
             self._bm25_dirty = True
@@ -263,6 +303,7 @@ class VectorStore(ABC):
                 record = {"id": doc.id, "doc_id": doc.doc_id, "text": doc.text, "metadata": doc.metadata}
                 handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._bm25.save(folder / "bm25")
+        self._sentences.save(folder)
         sidecar = {
             "format": FORMAT_VERSION,
             "kind": self.kind,
@@ -270,6 +311,7 @@ class VectorStore(ABC):
             "embed_model": self.embed_model,
             "dim": self.dim,
             "count": len(self._docs),
+            "sentences": len(self._sentences),
             "next_id": self._next_id,
             "index_headings": self.index_headings,
             "bm25_tokenizer": self._bm25.tokenizer,
@@ -315,6 +357,7 @@ class VectorStore(ABC):
             self.do_init_index(0)
         if self.do_count() != len(self._docs):
             raise ValueError(f"index holds {self.do_count()} vectors for {len(self._docs)} chunks")
+        self._sentences.load(folder, self.dim, self._docs.keys())
         wanted = self._bm25.tokenizer
         try:
             self._bm25 = BM25Index.load(folder / "bm25")

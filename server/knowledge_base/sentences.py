@@ -1,0 +1,58 @@
+"""Cutting a chunk into sentences: the unit that evidence is chosen in and that sentence vectors embed.
+
+A sentence ends at a Chinese or English full stop, question or exclamation mark, or a line break.
+An overlong sentence (a law article's list, a run-on line) is cut at semicolons; pieces too short to
+mean anything alone (table cells, lines of a form) join the next piece.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Sentence ends: Chinese full stops, question and exclamation marks, English ones followed by a space,
+# and line breaks. Semicolons only end a sentence that is already long (see _split_long).
+_SENTENCE_END = re.compile(r"[。！？!?]+[”」』）)]*|\.(?=\s)|\n+")
+_CLAUSE_END = re.compile(r"[；;]")
+LONG_SENTENCE_CHARS = 220
+# Pieces shorter than this (table cells, lines of a form or transcript) join the next piece, so a
+# "sentence" carries enough words to be matched and to make sense alone.
+SHORT_SENTENCE_CHARS = 40
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-blank sentence of ``text``; overlong ones are cut at semicolons, short
+    pieces are joined to the next one."""
+    pieces: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        pieces.extend(_split_long(text, start, match.end()))
+        start = match.end()
+    pieces.extend(_split_long(text, start, len(text)))
+    spans: list[tuple[int, int]] = []
+    for s, e in pieces:
+        if not text[s:e].strip():
+            continue
+        if spans and len(text[spans[-1][0]:spans[-1][1]].strip()) < SHORT_SENTENCE_CHARS:
+            spans[-1] = (spans[-1][0], e)
+        else:
+            spans.append((s, e))
+    if len(spans) > 1 and len(text[spans[-1][0]:spans[-1][1]].strip()) < SHORT_SENTENCE_CHARS:
+        spans[-2:] = [(spans[-2][0], spans[-1][1])]  # a short last piece joins the one before
+    return spans
+
+
+def _split_long(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    if end - start <= LONG_SENTENCE_CHARS:
+        return [(start, end)]
+    out, cut = [], start
+    for match in _CLAUSE_END.finditer(text, start, end):
+        if match.end() - cut >= LONG_SENTENCE_CHARS // 3:
+            out.append((cut, match.end()))
+            cut = match.end()
+    out.append((cut, end))
+    return out
+
+
+def sentences(text: str) -> list[str]:
+    """The stripped text of each sentence of ``text`` (see ``sentence_spans``)."""
+    return [text[start:end].strip() for start, end in sentence_spans(text)]
