@@ -68,7 +68,7 @@ class KnowledgeBaseManager:
         self.db = db
         self.kb_root = Path(settings.paths.kb_root)
         self.embeddings = EmbeddingService(settings.kb, Path(settings.paths.cache_dir) / "embeddings.sqlite")
-        self.pool = StorePool(settings.kb.index_pool_size, self._open_store)
+        self.pool = StorePool(settings.kb.index_pool_size, self._open_store, self.kb_root / ".locks")
         set_threads(settings.kb.faiss_threads)
         self.ingestor = Ingestor(self)
         self.reranker = make_reranker(settings.kb.rerank)

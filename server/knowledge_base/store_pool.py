@@ -1,12 +1,74 @@
-"""An LRU pool of loaded knowledge-base stores, plus one writer lock per knowledge base."""
+"""An LRU pool of loaded knowledge-base stores, kept in step with the disk, plus one writer lock per
+knowledge base that holds across processes.
+
+Several processes may open one knowledge base: the API, the gRPC server, the CLI, a second API.
+Each keeps its own pool, so two rules keep them from losing each other's writes:
+
+* ``get`` compares the loaded store's version with the version ``CURRENT`` names on disk (one small
+  file read) and reloads a store that another process has saved since;
+* ``writer_lock`` is a thread lock plus an ``flock`` on ``<kb root>/.locks/<kb>.lock`` (outside the
+  knowledge base's folder, which deleting it removes), so one writer at a time,
+  in any process, loads, changes and saves a knowledge base. A writer that takes the store with ``get``
+  under the lock therefore starts from the newest saved version.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 
-from server.knowledge_base.vector_store import VectorStore
+from server.knowledge_base.vector_store import VectorStore, versions
+
+
+class WriterLock:
+    """Re-entrant within a thread; the file lock is taken by the outermost holder and released by it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def __enter__(self) -> "WriterLock":
+        self._thread_lock.acquire()
+        try:
+            if self._depth == 0:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                self._fd = fd
+            self._depth += 1
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._depth -= 1
+            if self._depth == 0 and self._fd is not None:
+                fd, self._fd = self._fd, None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+        finally:
+            self._thread_lock.release()
+
+
+def saved_version(store_dir: Path) -> int:
+    """The version number ``CURRENT`` names in a store folder; 0 if nothing was saved or it is unreadable."""
+    try:
+        folder = versions.current_folder(store_dir)
+    except OSError:
+        return 0
+    return 0 if folder is None else versions.version_number(folder)
 
 
 class StorePool:
@@ -17,28 +79,36 @@ class StorePool:
     by a reader never replaces newer state.
     """
 
-    def __init__(self, size: int, opener: Callable[[str], VectorStore]) -> None:
+    def __init__(self, size: int, opener: Callable[[str], VectorStore], lock_dir: Path) -> None:
         self.size = size
         self._opener = opener
+        self._lock_dir = lock_dir
         self._stores: OrderedDict[str, VectorStore] = OrderedDict()
         self._lock = threading.Lock()
-        self._writer_locks: dict[str, threading.RLock] = {}
+        self._writer_locks: dict[str, WriterLock] = {}
 
-    def writer_lock(self, kb: str) -> threading.RLock:
+    def writer_lock(self, kb: str) -> WriterLock:
         with self._lock:
-            return self._writer_locks.setdefault(kb, threading.RLock())
+            lock = self._writer_locks.get(kb)
+            if lock is None:
+                lock = self._writer_locks[kb] = WriterLock(self._lock_dir / f"{kb}.lock")
+            return lock
 
     def get(self, kb: str) -> VectorStore:
-        """The loaded store of a knowledge base, loading it on a miss."""
+        """The loaded store of a knowledge base, loading it on a miss or when the disk holds a newer version."""
         with self._lock:
             store = self._stores.get(kb)
-            if store is not None:
-                self._stores.move_to_end(kb)
-                return store
-        store = self._opener(kb)
+        if store is not None and store.version == saved_version(store.root):
+            with self._lock:
+                if kb in self._stores:
+                    self._stores.move_to_end(kb)
+            return store
+        fresh = self._opener(kb)
         with self._lock:
-            # Another thread may have loaded it meanwhile; keep the first so all callers share one.
-            current = self._stores.setdefault(kb, store)
+            # Another thread may have loaded it meanwhile; keep the newest so all callers share one.
+            current = self._stores.get(kb)
+            if current is None or current is store or current.version < fresh.version:
+                current = self._stores[kb] = fresh
             self._stores.move_to_end(kb)
             self._evict()
             return current

@@ -219,7 +219,7 @@ def test_pool_evicts_least_recently_used_store(tmp_path):
         opened.append(kb)
         return open_store("faiss", tmp_path / kb, kb, "m")
 
-    pool = StorePool(2, opener)
+    pool = StorePool(2, opener, tmp_path / ".locks")
     a = pool.get("a")
     pool.get("b")
     assert pool.get("a") is a  # hit: "a" becomes most recent

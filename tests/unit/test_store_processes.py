@@ -1,0 +1,132 @@
+"""Several processes writing one knowledge base: none loses another's chunks, and readers see new versions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from configs import Settings
+from server.db.engine import Database
+from server.knowledge_base.manager import KnowledgeBaseManager
+from server.knowledge_base.store_pool import WriterLock
+
+# A second process, as `kbchat kb add` is: its own settings, database connection and store pool.
+ADD_FILES = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from configs import Settings
+    from server.db.engine import Database
+    from server.knowledge_base.manager import KnowledgeBaseManager
+
+    root, cache, kb, *names = sys.argv[1:]
+    settings = Settings(paths={"data_root": root, "cache_dir": cache})
+    db = Database(settings.paths.database_url)
+    manager = KnowledgeBaseManager(settings, db)
+    files = [(name, f"{name} holds the word {Path(name).stem} and nothing else of note.".encode()) for name in names]
+    results = manager.add_files(kb, files)
+    assert all(r.status == "indexed" for r in results), results
+    manager.close()
+    db.dispose()
+""")
+
+
+@pytest.fixture
+def paths(tmp_path, tmp_path_factory):
+    return tmp_path / "data", tmp_path_factory.getbasetemp() / "kb-embedding-cache"
+
+
+@pytest.fixture
+def manager(paths):
+    settings = Settings(paths={"data_root": paths[0], "cache_dir": paths[1]})
+    db = Database(settings.paths.database_url)
+    db.create_tables()
+    mgr = KnowledgeBaseManager(settings, db)
+    yield mgr
+    mgr.close()
+    db.dispose()
+
+
+def add_in_process(paths, kb, *names) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", ADD_FILES, str(paths[0]), str(paths[1]), kb, *names],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen) -> None:
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+
+
+def doc(name: str) -> tuple[str, bytes]:
+    return name, f"{name} holds the word {name.split('.')[0]} and nothing else of note.".encode()
+
+
+def sources(manager, kb: str, query: str) -> set[str]:
+    return {h.metadata["source"] for h in manager.search(kb, query, top_k=20, mode="bm25")}
+
+
+def test_a_write_from_another_process_survives_the_next_write_here(manager, paths):
+    manager.create_kb("t")
+    manager.add_files("t", [doc("alpha.txt")])
+    assert sources(manager, "t", "alpha") == {"alpha.txt"}  # the store is loaded and cached here
+    finish(add_in_process(paths, "t", "bravo.txt"))
+    # A reader here sees the other process's version without a restart ...
+    assert "bravo.txt" in sources(manager, "t", "bravo")
+    # ... and a write here starts from it instead of overwriting it with the cached store.
+    manager.add_files("t", [doc("charlie.txt")])
+    for name in ("alpha", "bravo", "charlie"):
+        assert f"{name}.txt" in sources(manager, "t", name)
+    store = manager.pool.get("t")
+    files = manager.list_files("t")
+    assert {f.file_name for f in files} == {"alpha.txt", "bravo.txt", "charlie.txt"}
+    assert len(store) == sum(f.chunk_count for f in files) == manager.get_kb("t").chunk_count
+
+
+def test_processes_writing_at_once_keep_every_file(manager, paths):
+    manager.create_kb("t")
+    manager.add_files("t", [doc("seed.txt")])
+    procs = [add_in_process(paths, "t", *(f"p{p}f{i}.txt" for i in range(3))) for p in range(2)]
+    for i in range(3):
+        manager.add_files("t", [doc(f"localf{i}.txt")])
+    for proc in procs:
+        finish(proc)
+    expected = {"seed.txt", *(f"p{p}f{i}.txt" for p in range(2) for i in range(3)), *(f"localf{i}.txt" for i in range(3))}
+    store = manager.pool.get("t")
+    assert store.sources() == expected
+    assert {f.file_name for f in manager.list_files("t")} == expected
+    assert len(store) == manager.get_kb("t").chunk_count
+
+
+def test_the_writer_lock_excludes_other_processes_and_is_reentrant_in_a_thread(tmp_path):
+    lock = WriterLock(tmp_path / "locks" / "kb.lock")
+    probe = textwrap.dedent(f"""
+        import fcntl, os
+        fd = os.open({str(tmp_path / 'locks' / 'kb.lock')!r}, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            print("free")
+        except BlockingIOError:
+            print("held")
+    """)
+
+    def other_process_sees() -> str:
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60).stdout.strip()
+
+    with lock:
+        with lock:  # the same thread again: no deadlock
+            assert other_process_sees() == "held"
+        assert other_process_sees() == "held"  # still held by the outer level
+    assert other_process_sees() == "free"
+    # Another thread waits for the lock instead of sharing it.
+    order: list[str] = []
+    with lock:
+        waiter = threading.Thread(target=lambda: (lock.__enter__(), order.append("waiter"), lock.__exit__()))
+        waiter.start()
+        time.sleep(0.2)
+        order.append("holder")
+    waiter.join(timeout=30)
+    assert order == ["holder", "waiter"]
