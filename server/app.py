@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from configs import Settings, load_settings
 from server.auth import check_access
 from server.errors import AppError
+from server.knowledge_base.maintenance import reconcile_all
 from server.services import Services, build_services
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # An interrupted write (a killed process) may have left the index and the database apart.
+        await anyio.to_thread.run_sync(reconcile_all, app.state.services.kb)
         # In a worker thread: otherwise the first chat would import the model SDK inside the event loop.
         await anyio.to_thread.run_sync(app.state.services.llms.warm_up)
         yield

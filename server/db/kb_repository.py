@@ -120,6 +120,12 @@ def file_doc_ids(session: Session, kb_id: int, file_name: str) -> list[str]:
     return list(session.scalars(select(FileDoc.doc_id).where(FileDoc.file_id == row.id).order_by(FileDoc.id)))
 
 
+def doc_files(session: Session, kb_id: int) -> dict[str, str]:
+    """Every chunk id of a knowledge base with the name of its file."""
+    query = select(FileDoc.doc_id, KnowledgeFile.file_name).join(KnowledgeFile, FileDoc.file_id == KnowledgeFile.id)
+    return {doc_id: name for doc_id, name in session.execute(query.where(FileDoc.kb_id == kb_id)).all()}
+
+
 def find_doc(session: Session, kb_id: int, doc_id: str) -> tuple[FileDoc, KnowledgeFile] | None:
     """The chunk row and its file, or None."""
     doc = session.scalar(select(FileDoc).where(FileDoc.kb_id == kb_id, FileDoc.doc_id == doc_id))

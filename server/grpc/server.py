@@ -26,6 +26,7 @@ from server.errors import AppError, ServiceUnavailable
 from server.grpc import chat_pb2, chat_pb2_grpc
 from server.grpc.convert import event_message, request_fields
 from server.logs import configure_logging
+from server.knowledge_base.maintenance import reconcile_all
 from server.services import Services, build_services
 
 logger = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ async def _serve_until_signalled(settings: Settings, services: Services) -> None
 def serve_forever(settings: Settings) -> None:
     """Build the services and serve until SIGINT or SIGTERM."""
     services = build_services(settings)
+    reconcile_all(services.kb)  # like the HTTP app's start-up
     services.llms.warm_up()  # before the event loop runs, like the HTTP app's start-up
     try:
         asyncio.run(_serve_until_signalled(settings, services))

@@ -99,3 +99,46 @@ def prune_folder(manager: KnowledgeBaseManager, kb: str) -> list[str]:
     for name in orphans:
         (manager.content_dir(kb) / name).unlink(missing_ok=True)
     return orphans
+
+
+LOST_CHUNKS = "its chunks are missing from the index (an interrupted write); add the file again or rebuild"
+
+
+def reconcile(manager: KnowledgeBaseManager, kb: str) -> dict[str, list[str]]:
+    """Make the index and the database agree after an interrupted write (a killed process, say).
+
+    The database is the record: chunks in the index that no file row lists are removed, and a file
+    whose listed chunks are missing from the index is marked as an error with no chunks, so it shows
+    in the file list as needing to be added again. Returns the orphan chunk ids and the files marked.
+    """
+    row = manager.kb_row(kb)
+    with manager.pool.writer_lock(kb):
+        store = manager.pool.get(kb)
+        recorded = manager.db.run(repo.doc_files, row.id)
+        stored = store.doc_ids()
+        orphans = sorted(stored - recorded.keys())
+        lost = sorted({name for doc_id, name in recorded.items() if doc_id not in stored})
+        if orphans:
+            try:
+                store.delete(orphans)
+                store.save()
+            except BaseException:
+                manager.pool.discard(kb)
+                raise
+        for name in lost:
+            manager.db.run(repo.save_file, row.id, name, [], status="error", error=LOST_CHUNKS)
+    if orphans or lost:
+        logger.warning("knowledge base %s: removed %d orphan chunks from the index; %d files lost their chunks: %s",
+                       kb, len(orphans), len(lost), ", ".join(lost))
+    return {"orphan_chunks": orphans, "lost_files": lost}
+
+
+def reconcile_all(manager: KnowledgeBaseManager) -> dict[str, dict[str, list[str]]]:
+    """``reconcile`` every knowledge base (run at start-up); one that fails is logged and skipped."""
+    report = {}
+    for info in manager.list_kbs():
+        try:
+            report[info.name] = reconcile(manager, info.name)
+        except Exception:  # noqa: BLE001 - an unreadable store must not keep the others from being checked
+            logger.exception("could not check knowledge base %s against the database", info.name)
+    return report

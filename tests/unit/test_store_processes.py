@@ -130,3 +130,51 @@ def test_the_writer_lock_excludes_other_processes_and_is_reentrant_in_a_thread(t
         order.append("holder")
     waiter.join(timeout=30)
     assert order == ["holder", "waiter"]
+
+
+# A process killed after saving the index and before writing the database rows (as SIGKILL would).
+KILLED_BETWEEN_SAVE_AND_RECORD = textwrap.dedent("""
+    import os, sys
+    from configs import Settings
+    from server.db.engine import Database
+    from server.knowledge_base import ingestion
+    from server.knowledge_base.manager import KnowledgeBaseManager
+
+    root, cache, kb, name = sys.argv[1:]
+    settings = Settings(paths={"data_root": root, "cache_dir": cache})
+    manager = KnowledgeBaseManager(settings, Database(settings.paths.database_url))
+    ingestion.Ingestor._record = lambda *args, **kwargs: os._exit(9)
+    manager.add_files(kb, [(name, f"{name} is about zebras crossing rivers in the dry season.".encode())])
+""")
+
+
+def test_start_up_removes_chunks_a_killed_write_left_without_rows(manager, paths):
+    manager.create_kb("t")
+    manager.add_files("t", [doc("alpha.txt")])
+    proc = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_SAVE_AND_RECORD, str(paths[0]), str(paths[1]), "t",
+                           "zebra.txt"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 9, proc.stderr
+    # The index holds zebra.txt's chunks; the database has no row for the file, which its content
+    # folder holds, so it is listed as pending (waiting to be indexed), and the counts disagree.
+    assert "zebra.txt" in sources(manager, "t", "zebras")
+    assert {f.file_name: f.status for f in manager.list_files("t")} == {"alpha.txt": "indexed", "zebra.txt": "pending"}
+    assert len(manager.pool.get("t")) > manager.get_kb("t").chunk_count
+
+    from server.knowledge_base.maintenance import reconcile_all
+
+    report = reconcile_all(manager)
+    assert len(report["t"]["orphan_chunks"]) >= 1 and report["t"]["lost_files"] == []
+    assert "zebra.txt" not in sources(manager, "t", "zebras") and "alpha.txt" in sources(manager, "t", "alpha")
+    assert len(manager.pool.get("t")) == manager.get_kb("t").chunk_count
+    # A file whose chunks went missing is shown as needing to be added again, with no chunks counted.
+    store = manager.pool.get("t")
+    with manager.pool.writer_lock("t"):
+        store.delete_source("alpha.txt")
+        store.save()
+    assert reconcile_all(manager)["t"]["lost_files"] == ["alpha.txt"]
+    alpha = {f.file_name: f for f in manager.list_files("t")}["alpha.txt"]
+    assert alpha.status == "error" and "add the file again" in alpha.error and alpha.chunk_count == 0
+    assert reconcile_all(manager)["t"] == {"orphan_chunks": [], "lost_files": []}
+    # Adding it again repairs it.
+    manager.add_files("t", [doc("alpha.txt")], override=True)
+    assert "alpha.txt" in sources(manager, "t", "alpha")

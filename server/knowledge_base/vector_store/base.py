@@ -135,6 +135,10 @@ class VectorStore(ABC):
             docs = [self._docs[i] for i in self._by_source.get(source, ())]
         return sorted(docs, key=lambda d: (d.metadata.get("chunk_index", 0), d.id))
 
+    def doc_ids(self) -> set[str]:
+        with self.lock:
+            return set(self._by_doc_id)
+
     def sources(self) -> set[str]:
         with self.lock:
             return {s for s, ids in self._by_source.items() if ids}
