@@ -42,9 +42,14 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 # layout before evidence selection: five whole passages in the system prompt, no weight repacking.
 BEFORE = {"CHAT__KB_PASSAGES": "5", "CHAT__EVIDENCE_TOKENS": "0", "CHAT__KB_PROMPT_TEMPLATE": "kb_classic",
           "LLM__LOCAL__EXTRA_BUFFERS": "false"}
+# The defaults before sentence vectors: chunk vectors and BM25 fused 2:1 at k=60, evidence by shared words.
+BEFORE_SENTENCES = {"KB__HYBRID_SENTENCE_WEIGHT": "0", "KB__HYBRID_VECTOR_WEIGHT": "2", "KB__RRF_K": "60",
+                    "CHAT__EVIDENCE_MEANING_WEIGHT": "0"}
 CONFIGS: dict[str, dict[str, str]] = {
     "before": BEFORE,
+    "before sentences": BEFORE_SENTENCES,
     "default": {},
+    "sentence ranking only": {"CHAT__EVIDENCE_MEANING_WEIGHT": "0"},
     "no-repack": {"LLM__LOCAL__EXTRA_BUFFERS": "false"},
     "5 passages": {"CHAT__KB_PASSAGES": "5"},
     "5 passages evidence 400": {"CHAT__KB_PASSAGES": "5", "CHAT__EVIDENCE_TOKENS": "400"},

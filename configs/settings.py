@@ -279,6 +279,12 @@ class ChatSettings(BaseModel):
         description="Tokens of the passages' most relevant sentences the model reads in knowledge-base chat; "
         "0 sends whole passages (as many as fit the context window).",
     )
+    evidence_meaning_weight: float = Field(
+        2.0,
+        ge=0.0,
+        description="When choosing those sentences, weight of a sentence's cosine with the question (its sentence "
+        "vector) against the question's words it shares; 0 chooses by shared words only.",
+    )
     search_prompt_template: str = Field("search_default", description="Default search prompt template name.")
     agent_max_steps: int = Field(6, ge=1, le=30, description="Most tool calls an agent may make per question.")
     agent_max_seconds: float = Field(120.0, gt=0, description="Wall time allowed to one agent answer.")

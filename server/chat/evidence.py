@@ -5,8 +5,8 @@ matters. Each passage is cut into sentences; a sentence scores by the question's
 (BM25 tokens, so Chinese bigrams and English stems alike), each term weighted by how rare it is
 among the passages' sentences, and, where the store holds sentence vectors, by its cosine with the
 question as well: an everyday question often shares no word with the sentence that answers it.
-Both parts are scaled to [0, 1] over the passages' sentences, and the cosine counts SEMANTIC_WEIGHT
-times as much (on the tuning questions, the gold sentence was chosen for 91% of the laws questions
+Both parts are scaled to [0, 1] over the passages' sentences, and the cosine is weighted by the
+``chat.evidence_meaning_weight`` setting (at 2, on the tuning questions, the gold sentence was chosen for 91% of the laws questions
 and 98% of the English ones whose passage was retrieved, against 81% and 86% by terms alone).
 Sentences are then taken, best first, within a token budget; a
 passage's first sentence gets a small bonus because it names what the passage is about (a law
@@ -26,7 +26,6 @@ from server.knowledge_base.bm25 import query_tokens, tokenize
 from server.knowledge_base.sentences import sentence_spans
 
 FIRST_SENTENCE_BONUS = 0.15
-SEMANTIC_WEIGHT = 2.0
 GAP = " … "
 
 
@@ -61,11 +60,12 @@ def choose(
     budget: int,
     count: Callable[[str], int],
     similarities: Sequence[Sequence[float] | None] | None = None,
+    meaning_weight: float = 2.0,
 ) -> list[Passage]:
     """The passages (best first) with the sentences that fit ``budget`` tokens chosen in each.
 
     ``similarities`` holds, per passage, the cosine of each of its sentences with the question (None
-    where the passage has no sentence vectors). Sentences are taken by score; a passage none of whose
+    where the passage has no sentence vectors); ``meaning_weight`` weighs it against shared terms. Sentences are taken by score; a passage none of whose
     sentences scores above zero keeps its first sentence when room remains, so every passage still
     says what it is. A budget of 0 or less chooses every sentence (whole passages).
     """
@@ -89,7 +89,7 @@ def choose(
     candidates: list[tuple[float, int, int]] = []
     for p, per_passage in zip(passages, terms):
         for i, term in enumerate(per_passage):
-            score = term / top_terms + SEMANTIC_WEIGHT * semantic[p.rank][i]
+            score = term / top_terms + meaning_weight * semantic[p.rank][i]
             if score <= 0:
                 continue
             # Better-ranked passages win ties; a passage's opening sentence names its subject.

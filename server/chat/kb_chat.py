@@ -65,9 +65,10 @@ def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template:
     room = ctx.budget - ctx.count(template) - ctx.count(ctx.question) - 3 * MESSAGE_OVERHEAD
     wanted = ctx.settings.chat.evidence_tokens
     budget = max(1, min(wanted, room)) if wanted > 0 else 0
-    passages = choose(question, texts, budget, ctx.count, similarities)
+    weight = ctx.settings.chat.evidence_meaning_weight
+    passages = choose(question, texts, budget, ctx.count, similarities, weight)
     if wanted <= 0 and sum(ctx.count(p.excerpt()) for p in passages) > room:
-        passages = choose(question, texts, room, ctx.count, similarities)
+        passages = choose(question, texts, room, ctx.count, similarities, weight)
     return passages
 
 
@@ -118,7 +119,9 @@ async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
         return
     texts = [str(field_of(hit, "text") or "") for hit in hits]
     template = ctx.template(chat.kb_prompt_template)
-    similarities = await anyio.to_thread.run_sync(ctx.kb.sentence_similarities, question, hits)
+    similarities = None
+    if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0:
+        similarities = await anyio.to_thread.run_sync(ctx.kb.sentence_similarities, question, hits)
     passages = choose_evidence(ctx, question, texts, template, similarities)
     sources = [with_highlights(kb_source(i, hit, kb_name), p) for i, (hit, p) in enumerate(zip(hits, passages), 1)]
     yield events.sources(sources)
