@@ -107,9 +107,11 @@ class ChatServices:
         """
         return self._events(request, failures)
 
-    async def run_to_completion(self, request: ChatRequest, *, raise_errors: bool = False) -> dict[str, Any]:
-        """The whole answer as one dict; with ``raise_errors`` a failure before any answer text raises."""
-        failures: list[AppError] = []
+    async def run_to_completion(self, request: ChatRequest, *, failures: list[AppError] | None = None
+                                ) -> dict[str, Any]:
+        """The whole answer as one dict, a failure's code and message under ``error``; the failures
+        themselves (with their HTTP status) are appended to ``failures`` when given."""
+        failures = [] if failures is None else failures
         result: dict[str, Any] = {
             "answer": "", "sources": [], "tools": [], "message_id": None, "conversation_id": None,
             "usage": {"prompt_tokens": 0, "completion_tokens": 0}, "latency_ms": None, "error": None,
@@ -134,8 +136,6 @@ class ChatServices:
                         usage=event["usage"], latency_ms=event["latency_ms"],
                     )
         result["answer"] = "".join(parts)
-        if raise_errors and failures and not result["answer"].strip():
-            raise failures[0]
         return result
 
     async def _events(self, request: ChatRequest, failures: list[AppError] | None) -> AsyncIterator[dict[str, Any]]:

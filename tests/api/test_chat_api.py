@@ -125,10 +125,14 @@ def test_model_dying_mid_stream_gives_an_error_event_and_an_incomplete_stored_an
     assert text_of(events) == "Half of "
     stored = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]
     assert stored["content"] == "Half of " and stored["meta"]["incomplete"] is True
-    # The JSON variant still returns the part written, with the error alongside.
+    # The JSON variant fails with the model's status, and still returns the part written.
     fake.queue_drop_after("Half of this answer arrives", 2)
-    body = client.post("/chat/llm", json={"query": "Again", "stream": False}).json()
-    assert body["answer"] == "Half of " and body["error"]["code"].startswith("llm_")
+    response = client.post("/chat/llm", json={"query": "Again", "stream": False})
+    assert response.status_code == 502
+    body = response.json()
+    assert body["answer"] == "Half of " and body["error"]["code"].startswith("llm_") and body["error"]["message"]
+    stored = client.get(f"/conversations/{body['conversation_id']}").json()["messages"][-1]
+    assert stored["content"] == "Half of " and stored["meta"]["incomplete"] is True
 
 
 def test_kb_chat_shows_the_evidence_first_then_answers_from_its_sentences(client, fake):

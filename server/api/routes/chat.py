@@ -54,7 +54,15 @@ async def chat(mode: Literal["llm", "kb", "search", "agent"], request: Request, 
     """Answer a question in the mode named by the path (SSE stream, or JSON with stream=false)."""
     chat_request = await _chat_request(request, mode)
     if not chat_request.stream:
-        return await services.chat.run_to_completion(chat_request, raise_errors=True)
+        failures: list[AppError] = []
+        result = await services.chat.run_to_completion(chat_request, failures=failures)
+        if failures:
+            # A failed answer is never a 200: the error's status, with whatever part was written.
+            error = failures[0]
+            if not result["answer"] and result["conversation_id"] is None:
+                return JSONResponse({"error": error.to_dict()}, status_code=error.status)
+            return JSONResponse({**result, "error": error.to_dict()}, status_code=error.status)
+        return result
     failures: list[AppError] = []
     events = services.chat.run(chat_request, failures)
     first = await anext(events, None)
