@@ -112,3 +112,10 @@ def test_builtin_model_uses_the_server_api_key(settings):
     config = LLMRegistry(settings).config("smollm2-135m")
     assert config.api_key is not None and config.api_key.get_secret_value() == "s3cret"
     assert LLMRegistry(settings).config("remote").api_key is None
+
+
+def test_the_token_estimate_does_not_let_long_unbroken_strings_through():
+    assert approx_token_count("x" * 4000) >= 2000  # one pasted blob: not "2 tokens"
+    assert approx_token_count("a1b2" * 1000) >= 2000  # letters and digits interleaved
+    assert approx_token_count("订单号 20261202") == 3 + 8  # digits one each, as Qwen splits them
+    assert approx_token_count("https://example.com/" + "Ab9" * 200) >= 300
