@@ -234,6 +234,16 @@ class ServerSettings(BaseModel):
     ws_max_requests: int = Field(8, ge=1, description="Questions one WebSocket may have in flight at once.")
     api_key: SecretStr | None = Field(None, description="Bearer key required by every route but health when set.")
     api_url: str | None = Field(None, description="URL the WebUI uses to reach the API; default from host/port.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the API answers to without an api_key, besides loopback names and `host` "
+        "(guards against DNS rebinding).",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Web pages (scheme://host:port) allowed to call the API from a browser, besides the WebUI "
+        "and the API's own pages on this machine.",
+    )
     webui_timeout: float = Field(300.0, gt=0, description="Seconds the WebUI waits for an API answer before giving up.")
 
     @property

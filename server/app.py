@@ -12,8 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from configs import Settings, load_settings
-from server.auth import check_access
-from server.errors import AppError
+from server.auth import check_access, check_browser
+from server.errors import AppError, UnsupportedMediaType
 from server.knowledge_base.maintenance import reconcile_all
 from server.services import Services, build_services
 
@@ -23,6 +23,21 @@ logger = logging.getLogger(__name__)
 ROUTE_MODULES = ["health", "kb", "openai_compat", "ws", "chat", "conversations", "settings_public"]
 # Paths anyone may call, even without the API key.
 PUBLIC_PATHS = {"/health"}
+
+
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def check_body_type(request: Request) -> None:
+    """A request body must be JSON or a multipart upload: text/plain and form-encoded bodies are what a web
+    page may send to another site without asking first, so they are refused (415)."""
+    if request.method not in BODY_METHODS:
+        return
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if has_body and not (media == "application/json" or media.endswith("+json") or media == "multipart/form-data"):
+        raise UnsupportedMediaType(f"send the body as application/json (or multipart/form-data for uploads), "
+                                   f"not {media or 'no content type'}", code="unsupported_media_type")
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -53,6 +68,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                     request.headers.get("authorization"),
                     request.client.host if request.client else None,
                 )
+                check_browser(settings, request.headers.get("origin"), request.headers.get("host"))
+                check_body_type(request)
             except AppError as exc:
                 return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
         return await call_next(request)

@@ -10,6 +10,9 @@ import pytest
 # Tests must never reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Starlette's TestClient sends "Host: testserver"; without an API key the API answers to this machine's
+# names only (server.auth.check_browser), so the tests' settings name it too.
+os.environ.setdefault("KBCHAT_SERVER__ALLOWED_HOSTS", '["testserver"]')
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

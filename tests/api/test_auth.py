@@ -175,3 +175,66 @@ def test_grpc_without_a_key_refuses_peers_that_are_not_loopback(grpc_services, f
     with GrpcServer(grpc_services.settings, grpc_services) as local:
         fake.queue("Loopback gRPC answer.")
         assert _grpc_ask(local.target)[-1].type == "done"
+
+
+# ---- Browsers: other web pages and DNS rebinding ----------------------------------------------
+
+EVIL = "http://evil.example"
+
+
+def test_a_foreign_web_page_cannot_upload_search_or_chat_through_a_local_browser(open_app, fake):
+    with TestClient(open_app, client=("127.0.0.1", 50000)) as client:
+        assert client.post("/kbs", json={"name": "docs"}).status_code in (200, 201)
+        upload = client.post("/kbs/docs/files", files=[("files", ("secret.txt", b"the vault code is 4321"))],
+                             headers={"Origin": EVIL})
+        assert upload.status_code == 403 and upload.json()["error"]["code"] == "forbidden_origin"
+        assert "secret.txt" not in client.get("/kbs/docs/files").text
+        searched = client.post("/kbs/docs/search", json={"query": "vault"}, headers={"Origin": EVIL})
+        assert searched.status_code == 403
+        assert client.get("/kbs", headers={"Origin": "null"}).status_code == 403
+        # The WebUI's own page and the API's own /docs page may call it; so may clients without an Origin.
+        for origin in ("http://127.0.0.1:8501", "http://localhost:8501", "http://localhost:7861"):
+            assert client.get("/kbs", headers={"Origin": origin}).status_code == 200, origin
+        assert client.get("/kbs", headers={"Origin": "http://localhost:9999"}).status_code == 403
+
+
+def test_a_text_plain_or_form_body_is_refused_before_anything_runs(open_app, fake):
+    with TestClient(open_app, client=("127.0.0.1", 50000)) as client:
+        plain = client.post("/chat/llm", content=b'{"query": "hi", "stream": false}',
+                            headers={"content-type": "text/plain"})
+        assert plain.status_code == 415 and plain.json()["error"]["code"] == "unsupported_media_type"
+        form = client.post("/chat/llm", content=b"query=hi", headers={"content-type": "application/x-www-form-urlencoded"})
+        assert form.status_code == 415
+        assert fake.requests == []  # the model was never asked
+        assert client.get("/conversations").json()["items"] == []  # and nothing was stored
+
+
+def test_without_a_key_a_foreign_host_name_is_refused_as_dns_rebinding(open_app):
+    with TestClient(open_app, client=("127.0.0.1", 50000), base_url="http://attacker.example:7861") as rebound:
+        refused = rebound.get("/kbs")
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden_host"
+    for base in ("http://127.0.0.1:7861", "http://localhost:7861", "http://[::1]:7861"):
+        with TestClient(open_app, client=("127.0.0.1", 50000), base_url=base) as local:
+            assert local.get("/kbs").status_code == 200, base
+
+
+def test_with_a_key_any_host_name_is_served_but_foreign_pages_are_not(keyed_app):
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with TestClient(keyed_app, client=REMOTE, base_url="http://kb.example.org") as client:
+        assert client.get("/kbs", headers=auth).status_code == 200
+        assert client.get("/kbs", headers={**auth, "Origin": EVIL}).status_code == 403
+
+
+def test_a_websocket_from_a_foreign_page_or_host_is_refused(open_app, fake):
+    with TestClient(open_app, client=("127.0.0.1", 50000)) as client:
+        with client.websocket_connect("/ws/chat", headers={"Origin": EVIL}) as ws:
+            frame = ws.receive_json()
+            assert frame["type"] == "error" and frame["code"] == "forbidden_origin"
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+        assert closed.value.code == 4403
+        fake.queue("fine")
+        with client.websocket_connect("/ws/chat", headers={"Origin": "http://127.0.0.1:8501"}) as ws:
+            assert _ask_over_ws(ws) == "done"
+        with client.websocket_connect("/ws/chat", headers={"Host": "attacker.example"}) as ws:
+            assert ws.receive_json()["code"] == "forbidden_host"

@@ -146,7 +146,7 @@ def test_upload_with_bad_parameters_is_422(client, kb, data):
 
 def test_upload_needs_multipart_files(client, kb):
     assert_error(client.post("/kbs/docs/files", json={"files": []}), 422)
-    assert_error(client.post("/kbs/docs/files", data={"override": "true"}), 422)
+    assert_error(client.post("/kbs/docs/files", data={"override": "true"}), 415)  # a form body, not multipart
     assert_error(client.post("/kbs/docs/files", files=[("files", ("d.txt", b"1")), ("files", ("d.txt", b"2"))]), 422)
 
 

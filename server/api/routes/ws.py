@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from server.api.transport import EventPump, event_dict, validation_message
-from server.auth import check_access
+from server.auth import check_access, check_browser
 from server.chat.schemas import ChatRequest
 from server.errors import AppError
 
@@ -36,6 +36,7 @@ router = APIRouter(tags=["chat"])
 
 # Close code sent to a socket whose credentials were refused (4000-4999 are for applications).
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 _TERMINAL_TYPES = {"done", "error"}
 # Longest accepted client request id.
 _MAX_ID_CHARS = 200
@@ -166,9 +167,11 @@ async def chat_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     try:
         check_access(settings, authorization, websocket.client.host if websocket.client else None)
+        check_browser(settings, websocket.headers.get("origin"), websocket.headers.get("host"))
     except AppError as exc:
         logger.warning("WebSocket from %s refused: %s", websocket.client, exc.message)
         await websocket.send_json({"type": "error", "code": exc.code, "message": exc.message, "request_id": None})
-        await websocket.close(code=CLOSE_UNAUTHORIZED, reason="unauthorized")
+        close_code, reason = (CLOSE_UNAUTHORIZED, "unauthorized") if exc.status == 401 else (CLOSE_FORBIDDEN, "forbidden")
+        await websocket.close(code=close_code, reason=reason)
         return
     await _ChatSocket(websocket, websocket.app.state.services.chat, settings.server.ws_max_requests).serve()
