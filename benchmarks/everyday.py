@@ -298,9 +298,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rewrite-model", default=None,
                         help="also search with a hypothetical answer written by this built-in model (HyDE)")
     parser.add_argument("--n", type=int, default=None, help="at most this many questions per set and part")
+    parser.add_argument("--evidence", action="store_true",
+                        help="measure the evidence KB chat chooses instead (benchmarks/everyday_evidence.py)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_shared_data()
+    if args.evidence:
+        from benchmarks import everyday_evidence
+
+        with scratch_dir("everyday", args.keep) as work, open_manager(work, cache_dir=EMBEDDING_CACHE) as manager:
+            result = everyday_evidence.run(manager, args.sets.split(","), args.split.split(","), args.n)
+        write_result("everyday_evidence", result, args.out)
+        return 0
     with scratch_dir("everyday", args.keep) as work:
         result = run(args.sets.split(","), args.split.split(","), work, args.index.split(","),
                      [c for c in args.configs.split(",") if c] or None, args.rewrite_model, args.n)
