@@ -218,7 +218,8 @@ def render(ctx: UIContext) -> None:
 
     box = open_chat_box(conversation.get("id") if conversation else None)
     load_conversation(box, ctx, conversation)
-    prompt = (st.chat_input(t(f"chat.placeholder.{options['mode']}"), key="chat_prompt", max_chars=20000) or "").strip()
+    longest = int(public.get("max_query_chars") or 10000)
+    prompt = (st.chat_input(t(f"chat.placeholder.{options['mode']}"), key="chat_prompt", max_chars=longest) or "").strip()
     if not prompt:
         add_leftover(box, ctx, st.session_state.get(LIVE_KEY), conversation)
     if not box.history and not st.session_state.get(LIVE_KEY):

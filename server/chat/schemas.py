@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from server.limits import MAX_QUERY_CHARS
 
 ChatMode = Literal["llm", "kb", "search", "agent"]
 CHAT_MODES: tuple[str, ...] = ("llm", "kb", "search", "agent")
@@ -20,7 +22,7 @@ class HistoryMessage(BaseModel):
 class ChatRequest(BaseModel):
     """One question to answer in one of the four chat modes."""
 
-    query: str = Field(min_length=1, max_length=20000, description="The user's question.")
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The user's question.")
     mode: ChatMode = Field("llm", description="llm, kb (knowledge base), search (web) or agent.")
     conversation_id: str | None = Field(None, max_length=64, description="Conversation to continue; new if None.")
     model: str | None = Field(None, max_length=200, description="Chat model name; default model if None.")
@@ -43,6 +45,13 @@ class ChatRequest(BaseModel):
     bilingual: bool = Field(False, description="Answer Chinese questions by way of English.")
     stream: bool = Field(True, description="Stream events (SSE) or return one JSON body.")
     store: bool = Field(True, description="Keep the exchange in a conversation; False answers without storing.")
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the question must not be blank")
+        return value
 
 
 class Source(BaseModel):

@@ -119,12 +119,8 @@ def reconcile(manager: KnowledgeBaseManager, kb: str) -> dict[str, list[str]]:
         orphans = sorted(stored - recorded.keys())
         lost = sorted({name for doc_id, name in recorded.items() if doc_id not in stored})
         if orphans:
-            try:
+            with manager.pool.saving(kb, store):
                 store.delete(orphans)
-                store.save()
-            except BaseException:
-                manager.pool.discard(kb)
-                raise
         for name in lost:
             manager.db.run(repo.save_file, row.id, name, [], status="error", error=LOST_CHUNKS)
     if orphans or lost:

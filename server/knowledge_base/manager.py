@@ -20,6 +20,7 @@ from configs import Settings
 from server.db import Database
 from server.db import kb_repository as repo
 from server.errors import Conflict, InvalidInput, NotFound
+from server.limits import MAX_QUERY_CHARS
 from server.knowledge_base.embeddings import EmbeddingService
 from server.knowledge_base.ingestion import Ingestor, check_upload
 from server.knowledge_base.names import (
@@ -39,7 +40,6 @@ from server.knowledge_base.vector_store import VectorStore, check_kind, open_sto
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[ProgressEvent], None]
-MAX_QUERY_CHARS = 10000
 MAX_CHUNK_CHARS = 100000
 
 __all__ = [
@@ -201,12 +201,8 @@ class KnowledgeBaseManager:
                 raise NotFound(f"file {file_name!r} is not in knowledge base {kb!r}", code="file_not_found")
             store = self.pool.get(kb)
             if store.docs_for_source(file_name):
-                try:
+                with self.pool.saving(kb, store):
                     store.delete_source(file_name)
-                    store.save()
-                except BaseException:
-                    self.pool.discard(kb)
-                    raise
             self.db.run(repo.delete_file, row.id, file_name)
             if delete_content:
                 path.unlink(missing_ok=True)
@@ -234,12 +230,8 @@ class KnowledgeBaseManager:
                 raise NotFound(f"chunk {doc_id!r} is not in knowledge base {kb!r}", code="chunk_not_found")
             vectors, sentence_vectors = self.embeddings.embed_chunks(
                 row.embed_model, [store.index_text(text, doc.metadata)], [text], self.settings.kb.sentence_vectors)
-            try:
+            with self.pool.saving(kb, store):
                 updated = store.update(doc_id, text, vectors[0], sentence_vectors[0] if sentence_vectors else None)
-                store.save()
-            except BaseException:
-                self.pool.discard(kb)
-                raise
         return ChunkInfo(doc_id=updated.doc_id, text=updated.text, metadata=updated.metadata)
 
     def delete_chunk(self, kb: str, doc_id: str) -> None:
@@ -248,12 +240,8 @@ class KnowledgeBaseManager:
             store = self.pool.get(kb)
             if store.get(doc_id) is None:
                 raise NotFound(f"chunk {doc_id!r} is not in knowledge base {kb!r}", code="chunk_not_found")
-            try:
+            with self.pool.saving(kb, store):
                 store.delete([doc_id])
-                store.save()
-            except BaseException:
-                self.pool.discard(kb)
-                raise
             self.db.run(repo.delete_doc, row.id, doc_id)
 
     # ----- retrieval

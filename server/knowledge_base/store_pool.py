@@ -18,7 +18,8 @@ import fcntl
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from server.knowledge_base.vector_store import VectorStore, versions
@@ -112,6 +113,17 @@ class StorePool:
             self._stores.move_to_end(kb)
             self._evict()
             return current
+
+    @contextmanager
+    def saving(self, kb: str, store: VectorStore) -> Iterator[VectorStore]:
+        """Change the store in the ``with`` body, then save it; if either fails the store is forgotten, so the
+        next ``get`` reloads the last saved version instead of serving a half-applied change."""
+        try:
+            yield store
+            store.save()
+        except BaseException:
+            self.discard(kb)
+            raise
 
     def put(self, kb: str, store: VectorStore) -> None:
         with self._lock:

@@ -312,3 +312,12 @@ def test_bilingual_kb_chat_translates_question_and_answer(client, fake):
     assert next(e for e in events if e["type"] == "sources")["sources"][0]["file"] == "garden.md"
     stored = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]
     assert stored["meta"]["bilingual"]["answer_en"] == "Every two weeks [1]."
+
+
+@pytest.mark.parametrize("query", ["   \n ", "问" * 10001])
+def test_a_blank_or_overlong_question_is_refused_before_anything_is_stored(client, fake, query):
+    count = len(client.get("/conversations", params={"size": 200}).json()["items"])
+    for mode, extra in (("llm", {}), ("kb", {"kb_name": "garden"})):
+        response = client.post(f"/chat/{mode}", json={"query": query, "stream": False, **extra})
+        assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_input"
+    assert len(client.get("/conversations", params={"size": 200}).json()["items"]) == count and fake.requests == []

@@ -65,6 +65,8 @@ def test_list_is_newest_first_and_paged(client, fake):
     assert body["items"][0]["message_count"] == 4 and body["items"][0]["title"] == "Question 0"
     assert [c["id"] for c in client.get("/conversations?page=2&size=2").json()["items"]] == [ids[1]]
     assert client.get("/conversations?page=0").status_code == 422
+    huge = client.get("/conversations?page=9223372036854775807")  # once an SQLite OverflowError (500)
+    assert huge.status_code == 422 and huge.json()["error"]["code"] == "invalid_input"
     assert client.get("/conversations?size=1000").status_code == 422
 
 

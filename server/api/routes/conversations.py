@@ -52,7 +52,7 @@ def create_conversation(body: CreateConversation, services: ServicesDep) -> dict
 
 @router.get("/conversations")
 def list_conversations(
-    services: ServicesDep, page: int = Query(1, ge=1), size: int = Query(20, ge=1, le=200)
+    services: ServicesDep, page: int = Query(1, ge=1, le=1_000_000), size: int = Query(20, ge=1, le=200)
 ) -> dict[str, Any]:
     """List conversations, most recently active first."""
     return services.chat.conversations.list(page=page, size=size)

@@ -12,6 +12,7 @@ from configs.settings import SearchMode
 from server.api.deps import ServicesDep
 from server.chat.schemas import CHAT_MODES
 from server.knowledge_base.vector_store import STORE_KINDS
+from server.limits import MAX_QUERY_CHARS
 
 router = APIRouter(tags=["settings"])
 
@@ -31,6 +32,7 @@ async def public_settings(services: ServicesDep) -> dict[str, Any]:
         "prompt_templates_by_mode": templates_by_mode(templates),
         "top_k": kb.top_k,
         "kb_passages": chat.kb_passages,
+        "max_query_chars": MAX_QUERY_CHARS,
         "rewrite_query": chat.rewrite_query,
         "score_threshold": kb.score_threshold,
         "score_thresholds": {name: cfg.score_threshold for name, cfg in kb.embed_models.items()},

@@ -152,12 +152,10 @@ class VectorStore(ABC):
             if not self._docs or k <= 0:
                 return []
             self._check_dim(int(np.asarray(vector).shape[-1]))
-            ids = None
-            if source is not None:
-                allowed = self._by_source.get(source)
-                if not allowed:
-                    return []
-                ids = np.fromiter(allowed, dtype=np.int64)
+            allowed = self._source_ids(source)
+            if allowed is not None and not allowed:
+                return []
+            ids = None if allowed is None else np.fromiter(allowed, dtype=np.int64)
             query = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
             hits = self.do_search(query, min(k, len(self._docs)), ids)
             return [(self._docs[i], min(1.0, max(0.0, s))) for i, s in hits if i in self._docs]
@@ -166,11 +164,9 @@ class VectorStore(ABC):
                         ) -> list[tuple[StoredDoc, float]]:
         """Chunks by their best-matching sentence, score max(0, cosine), best first (see sentence_index.py)."""
         with self.lock:
-            allowed = None
-            if source is not None:
-                allowed = self._by_source.get(source)
-                if not allowed:
-                    return []
+            allowed = self._source_ids(source)
+            if allowed is not None and not allowed:
+                return []
             hits = self._sentences.search(vector, k, allowed)
             return [(self._docs[i], min(1.0, max(0.0, s))) for i, s in hits if i in self._docs]
 
@@ -189,11 +185,9 @@ class VectorStore(ABC):
         """Chunks matching the query's keywords with raw BM25 scores, best first."""
         with self.lock:
             self._refresh_bm25()
-            allowed = None
-            if source is not None:
-                allowed = self._by_source.get(source)
-                if not allowed:
-                    return []
+            allowed = self._source_ids(source)
+            if allowed is not None and not allowed:
+                return []
             hits = self._bm25.search(query, k, allowed)
             return [(self._docs[i], s) for i, s in hits if i in self._docs]
 
@@ -274,6 +268,10 @@ class VectorStore(ABC):
             self.dim = None
             self.do_init_index(0)
             self._bm25_dirty = True
+
+    def _source_ids(self, source: str | None) -> set[int] | None:
+        """The chunk ids of one file (empty if it has none), or None for no restriction."""
+        return None if source is None else self._by_source.get(source, set())
 
     def _register(self, doc: StoredDoc) -> None:
         self._docs[doc.id] = doc
