@@ -240,7 +240,10 @@ class EmbeddingService:
         chunk, a row per sentence of ``sentences.sentences(text)``), embedded in one pass."""
         groups = [sentences(text) for text in texts] if with_sentences else []
         flat = [sentence for group in groups for sentence in group]
-        vectors = self.embed_passages(name, index_texts + flat, progress)
+        chunks = len(index_texts)
+        # Progress is reported in chunks, the unit users see, however many sentences come with them.
+        in_chunks = None if progress is None else lambda done, total: progress(done * chunks // max(total, 1), chunks)
+        vectors = self.embed_passages(name, index_texts + flat, in_chunks)
         if not with_sentences:
             return vectors, None
         bounds = np.cumsum([len(index_texts)] + [len(group) for group in groups])

@@ -94,7 +94,11 @@ class KnowledgeBaseManager:
 
     def _open_store(self, kb: str) -> VectorStore:
         row = self.kb_row(kb)
-        return open_store(row.vector_store, self.store_dir(kb), kb, row.embed_model, **self.store_options())
+        store = open_store(row.vector_store, self.store_dir(kb), kb, row.embed_model, **self.store_options())
+        if self.settings.kb.sentence_vectors and len(store) and not store.sentence_count:
+            logger.warning("knowledge base %s was built without sentence vectors; rebuild it (`kbchat kb rebuild %s`) "
+                           "for better retrieval", kb, kb)
+        return store
 
     # ----- knowledge bases
     def list_kbs(self) -> list[KBInfo]:
