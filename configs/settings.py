@@ -222,6 +222,10 @@ class LLMSettings(BaseModel):
     )
     local: LocalServerSettings = Field(default_factory=LocalServerSettings, description="Bundled model server.")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="Default sampling temperature.")
+    kb_temperature: float = Field(
+        0.1, ge=0.0, le=2.0,
+        description="Default sampling temperature in knowledge-base chat, whose answers should keep to the passages.",
+    )
 
 
 class ServerSettings(BaseModel):

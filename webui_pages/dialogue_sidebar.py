@@ -164,12 +164,15 @@ def render_chat_options(ctx: UIContext, public: dict[str, Any], conversation: di
     with st.expander(t("opt.model_section"), expanded=True):
         models = _model_names(ctx, public)
         options["model"] = _select(t("opt.model"), models, "opt_model", public.get("default_model"))
+        # Knowledge-base answers keep to the passages best when sampled cold: each mode has its own default.
+        default_temperature = public.get("kb_temperature" if mode == "kb" else "temperature") or 0.0
+        temperature_key = f"opt_temperature_{mode}"
         options["temperature"] = remember(
-            "opt_temperature",
+            temperature_key,
             st.slider(
                 t("opt.temperature"), 0.0, 2.0,
-                float(remembered("opt_temperature", public.get("temperature") or 0.0)), 0.05,
-                key="opt_temperature",
+                float(remembered(temperature_key, default_temperature)), 0.05,
+                key=temperature_key,
             ),
         )
         options["history_turns"] = remember(

@@ -111,7 +111,10 @@ class ChatContext:
     async def stream(self, messages: list[dict[str, Any]], **kwargs: Any) -> AsyncIterator[str]:
         """Stream the model's answer to ``messages``, counting tokens both ways."""
         self.prompt_tokens += self.prompt_size(messages)
-        kwargs.setdefault("temperature", self.request.temperature)
+        temperature = self.request.temperature
+        if temperature is None and self.request.mode == "kb":
+            temperature = self.settings.llm.kb_temperature
+        kwargs.setdefault("temperature", temperature)
         kwargs.setdefault("max_tokens", self.max_tokens)
         answer = []
         try:

@@ -321,3 +321,14 @@ def test_a_blank_or_overlong_question_is_refused_before_anything_is_stored(clien
         response = client.post(f"/chat/{mode}", json={"query": query, "stream": False, **extra})
         assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_input"
     assert len(client.get("/conversations", params={"size": 200}).json()["items"]) == count and fake.requests == []
+
+
+def test_knowledge_base_answers_are_sampled_cold_unless_asked_otherwise(client, fake):
+    fake.queue("Every two weeks [1].", "Every two weeks [1].", "Hello.")
+    sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=1)
+    assert fake.requests[-1]["temperature"] == pytest.approx(0.1)  # llm.kb_temperature
+    sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=1,
+        temperature=0.9)
+    assert fake.requests[-1]["temperature"] == pytest.approx(0.9)
+    sse(client, "llm", query="Hello?")
+    assert fake.requests[-1]["temperature"] == pytest.approx(0.7)  # llm.temperature

@@ -103,11 +103,13 @@ def test_sidebar_defaults_come_from_public_settings(webui_env, api):
     at = no_exception(chat_app())
     assert at.sidebar.radio(key="opt_mode").value == "llm"
     assert at.sidebar.selectbox(key="opt_model").value == public["default_model"] == "fake"
-    assert at.sidebar.slider(key="opt_temperature").value == pytest.approx(public["temperature"])
+    assert at.sidebar.slider(key="opt_temperature_llm").value == pytest.approx(public["temperature"])
     # history_turns=7 is the test API's own setting, not kbchat's default
     assert at.sidebar.number_input(key="opt_history").value == public["history_turns"] == 7
     set_mode(at, "kb")
     assert at.sidebar.number_input(key="opt_top_k").value == public["kb_passages"] == 3
+    # Knowledge-base answers are sampled cold by default.
+    assert at.sidebar.slider(key="opt_temperature_kb").value == pytest.approx(public["kb_temperature"]) == 0.1
     assert at.sidebar.selectbox(key="opt_search_mode_en").value == public["default_search_mode"]
 
 

@@ -49,6 +49,7 @@ async def public_settings(services: ServicesDep) -> dict[str, Any]:
         "result_count": search.result_count,
         "history_turns": chat.history_turns,
         "temperature": settings.llm.temperature,
+        "kb_temperature": settings.llm.kb_temperature,
         "chunk_size": kb.chunk_size,
         "chunk_overlap": kb.chunk_overlap,
         "chunk_unit": kb.chunk_unit,
