@@ -21,18 +21,6 @@ THREE_FILES = [("a.txt", "第一份文件。".encode()), ("b.txt", "第二份文
 
 
 @pytest.fixture
-def manager(tmp_path, tmp_path_factory):
-    cache = tmp_path_factory.getbasetemp() / "kb-embedding-cache"
-    settings = Settings(paths={"data_root": tmp_path, "cache_dir": cache})
-    db = Database(settings.paths.database_url)
-    db.create_tables()
-    mgr = KnowledgeBaseManager(settings, db)
-    yield mgr
-    mgr.close()
-    db.dispose()
-
-
-@pytest.fixture
 def filled(manager):
     manager.create_kb("docs", "test documents")
     results = manager.add_files("docs", [("劳动.txt", CONTRACT), ("traffic.md", TRAFFIC), ("lease.txt", ENGLISH)])

@@ -10,9 +10,6 @@ import time
 
 import pytest
 
-from configs import Settings
-from server.db.engine import Database
-from server.knowledge_base.manager import KnowledgeBaseManager
 from server.knowledge_base.store_pool import WriterLock
 
 # A second process, as `kbchat kb add` is: its own settings, database connection and store pool.
@@ -36,19 +33,9 @@ ADD_FILES = textwrap.dedent("""
 
 
 @pytest.fixture
-def paths(tmp_path, tmp_path_factory):
-    return tmp_path / "data", tmp_path_factory.getbasetemp() / "kb-embedding-cache"
-
-
-@pytest.fixture
-def manager(paths):
-    settings = Settings(paths={"data_root": paths[0], "cache_dir": paths[1]})
-    db = Database(settings.paths.database_url)
-    db.create_tables()
-    mgr = KnowledgeBaseManager(settings, db)
-    yield mgr
-    mgr.close()
-    db.dispose()
+def paths(manager):
+    """The data root and embedding cache of the ``manager`` fixture, for the other processes."""
+    return manager.settings.paths.data_root, manager.settings.paths.cache_dir
 
 
 def add_in_process(paths, kb, *names) -> subprocess.Popen:
