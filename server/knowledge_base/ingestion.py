@@ -121,12 +121,12 @@ def json_safe(metadata: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(metadata, ensure_ascii=False, default=str))
 
 
-def check_upload(names: list[str]) -> None:
-    """Reject a batch before anything is stored: bad or duplicate names (422), or no supported file at all (415)."""
+def check_upload(names: list[str]) -> list[str]:
+    """The batch's names in NFC, or a refusal before anything is stored: bad or duplicate names (422), or no
+    supported file at all (415)."""
     if not names:
         raise InvalidInput("no files were given")
-    for name in names:
-        validate_file_name(name)
+    names = [validate_file_name(name) for name in names]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InvalidInput(f"the same file name appears more than once: {', '.join(duplicates)}")
@@ -136,6 +136,7 @@ def check_upload(names: list[str]) -> None:
             f"supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}",
             code="unsupported_file_type",
         )
+    return names
 
 
 class Ingestor:
@@ -160,7 +161,7 @@ class Ingestor:
         row = self.m.kb_row(kb)
         params = self.chunk_params(chunk_size, chunk_overlap)
         items = [(f.name, f) if isinstance(f, Path) else (f[0], f[1]) for f in files]
-        check_upload([name for name, _ in items])
+        items = list(zip(check_upload([name for name, _ in items]), (data for _, data in items)))
         reporter = Reporter(progress, len(items))
         results = []
         with self.m.pool.writer_lock(kb):
@@ -186,10 +187,10 @@ class Ingestor:
                  progress: ProgressFn | None) -> FileResult:
         row = self.m.kb_row(kb)
         params = self.chunk_params(chunk_size, chunk_overlap)
-        content = self.m.content_dir(kb) / validate_file_name(file_name)
+        file_name = check_upload([file_name])[0]
+        content = self.m.content_dir(kb) / file_name
         if not content.is_file():
             raise NotFound(f"file {file_name!r} is not in the content folder of knowledge base {kb!r}")
-        check_upload([file_name])
         reporter = Reporter(progress, 1)
         reporter.file_start(file_name)
         with self.m.pool.writer_lock(kb):

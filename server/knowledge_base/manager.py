@@ -197,7 +197,7 @@ class KnowledgeBaseManager:
     def delete_file(self, kb: str, file_name: str, delete_content: bool = False) -> None:
         """Remove a file's chunks and row; with delete_content also the file itself."""
         row = self.kb_row(kb)
-        validate_file_name(file_name)
+        file_name = validate_file_name(file_name)
         path = self.content_dir(kb) / file_name
         with self.pool.writer_lock(kb):
             existing = self.db.run(repo.get_file, row.id, file_name)
@@ -214,7 +214,7 @@ class KnowledgeBaseManager:
     # ----- chunks
     def list_chunks(self, kb: str, file_name: str) -> list[ChunkInfo]:
         row = self.kb_row(kb)
-        validate_file_name(file_name)
+        file_name = validate_file_name(file_name)
         if self.db.run(repo.get_file, row.id, file_name) is None:
             raise NotFound(f"file {file_name!r} is not in knowledge base {kb!r}", code="file_not_found")
         return [ChunkInfo(doc_id=d.doc_id, text=d.text, metadata=d.metadata)
@@ -287,7 +287,7 @@ class KnowledgeBaseManager:
             raise InvalidInput(f"score_threshold must be between 0 and 1, got {score_threshold!r}")
         store = self.pool.get(kb)
         if file_name is not None:
-            validate_file_name(file_name)
+            file_name = validate_file_name(file_name)
             if file_name not in store.sources() and self.db.run(repo.get_file, row.id, file_name) is None:
                 raise NotFound(f"file {file_name!r} is not in knowledge base {kb!r}", code="file_not_found")
         if len(store) == 0:

@@ -62,9 +62,14 @@ def split_kb_names(value: str) -> list[str]:
 
 
 def validate_file_name(name: object) -> str:
-    """Return the name if it is a safe plain file name (no folders), else raise InvalidInput saying why."""
+    """Return the name in Unicode NFC if it is a safe plain file name (no folders), else raise InvalidInput.
+
+    NFC makes the composed and decomposed spellings of one name (``café`` typed, ``café`` from a macOS
+    disk) the same file rather than two files that look alike.
+    """
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("file name must be a non-empty string")
+    name = unicodedata.normalize("NFC", name)
     if name != name.strip():
         raise InvalidInput(f"file name {name!r} must not start or end with spaces")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):

@@ -332,3 +332,20 @@ def test_faiss_runs_with_the_configured_thread_count(tmp_path):
             assert faiss.omp_get_max_threads() == expected
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def test_composed_and_decomposed_spellings_of_a_name_are_one_file(manager):
+    import unicodedata
+
+    manager.create_kb("docs")
+    composed, decomposed = unicodedata.normalize("NFC", "café.txt"), unicodedata.normalize("NFD", "café.txt")
+    assert composed != decomposed
+    manager.add_files("docs", [(decomposed, "Le café ouvre à huit heures du matin.".encode())])
+    again = manager.add_files("docs", [(composed, "Le café ouvre à huit heures du matin.".encode())])
+    assert again[0].status == "skipped"  # the same file, unchanged
+    assert [f.file_name for f in manager.list_files("docs")] == [composed]
+    assert manager.list_chunks("docs", decomposed)[0].metadata["source"] == composed
+    with pytest.raises(InvalidInput, match="more than once"):
+        manager.add_files("docs", [(composed, b"a"), (decomposed, b"b")])
+    manager.delete_file("docs", decomposed, delete_content=True)
+    assert manager.list_files("docs") == []
