@@ -349,3 +349,19 @@ def test_composed_and_decomposed_spellings_of_a_name_are_one_file(manager):
         manager.add_files("docs", [(composed, b"a"), (decomposed, b"b")])
     manager.delete_file("docs", decomposed, delete_content=True)
     assert manager.list_files("docs") == []
+
+
+def test_a_zip_bomb_posing_as_a_document_is_refused_before_it_is_unpacked(manager, tmp_path):
+    import io
+    import zipfile
+
+    manager.create_kb("docs")
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("[Content_Types].xml", "<Types/>")
+        bomb.writestr("word/document.xml", b"\0" * (64 * 1024 * 1024))
+    assert len(packed.getvalue()) < 1024 * 1024  # a small upload ...
+    result = manager.add_files("docs", [("report.docx", packed.getvalue()), ("ok.txt", "一份正常的文件。".encode())])
+    by_name = {r.file_name: r for r in result}
+    assert by_name["report.docx"].status == "error" and "zip bomb" in by_name["report.docx"].error
+    assert by_name["ok.txt"].status == "indexed"  # ... that stops nothing else

@@ -40,6 +40,7 @@ class UnreadableFile(LoaderError, InvalidInput):
 
 # Imported after the error classes because the format modules raise them.
 from server.knowledge_base.loaders import office, pdf, text, web  # noqa: E402
+from server.knowledge_base.loaders.archive import check_archive  # noqa: E402
 from server.knowledge_base.loaders.encoding import read_text  # noqa: E402
 
 Loader = Callable[[Path, str], list[LoadedDoc]]
@@ -92,6 +93,7 @@ def load_file(path: Path, source: str | None = None) -> list[LoadedDoc]:
         raise UnreadableFile(source, "file not found")
     _, loader = _LOADERS[ext]
     try:
+        check_archive(path, source)
         docs = loader(path, source)
     except LoaderError:
         raise
