@@ -4,11 +4,16 @@ The ``sources`` event comes first, before the model reads anything, with the sen
 passage that bear on the question (``highlights``), so the user has the evidence within a second
 even when the model is slow. The model then reads only those sentences (``chat.evidence_tokens``),
 which keeps the prompt short: on a CPU every prompt token not already cached costs time.
+
+With query rewriting (``rewrite_query``) the question's own evidence is still shown first; the search
+then runs again with a hypothetical answer the model writes, and a second ``sources`` event replaces
+the first when it found other passages. Clients keep the last ``sources`` event.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
@@ -72,16 +77,42 @@ def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template:
     return passages
 
 
-async def _search_query(ctx: ChatContext, hyde: bool) -> tuple[str, str]:
-    """(the question standing alone, what to search with): follow-ups condensed, HyDE appended when asked."""
+async def _standalone(ctx: ChatContext) -> str:
+    """The question standing alone: a follow-up is condensed with its history first."""
     question = await standalone_question(ctx)
     if question != ctx.question:
         ctx.meta["standalone_question"] = question
-    if not hyde:
-        return question, question
-    query = await with_hypothetical_answer(ctx, question)
-    ctx.meta["search_query"] = query
-    return question, query
+    return question
+
+
+@dataclass
+class _Evidence:
+    """The passages found for a question, as the model will read them and the user sees them."""
+
+    hits: list[Any]
+    passages: list[Passage]
+    sources: list[dict[str, Any]]
+
+
+def _ids(evidence: _Evidence) -> list[str]:
+    return [str(field_of(hit, "doc_id")) for hit in evidence.hits]
+
+
+async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, template: str) -> _Evidence:
+    """Search with ``query`` and choose the evidence sentences for ``question`` in what was found."""
+    request, chat = ctx.request, ctx.settings.chat
+    search = partial(ctx.kb.search, kb_name, query, top_k=request.top_k or chat.kb_passages,
+                     score_threshold=request.score_threshold, mode=request.search_mode)
+    hits = await anyio.to_thread.run_sync(search)
+    if not hits:
+        return _Evidence([], [], [])
+    texts = [str(field_of(hit, "text") or "") for hit in hits]
+    similarities = None
+    if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0:
+        similarities = await anyio.to_thread.run_sync(ctx.kb.sentence_similarities, question, hits)
+    passages = choose_evidence(ctx, question, texts, template, similarities)
+    sources = [with_highlights(kb_source(i, hit, kb_name), p) for i, (hit, p) in enumerate(zip(hits, passages), 1)]
+    return _Evidence(hits, passages, sources)
 
 
 def _question_with_passages(ctx: ChatContext, sources: list[dict[str, Any]], hits: list[Any],
@@ -105,26 +136,32 @@ async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
     ctx.meta["kb_name"] = kb_name
     chat = ctx.settings.chat
     hyde = request.rewrite_query if request.rewrite_query is not None else chat.rewrite_query
-    if ctx.history or hyde:
+    if ctx.history:
         yield events.status("rewriting")
-    question, query = await _search_query(ctx, hyde)
-    search = partial(ctx.kb.search, kb_name, query, top_k=request.top_k or chat.kb_passages,
-                     score_threshold=request.score_threshold, mode=request.search_mode)
-    hits = await anyio.to_thread.run_sync(search)
-    if not hits:
+    question = await _standalone(ctx)
+    template = ctx.template(chat.kb_prompt_template)
+    found = await _find(ctx, kb_name, question, question, template)
+    if found.sources or not hyde:
+        # Evidence first: what the question finds is shown before any model time is spent on it.
+        yield events.sources(found.sources)
+    if hyde:
+        # Then the search again with a hypothetical answer in the documents' words; the passages it
+        # finds replace the first ones when they differ.
+        yield events.status("rewriting")
+        query = await with_hypothetical_answer(ctx, question)
+        ctx.meta["search_query"] = query
+        better = await _find(ctx, kb_name, query, question, template)
+        if better.hits and _ids(better) != _ids(found):
+            found = better
+            yield events.sources(found.sources)
+        elif not found.sources:
+            yield events.sources([])
+    if not found.hits:
         threshold = await anyio.to_thread.run_sync(effective_threshold, ctx, kb_name)
-        yield events.sources([])
         no_match = ctx.localized(NO_MATCH_TEMPLATE, default=NO_MATCH_DEFAULT)
         yield events.delta(ctx.render(no_match, kb=kb_name, threshold=f"{threshold:g}"))
         return
-    texts = [str(field_of(hit, "text") or "") for hit in hits]
-    template = ctx.template(chat.kb_prompt_template)
-    similarities = None
-    if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0:
-        similarities = await anyio.to_thread.run_sync(ctx.kb.sentence_similarities, question, hits)
-    passages = choose_evidence(ctx, question, texts, template, similarities)
-    sources = [with_highlights(kb_source(i, hit, kb_name), p) for i, (hit, p) in enumerate(zip(hits, passages), 1)]
-    yield events.sources(sources)
+    hits, passages, sources = found.hits, found.passages, found.sources
     if "{context}" in template:
         # A template of the older layout: passages in the system prompt, the question after them.
         system, _ = fit_passages(ctx, template, [(s, p.excerpt()) for s, p in zip(sources, passages)], kb=kb_name)

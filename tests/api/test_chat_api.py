@@ -191,9 +191,16 @@ def test_rewrite_query_searches_with_a_hypothetical_answer_too(client, fake):
     assert "hypothetical" not in hyde["messages"][0]["content"].lower()  # the model is asked plainly
     assert hyde["messages"][-1]["content"] == "My compost stinks, what now?"
     assert text_of(events) == "Every two weeks [1]."
+    # The question's own evidence is shown before the model writes anything; the rewrite comes after it.
+    kinds = [e["type"] for e in events]
+    first_sources = kinds.index("sources")
+    assert first_sources < kinds.index("status") and events[kinds.index("status")]["stage"] == "rewriting"
+    shown = [e["sources"] for e in events if e["type"] == "sources"]
+    assert 1 <= len(shown) <= 2 and shown[-1][0]["text"]
     conv = events[0]["conversation_id"]
     meta = client.get(f"/conversations/{conv}").json()["messages"][-1]["meta"]
     assert meta["search_query"] == "My compost stinks, what now?\nAerate the heap by turning it every fortnight."
+    assert meta["sources"] == shown[-1]  # the passages the answer came from are the ones kept
 
 
 def test_kb_chat_searches_several_knowledge_bases_joined_by_plus(client, fake):
@@ -332,3 +339,16 @@ def test_knowledge_base_answers_are_sampled_cold_unless_asked_otherwise(client, 
     assert fake.requests[-1]["temperature"] == pytest.approx(0.9)
     sse(client, "llm", query="Hello?")
     assert fake.requests[-1]["temperature"] == pytest.approx(0.7)  # llm.temperature
+
+
+def test_passages_found_by_the_rewrite_replace_the_first_ones_shown(client, fake):
+    # The hypothetical answer points elsewhere than the question's own words.
+    fake.queue("Honey bees visit lavender and clover; a strong hive holds about fifty thousand bees in summer.",
+               "Bees like lavender [1].")
+    events, _ = sse(client, "kb", query="My compost stinks, what now?", kb_name="garden", top_k=1,
+                    rewrite_query=True)
+    shown = [e["sources"] for e in events if e["type"] == "sources"]
+    assert [s[0]["file"] for s in shown] == ["garden.md", "bees.txt"]
+    assert "lavender" in fake.requests[-1]["messages"][-1]["content"]  # the model read the later passages
+    meta = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]["meta"]
+    assert [s["file"] for s in meta["sources"]] == ["bees.txt"]
