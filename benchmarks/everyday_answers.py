@@ -50,7 +50,6 @@ CONFIGS: dict[str, dict[str, str]] = {
     "before sentences": BEFORE_SENTENCES,
     "default": {},
     "sentence ranking only": {"CHAT__EVIDENCE_MEANING_WEIGHT": "0"},
-    "prompt kb_specific": {"CHAT__KB_PROMPT_TEMPLATE": "kb_specific"},
     "rewrite": {"CHAT__REWRITE_QUERY": "true"},
     "no-repack": {"LLM__LOCAL__EXTRA_BUFFERS": "false"},
     "5 passages": {"CHAT__KB_PASSAGES": "5"},

@@ -280,10 +280,11 @@ class ChatSettings(BaseModel):
     kb_passages: int = Field(
         3, ge=1, le=100, description="Passages retrieved for a knowledge-base answer (a request's top_k overrides)."
     )
-    rewrite_query: bool = Field(
-        False,
-        description="Before knowledge-base retrieval, let the chat model write a short hypothetical answer in the "
-        "documents' words and search with it too (HyDE). Costs model time before the evidence shows. Follow-up "
+    rewrite_query: bool | Literal["auto"] = Field(
+        "auto",
+        description="In knowledge-base chat, let the chat model write a short hypothetical answer in the documents' "
+        "words and search again with it (HyDE); the question's own evidence shows first. 'auto': on, except for a "
+        "built-in local model on a CPU without AVX-512 or AMX, where the rewrite costs several seconds. Follow-up "
         "questions are always rewritten to stand alone.",
     )
     evidence_tokens: int = Field(

@@ -13,6 +13,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Starlette's TestClient sends "Host: testserver"; without an API key the API answers to this machine's
 # names only (server.auth.check_browser), so the tests' settings name it too.
 os.environ.setdefault("KBCHAT_SERVER__ALLOWED_HOSTS", '["testserver"]')
+# Tests queue the model's exact replies, and whether `auto` rewrites depends on the CPU; the tests of
+# rewriting ask for it in the request or in their settings.
+os.environ.setdefault("KBCHAT_CHAT__REWRITE_QUERY", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -25,7 +25,7 @@ from server.chat.context import ChatContext
 from server.chat.evidence import Passage, choose
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
-from server.chat.rewrite import standalone_question, with_hypothetical_answer
+from server.chat.rewrite import rewrites_by_default, standalone_question, with_hypothetical_answer
 from server.chat.sources import SOURCE_TEXT_MAX, field_of, kb_source
 from server.errors import InvalidInput
 
@@ -135,7 +135,9 @@ async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
         raise InvalidInput("knowledge-base chat needs kb_name")
     ctx.meta["kb_name"] = kb_name
     chat = ctx.settings.chat
-    hyde = request.rewrite_query if request.rewrite_query is not None else chat.rewrite_query
+    hyde = request.rewrite_query
+    if hyde is None:
+        hyde = rewrites_by_default(ctx.settings, ctx.llm.config.builtin)
     if ctx.history:
         yield events.status("rewriting")
     question = await _standalone(ctx)

@@ -6,16 +6,19 @@
   documents' register; retrieval searches with the question and that answer, whose words are closer
   to the documents' than an everyday question's.
 
-Both cost model time before the evidence can be shown, and both fall back to the question as asked
-when the model fails or says nothing useful.
+Both cost model time, and both fall back to the question as asked when the model fails or says
+nothing useful. Knowledge-base chat shows the question's own evidence before the hypothetical answer is
+written (kb_chat.py).
 """
 
 from __future__ import annotations
 
 import logging
 
+from configs import Settings
 from server.chat.context import ChatContext
 from server.errors import AppError
+from server.llm.local.cpu import reads_prompts_fast
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +29,19 @@ HYDE_TOKENS = 96
 # History a condensed question is written from: the last exchanges, each cut to this many characters.
 CONDENSE_TURNS = 2
 CONDENSE_CHARS = 400
+
+
+def rewrites_by_default(settings: Settings, model_builtin: str | None, flags: frozenset[str] | None = None) -> bool:
+    """``chat.rewrite_query`` resolved: ``auto`` rewrites unless a built-in local model reads prompts slowly.
+
+    On the tuning questions a rewrite lifted laws hit@5 from 0.83 to 0.93 and answers containing the short
+    answer from 0.30 to 0.40, for 1.6 s p50 on an AVX-512 CPU; a 2-core AVX2 CPU reads prompts about six
+    times slower, so there the rewrite would cost more than the answer itself.
+    """
+    setting = settings.chat.rewrite_query
+    if setting != "auto":
+        return bool(setting)
+    return model_builtin is None or reads_prompts_fast(flags)
 
 
 async def _ask(ctx: ChatContext, template: str, text: str, max_tokens: int) -> str:

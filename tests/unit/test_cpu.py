@@ -49,3 +49,15 @@ def test_prompt_cache_and_prompt_lookup_decoding_reach_the_model_process(tmp_pat
     assert tuned[tuned.index("--cache_size") + 1] == str(512 * 1024 * 1024)
     assert tuned[tuned.index("--draft_model") + 1] == "prompt-lookup-decoding"
     assert tuned[tuned.index("--draft_model_num_pred_tokens") + 1] == "8"
+
+
+def test_auto_rewriting_is_on_unless_a_built_in_model_reads_prompts_slowly():
+    from server.chat.rewrite import rewrites_by_default
+
+    auto = Settings(chat={"rewrite_query": "auto"})
+    assert rewrites_by_default(auto, "qwen2.5-coder-1.5b", AVX2) is False  # ~33 prompt tokens/s: too slow
+    assert rewrites_by_default(auto, "qwen2.5-coder-1.5b", AVX2 | {"avx512f"}) is True
+    assert rewrites_by_default(auto, "qwen2.5-coder-1.5b", AVX2 | {"amx_tile"}) is True
+    assert rewrites_by_default(auto, None, AVX2) is True  # a model behind an API
+    assert rewrites_by_default(Settings(chat={"rewrite_query": False}), None, AVX2 | {"avx512f"}) is False
+    assert rewrites_by_default(Settings(chat={"rewrite_query": True}), "qwen2.5-coder-1.5b", AVX2) is True

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from configs.prompts import templates_by_mode
 from configs.settings import SearchMode
 from server.api.deps import ServicesDep
+from server.chat.rewrite import rewrites_by_default
 from server.chat.schemas import CHAT_MODES
 from server.knowledge_base.vector_store import STORE_KINDS
 from server.limits import MAX_QUERY_CHARS
@@ -33,7 +34,7 @@ async def public_settings(services: ServicesDep) -> dict[str, Any]:
         "top_k": kb.top_k,
         "kb_passages": chat.kb_passages,
         "max_query_chars": MAX_QUERY_CHARS,
-        "rewrite_query": chat.rewrite_query,
+        "rewrite_query": rewrites_by_default(settings, getattr(settings.llm.models.get(settings.llm.default_model), "builtin", None)),
         "score_threshold": kb.score_threshold,
         "score_thresholds": {name: cfg.score_threshold for name, cfg in kb.embed_models.items()},
         "embed_models": {
