@@ -31,10 +31,15 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def has_api_key(settings: Settings) -> bool:
+    key = settings.server.api_key
+    return key is not None and bool(key.get_secret_value())
+
+
 def check_access(settings: Settings, authorization: str | None, client_host: str | None) -> None:
     """Raise ``Unauthorized`` unless the caller may use the API."""
     key = settings.server.api_key
-    if key is None or not key.get_secret_value():
+    if not has_api_key(settings):
         if is_loopback(client_host):
             return
         raise Unauthorized("no API key is configured, so only clients on this machine may connect")
@@ -64,8 +69,7 @@ def check_browser(settings: Settings, origin: str | None, host: str | None) -> N
         ):
             raise Forbidden(f"requests from the web page at {origin!r} are not allowed (server.allowed_origins)",
                             code="forbidden_origin")
-    key = server.api_key
-    if key is None or not key.get_secret_value():
+    if not has_api_key(settings):
         name = _host_name(host or "")
         names = {_host_name(h) for h in server.allowed_hosts}
         if server.host not in ("0.0.0.0", "::"):

@@ -20,7 +20,6 @@ from configs import Settings
 from server.db import Database
 from server.db import kb_repository as repo
 from server.errors import Conflict, InvalidInput, NotFound
-from server.limits import MAX_QUERY_CHARS
 from server.knowledge_base.embeddings import EmbeddingService
 from server.knowledge_base.ingestion import Ingestor, check_upload
 from server.knowledge_base.names import (
@@ -36,6 +35,7 @@ from server.knowledge_base.retriever import MODES, FusionParams, merge_kb_rankin
 from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 from server.knowledge_base.store_pool import StorePool
 from server.knowledge_base.vector_store import VectorStore, check_kind, open_store, set_threads
+from server.limits import MAX_QUERY_CHARS
 
 logger = logging.getLogger(__name__)
 

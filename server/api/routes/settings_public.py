@@ -24,8 +24,9 @@ async def public_settings(services: ServicesDep) -> dict[str, Any]:
     kb, chat, search = settings.kb, settings.chat, settings.chat.search
     kbs = await anyio.to_thread.run_sync(services.kb.list_kbs)
     templates = services.chat.template_names()
+    models = services.llms.describe()
     return {
-        "models": services.llms.describe(),
+        "models": models,
         "default_model": services.llms.default_name,
         "modes": list(CHAT_MODES),
         "kbs": [info.model_dump(mode="json") for info in kbs],
@@ -34,7 +35,7 @@ async def public_settings(services: ServicesDep) -> dict[str, Any]:
         "top_k": kb.top_k,
         "kb_passages": chat.kb_passages,
         "max_query_chars": MAX_QUERY_CHARS,
-        "rewrite_query": rewrites_by_default(settings, getattr(settings.llm.models.get(settings.llm.default_model), "builtin", None)),
+        "rewrite_query": rewrites_by_default(settings, next((m["builtin"] for m in models if m["default"]), None)),
         "score_threshold": kb.score_threshold,
         "score_thresholds": {name: cfg.score_threshold for name, cfg in kb.embed_models.items()},
         "embed_models": {
