@@ -58,7 +58,7 @@ browser-deps:
 
 # Regenerate the checked-in gRPC stubs from server/grpc/chat.proto.
 proto: install-test
-	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. server/grpc/chat.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. server/grpc/chat.proto
 
 clean:
 	rm -rf $(VENV)

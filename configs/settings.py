@@ -27,34 +27,34 @@ SearchMode = Literal["vector", "bm25", "hybrid"]
 
 
 class PathSettings(BaseModel):
-    """Where kbchat keeps its data."""
+    """Where kbchat keeps its data; a folder left unset is derived from ``data_root`` (or ``kb_root``)."""
 
     data_root: Path = Field(PROJECT_ROOT, description="Root folder for all data kbchat writes.")
-    kb_root: Path | None = Field(
-        None, description="Folder holding one sub-folder per knowledge base; default <data_root>/knowledge_base."
+    kb_root: Path = Field(
+        description="Folder holding one sub-folder per knowledge base; default <data_root>/knowledge_base."
     )
-    database_url: str | None = Field(
-        None, description="SQLAlchemy URL of the metadata database; default SQLite at <kb_root>/info.db."
+    database_url: str = Field(
+        description="SQLAlchemy URL of the metadata database; default SQLite at <kb_root>/info.db."
     )
-    model_dir: Path | None = Field(
-        None, description="Folder where built-in GGUF weights are assembled; default <data_root>/models."
-    )
-    cache_dir: Path | None = Field(
-        None, description="Folder for the persistent embedding cache; default <kb_root>/.cache."
-    )
+    model_dir: Path = Field(description="Folder where built-in GGUF weights are assembled; default <data_root>/models.")
+    cache_dir: Path = Field(description="Folder for the persistent embedding cache; default <kb_root>/.cache.")
 
-    @model_validator(mode="after")
-    def _derive(self) -> "PathSettings":
-        self.data_root = Path(self.data_root).expanduser().resolve()
-        if self.kb_root is None:
-            self.kb_root = self.data_root / "knowledge_base"
-        if self.model_dir is None:
-            self.model_dir = self.data_root / "models"
-        if self.cache_dir is None:
-            self.cache_dir = self.kb_root / ".cache"
-        if self.database_url is None:
-            self.database_url = f"sqlite:///{self.kb_root / 'info.db'}"
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _derive(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        values = {key: value for key, value in data.items() if value is not None}
+        root = Path(values.get("data_root", PROJECT_ROOT)).expanduser().resolve()
+        kb_root = Path(values.get("kb_root", root / "knowledge_base"))
+        return {
+            **values,
+            "data_root": root,
+            "kb_root": kb_root,
+            "model_dir": values.get("model_dir", root / "models"),
+            "cache_dir": values.get("cache_dir", kb_root / ".cache"),
+            "database_url": values.get("database_url", f"sqlite:///{kb_root / 'info.db'}"),
+        }
 
 
 class EmbedModelConfig(BaseModel):
@@ -324,7 +324,7 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    paths: PathSettings = Field(default_factory=PathSettings, description="Data locations.")
+    paths: PathSettings = Field(default_factory=lambda: PathSettings.model_validate({}), description="Data locations.")
     kb: KBSettings = Field(default_factory=KBSettings, description="Knowledge bases.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="Chat models.")
     server: ServerSettings = Field(default_factory=ServerSettings, description="Network endpoints.")

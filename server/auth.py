@@ -31,19 +31,24 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def has_api_key(settings: Settings) -> bool:
+def api_key(settings: Settings) -> str:
+    """The configured API key, or "" when there is none."""
     key = settings.server.api_key
-    return key is not None and bool(key.get_secret_value())
+    return key.get_secret_value() if key is not None else ""
+
+
+def has_api_key(settings: Settings) -> bool:
+    return bool(api_key(settings))
 
 
 def check_access(settings: Settings, authorization: str | None, client_host: str | None) -> None:
     """Raise ``Unauthorized`` unless the caller may use the API."""
-    key = settings.server.api_key
-    if not has_api_key(settings):
+    key = api_key(settings)
+    if not key:
         if is_loopback(client_host):
             return
         raise Unauthorized("no API key is configured, so only clients on this machine may connect")
-    expected = f"Bearer {key.get_secret_value()}"
+    expected = f"Bearer {key}"
     if not authorization or not hmac.compare_digest(authorization.strip().encode(), expected.encode()):
         raise Unauthorized("missing or wrong API key: send 'Authorization: Bearer <key>'")
 

@@ -6,7 +6,10 @@ import logging
 from dataclasses import dataclass
 
 from configs import Settings
+from server.chat.services import ChatServices
 from server.db import Database
+from server.knowledge_base.manager import KnowledgeBaseManager
+from server.llm.registry import LLMRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -17,9 +20,9 @@ class Services:
 
     settings: Settings
     db: Database
-    kb: "KnowledgeBaseManager"  # noqa: F821
-    llms: "LLMRegistry"  # noqa: F821
-    chat: "ChatServices"  # noqa: F821
+    kb: KnowledgeBaseManager
+    llms: LLMRegistry
+    chat: ChatServices
 
     def close(self) -> None:
         self.kb.close()
@@ -28,10 +31,6 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Create the database schema if needed and wire the services together."""
-    from server.chat.services import ChatServices
-    from server.knowledge_base.manager import KnowledgeBaseManager
-    from server.llm.registry import LLMRegistry
-
     db = Database(settings.paths.database_url)
     db.create_tables()
     kb = KnowledgeBaseManager(settings, db)

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
 from configs import load_settings
+from server.cli import eval as eval_command
+from server.cli import init, kb, llm, start
 from server.logs import configure_logging
 
-# Modules under server/cli that expose `register(subparsers)`; each subcommand
-# sets `func(args, settings) -> int` as its default.
-COMMAND_MODULES = ["init", "kb", "eval", "llm", "start"]
+# Modules that expose `register(subparsers)`; each subcommand sets `func(args, settings) -> int` as its default.
+COMMAND_MODULES = (init, kb, eval_command, llm, start)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kbchat", description="Local-first knowledge-base chat.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"server.cli.{name}").register(subparsers)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
     return parser
 
 

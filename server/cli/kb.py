@@ -64,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with open_manager(settings) as manager:
-            return args.action(manager, args)
+            code: int = args.action(manager, args)
+            return code
     except AppError as exc:
         say(f"error: {exc.message}", file=sys.stderr)
         return 1

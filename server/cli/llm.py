@@ -8,8 +8,12 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
+from collections.abc import Callable
+from types import FrameType
 
 from configs import Settings
+from server.cli.output import say
 from server.errors import AppError
 from server.llm.local.assemble import ensure_weights, is_ready
 from server.llm.local.builtin import BUILTIN_MODELS, BuiltinModel, get_builtin, is_installed
@@ -39,29 +43,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_serve.set_defaults(func=cmd_serve)
 
 
-def _progress_printer(label: str):
+def _progress_printer(label: str) -> Callable[[int, int], None]:
     state = {"last": 0.0}
 
     def progress(done: int, total: int) -> None:
         now = time.monotonic()
         if done >= total or now - state["last"] > 0.5:
             state["last"] = now
-            sys.stderr.write(f"\r{label}: {done / 2**20:,.0f} / {total / 2**20:,.0f} MiB")
-            if done >= total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+            end = "\n" if done >= total else ""
+            say(f"\r{label}: {done / 2**20:,.0f} / {total / 2**20:,.0f} MiB", file=sys.stderr, end=end)
 
     return progress
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     registry = LLMRegistry(settings)
-    sys.stdout.write("Configured chat models:\n")
+    say("Configured chat models:")
     for item in registry.describe():
         mark = "*" if item["default"] else " "
         where = f"built-in {item['builtin']}" if item["builtin"] else registry.config(item["name"]).base_url or "-"
-        sys.stdout.write(f" {mark} {item['name']:<24} {item['kind']:<18} {where}\n")
-    sys.stdout.write("\nBuilt-in local models:\n")
+        say(f" {mark} {item['name']:<24} {item['kind']:<18} {where}")
+    say("\nBuilt-in local models:")
     for model in BUILTIN_MODELS.values():
         if is_ready(model, settings.paths.model_dir):
             status = "ready"
@@ -69,9 +71,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
             status = "installed (run `kbchat llm fetch` to verify/assemble)"
         else:
             status = f"not installed: {model.install_hint}"
-        sys.stdout.write(
-            f"   {model.name:<24} {model.size / 2**20:7.0f} MiB  {'/'.join(model.languages):<6} {status}\n"
-        )
+        say(f"   {model.name:<24} {model.size / 2**20:7.0f} MiB  {'/'.join(model.languages):<6} {status}")
     return 0
 
 
@@ -80,9 +80,9 @@ def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
     try:
         path = ensure_weights(model, settings.paths.model_dir, _progress_printer(f"preparing weights of {model.name}"))
     except AppError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
+        say(f"error: {exc.message}", file=sys.stderr)
         return 1
-    sys.stdout.write(f"{model.name}: {path}\n")
+    say(f"{model.name}: {path}")
     return 0
 
 
@@ -101,7 +101,7 @@ def resolve_builtin(settings: Settings, name: str | None) -> BuiltinModel:
     )
 
 
-def _interrupt(_signum, _frame) -> None:
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
@@ -121,30 +121,29 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if gguf:
             default = settings.llm.models.get(settings.llm.default_model)
             alias = args.alias or (default.builtin if default and default.builtin else settings.llm.default_model)
-            server = ModelServer.for_gguf(settings, gguf, alias)
+            server = ModelServer.for_gguf(settings, Path(gguf), alias)
         else:
             model = resolve_builtin(settings, args.model)
             server = ModelServer.for_builtin(settings, model, _progress_printer(f"preparing weights of {model.name}"))
         server.start()
     except AppError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
+        say(f"error: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         # start() and the assembly clean up after themselves; nothing is left half-done.
-        sys.stderr.write("interrupted\n")
+        say("interrupted", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous_term)
 
     stop = threading.Event()
 
-    def _on_signal(signum, _frame) -> None:
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
         logger.info("received signal %d, stopping the model server", signum)
         stop.set()
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    sys.stdout.write(f"model {server.alias} serving at {server.base_url} (loaded in {server.load_seconds:.1f}s)\n")
-    sys.stdout.flush()
+    say(f"model {server.alias} serving at {server.base_url} (loaded in {server.load_seconds:.1f}s)")
     try:
         code = server.wait(stop)
     finally:
@@ -152,5 +151,5 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if code:
-        sys.stderr.write(f"error: model server for {server.alias} stopped unexpectedly:\n{server.stderr_tail()}\n")
+        say(f"error: model server for {server.alias} stopped unexpectedly:\n{server.stderr_tail()}", file=sys.stderr)
     return code

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from typing import IO
 
 
-def say(*parts: Any, file: IO[str] | None = None) -> None:
-    """Write one line for the user to stdout (or ``file``)."""
-    (file or sys.stdout).write(" ".join(str(p) for p in parts) + "\n")
+def say(*parts: object, file: IO[str] | None = None, end: str = "\n") -> None:
+    """Write a line for the user to stdout (or ``file``) at once; ``end=""`` keeps a progress line open."""
+    stream = file or sys.stdout
+    stream.write(" ".join(str(p) for p in parts) + end)
+    stream.flush()

@@ -18,12 +18,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from types import FrameType
 
 import httpx
 
 from configs import Settings
 from configs.settings import PROJECT_ROOT
-from server.auth import is_loopback
+from server.cli.output import say
+from server.auth import api_key, is_loopback
 from server.db import Database
 from server.llm.local.assemble import is_ready
 from server.llm.local.builtin import BUILTIN_MODELS
@@ -47,7 +49,14 @@ class Child:
     timeout: float
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> subprocess.Popen[bytes]:
+        """The started process."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} has not been started")
+        return self.process
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,10 +87,8 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Child]:
     if everything or args.llm:
         builtin = _local_model_name(settings)
         if builtin is None:
-            sys.stdout.write(
-                f"default model {settings.llm.default_model!r} is not a built-in local model; "
-                "not starting the model server\n"
-            )
+            say(f"default model {settings.llm.default_model!r} is not a built-in local model; "
+                "not starting the model server")
         else:
             model = BUILTIN_MODELS.get(builtin)
             slow = model is not None and not is_ready(model, settings.paths.model_dir)
@@ -114,7 +121,7 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Child]:
         )
     if args.grpc or (everything and importlib.util.find_spec("server.grpc.server") is not None):
         if importlib.util.find_spec("server.grpc.server") is None:
-            sys.stdout.write("the gRPC server module is not available; not starting it\n")
+            say("the gRPC server module is not available; not starting it")
         else:
             address = f"{host}:{srv.grpc_port}"
             children.append(Child("gRPC", [python, "-m", "server.grpc.server"], ("tcp", address), address, 120.0))
@@ -182,52 +189,51 @@ def _group_alive(pgid: int) -> bool:
 
 def stop_children(children: list[Child], grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM every child's process group, then SIGKILL whatever is left after ``grace`` seconds."""
-    started = [c for c in children if c.process is not None]
-    for child in reversed(started):
-        if _group_alive(child.process.pid):
+    started = [(c, c.process) for c in children if c.process is not None]
+    for _child, process in reversed(started):
+        if _group_alive(process.pid):
             try:
-                os.killpg(child.process.pid, signal.SIGTERM)
+                os.killpg(process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
     deadline = time.monotonic() + grace
-    for child in started:
+    for child, process in started:
         try:
-            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             logger.warning("%s did not stop within %.0fs; killing it", child.name, grace)
     # Members of a group may outlive its leader; leave nothing behind.
-    while any(_group_alive(c.process.pid) for c in started) and time.monotonic() < deadline:
+    while any(_group_alive(p.pid) for _, p in started) and time.monotonic() < deadline:
         time.sleep(0.1)
-    for child in started:
-        if _group_alive(child.process.pid):
+    for child, process in started:
+        if _group_alive(process.pid):
             try:
-                os.killpg(child.process.pid, signal.SIGKILL)
+                os.killpg(process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         try:
-            child.process.wait(timeout=5)
+            process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            logger.error("%s (pid %d) survived SIGKILL", child.name, child.process.pid)
+            logger.error("%s (pid %d) survived SIGKILL", child.name, process.pid)
 
 
 def _wait_ready(children: list[Child], stop: threading.Event, settings: Settings) -> str | None:
     """None once every child answers; otherwise why not."""
     pending = list(children)
     deadlines = {c.name: time.monotonic() + c.timeout for c in children}
-    key = settings.server.api_key.get_secret_value() if settings.server.api_key else ""
+    key = api_key(settings)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     with httpx.Client(timeout=2.0, trust_env=False, headers=headers) as client:
         while pending:
             if stop.is_set():
                 return "interrupted"
             for child in list(pending):
-                code = child.process.poll()
+                code = child.running.poll()
                 if code is not None:
                     return f"{child.name} exited with code {code} while starting"
                 if _is_ready(child, client):
                     pending.remove(child)
-                    sys.stdout.write(f"{child.name:<13} ready at {child.url}\n")
-                    sys.stdout.flush()
+                    say(f"{child.name:<13} ready at {child.url}")
                 elif time.monotonic() > deadlines[child.name]:
                     return f"{child.name} was not ready within {child.timeout:.0f}s"
             if pending:
@@ -238,15 +244,15 @@ def _wait_ready(children: list[Child], stop: threading.Event, settings: Settings
 def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     children = plan(args, settings)
     if not children:
-        sys.stderr.write("error: nothing to start\n")
+        say("error: nothing to start", file=sys.stderr)
         return 2
     problem = _check_hosts(settings, children)
     if problem:
-        sys.stderr.write(f"error: {problem}\n")
+        say(f"error: {problem}", file=sys.stderr)
         return 2
     busy = [f"{c.name} ({_address_of(c)})" for c in children if _port_in_use(_address_of(c))]
     if busy:
-        sys.stderr.write(f"error: something already listens on the port of: {', '.join(busy)}\n")
+        say(f"error: something already listens on the port of: {', '.join(busy)}", file=sys.stderr)
         return 1
 
     if any(c.name in ("API", "gRPC") for c in children):
@@ -254,7 +260,7 @@ def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
         Database(settings.paths.database_url).create_tables()
     stop = threading.Event()
 
-    def _on_signal(signum, _frame) -> None:
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
@@ -264,25 +270,24 @@ def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
             _spawn(child)
         problem = _wait_ready(children, stop, settings)
         if problem and problem != "interrupted":
-            sys.stderr.write(f"error: {problem}; stopping everything\n")
+            say(f"error: {problem}; stopping everything", file=sys.stderr)
             code = 1
         elif not problem:
-            sys.stdout.write("kbchat is running; press Ctrl-C to stop\n")
-            sys.stdout.flush()
+            say("kbchat is running; press Ctrl-C to stop")
             code = _supervise(children, stop)
     finally:
         stop_children(children)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    sys.stdout.write("kbchat stopped\n")
+    say("kbchat stopped")
     return code
 
 
 def _supervise(children: list[Child], stop: threading.Event) -> int:
     while not stop.wait(0.5):
         for child in children:
-            code = child.process.poll()
+            code = child.running.poll()
             if code is not None:
-                sys.stderr.write(f"error: {child.name} exited unexpectedly with code {code}; stopping the others\n")
+                say(f"error: {child.name} exited unexpectedly with code {code}; stopping the others", file=sys.stderr)
                 return 1
     return 0

@@ -52,7 +52,7 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _source(item: dict) -> chat_pb2.Source:
+def _source(item: dict[str, Any]) -> chat_pb2.Source:
     return chat_pb2.Source(
         index=int(item.get("index") or 0),
         file=_text(item.get("file")),
@@ -64,7 +64,7 @@ def _source(item: dict) -> chat_pb2.Source:
     )
 
 
-def event_message(event: dict) -> chat_pb2.AskEvent:
+def event_message(event: dict[str, Any]) -> chat_pb2.AskEvent:
     """One chat event as an AskEvent: its typed form when known, always its JSON."""
     kind = _text(event.get("type"))
     message = chat_pb2.AskEvent(type=kind, json=json.dumps(event, ensure_ascii=False, default=str))

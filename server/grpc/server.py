@@ -11,6 +11,7 @@ import inspect
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 from urllib.parse import unquote
@@ -70,10 +71,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             logger.warning("gRPC call from %s refused: %s", context.peer(), exc.message)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
 
-    def _guard(self, behavior: Any, response_streaming: bool) -> Any:
+    def _guard(self, behavior: Callable[..., Any], response_streaming: bool) -> Callable[..., Any]:
         if response_streaming:
 
-            async def guarded_stream(request: Any, context: grpc.aio.ServicerContext):
+            async def guarded_stream(request: object, context: grpc.aio.ServicerContext) -> AsyncIterator[object]:
                 await self._authorize(context)
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
@@ -85,13 +86,17 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
             return guarded_stream
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext):
+        async def guarded(request: object, context: grpc.aio.ServicerContext) -> object:
             await self._authorize(context)
             return await behavior(request, context)
 
         return guarded
 
-    async def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
@@ -107,7 +112,9 @@ class ChatServicer(chat_pb2_grpc.ChatServicer):
     def __init__(self, services: Services) -> None:
         self._services = services
 
-    async def Ask(self, request: chat_pb2.AskRequest, context: grpc.aio.ServicerContext):
+    async def Ask(  # noqa: N802 - the method name is the proto's
+        self, request: chat_pb2.AskRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[chat_pb2.AskEvent]:
         try:
             chat_request = ChatRequest(**request_fields(request))
         except ValidationError as exc:

@@ -1,13 +1,25 @@
-"""The chat-model interface every provider adapter implements, and its error type."""
+"""The chat-model interface every provider adapter implements, and its error type.
+
+An adapter implements ``_stream`` (and, where the provider offers more, ``_complete`` and
+``_complete_with_tools``); callers use ``stream``, ``complete`` and ``complete_with_tools``, which
+resolve the sampling options once for every adapter.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypedDict
 
 from configs.settings import LLMModelConfig
 from server.errors import UpstreamError
 from server.llm.tokens import approx_token_count
+
+# One chat message as the OpenAI wire format has it: role, content and, for tool turns, more keys.
+Message = dict[str, Any]
+# One tool in OpenAI's function-calling format.
+ToolSpec = dict[str, Any]
 
 
 class LLMError(UpstreamError):
@@ -22,58 +34,78 @@ TIMEOUT = "llm_timeout"
 BAD_RESPONSE = "llm_bad_response"
 OVERLOADED = "llm_overloaded"
 UNAVAILABLE = "llm_unavailable"
+NO_TOOLS = "llm_no_tools"
+
+
+class ToolCall(TypedDict):
+    """A tool the model asked for, with its parsed JSON arguments."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class ToolTurn(TypedDict):
+    """One non-streamed turn of a model that may call tools."""
+
+    content: str | None
+    tool_calls: list[ToolCall]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The options of one generation, with the model's defaults filled in."""
+
+    temperature: float
+    max_tokens: int
+    stop: tuple[str, ...] = ()
 
 
 class ChatModel(ABC):
     """One chat model behind a provider; all calls are async and stream text deltas."""
+
+    # Whether the adapter can pass OpenAI tool calls through; a model uses them only when its
+    # configuration also says ``supports_tools`` (checked against this at start-up).
+    CALLS_TOOLS: ClassVar[bool] = False
 
     def __init__(self, name: str, config: LLMModelConfig, default_temperature: float = 0.7) -> None:
         self.name = name
         self.config = config
         self.default_temperature = default_temperature
 
-    @abstractmethod
-    def stream(
-        self,
-        messages: list[dict],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        tools: list[dict] | None = None,
-    ) -> AsyncIterator[str]:
+    def sampling(self, temperature: float | None = None, max_tokens: int | None = None,
+                 stop: list[str] | None = None) -> Sampling:
+        """The request's options over the model's defaults; never fewer than one token (some providers reject 0)."""
+        return Sampling(
+            temperature=self.default_temperature if temperature is None else temperature,
+            max_tokens=max(1, max_tokens if max_tokens is not None else self.config.max_tokens),
+            stop=tuple(stop or ()),
+        )
+
+    def stream(self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None,
+               stop: list[str] | None = None) -> AsyncIterator[str]:
         """Yield the answer's text deltas; failures raise LLMError."""
+        return self._stream(messages, self.sampling(temperature, max_tokens, stop))
 
-    async def complete(
-        self,
-        messages: list[dict],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        tools: list[dict] | None = None,
-    ) -> str:
-        parts = [
-            delta
-            async for delta in self.stream(
-                messages, temperature=temperature, max_tokens=max_tokens, stop=stop, tools=tools
-            )
-        ]
-        return "".join(parts)
+    async def complete(self, messages: list[Message], *, temperature: float | None = None,
+                       max_tokens: int | None = None, stop: list[str] | None = None) -> str:
+        """The whole answer at once."""
+        return await self._complete(messages, self.sampling(temperature, max_tokens, stop))
 
-    def count_tokens(self, text: str) -> int:
-        return approx_token_count(text)
+    async def complete_with_tools(self, messages: list[Message], tools: list[ToolSpec], *,
+                                  temperature: float | None = None, max_tokens: int | None = None,
+                                  stop: list[str] | None = None) -> ToolTurn:
+        """One non-streamed turn that may call tools; LLMError ``llm_no_tools`` where the model can't."""
+        if not self.supports_tools:
+            raise LLMError(f"model {self.name!r} does not support tool calling", code=NO_TOOLS)
+        return await self._complete_with_tools(messages, tools, self.sampling(temperature, max_tokens, stop))
 
     @property
     def supports_tools(self) -> bool:
-        return self.config.supports_tools
+        return self.CALLS_TOOLS and self.config.supports_tools
 
-    def _temperature(self, temperature: float | None) -> float:
-        return self.default_temperature if temperature is None else temperature
-
-    def _max_tokens(self, max_tokens: int | None) -> int:
-        # Some providers reject 0; never ask for less than one token.
-        return max(1, max_tokens if max_tokens is not None else self.config.max_tokens)
+    def count_tokens(self, text: str) -> int:
+        return approx_token_count(text)
 
     async def queue_depth(self) -> int | None:
         """Generations of this model running or waiting right now, when the provider tells; else None."""
@@ -81,3 +113,16 @@ class ChatModel(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release connections; the default adapter holds none."""
+
+    # ---- what adapters implement ------------------------------------------------------------------
+
+    @abstractmethod
+    def _stream(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[str]:
+        """Yield the answer's text deltas; failures raise LLMError."""
+
+    async def _complete(self, messages: list[Message], sampling: Sampling) -> str:
+        return "".join([delta async for delta in self._stream(messages, sampling)])
+
+    async def _complete_with_tools(self, messages: list[Message], tools: list[ToolSpec],
+                                   sampling: Sampling) -> ToolTurn:
+        raise LLMError(f"model {self.name!r} does not support tool calling", code=NO_TOOLS)

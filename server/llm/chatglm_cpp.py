@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from configs.settings import LLMModelConfig
-from server.llm.base import BAD_RESPONSE, UNAVAILABLE, ChatModel, LLMError
+from server.llm.base import BAD_RESPONSE, UNAVAILABLE, ChatModel, LLMError, Message, Sampling
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ChatGLMCppModel(ChatModel):
             self._pipeline = self._factory(self.model_path)
         return self._pipeline
 
-    def _generate(self, messages: list[dict], temperature: float, max_tokens: int) -> Iterator[str]:
+    def _generate(self, messages: list[Message], temperature: float, max_tokens: int) -> Iterator[str]:
         pipeline = self._load()
         params = {
             "max_length": self.config.context_window,
@@ -95,19 +95,11 @@ class ChatGLMCppModel(ChatModel):
             if text:
                 yield str(text)
 
-    async def stream(
-        self,
-        messages: list[dict],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        tools: list[dict] | None = None,
-    ) -> AsyncIterator[str]:
+    async def _stream(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         cancelled = threading.Event()
-        temp, limit = self._temperature(temperature), self._max_tokens(max_tokens)
+        temp, limit, stop = sampling.temperature, sampling.max_tokens, sampling.stop
 
         def post(item: object) -> None:
             # The consumer may have stopped early and its event loop may be gone already.

@@ -5,12 +5,26 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletion
 
 from configs.settings import LLMModelConfig
-from server.llm.base import BAD_RESPONSE, OVERLOADED, TIMEOUT, UNREACHABLE, ChatModel, LLMError
+from server.llm.base import (
+    BAD_RESPONSE,
+    OVERLOADED,
+    TIMEOUT,
+    UNREACHABLE,
+    ChatModel,
+    LLMError,
+    Message,
+    Sampling,
+    ToolCall,
+    ToolSpec,
+    ToolTurn,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +46,8 @@ def _status_message(exc: openai.APIStatusError) -> str:
 
 class OpenAICompatibleModel(ChatModel):
     """Chat model reached through the OpenAI wire protocol, streaming over SSE."""
+
+    CALLS_TOOLS = True
 
     def __init__(self, name: str, config: LLMModelConfig, default_temperature: float = 0.7) -> None:
         super().__init__(name, config, default_temperature)
@@ -70,22 +86,16 @@ class OpenAICompatibleModel(ChatModel):
             return LLMError(f"model server at {url} sent a malformed response: {exc}", code=BAD_RESPONSE)
         return LLMError(f"model server at {url} failed: {exc}", code=BAD_RESPONSE)
 
-    def _request(
-        self,
-        messages: list[dict],
-        temperature: float | None,
-        max_tokens: int | None,
-        stop: list[str] | None,
-        tools: list[dict] | None,
-    ) -> dict:
-        kwargs: dict = {
+    def _request(self, messages: list[Message], sampling: Sampling,
+                 tools: list[ToolSpec] | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
             "model": self.config.model or self.name,
             "messages": messages,
-            "temperature": self._temperature(temperature),
-            "max_tokens": self._max_tokens(max_tokens),
+            "temperature": sampling.temperature,
+            "max_tokens": sampling.max_tokens,
         }
-        if stop:
-            kwargs["stop"] = stop
+        if sampling.stop:
+            kwargs["stop"] = list(sampling.stop)
         if tools:
             kwargs["tools"] = tools
         extra = self.config.options.get("extra_body")
@@ -95,16 +105,8 @@ class OpenAICompatibleModel(ChatModel):
 
     # ---- ChatModel -----------------------------------------------------------------------------
 
-    async def stream(
-        self,
-        messages: list[dict],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        tools: list[dict] | None = None,
-    ) -> AsyncIterator[str]:
-        kwargs = self._request(messages, temperature, max_tokens, stop, tools)
+    async def _stream(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[str]:
+        kwargs = self._request(messages, sampling)
         started = False
         try:
             response = await self._client.chat.completions.create(stream=True, **kwargs)
@@ -121,41 +123,24 @@ class OpenAICompatibleModel(ChatModel):
         except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
             raise self._map_error(exc, started) from exc
 
-    async def complete(
-        self,
-        messages: list[dict],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        tools: list[dict] | None = None,
-    ) -> str:
-        result = await self._create(messages, temperature, max_tokens, stop, tools)
+    async def _complete(self, messages: list[Message], sampling: Sampling) -> str:
+        result = await self._create(self._request(messages, sampling))
         return result.choices[0].message.content or ""
 
-    async def _create(self, messages, temperature, max_tokens, stop, tools):
-        kwargs = self._request(messages, temperature, max_tokens, stop, tools)
+    async def _create(self, kwargs: dict[str, Any]) -> ChatCompletion:
         try:
-            result = await self._client.chat.completions.create(stream=False, **kwargs)
+            result: ChatCompletion = await self._client.chat.completions.create(stream=False, **kwargs)
         except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
             raise self._map_error(exc, False) from exc
         if not getattr(result, "choices", None):
             raise LLMError(f"model server at {self.base_url} returned no choices", code=BAD_RESPONSE)
         return result
 
-    async def complete_with_tools(
-        self,
-        messages: list[dict],
-        tools: list[dict],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> dict:
-        """One non-streamed turn that may call tools: {"content", "tool_calls": [{"id","name","arguments"}]}."""
-        result = await self._create(messages, temperature, max_tokens, stop, tools)
+    async def _complete_with_tools(self, messages: list[Message], tools: list[ToolSpec],
+                                   sampling: Sampling) -> ToolTurn:
+        result = await self._create(self._request(messages, sampling, tools))
         message = result.choices[0].message
-        calls = []
+        calls: list[ToolCall] = []
         for call in message.tool_calls or []:
             function = getattr(call, "function", None)
             if function is None:

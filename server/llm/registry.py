@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from configs import Settings
 from configs.settings import LLMModelConfig
-from server.errors import NotFound
+from server.errors import AppError, NotFound
 from server.llm.base import ChatModel
 
 logger = logging.getLogger(__name__)
@@ -32,18 +33,45 @@ def _chatglm_cpp(name: str, config: LLMModelConfig, temperature: float) -> ChatM
     return ChatGLMCppModel(name, config, temperature)
 
 
-# Provider kind -> factory(name, resolved config, default temperature).
-PROVIDERS: dict[str, Callable[[str, LLMModelConfig, float], ChatModel]] = {
-    "openai_compatible": _openai_compatible,
-    "spark": _spark,
-    "chatglm_cpp": _chatglm_cpp,
+@dataclass(frozen=True)
+class Provider:
+    """How to build a provider's adapter, and what it can do (known before its SDK is imported)."""
+
+    build: Callable[[str, LLMModelConfig, float], ChatModel]
+    calls_tools: bool
+
+
+# Provider kind -> its adapter factory(name, resolved config, default temperature) and capabilities;
+# ``calls_tools`` agrees with the adapter class's CALLS_TOOLS (a unit test checks).
+PROVIDERS: dict[str, Provider] = {
+    "openai_compatible": Provider(_openai_compatible, calls_tools=True),
+    "spark": Provider(_spark, calls_tools=False),
+    "chatglm_cpp": Provider(_chatglm_cpp, calls_tools=False),
 }
+
+
+class ModelConfigError(AppError):
+    """The models' settings ask for something their providers cannot do."""
+
+    code = "invalid_model_settings"
+
+
+def check_models(models: Mapping[str, LLMModelConfig]) -> None:
+    """Refuse, at start-up, a model configured with a capability its provider lacks."""
+    problems = [
+        f"model {name!r}: supports_tools is true, but the {config.kind} provider cannot call tools"
+        for name, config in models.items()
+        if config.supports_tools and not PROVIDERS[config.kind].calls_tools
+    ]
+    if problems:
+        raise ModelConfigError("; ".join(problems) + " (set supports_tools: false)")
 
 
 class LLMRegistry:
     """The configured chat models; adapters are created on first use and reused."""
 
     def __init__(self, settings: Settings) -> None:
+        check_models(settings.llm.models)
         self.settings = settings
         self._models: dict[str, ChatModel] = {}
         self._lock = threading.Lock()
@@ -71,7 +99,7 @@ class LLMRegistry:
             ) from None
         if raw.builtin:
             # The bundled server accepts the same API key as the rest of kbchat.
-            update = {"base_url": self.local_base_url(), "model": raw.builtin}
+            update: dict[str, object] = {"base_url": self.local_base_url(), "model": raw.builtin}
             if raw.api_key is None and self.settings.server.api_key is not None:
                 update["api_key"] = self.settings.server.api_key
             return raw.model_copy(update=update)
@@ -87,7 +115,7 @@ class LLMRegistry:
             model = self._models.get(name)
             if model is None:
                 config = self.config(name)
-                model = PROVIDERS[config.kind](name, config, self.settings.llm.temperature)
+                model = PROVIDERS[config.kind].build(name, config, self.settings.llm.temperature)
                 self._models[name] = model
             return model
 

@@ -11,13 +11,24 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from typing import Any
 from urllib.parse import urlencode, urlparse
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from configs.settings import LLMModelConfig
-from server.llm.base import BAD_RESPONSE, OVERLOADED, TIMEOUT, UNAVAILABLE, UNREACHABLE, ChatModel, LLMError
+from server.llm.base import (
+    BAD_RESPONSE,
+    OVERLOADED,
+    TIMEOUT,
+    UNAVAILABLE,
+    UNREACHABLE,
+    ChatModel,
+    LLMError,
+    Message,
+    Sampling,
+)
 
 DEFAULT_HOST = "wss://spark-api.xf-yun.com"
 # version -> (domain, path); override or extend with options["versions"].
@@ -88,7 +99,7 @@ class SparkModel(ChatModel):
             )
         return key, secret
 
-    def _messages(self, messages: list[dict]) -> list[dict]:
+    def _messages(self, messages: list[Message]) -> list[Message]:
         out = [{"role": m["role"], "content": str(m.get("content") or "")} for m in messages]
         if self.version in NO_SYSTEM_ROLE:
             system = "\n".join(m["content"] for m in out if m["role"] == "system")
@@ -101,28 +112,20 @@ class SparkModel(ChatModel):
                     first_user["content"] = f"{system}\n\n{first_user['content']}"
         return out
 
-    def _payload(self, messages: list[dict], temperature: float | None, max_tokens: int | None) -> dict:
+    def _payload(self, messages: list[Message], sampling: Sampling) -> dict[str, Any]:
         # Spark accepts temperature in (0, 1].
-        temp = min(1.0, max(0.01, self._temperature(temperature)))
+        temp = min(1.0, max(0.01, sampling.temperature))
         return {
             "header": {"app_id": self.app_id, "uid": self.uid},
             "parameter": {
-                "chat": {"domain": self.domain, "temperature": temp, "max_tokens": self._max_tokens(max_tokens)}
+                "chat": {"domain": self.domain, "temperature": temp, "max_tokens": sampling.max_tokens}
             },
             "payload": {"message": {"text": self._messages(messages)}},
         }
 
-    async def stream(
-        self,
-        messages: list[dict],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        tools: list[dict] | None = None,
-    ) -> AsyncIterator[str]:
+    async def _stream(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[str]:
         key, secret = self._credentials()
-        payload = self._payload(messages, temperature, max_tokens)
+        payload = self._payload(messages, sampling)
         timeout = self.config.timeout
         try:
             async with connect(auth_url(self.url, key, secret), open_timeout=timeout, close_timeout=2) as ws:

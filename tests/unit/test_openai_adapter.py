@@ -144,8 +144,15 @@ def test_complete_with_tools_parses_tool_call(fake_openai):
 
 def test_complete_with_tools_plain_answer_has_no_calls(fake_openai):
     fake_openai.queue("No tool needed.")
-    result = asyncio.run(make_model(fake_openai.base_url).complete_with_tools(USER, []))
+    result = asyncio.run(make_model(fake_openai.base_url, supports_tools=True).complete_with_tools(USER, []))
     assert result == {"content": "No tool needed.", "tool_calls": []}
+
+
+def test_complete_with_tools_is_refused_unless_configured(fake_openai):
+    with pytest.raises(LLMError) as caught:
+        asyncio.run(make_model(fake_openai.base_url).complete_with_tools(USER, []))
+    assert caught.value.code == "llm_no_tools"
+    assert fake_openai.requests == []
 
 
 def test_model_without_base_url_is_refused():

@@ -11,7 +11,7 @@ from configs import Settings
 from server.errors import NotFound
 from server.llm.chatglm_cpp import ChatGLMCppModel
 from server.llm.openai_compatible import OpenAICompatibleModel
-from server.llm.registry import PROVIDERS, LLMRegistry
+from server.llm.registry import PROVIDERS, LLMRegistry, ModelConfigError
 from server.llm.spark import SparkModel
 from server.llm.tokens import approx_token_count
 
@@ -36,6 +36,21 @@ def settings(tmp_path) -> Settings:
 
 def test_providers_cover_every_kind():
     assert set(PROVIDERS) == {"openai_compatible", "spark", "chatglm_cpp"}
+
+
+def test_provider_capabilities_agree_with_their_adapters():
+    adapters = {"openai_compatible": OpenAICompatibleModel, "spark": SparkModel, "chatglm_cpp": ChatGLMCppModel}
+    for kind, provider in PROVIDERS.items():
+        assert provider.calls_tools is adapters[kind].CALLS_TOOLS, kind
+
+
+def test_tools_on_a_provider_without_tool_calling_is_refused_at_start_up(settings):
+    settings.llm.models["spark"].supports_tools = True
+    with pytest.raises(ModelConfigError, match="'spark'.*cannot call tools"):
+        LLMRegistry(settings)
+    settings.llm.models["spark"].supports_tools = False
+    settings.llm.models["remote"].supports_tools = True
+    assert LLMRegistry(settings).get("remote").supports_tools
 
 
 def test_builtin_model_resolves_to_local_server_and_alias(settings):

@@ -13,9 +13,10 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from server.errors import InvalidInput
 from server.llm.local.builtin import BuiltinModel, WeightsMissing, locate_files
@@ -39,9 +40,10 @@ def _stamp_path(model_dir: Path, model: BuiltinModel) -> Path:
     return model_dir / f"{model.name}{STAMP_SUFFIX}"
 
 
-def _read_stamp(stamp: Path) -> dict:
+def _read_stamp(stamp: Path) -> dict[str, Any]:
     try:
-        return json.loads(stamp.read_text(encoding="utf-8"))
+        data = json.loads(stamp.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
 
@@ -101,7 +103,7 @@ def _verify_file(path: Path, model: BuiltinModel, progress: Progress | None) -> 
 
 
 @contextmanager
-def _exclusive(lock_path: Path):
+def _exclusive(lock_path: Path) -> Iterator[None]:
     """Serialise assemblies of one model across processes (two `kbchat` commands at once)."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a") as fh:

@@ -10,6 +10,7 @@ kernels, which crash with SIGSEGV on some virtual machines.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 
 def disable_extra_buffers() -> None:
@@ -20,7 +21,7 @@ def disable_extra_buffers() -> None:
     if getattr(original, "_kbchat_patched", False):
         return
 
-    def default_params():
+    def default_params() -> Any:
         params = original()
         params.use_extra_bufts = False
         return params

@@ -16,9 +16,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import AppError
 
@@ -51,7 +53,7 @@ class QueueProxy:
         self._semaphore: asyncio.Semaphore | None = None
         self._client: httpx.AsyncClient | None = None
 
-    async def __call__(self, scope: dict, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -72,10 +74,10 @@ class QueueProxy:
             if task not in done:
                 task.cancel()
         await asyncio.gather(handler, watcher, return_exceptions=True)
-        if handler in done and not handler.cancelled() and handler.exception():
-            raise handler.exception()
+        if handler in done and not handler.cancelled() and (failure := handler.exception()) is not None:
+            raise failure
 
-    async def _lifespan(self, receive, send) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -87,7 +89,7 @@ class QueueProxy:
                 return
 
     @staticmethod
-    async def _wait_disconnect(receive) -> None:
+    async def _wait_disconnect(receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
 
@@ -98,13 +100,13 @@ class QueueProxy:
             self._client = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
         return self._client
 
-    async def _json(self, send, status: int, obj: dict) -> None:
+    async def _json(self, send: Send, status: int, obj: dict[str, Any]) -> None:
         data = json.dumps(obj).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
 
-    def _refusal(self, scope: dict) -> AppError | None:
+    def _refusal(self, scope: Scope) -> AppError | None:
         if self.access_check is None:
             return None
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -115,7 +117,7 @@ class QueueProxy:
             return exc
         return None
 
-    async def _handle(self, scope: dict, body: bytes, send) -> None:
+    async def _handle(self, scope: Scope, body: bytes, send: Send) -> None:
         path = scope["path"]
         refusal = self._refusal(scope)
         if refusal is not None:
@@ -147,7 +149,7 @@ class QueueProxy:
             self.active -= 1
             self._semaphore.release()
 
-    async def _forward(self, scope: dict, body: bytes, send) -> None:
+    async def _forward(self, scope: Scope, body: bytes, send: Send) -> None:
         client = self._client_for_loop()
         url = self.upstream + scope["path"]
         if scope.get("query_string"):
@@ -179,7 +181,7 @@ class QueueProxy:
             await response.aclose()
 
 
-def serve_in_thread(app, sock: socket.socket, name: str = "llm-proxy") -> tuple[uvicorn.Server, threading.Thread]:
+def serve_in_thread(app: ASGIApp, sock: socket.socket, name: str = "llm-proxy") -> tuple[uvicorn.Server, threading.Thread]:
     """Serve an ASGI app on an already bound socket from a daemon thread; returns once it accepts."""
     sock.listen(128)
     config = uvicorn.Config(app, interface="asgi3", log_level="warning", access_log=False, timeout_graceful_shutdown=3)
