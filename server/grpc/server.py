@@ -154,6 +154,9 @@ async def _serve_until_signalled(settings: Settings, services: Services) -> None
     await stop.wait()
     logger.info("gRPC chat service stopping")
     await server.stop(STOP_GRACE_SECONDS)
+    # Titles being written for the last answers are stored before the model clients close.
+    await services.chat.wait_background()
+    await services.llms.aclose()
 
 
 def serve_forever(settings: Settings) -> None:

@@ -8,7 +8,7 @@ resolve the sampling options once for every adapter.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypedDict
 
@@ -72,6 +72,8 @@ class ChatModel(ABC):
         self.name = name
         self.config = config
         self.default_temperature = default_temperature
+        # How prompts are measured; the registry gives each model the best counter it can reach.
+        self.token_counter: Callable[[str], int] = approx_token_count
 
     def sampling(self, temperature: float | None = None, max_tokens: int | None = None,
                  stop: list[str] | None = None) -> Sampling:
@@ -105,7 +107,7 @@ class ChatModel(ABC):
         return self.CALLS_TOOLS and self.config.supports_tools
 
     def count_tokens(self, text: str) -> int:
-        return approx_token_count(text)
+        return self.token_counter(text)
 
     async def queue_depth(self) -> int | None:
         """Generations of this model running or waiting right now, when the provider tells; else None."""

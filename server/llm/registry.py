@@ -11,6 +11,7 @@ from configs import Settings
 from configs.settings import LLMModelConfig
 from server.errors import AppError, NotFound
 from server.llm.base import ChatModel
+from server.llm.tokenizers import token_counter
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +106,6 @@ class LLMRegistry:
             return raw.model_copy(update=update)
         return raw
 
-    def is_local(self, name: str | None = None) -> bool:
-        """Whether the model is served by `kbchat llm serve`."""
-        return bool(self.config(name).builtin)
-
     def get(self, name: str | None = None) -> ChatModel:
         name = name or self.default_name
         with self._lock:
@@ -116,6 +113,7 @@ class LLMRegistry:
             if model is None:
                 config = self.config(name)
                 model = PROVIDERS[config.kind].build(name, config, self.settings.llm.temperature)
+                model.token_counter = token_counter(self.settings, name, config)
                 self._models[name] = model
             return model
 
@@ -125,9 +123,10 @@ class LLMRegistry:
             return list(self._models)
 
     def warm_up(self) -> None:
-        """Create the default model's adapter now: its first use imports its SDK (about half a second for openai)."""
+        """Create the default model's adapter and token counter now: the first use imports the provider's SDK
+        (about half a second for openai) and may load the model's vocabulary (about a second)."""
         try:
-            self.get()
+            self.get().count_tokens("warm-up")
         except Exception:  # noqa: BLE001 - a bad default is reported when it is used, with its real error
             logger.warning("could not prepare the default chat model %r", self.default_name, exc_info=True)
 

@@ -58,7 +58,7 @@ def test_builtin_model_resolves_to_local_server_and_alias(settings):
     config = registry.config("smollm2-135m")
     assert config.base_url == "http://127.0.0.1:23456/v1"
     assert config.model == "smollm2-135m"
-    assert registry.is_local("smollm2-135m") and not registry.is_local("remote")
+    assert config.builtin and not registry.config("remote").builtin
     # The settings themselves are not modified.
     assert settings.llm.models["smollm2-135m"].base_url == ""
 

@@ -1,0 +1,106 @@
+"""Token counters for prompt budgets: the model's own vocabulary where kbchat can reach it, else the estimate.
+
+* Built-in models (and a GGUF served by ``llm.local.gguf``): the GGUF file's vocabulary, loaded by
+  llama.cpp without its weights (about a second, once per process).
+* Models of api.openai.com: ``tiktoken``, when its encoding files can be had (they are downloaded on
+  first use, so offline machines fall back).
+* Anything else, or when the above fail: ``approx_token_count``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from configs import Settings
+from configs.settings import LLMModelConfig
+from server.llm.tokens import approx_token_count
+
+logger = logging.getLogger(__name__)
+
+TokenCounter = Callable[[str], int]
+# Seconds before a vocabulary that could not be loaded (e.g. weights still being assembled) is tried again.
+RETRY_SECONDS = 30.0
+
+
+class LazyCounter:
+    """Counts with the counter ``load()`` makes on first use; the estimate while it can't be made."""
+
+    def __init__(self, label: str, load: Callable[[], TokenCounter | None]) -> None:
+        self.label = label
+        self._load = load
+        self._counter: TokenCounter | None = None
+        self._next_try = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> int:
+        counter = self._counter or self._try_load()
+        return counter(text) if counter is not None else approx_token_count(text)
+
+    def _try_load(self) -> TokenCounter | None:
+        with self._lock:
+            if self._counter is None and time.monotonic() >= self._next_try:
+                try:
+                    self._counter = self._load()
+                except Exception as exc:  # noqa: BLE001 - any failure leaves the estimate in place
+                    logger.info("token counts for %s are estimated: %s", self.label, exc)
+                if self._counter is None:
+                    self._next_try = time.monotonic() + RETRY_SECONDS
+            return self._counter
+
+
+def gguf_counter(path: Path) -> TokenCounter:
+    """Count with a GGUF file's own vocabulary (llama.cpp loads the vocabulary only, not the weights)."""
+    from llama_cpp import Llama
+
+    vocab = Llama(str(path), vocab_only=True, n_ctx=64, verbose=False)
+    lock = threading.Lock()
+
+    def count(text: str) -> int:
+        if not text:
+            return 0
+        with lock:
+            return len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
+
+    return count
+
+
+def tiktoken_counter(model: str) -> TokenCounter:
+    import tiktoken
+
+    try:
+        encoding: Any = tiktoken.encoding_for_model(model)
+    except KeyError:
+        encoding = tiktoken.get_encoding("o200k_base")
+    return lambda text: len(encoding.encode(text, disallowed_special=()))
+
+
+def _builtin_gguf(settings: Settings, config: LLMModelConfig) -> Path | None:
+    from server.llm.local.assemble import assembled_path, is_ready
+    from server.llm.local.builtin import BUILTIN_MODELS, locate_files
+
+    if settings.llm.local.gguf:
+        return Path(settings.llm.local.gguf)
+    model = BUILTIN_MODELS.get(config.builtin or "")
+    if model is None or not is_ready(model, settings.paths.model_dir):
+        return None
+    return locate_files(model)[0] if model.single_file else assembled_path(model, settings.paths.model_dir)
+
+
+def token_counter(settings: Settings, name: str, config: LLMModelConfig) -> TokenCounter:
+    """The best counter kbchat can have for this model (see the module's description)."""
+    if config.builtin:
+        def load_gguf() -> TokenCounter | None:
+            path = _builtin_gguf(settings, config)
+            return gguf_counter(path) if path is not None else None
+
+        return LazyCounter(name, load_gguf)
+    host = urlparse(config.base_url).hostname or ""
+    if host == "openai.com" or host.endswith(".openai.com"):
+        return LazyCounter(name, lambda: tiktoken_counter(config.model or name))
+    return approx_token_count
