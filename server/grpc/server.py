@@ -13,10 +13,12 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 import grpc
+from google.protobuf.message import DecodeError
 from pydantic import ValidationError
 
 from configs import Settings, load_settings
@@ -71,11 +73,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             logger.warning("gRPC call from %s refused: %s", context.peer(), exc.message)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
 
+    async def _admit(self, request: object, context: grpc.aio.ServicerContext) -> None:
+        await self._authorize(context)
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid message: {request.reason}")
+
     def _guard(self, behavior: Callable[..., Any], response_streaming: bool) -> Callable[..., Any]:
         if response_streaming:
 
             async def guarded_stream(request: object, context: grpc.aio.ServicerContext) -> AsyncIterator[object]:
-                await self._authorize(context)
+                await self._admit(request, context)
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
                     async for item in result:
@@ -87,7 +94,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return guarded_stream
 
         async def guarded(request: object, context: grpc.aio.ServicerContext) -> object:
-            await self._authorize(context)
+            await self._admit(request, context)
             return await behavior(request, context)
 
         return guarded
@@ -103,7 +110,30 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         kind = ("stream" if handler.request_streaming else "unary") + "_" + (
             "stream" if handler.response_streaming else "unary"
         )
-        return handler._replace(**{kind: self._guard(getattr(handler, kind), handler.response_streaming)})
+        return handler._replace(
+            request_deserializer=_tolerant(handler.request_deserializer),
+            **{kind: self._guard(getattr(handler, kind), handler.response_streaming)},
+        )
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """Stands for a request whose bytes did not parse, so the call can end with INVALID_ARGUMENT."""
+
+    reason: str
+
+
+def _tolerant(deserialize: Callable[[bytes], object] | None) -> Callable[[bytes], object] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> object:
+        try:
+            return deserialize(data)
+        except DecodeError as exc:
+            return Malformed(str(exc))
+
+    return parse
 
 
 class ChatServicer(chat_pb2_grpc.ChatServicer):

@@ -180,3 +180,14 @@ def test_python_m_server_grpc_server_serves_until_sigterm(tmp_path, fake):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_malformed_message_is_refused_and_the_server_keeps_serving(services, fake):
+    with GrpcServer(services.settings, services) as server, grpc.insecure_channel(server.target) as channel:
+        raw = channel.unary_stream("/kbchat.chat.v1.Chat/Ask")  # no serializers: the bytes go out as they are
+        with pytest.raises(grpc.RpcError) as err:
+            list(raw(b"\xff\xff\xff\xff not a protobuf", timeout=30))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a valid message" in err.value.details()
+        fake.queue("Still here.")
+        events = list(chat_pb2_grpc.ChatStub(channel).Ask(chat_pb2.AskRequest(query="hi"), timeout=30))
+        assert events[-1].type == "done"
