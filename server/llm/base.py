@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from typing import Any
 
 from configs.settings import LLMModelConfig
 from server.errors import UpstreamError
@@ -22,6 +23,13 @@ TIMEOUT = "llm_timeout"
 BAD_RESPONSE = "llm_bad_response"
 OVERLOADED = "llm_overloaded"
 UNAVAILABLE = "llm_unavailable"
+
+
+class ToolsUnsupported(LLMError):
+    """``complete_with_tools`` was called on a model that cannot call tools (``supports_tools`` is false)."""
+
+    status = 400
+    code = "llm_no_tools"
 
 
 class ChatModel(ABC):
@@ -60,6 +68,21 @@ class ChatModel(ABC):
             )
         ]
         return "".join(parts)
+
+    async def complete_with_tools(
+        self,
+        messages: list[dict],
+        tools: list[dict],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """One non-streamed turn that may call tools: {"content", "tool_calls": [{"id","name","arguments"}]}.
+
+        Only models whose ``supports_tools`` is true implement it.
+        """
+        raise ToolsUnsupported(f"model {self.name!r} does not support tool calling")
 
     def count_tokens(self, text: str) -> int:
         return approx_token_count(text)

@@ -143,7 +143,7 @@ def test_v1_chats_are_stored_only_with_a_conversation_id(client, fake, services)
     assert _message_count(services) == before
 
     conversation = services.chat.conversations.create(title="via v1")
-    conversation_id = conversation["id"] if isinstance(conversation, dict) else conversation.id
+    conversation_id = conversation.id
     fake.queue("Stored answer.")
     reply = client.chat.completions.create(
         model="fake",

@@ -17,7 +17,8 @@ from server.limits import MAX_QUERY_CHARS
 
 router = APIRouter(tags=["settings"])
 
-@router.get("/settings/public")
+
+@router.get("/settings/public", response_model=dict[str, Any])
 async def public_settings(services: ServicesDep) -> dict[str, Any]:
     """Models, knowledge bases, templates and the chat and retrieval defaults."""
     settings = services.settings
