@@ -28,7 +28,8 @@ router = APIRouter(tags=["conversations"])
 EXPORT_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
         "description": "The conversation as a Markdown or JSON file download.",
-        "content": {"text/markdown": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}},
+        "model": ConversationWithMessages,
+        "content": {"text/markdown": {"schema": {"type": "string"}}},
     },
 }
 
