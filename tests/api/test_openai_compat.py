@@ -281,6 +281,7 @@ def test_the_default_model_is_prepared_at_start_up_and_a_missing_one_does_not_st
     settings = fake_llm_settings(tmp_path / "ok", fake.base_url)
     with TestClient(create_app(settings)) as client:
         assert client.app.state.services.llms.built() == ["fake"]  # before any request
+    assert client.app.state.services.llms.built() == []  # closed at shutdown
     broken = fake_llm_settings(tmp_path / "broken", fake.base_url)
     broken.llm.default_model = "absent"
     with TestClient(create_app(broken)) as client:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import asyncio
 import contextlib
+from dataclasses import asdict
 
 import pytest
 
@@ -111,6 +110,18 @@ def test_requests_that_cannot_be_answered_fail_before_anything_is_stored(service
     assert events[0]["code"] == code and needle in events[0]["message"]
     assert services.chat.conversations.list().total == 0
     assert fake_openai.requests == []
+
+
+def test_a_new_conversation_and_its_first_question_are_stored_together(services, fake_openai, monkeypatch):
+    from server.db import chat_repository
+
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(chat_repository, "add_message", fail)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        collect(services, query="Keep both or neither")
+    assert services.chat.conversations.list().total == 0 and fake_openai.requests == []
 
 
 def test_unstored_requests_leave_no_conversation(services, fake_openai):
