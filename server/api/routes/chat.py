@@ -51,8 +51,7 @@ async def chat(mode: ChatMode, body: ChatOptions, services: ServicesDep) -> Resp
             error = failures[0]
             if not result.answer and result.conversation_id is None:
                 return JSONResponse({"error": error.to_dict()}, status_code=error.status)
-            content = {**result.model_dump(mode="json"), "error": error.to_dict()}
-            return JSONResponse(content, status_code=error.status)
+            return JSONResponse(result.model_dump(mode="json"), status_code=error.status)
         return result
     events = services.chat.run(chat_request, failures)
     first = await anext(events, None)
