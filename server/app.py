@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request, Response
 
 from configs import Settings, load_settings
+from server.api.errors import ERROR_RESPONSES, error_response, install_error_handlers
 from server.auth import check_access, check_browser
 from server.errors import AppError, UnsupportedMediaType
 from server.knowledge_base.maintenance import reconcile_all
@@ -26,6 +26,8 @@ PUBLIC_PATHS = {"/health"}
 
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+# Seconds the shutdown waits for conversation titles still being written.
+SHUTDOWN_WAIT_SECONDS = 10.0
 
 
 def check_body_type(request: Request) -> None:
@@ -45,22 +47,28 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     settings = settings or (services.settings if services else load_settings())
     owned = services is None
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        # An interrupted write (a killed process) may have left the index and the database apart.
-        await anyio.to_thread.run_sync(reconcile_all, app.state.services.kb)
-        # In a worker thread: otherwise the first chat would import the model SDK inside the event loop.
-        await anyio.to_thread.run_sync(app.state.services.llms.warm_up)
-        yield
-        if owned:
-            app.state.services.close()
+    services = services or build_services(settings)
 
-    app = FastAPI(title="kbchat API", version="0.1.0", lifespan=lifespan)
-    app.state.services = services or build_services(settings)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # An interrupted write (a killed process) may have left the index and the database apart.
+        await anyio.to_thread.run_sync(reconcile_all, services.kb)
+        # In a worker thread: otherwise the first chat would import the model SDK inside the event loop.
+        await anyio.to_thread.run_sync(services.llms.warm_up)
+        yield
+        # Titles still being written (for a while at most), then the models' connections.
+        with anyio.move_on_after(SHUTDOWN_WAIT_SECONDS):
+            await services.chat.wait_background()
+        await services.llms.aclose()
+        if owned:
+            services.close()
+
+    app = FastAPI(title="kbchat API", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
+    app.state.services = services
     app.state.settings = settings
 
     @app.middleware("http")
-    async def _auth(request: Request, call_next):
+    async def _auth(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if request.url.path not in PUBLIC_PATHS and request.scope.get("type") == "http":
             try:
                 check_access(
@@ -71,22 +79,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 check_browser(settings, request.headers.get("origin"), request.headers.get("host"))
                 check_body_type(request)
             except AppError as exc:
-                return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+                return error_response(exc)
         return await call_next(request)
 
-    @app.exception_handler(AppError)
-    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}" for err in exc.errors()
-        )
-        return JSONResponse(
-            {"error": {"code": "invalid_input", "message": details, "details": exc.errors()}},
-            status_code=422,
-        )
+    install_error_handlers(app)
 
     for name in ROUTE_MODULES:
         module = importlib.import_module(f"server.api.routes.{name}")

@@ -7,6 +7,9 @@ Services raise these without knowing anything of HTTP; the API turns them into
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, Protocol
+
 
 class AppError(Exception):
     """Base of every error meant for the user."""
@@ -74,3 +77,16 @@ class UpstreamError(AppError):
 
     status = 502
     code = "upstream_error"
+
+
+class HasErrors(Protocol):
+    """A validation failure listing its errors: pydantic's ValidationError, FastAPI's RequestValidationError."""
+
+    def errors(self) -> Sequence[Any]: ...
+
+
+def validation_message(exc: HasErrors) -> str:
+    """One readable line naming each invalid field and why; every transport words invalid input so."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err.get('loc', ())) or 'request'}: {err.get('msg')}" for err in exc.errors()
+    )

@@ -38,15 +38,6 @@ class ApiClient:
             timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
         )
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> "ApiClient":
-        key = settings.server.api_key
-        return cls(
-            settings.server.resolved_api_url,
-            api_key=key.get_secret_value() if key is not None else None,
-            timeout=settings.server.webui_timeout,
-        )
-
     def close(self) -> None:
         self._http.close()
 
@@ -124,40 +115,6 @@ class ApiClient:
     def list_files(self, kb: str) -> list[dict[str, Any]]:
         return self._json("GET", f"/kbs/{_segment(kb)}/files")
 
-    @staticmethod
-    def _upload_form(
-        files: list[tuple[str, bytes]],
-        override: bool,
-        chunk_size: int | None,
-        chunk_overlap: int | None,
-        to_vector_store: bool,
-        stream: bool,
-    ) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "override": str(override).lower(),
-            "to_vector_store": str(to_vector_store).lower(),
-            "stream": str(stream).lower(),
-        }
-        if chunk_size is not None:
-            data["chunk_size"] = str(chunk_size)
-        if chunk_overlap is not None:
-            data["chunk_overlap"] = str(chunk_overlap)
-        return {"data": data, "files": [("files", (name, content)) for name, content in files]}
-
-    def upload_files(
-        self,
-        kb: str,
-        files: list[tuple[str, bytes]],
-        *,
-        override: bool = False,
-        chunk_size: int | None = None,
-        chunk_overlap: int | None = None,
-        to_vector_store: bool = True,
-    ) -> dict[str, Any]:
-        """Upload and ingest files in one request; per-file errors come back inside ``results``."""
-        form = self._upload_form(files, override, chunk_size, chunk_overlap, to_vector_store, stream=False)
-        return self._json("POST", f"/kbs/{_segment(kb)}/files", **form)
-
     def upload_files_stream(
         self,
         kb: str,
@@ -169,8 +126,17 @@ class ApiClient:
         to_vector_store: bool = True,
     ) -> EventStream:
         """Upload files and follow ingestion: progress events, then ``{"stage": "result", ...}``."""
-        form = self._upload_form(files, override, chunk_size, chunk_overlap, to_vector_store, stream=True)
-        return self.stream("POST", f"/kbs/{_segment(kb)}/files", **form)
+        data: dict[str, Any] = {
+            "override": str(override).lower(),
+            "to_vector_store": str(to_vector_store).lower(),
+            "stream": "true",
+        }
+        if chunk_size is not None:
+            data["chunk_size"] = str(chunk_size)
+        if chunk_overlap is not None:
+            data["chunk_overlap"] = str(chunk_overlap)
+        files_part = [("files", (name, content)) for name, content in files]
+        return self.stream("POST", f"/kbs/{_segment(kb)}/files", data=data, files=files_part)
 
     def delete_file(self, kb: str, file_name: str, *, delete_content: bool = False) -> None:
         self._json(

@@ -10,7 +10,6 @@ from webui_pages.api_client import ApiError
 from webui_pages.common import UIContext, flash, names_of, option_index, remember, remembered, shorten
 from webui_pages.conversation_files import render_conversation_files
 
-MODES = ["llm", "kb", "search", "agent"]
 CONV_PARAM = "conv"
 CONV_KEY = "conv_id"
 LIVE_KEY = "live_answer"
@@ -34,7 +33,7 @@ def current_conversation_id() -> str | None:
 def open_conversation(conv_id: str | None, mode: str | None = None) -> None:
     """Make ``conv_id`` (None: a new one) the open conversation; ``mode`` switches to its chat mode."""
     st.session_state[CONV_KEY] = conv_id
-    if mode in MODES:
+    if mode:
         st.session_state["opt_mode"] = remember("opt_mode", mode)
     st.session_state.pop(LIVE_KEY, None)
     if conv_id:
@@ -93,10 +92,11 @@ def render_chat_options(ctx: UIContext, public: dict[str, Any], conversation: di
     t = ctx.t
     # A fresh session (e.g. a reload) continues an open conversation in that conversation's mode.
     conv_mode = (conversation or {}).get("mode")
+    modes = names_of(public.get("modes"))  # the chat modes the API offers
     mode = st.radio(
         t("opt.mode"),
-        MODES,
-        index=MODES.index(remembered("opt_mode", conv_mode if conv_mode in MODES else MODES[0])),
+        modes,
+        index=option_index(modes, remembered("opt_mode", conv_mode if conv_mode in modes else modes[0])),
         format_func=lambda m: t(f"mode.{m}"),
         key="opt_mode",
     )

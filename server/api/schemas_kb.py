@@ -1,12 +1,14 @@
-"""Request bodies of the knowledge-base API (responses are the manager's own models)."""
+"""Request bodies of the knowledge-base API; responses are the manager's own models, or wrap them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from server.errors import InvalidInput
+from configs.settings import SearchMode
+from server.errors import InvalidInput, validation_message
+from server.knowledge_base.manager import FileResult, KBInfo
 
 
 class CreateKBRequest(BaseModel):
@@ -36,7 +38,7 @@ class EvalRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     questions: str = Field(min_length=1, max_length=5_000_000)
-    modes: list[Literal["vector", "bm25", "hybrid"]] = Field(default_factory=lambda: ["vector", "bm25", "hybrid"])
+    modes: list[SearchMode] = Field(default_factory=lambda: list(get_args(SearchMode)))
 
 
 class UpdateChunkRequest(BaseModel):
@@ -67,5 +69,17 @@ class UploadOptions(BaseModel):
         try:
             return cls.model_validate(known)
         except ValidationError as exc:
-            details = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-            raise InvalidInput(f"bad upload parameters: {details}") from exc
+            raise InvalidInput(f"bad upload parameters: {validation_message(exc)}") from exc
+
+
+class UploadResults(BaseModel):
+    """Answer of POST /kbs/{kb}/files without stream: each file's outcome and the knowledge base after."""
+
+    results: list[FileResult]
+    kb: KBInfo
+
+
+class EvalReports(BaseModel):
+    """Answer of POST /kbs/{kb}/eval: one report per search mode (see server/knowledge_base/evaluation.py)."""
+
+    reports: list[dict[str, Any]]

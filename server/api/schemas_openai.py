@@ -11,7 +11,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from configs.settings import SearchMode
+from server.api.transport import sse
 from server.errors import InvalidInput
+from server.llm.base import ToolCall
 
 
 class ChatMessage(BaseModel):
@@ -65,7 +68,7 @@ class ChatCompletionRequest(BaseModel):
     conversation_id: str | None = None
     top_k: int | None = Field(None, ge=1, le=100)
     score_threshold: float | None = Field(None, ge=0.0, le=1.0)
-    search_mode: Literal["vector", "bm25", "hybrid"] | None = None
+    search_mode: SearchMode | None = None
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -94,14 +97,74 @@ class EmbeddingRequest(BaseModel):
 
     def texts(self) -> list[str]:
         """The input texts; token-id input and empty strings are refused, as OpenAI does."""
-        items = [self.input] if isinstance(self.input, str) else list(self.input)
+        items: list[object] = [self.input] if isinstance(self.input, str) else list(self.input)
         if not items:
             raise InvalidInput("input must not be empty")
-        if not all(isinstance(item, str) for item in items):
+        texts = [item for item in items if isinstance(item, str)]
+        if len(texts) < len(items):
             raise InvalidInput("token-id input is not supported: send the text itself")
-        if any(not item.strip() for item in items):
+        if any(not text.strip() for text in texts):
             raise InvalidInput("input texts must not be empty")
-        return items
+        return texts
+
+
+class ModelEntry(BaseModel):
+    """One model of GET /v1/models."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "kbchat"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelEntry]
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    message: dict[str, Any]
+    finish_reason: str
+    logprobs: None = None
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    """A chat.completion; kbchat adds ``sources`` (kb/ models) and ``conversation_id``/``message_id``
+    (stored conversations) at the top level."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: CompletionUsage
+
+
+class EmbeddingItem(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="The vector, or its little-endian float32 bytes in base64.")
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingItem]
+    model: str
+    usage: EmbeddingUsage
 
 
 def completion_id() -> str:
@@ -120,7 +183,8 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def completion(cid: str, model: str, message: dict, finish_reason: str, usage_: dict, **extra: Any) -> dict:
+def completion(cid: str, model: str, message: dict[str, Any], finish_reason: str, usage_: dict[str, int],
+               **extra: Any) -> dict[str, Any]:
     """A chat.completion object; ``extra`` adds kbchat's top-level fields (sources, conversation_id)."""
     return {
         "id": cid,
@@ -133,7 +197,7 @@ def completion(cid: str, model: str, message: dict, finish_reason: str, usage_: 
     }
 
 
-def chunk_event(cid: str, model: str, delta: dict, finish_reason: str | None = None, **extra: Any) -> str:
+def chunk_event(cid: str, model: str, delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> str:
     """One SSE line carrying a chat.completion.chunk."""
     body = {
         "id": cid,
@@ -146,20 +210,13 @@ def chunk_event(cid: str, model: str, delta: dict, finish_reason: str | None = N
     return sse(body)
 
 
-def usage_event(cid: str, model: str, usage_: dict) -> str:
+def usage_event(cid: str, model: str, usage_: dict[str, int]) -> str:
     """The final chunk OpenAI sends when stream_options.include_usage is set: no choices, only usage."""
     return sse({"id": cid, "object": "chat.completion.chunk", "created": now(), "model": model,
                 "choices": [], "usage": usage_})
 
 
-def sse(body: dict) -> str:
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-
-
-SSE_DONE = "data: [DONE]\n\n"
-
-
-def tool_calls_out(calls: list[dict]) -> list[dict]:
+def tool_calls_out(calls: list[ToolCall]) -> list[dict[str, Any]]:
     """Tool calls of a ChatModel (id, name, arguments dict) in OpenAI's message format."""
     out = []
     for call in calls:
@@ -172,16 +229,17 @@ def tool_calls_out(calls: list[dict]) -> list[dict]:
     return out
 
 
-def embedding_item(index: int, vector: list[float], encoding_format: str) -> dict:
+def embedding_item(index: int, vector: list[float], encoding_format: str) -> EmbeddingItem:
+    encoded: list[float] | str
     if encoding_format == "base64":
         # OpenAI's base64 format: the little-endian float32 bytes of the vector.
-        encoded: Any = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+        encoded = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
     else:
         encoded = [float(v) for v in vector]
-    return {"object": "embedding", "index": index, "embedding": encoded}
+    return EmbeddingItem(index=index, embedding=encoded)
 
 
-def error_body(status: int, code: str, message: str) -> dict:
+def error_body(status: int, code: str, message: str) -> dict[str, Any]:
     """Our error shape plus OpenAI's `type`, so OpenAI clients raise the matching exception."""
     if status == 401:
         kind = "authentication_error"

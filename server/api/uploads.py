@@ -12,15 +12,17 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 import anyio
+from pydantic import BaseModel
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from server.errors import InvalidInput, PayloadTooLarge
+from configs import Settings
+from server.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from server.knowledge_base.names import validate_file_name
 
 logger = logging.getLogger(__name__)
@@ -128,6 +130,13 @@ class _Collector:
             self._file.close()
 
 
+async def read_settings_upload(request: Request, settings: Settings) -> Upload:
+    """``read_upload`` staging files under the cache folder, with the configured size limit."""
+    if settings.paths.cache_dir is None:  # derived from kb_root when settings load
+        raise ServiceUnavailable("no cache folder to stage uploads in")
+    return await read_upload(request, settings.paths.cache_dir / "uploads", settings.kb.max_upload_mb * 1024 * 1024)
+
+
 async def read_upload(request: Request, staging_root: Path, max_file_bytes: int) -> Upload:
     """Parse a multipart/form-data request into fields and staged files (422/413 on bad input)."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
@@ -159,3 +168,13 @@ async def read_upload(request: Request, staging_root: Path, max_file_bytes: int)
         upload.cleanup()
         raise
     return upload
+
+
+def multipart_openapi(fields: type[BaseModel] | None = None) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route reading a multipart upload: its 'files' parts and the form fields of
+    ``fields`` (the route parses the body itself, so FastAPI cannot see it)."""
+    properties: dict[str, Any] = {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}
+    if fields is not None:
+        properties.update(fields.model_json_schema()["properties"])
+    schema = {"type": "object", "required": ["files"], "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, TypeVar
 
 import anyio
@@ -18,6 +18,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from server.chat import events
+from server.chat.events import ChatEvent
 from server.chat.context import ChatContext
 from server.chat.tools import ToolContext, build_tools, call_tool, describe, input_text
 from server.errors import AppError
@@ -57,12 +58,12 @@ class _Clock:
             raise AgentTimeout(f"the agent did not finish within {self.seconds:g} seconds") from None
 
 
-async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
+async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     """Answer with tools; ends with a ``sources`` event when a search tool found passages."""
     tool_ctx = ToolContext(ctx.settings, ctx.kb, ctx.request.kb_name, ctx.engines)
     tools = build_tools(tool_ctx)
     clock = _Clock(ctx.settings.chat.agent_max_seconds)
-    uses_tools = ctx.llm.supports_tools and hasattr(ctx.llm, "complete_with_tools")
+    uses_tools = ctx.llm.supports_tools
     ctx.meta["agent"] = "tool_calling" if uses_tools else "react"
     loop = _tool_calling(ctx, tools, clock) if uses_tools else _react(ctx, tools, clock)
     async for event in loop:
@@ -83,7 +84,7 @@ async def _run_tool(tools: list[BaseTool], name: str, arguments: dict[str, Any],
     return await clock.run(call_tool(tool, arguments))
 
 
-async def _tool_calling(ctx: ChatContext, tools: list[BaseTool], clock: _Clock) -> AsyncIterator[dict[str, Any]]:
+async def _tool_calling(ctx: ChatContext, tools: list[BaseTool], clock: _Clock) -> AsyncGenerator[ChatEvent, None]:
     specs = [convert_to_openai_tool(t) for t in tools]
     messages: list[dict[str, Any]] = ctx.messages(ctx.render(ctx.template("agent_tools")))
     steps_left = ctx.settings.chat.agent_max_steps
@@ -166,7 +167,7 @@ class _FinalAnswerStream:
         return None if self._start is None else self.text[self._start :].strip()
 
 
-async def _react(ctx: ChatContext, tools: list[BaseTool], clock: _Clock) -> AsyncIterator[dict[str, Any]]:
+async def _react(ctx: ChatContext, tools: list[BaseTool], clock: _Clock) -> AsyncGenerator[ChatEvent, None]:
     template = ctx.templates["agent_react"]
     tool_list, names = describe(tools), ", ".join(t.name for t in tools)
     scratchpad = ""

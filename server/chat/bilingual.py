@@ -6,13 +6,11 @@ deltas are the back-translation; both English texts are kept on the stored answe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncGenerator
 
 from server.chat import events
-from server.chat.context import ChatContext, has_cjk
-
-ModeRunner = Callable[[ChatContext], AsyncIterator[dict[str, Any]]]
+from server.chat.context import ChatContext, ModeHandler, has_cjk
+from server.chat.events import ChatEvent
 
 
 def applies(ctx: ChatContext) -> bool:
@@ -24,7 +22,7 @@ async def translate(ctx: ChatContext, template_name: str, text: str) -> str:
     return (await ctx.complete(messages, temperature=0.0)).strip()
 
 
-async def run(ctx: ChatContext, mode: ModeRunner) -> AsyncIterator[dict[str, Any]]:
+async def run(ctx: ChatContext, mode: ModeHandler) -> AsyncGenerator[ChatEvent, None]:
     """Run ``mode`` on the English question; stream the Chinese translation of its answer."""
     question_en = await translate(ctx, "translate_to_en", ctx.request.query)
     ctx.question = question_en or ctx.request.query

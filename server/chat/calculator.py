@@ -54,7 +54,8 @@ def _power(base: float, exponent: float) -> float:
         # Estimate the size first so 10**999 * ... cannot build a huge integer.
         if base.bit_length() * exponent > MAX_INT_BITS:
             raise CalculatorError("the result is too large")
-    return base**exponent
+    result: float = base**exponent
+    return result
 
 
 def _eval(node: ast.AST) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -12,9 +12,12 @@ from typing import Any
 from configs import Settings
 from configs.prompts import LANG_SUFFIX, render
 from server.chat import events
+from server.chat.events import ChatEvent
 from server.chat.history import build_messages, fit_history, message_tokens
 from server.chat.schemas import ChatRequest
-from server.errors import InvalidInput
+from server.chat.search_engines import EngineFactory
+from server.errors import InvalidInput, ServiceUnavailable
+from server.knowledge_base.manager import KnowledgeBaseManager
 from server.llm.base import ChatModel
 
 # Seconds between status events while an answer waits for its first text.
@@ -44,8 +47,9 @@ class ChatContext:
     llm: ChatModel
     templates: dict[str, str]
     history: list[dict[str, str]]
-    kb: Any  # KnowledgeBaseManager; typed loosely so tests may pass a stand-in
-    engines: Any = None  # server.chat.search_engines.EngineFactory
+    # ChatServices always gives both; a context made for one model call alone (e.g. a rewrite) may not.
+    kb: KnowledgeBaseManager | None = None
+    engines: EngineFactory | None = None
     question: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -55,6 +59,16 @@ class ChatContext:
     def __post_init__(self) -> None:
         if not self.question:
             self.question = self.request.query
+
+    def knowledge_bases(self) -> KnowledgeBaseManager:
+        if self.kb is None:
+            raise ServiceUnavailable("knowledge bases are not available to this answer")
+        return self.kb
+
+    def search_engines(self) -> EngineFactory:
+        if self.engines is None:
+            raise ServiceUnavailable("web search is not available to this answer")
+        return self.engines
 
     @property
     def max_tokens(self) -> int:
@@ -108,7 +122,7 @@ class ChatContext:
     def prompt_size(self, messages: list[dict[str, Any]]) -> int:
         return sum(message_tokens(self.count, {"content": str(m.get("content") or "")}) for m in messages)
 
-    async def stream(self, messages: list[dict[str, Any]], **kwargs: Any) -> AsyncIterator[str]:
+    async def stream(self, messages: list[dict[str, Any]], **kwargs: Any) -> AsyncGenerator[str, None]:
         """Stream the model's answer to ``messages``, counting tokens both ways."""
         self.prompt_tokens += self.prompt_size(messages)
         temperature = self.request.temperature
@@ -125,7 +139,7 @@ class ChatContext:
             # Counted once at the end: per-piece counts of an approximate counter add up too high.
             self.completion_tokens += self.count("".join(answer))
 
-    async def answer(self, messages: list[dict[str, Any]], **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+    async def answer(self, messages: list[dict[str, Any]], **kwargs: Any) -> AsyncGenerator[ChatEvent, None]:
         """The model's answer as ``delta`` events, preceded by ``status`` events until its first text.
 
         A status says whether the answer waits behind other generations of the model (when the
@@ -134,7 +148,7 @@ class ChatContext:
         """
         prompt_tokens = self.prompt_size(messages)
         yield events.status(*_stage(await self.llm.queue_depth(), 0), prompt_tokens=prompt_tokens)
-        pieces = self.stream(messages, **kwargs).__aiter__()
+        pieces = self.stream(messages, **kwargs)
         try:
             first = asyncio.ensure_future(pieces.__anext__())
             try:
@@ -159,3 +173,7 @@ class ChatContext:
         """The model's whole answer to ``messages`` (streamed underneath, so timeouts behave alike)."""
         parts = [piece async for piece in self.stream(messages, **kwargs)]
         return "".join(parts)
+
+
+# The function answering one chat mode (see server.chat.services.MODE_HANDLERS).
+ModeHandler = Callable[[ChatContext], AsyncGenerator[ChatEvent, None]]

@@ -88,8 +88,8 @@ def choose(
     top_terms = max((x for per_passage in terms for x in per_passage), default=0.0) or 1.0
     semantic = _scaled(similarities, passages)
     candidates: list[tuple[float, int, int]] = []
-    for p, per_passage in zip(passages, terms):
-        for i, term in enumerate(per_passage):
+    for p, passage_terms in zip(passages, terms):
+        for i, term in enumerate(passage_terms):
             score = term / top_terms + meaning_weight * semantic[p.rank][i]
             if score <= 0:
                 continue

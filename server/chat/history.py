@@ -18,7 +18,7 @@ def load_history(db: Database, conversation_id: str, turns: int) -> list[dict[st
     if turns <= 0:
         return []
     rows = db.run(repo.recent_messages, conversation_id, turns * 2)
-    return clean_history(rows)
+    return clean_history([{"role": m.role, "content": m.content} for m in rows])
 
 
 def clean_history(messages: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -12,7 +12,7 @@ the first when it found other passages. Clients keep the last ``sources`` event.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import PurePosixPath
@@ -22,12 +22,15 @@ import anyio
 
 from server.chat import events
 from server.chat.context import ChatContext
+from server.chat.events import ChatEvent
 from server.chat.evidence import Passage, choose
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
 from server.chat.rewrite import rewrites_by_default, standalone_question, with_hypothetical_answer
-from server.chat.sources import SOURCE_TEXT_MAX, field_of, kb_source
+from server.chat.schemas import Source
+from server.chat.sources import SOURCE_TEXT_MAX, kb_source
 from server.errors import InvalidInput
+from server.knowledge_base.manager import SearchHit
 
 # Template of the user message that carries the passages when the system template has no {context}.
 KB_QUESTION_TEMPLATE = "kb_question"
@@ -43,21 +46,22 @@ def effective_threshold(ctx: ChatContext, kb_name: str) -> float:
         return ctx.request.score_threshold
     if ctx.settings.kb.score_threshold is not None:
         return ctx.settings.kb.score_threshold
-    info = ctx.kb.get_kb(kb_name)
-    model = ctx.settings.kb.embed_models.get(field_of(info, "embed_model") or "")
+    info = ctx.knowledge_bases().get_kb(kb_name)
+    model = ctx.settings.kb.embed_models.get(info.embed_model)
     return model.score_threshold if model is not None else 0.0
 
 
-def title_of(source: dict[str, Any], metadata: dict[str, Any]) -> str:
+def title_of(source: Source, metadata: dict[str, Any]) -> str:
     """A short name of a passage's document: its top heading, else the file name without extension."""
     headings = [str(h).strip() for h in metadata.get("heading_path") or [] if str(h).strip()]
     return headings[0] if headings else PurePosixPath(source["file"]).stem
 
 
-def with_highlights(source: dict[str, Any], passage: Passage) -> dict[str, Any]:
+def with_highlights(source: Source, passage: Passage) -> Source:
     """The source entry plus the [start, end) offsets, in its text, of the sentences the model reads."""
-    spans = [[s, e] for s, e in passage.highlights if e <= SOURCE_TEXT_MAX]
-    return {**source, "highlights": spans}
+    out = source.copy()
+    out["highlights"] = [[s, e] for s, e in passage.highlights if e <= SOURCE_TEXT_MAX]
+    return out
 
 
 def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template: str,
@@ -89,37 +93,38 @@ async def _standalone(ctx: ChatContext) -> str:
 class _Evidence:
     """The passages found for a question, as the model will read them and the user sees them."""
 
-    hits: list[Any]
+    hits: list[SearchHit]
     passages: list[Passage]
-    sources: list[dict[str, Any]]
+    sources: list[Source]
 
 
 def _ids(evidence: _Evidence) -> list[str]:
-    return [str(field_of(hit, "doc_id")) for hit in evidence.hits]
+    return [hit.doc_id for hit in evidence.hits]
 
 
 async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, template: str) -> _Evidence:
     """Search with ``query`` and choose the evidence sentences for ``question`` in what was found."""
     request, chat = ctx.request, ctx.settings.chat
-    search = partial(ctx.kb.search, kb_name, query, top_k=request.top_k or chat.kb_passages,
+    kb = ctx.knowledge_bases()
+    search = partial(kb.search, kb_name, query, top_k=request.top_k or chat.kb_passages,
                      score_threshold=request.score_threshold, mode=request.search_mode)
     hits = await anyio.to_thread.run_sync(search)
     if not hits:
         return _Evidence([], [], [])
-    texts = [str(field_of(hit, "text") or "") for hit in hits]
+    texts = [hit.text for hit in hits]
     similarities = None
     if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0:
-        similarities = await anyio.to_thread.run_sync(ctx.kb.sentence_similarities, question, hits)
+        similarities = await anyio.to_thread.run_sync(kb.sentence_similarities, question, hits)
     passages = choose_evidence(ctx, question, texts, template, similarities)
     sources = [with_highlights(kb_source(i, hit, kb_name), p) for i, (hit, p) in enumerate(zip(hits, passages), 1)]
     return _Evidence(hits, passages, sources)
 
 
-def _question_with_passages(ctx: ChatContext, sources: list[dict[str, Any]], hits: list[Any],
+def _question_with_passages(ctx: ChatContext, sources: list[Source], hits: list[SearchHit],
                             passages: list[Passage]) -> str:
     """The last user message: each passage's chosen sentences under its number and title, then the question."""
     labelled = [
-        f"[{s['index']}] {title_of(s, field_of(hit, 'metadata') or {})}\n{p.excerpt()}"
+        f"[{s['index']}] {title_of(s, hit.metadata)}\n{p.excerpt()}"
         for s, hit, p in zip(sources, hits, passages)
         if p.chosen
     ]
@@ -127,7 +132,7 @@ def _question_with_passages(ctx: ChatContext, sources: list[dict[str, Any]], hit
     return ctx.render(template, context="\n\n".join(labelled), question=ctx.question)
 
 
-async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
+async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     """Answer from the passages of ``request.kb_name`` that pass the threshold; never invent sources."""
     request = ctx.request
     kb_name = request.kb_name

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from server.chat.context import ChatContext
+from server.chat.events import ChatEvent
 from server.chat.history import MESSAGE_OVERHEAD
+from server.chat.schemas import Source
 from server.chat.sources import passage
 
 # Shortest passage text worth sending; below this a passage is dropped rather than cut.
@@ -26,8 +28,8 @@ def passages_question(ctx: ChatContext) -> str:
 
 
 def fit_passages(
-    ctx: ChatContext, template: str, items: list[tuple[dict[str, Any], str]], **values: Any
-) -> tuple[str, list[dict[str, Any]]]:
+    ctx: ChatContext, template: str, items: list[tuple[Source, str]], **values: Any
+) -> tuple[str, list[Source]]:
     """The system prompt holding as many passages as fit the model's window, and their sources.
 
     Lowest-ranked passages go first; the last one left is shortened rather than dropped.
@@ -35,7 +37,7 @@ def fit_passages(
     items = list(items)
     room = ctx.budget - ctx.count(passages_question(ctx)) - 2 * MESSAGE_OVERHEAD
 
-    def build(chosen: list[tuple[dict[str, Any], str]]) -> str:
+    def build(chosen: list[tuple[Source, str]]) -> str:
         context = "\n\n".join(passage(source, text) for source, text in chosen)
         return ctx.render(template, context=context, **values)
 
@@ -52,6 +54,6 @@ def fit_passages(
     return system, [source for source, _ in items]
 
 
-async def answer_from(ctx: ChatContext, system: str) -> AsyncIterator[dict[str, Any]]:
+async def answer_from(ctx: ChatContext, system: str) -> AsyncGenerator[ChatEvent, None]:
     async for event in ctx.answer(ctx.messages(system, passages_question(ctx))):
         yield event

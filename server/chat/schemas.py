@@ -1,15 +1,21 @@
-"""Request and reply shapes shared by every chat transport (HTTP, OpenAI /v1, WebSocket, gRPC)."""
+"""Request and reply shapes shared by every chat transport (HTTP, OpenAI /v1, WebSocket, gRPC).
+
+``Source``, ``ToolStep``, ``TokenUsage`` and ``ErrorInfo`` are typed dicts: chat events carry them as
+plain JSON-ready dicts (see ``server.chat.events``), and ``ChatResult`` validates and documents them.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, field_validator
+from typing_extensions import NotRequired, TypedDict
 
+from configs.settings import SearchMode
 from server.limits import MAX_QUERY_CHARS
 
 ChatMode = Literal["llm", "kb", "search", "agent"]
-CHAT_MODES: tuple[str, ...] = ("llm", "kb", "search", "agent")
+CHAT_MODES: tuple[ChatMode, ...] = get_args(ChatMode)
 
 
 class HistoryMessage(BaseModel):
@@ -19,11 +25,10 @@ class HistoryMessage(BaseModel):
     content: str = Field(max_length=100_000)
 
 
-class ChatRequest(BaseModel):
-    """One question to answer in one of the four chat modes."""
+class ChatOptions(BaseModel):
+    """A question and how to answer it; the mode is chosen elsewhere (``POST /chat/{mode}`` names it)."""
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The user's question.")
-    mode: ChatMode = Field("llm", description="llm, kb (knowledge base), search (web) or agent.")
     conversation_id: str | None = Field(None, max_length=64, description="Conversation to continue; new if None.")
     model: str | None = Field(None, max_length=200, description="Chat model name; default model if None.")
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="Sampling temperature.")
@@ -36,7 +41,7 @@ class ChatRequest(BaseModel):
     kb_name: str | None = Field(None, max_length=200, description="Knowledge base searched in kb mode.")
     top_k: int | None = Field(None, ge=1, le=100, description="Passages retrieved.")
     score_threshold: float | None = Field(None, ge=0.0, le=1.0, description="Minimum passage score.")
-    search_mode: Literal["vector", "bm25", "hybrid"] | None = Field(None, description="Retrieval mode.")
+    search_mode: SearchMode | None = Field(None, description="Retrieval mode.")
     rewrite_query: bool | None = Field(
         None, description="Search with a hypothetical answer written by the model too (HyDE); None uses the setting."
     )
@@ -53,36 +58,63 @@ class ChatRequest(BaseModel):
             raise ValueError("the question must not be blank")
         return value
 
+    def in_mode(self, mode: ChatMode) -> ChatRequest:
+        """These options as a request in ``mode``."""
+        return ChatRequest.model_validate({**self.model_dump(exclude={"mode"}), "mode": mode})
 
-class Source(BaseModel):
-    """One cited passage: a knowledge-base chunk or a web result."""
+
+class ChatRequest(ChatOptions):
+    """One question to answer in one of the four chat modes."""
+
+    mode: ChatMode = Field("llm", description="llm, kb (knowledge base), search (web) or agent.")
+
+
+class Source(TypedDict):
+    """One cited passage: a knowledge-base chunk (``kb`` and ``file`` say where) or a web result (``url``).
+
+    The chat layer leaves ``url`` None for knowledge-base passages; an HTTP transport fills in its
+    download link. ``highlights`` are the [start, end) offsets in ``text`` of the sentences the model read.
+    """
 
     index: int
     file: str
-    location: str = ""
-    score: float | None = None
-    text: str = ""
-    url: str | None = None
-    kb: str | None = None
+    location: str
+    score: float | None
+    text: str
+    url: str | None
+    kb: str | None
+    highlights: NotRequired[list[list[int]]]
 
 
-class ToolStep(BaseModel):
+class ToolStep(TypedDict):
     """One agent tool call and what it returned."""
 
     tool: str
     input: str
     output: str
-    error: bool = False
+    error: bool
+
+
+class TokenUsage(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ErrorInfo(TypedDict):
+    """Why an answer failed: a stable code and a readable message."""
+
+    code: str
+    message: str
 
 
 class ChatResult(BaseModel):
     """The whole answer of one question, for non-streaming callers."""
 
-    answer: str
-    sources: list[dict[str, Any]] = Field(default_factory=list)
-    tools: list[dict[str, Any]] = Field(default_factory=list)
+    answer: str = ""
+    sources: list[Source] = Field(default_factory=list)
+    tools: list[ToolStep] = Field(default_factory=list)
     message_id: str | None = None
     conversation_id: str | None = None
-    usage: dict[str, int] = Field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+    usage: TokenUsage = Field(default_factory=lambda: TokenUsage(prompt_tokens=0, completion_tokens=0))
     latency_ms: float | None = None
-    error: dict[str, str] | None = None
+    error: ErrorInfo | None = None

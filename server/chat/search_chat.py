@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator
 
 from server.chat import events
 from server.chat.context import ChatContext
+from server.chat.events import ChatEvent
 from server.chat.passages import answer_from, fit_passages
 from server.chat.sources import web_source
 
 NO_RESULTS = "The web search ({engine}) returned no results for this question. Try rephrasing it."
 
 
-async def run(ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
+async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     """Search with the request's engine (or the default), then answer citing the results."""
     request = ctx.request
-    engine = ctx.engines.get(request.engine)
+    engine = ctx.search_engines().get(request.engine)
     ctx.meta["engine"] = engine.name
     count = request.result_count or ctx.settings.chat.search.result_count
     results = await engine.search(ctx.question, count)

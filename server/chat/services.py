@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,27 +19,32 @@ import anyio
 from configs import Settings
 from configs.prompts import PromptError, load_prompts
 from server.chat import agent_chat, bilingual, events, kb_chat, llm_chat, search_chat
-from server.chat.context import ChatContext
+from server.chat.context import ChatContext, ModeHandler
 from server.chat.conversation_files import ConversationFiles
 from server.chat.conversations import ConversationService
+from server.chat.events import AnswerAccumulator, ChatEvent
 from server.chat.history import clean_history, last_turns, load_history
-from server.chat.schemas import ChatRequest
+from server.chat.schemas import ChatMode, ChatRequest, ChatResult, ErrorInfo
 from server.chat.search_engines import EngineFactory
 from server.chat.titles import fallback_title, model_title
 from server.db import Database
 from server.db import chat_repository as repo
+from server.db.chat_repository import FeedbackRecord
 from server.errors import AppError, InvalidInput, NotFound
+from server.knowledge_base.manager import KnowledgeBaseManager
 from server.knowledge_base.names import split_kb_names
+from server.llm.registry import LLMRegistry
 
 logger = logging.getLogger(__name__)
 
-MODES: dict[str, Callable[[ChatContext], AsyncIterator[dict[str, Any]]]] = {
+# The function answering each chat mode.
+MODE_HANDLERS: dict[ChatMode, ModeHandler] = {
     "llm": llm_chat.run,
     "kb": kb_chat.run,
     "search": search_chat.run,
     "agent": agent_chat.run,
 }
-CANCELLED = {"code": "cancelled", "message": "the answer was stopped before it was complete"}
+CANCELLED: ErrorInfo = {"code": "cancelled", "message": "the answer was stopped before it was complete"}
 
 
 @dataclass
@@ -54,7 +59,7 @@ class _Turn:
 class ChatServices:
     """Answers questions in the four modes and keeps conversations, titles and feedback."""
 
-    def __init__(self, settings: Settings, db: Database, kb: Any, llms: Any) -> None:
+    def __init__(self, settings: Settings, db: Database, kb: KnowledgeBaseManager, llms: LLMRegistry) -> None:
         self.settings = settings
         self.db = db
         self.kb = kb
@@ -64,7 +69,7 @@ class ChatServices:
         self.engines = EngineFactory(settings.chat.search)
         self._templates: dict[str, str] = load_prompts(settings.chat.prompts_file)
         self._templates_mtime = self._prompts_mtime()
-        self._background: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---- templates and feedback ----------------------------------------------------------------
 
@@ -93,13 +98,13 @@ class ChatServices:
         self.conversations.delete(conversation_id)
         self.files.delete(conversation_id)
 
-    def feedback(self, message_id: str, score: Any, reason: str | None = None) -> dict[str, Any]:
+    def feedback(self, message_id: str, score: str | int, reason: str | None = None) -> FeedbackRecord:
         """Thumbs up/down ("up"/"down" or 1/-1) on an answer; a second call replaces the first."""
         return self.conversations.feedback(message_id, score, reason)
 
     # ---- answering -----------------------------------------------------------------------------
 
-    def run(self, request: ChatRequest, failures: list[AppError] | None = None) -> AsyncIterator[dict[str, Any]]:
+    def run(self, request: ChatRequest, failures: list[AppError] | None = None) -> AsyncGenerator[ChatEvent, None]:
         """Events of one answer: start, delta/tool/sources..., then done, or error (no done).
 
         ``failures``, when given, receives the AppError behind an ``error`` event, so a
@@ -108,37 +113,17 @@ class ChatServices:
         return self._events(request, failures)
 
     async def run_to_completion(self, request: ChatRequest, *, failures: list[AppError] | None = None
-                                ) -> dict[str, Any]:
-        """The whole answer as one dict, a failure's code and message under ``error``; the failures
-        themselves (with their HTTP status) are appended to ``failures`` when given."""
-        failures = [] if failures is None else failures
-        result: dict[str, Any] = {
-            "answer": "", "sources": [], "tools": [], "message_id": None, "conversation_id": None,
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0}, "latency_ms": None, "error": None,
-        }
-        parts: list[str] = []
+                                ) -> ChatResult:
+        """The whole answer, a failure's code and message under ``error``; the failures themselves
+        (with their HTTP status) are appended to ``failures`` when given."""
+        answer = AnswerAccumulator()
         async with contextlib.aclosing(self._events(request, failures)) as stream:
             async for event in stream:
-                kind = event["type"]
-                if kind == "delta":
-                    parts.append(event["text"])
-                elif kind == "sources":
-                    result["sources"] = event["sources"]
-                elif kind == "tool":
-                    result["tools"].append({k: v for k, v in event.items() if k != "type"})
-                elif kind == "start":
-                    result["conversation_id"] = event["conversation_id"] or None
-                elif kind == "error":
-                    result["error"] = {"code": event["code"], "message": event["message"]}
-                elif kind == "done":
-                    result.update(
-                        message_id=event["message_id"] or None, conversation_id=event["conversation_id"] or None,
-                        usage=event["usage"], latency_ms=event["latency_ms"],
-                    )
-        result["answer"] = "".join(parts)
-        return result
+                answer.add(event)
+        return answer.result()
 
-    async def _events(self, request: ChatRequest, failures: list[AppError] | None) -> AsyncIterator[dict[str, Any]]:
+    async def _events(self, request: ChatRequest, failures: list[AppError] | None
+                      ) -> AsyncGenerator[ChatEvent, None]:
         started = time.perf_counter()
         try:
             ctx = await self._context(request)
@@ -149,47 +134,39 @@ class ChatServices:
             yield events.error(exc.code, exc.message)
             return
         yield events.start(turn.conversation_id, turn.user_message_id)
-        answer: list[str] = []
-        collected: dict[str, Any] = {"sources": [], "tools": []}
+        answer = AnswerAccumulator()
         failure: AppError | None = None
         try:
             async with contextlib.aclosing(self._answer(ctx)) as stream:
                 async for event in stream:
-                    if event["type"] == "delta":
-                        answer.append(event["text"])
-                    elif event["type"] == "sources":
-                        collected["sources"] = event["sources"]
-                    elif event["type"] == "tool":
-                        collected["tools"].append({k: v for k, v in event.items() if k != "type"})
+                    answer.add(event)
                     yield event
         except AppError as exc:
             failure = exc
         except (asyncio.CancelledError, GeneratorExit):
             # The client left or the transport cancelled: keep what was written, synchronously,
             # because nothing may be awaited in a closing generator.
-            self._store_answer(ctx, turn, "".join(answer), collected, started, CANCELLED)
+            self._store_answer(ctx, turn, answer, started, CANCELLED)
             raise
         except Exception as exc:
             logger.exception("answering in %s mode failed", request.mode)
             failure = AppError(f"internal error while answering: {type(exc).__name__}: {exc}")
-        text = "".join(answer)
         if failure is not None:
             if failures is not None:
                 failures.append(failure)
-            await anyio.to_thread.run_sync(
-                self._store_answer, ctx, turn, text, collected, started, failure.to_dict()
-            )
+            error: ErrorInfo = {"code": failure.code, "message": failure.message}
+            await anyio.to_thread.run_sync(self._store_answer, ctx, turn, answer, started, error)
             yield events.error(failure.code, failure.message)
             return
-        message_id = await anyio.to_thread.run_sync(self._store_answer, ctx, turn, text, collected, started, None)
+        message_id = await anyio.to_thread.run_sync(self._store_answer, ctx, turn, answer, started, None)
         latency = (time.perf_counter() - started) * 1000
         if turn.fallback_title is not None and self.settings.chat.llm_titles:
-            self._start_title_task(ctx, turn, text)
+            self._start_title_task(ctx, turn, answer.text)
         yield events.done(message_id, turn.conversation_id, ctx.prompt_tokens, ctx.completion_tokens, latency)
 
-    def _answer(self, ctx: ChatContext) -> AsyncIterator[dict[str, Any]]:
-        mode = MODES[ctx.request.mode]
-        return bilingual.run(ctx, mode) if bilingual.applies(ctx) else mode(ctx)
+    def _answer(self, ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
+        handler = MODE_HANDLERS[ctx.request.mode]
+        return bilingual.run(ctx, handler) if bilingual.applies(ctx) else handler(ctx)
 
     async def _context(self, request: ChatRequest) -> ChatContext:
         """Check everything that can be checked before storing the question."""
@@ -240,32 +217,33 @@ class ChatServices:
         return await anyio.to_thread.run_sync(self._store_question_sync, ctx)
 
     def _store_question_sync(self, ctx: ChatContext) -> _Turn:
+        """Store the question, in a new conversation when it names none: one transaction for both."""
         request = ctx.request
         fallback = fallback_title(request.query, self.settings.chat.title_max_chars)
         turn = _Turn(conversation_id=request.conversation_id or "")
-        if not turn.conversation_id:
-            turn.conversation_id = self.db.run(repo.create_conversation, fallback, request.mode)["id"]
-            turn.fallback_title = fallback
-        elif self.db.run(repo.set_title_if, turn.conversation_id, fallback, ""):
-            turn.fallback_title = fallback
-        meta = {"mode": request.mode, "model": ctx.llm.name}
+        meta: dict[str, Any] = {"mode": request.mode, "model": ctx.llm.name}
         for key in ("kb_name", "engine", "search_mode", "prompt_template"):
             if getattr(request, key):
                 meta[key] = getattr(request, key)
         if request.bilingual:
             meta["bilingual"] = True
-        stored = self.db.run(repo.add_message, turn.conversation_id, "user", request.query, request.mode, meta)
-        turn.user_message_id = stored["id"]
+        with self.db.session() as session:
+            if not turn.conversation_id:
+                turn.conversation_id = repo.create_conversation(session, fallback, request.mode).id
+                turn.fallback_title = fallback
+            elif repo.set_title_if(session, turn.conversation_id, fallback, ""):
+                turn.fallback_title = fallback
+            stored = repo.add_message(session, turn.conversation_id, "user", request.query, request.mode, meta)
+        turn.user_message_id = stored.id
         return turn
 
     def _store_answer(
         self,
         ctx: ChatContext,
         turn: _Turn,
-        text: str,
-        collected: dict[str, Any],
+        answer: AnswerAccumulator,
         started: float,
-        error: dict[str, str] | None,
+        error: ErrorInfo | None,
     ) -> str:
         """Store the answer (partial and flagged incomplete when ``error``); returns its id ("" if not stored)."""
         if not turn.conversation_id:
@@ -273,8 +251,8 @@ class ChatServices:
         meta: dict[str, Any] = {
             "mode": ctx.request.mode,
             "model": ctx.llm.name,
-            "sources": collected["sources"],
-            "tools": collected["tools"],
+            "sources": answer.sources,
+            "tools": answer.tools,
             "latency_ms": round((time.perf_counter() - started) * 1000, 1),
             "usage": {"prompt_tokens": ctx.prompt_tokens, "completion_tokens": ctx.completion_tokens},
             **ctx.meta,
@@ -282,12 +260,14 @@ class ChatServices:
         if error is not None:
             meta.update(incomplete=True, error=error)
         try:
-            stored = self.db.run(repo.add_message, turn.conversation_id, "assistant", text, ctx.request.mode, meta)
+            stored = self.db.run(
+                repo.add_message, turn.conversation_id, "assistant", answer.text, ctx.request.mode, meta
+            )
         except AppError:
             # The conversation was deleted while the answer streamed; there is nothing to attach it to.
             logger.info("conversation %s vanished before its answer was stored", turn.conversation_id)
             return ""
-        return stored["id"]
+        return stored.id
 
     # ---- titles --------------------------------------------------------------------------------
 
@@ -312,3 +292,4 @@ class ChatServices:
         """Wait for pending title tasks (used by tests and at shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+

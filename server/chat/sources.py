@@ -1,21 +1,21 @@
-"""Turning knowledge-base hits and web results into numbered passages and ``sources`` entries."""
+"""Turning knowledge-base hits and web results into numbered passages and ``sources`` entries.
+
+A knowledge-base source names its knowledge base and file (and where in the file); turning that
+into a link is the transport's business (``server.api.locations``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 from server.chat import events
+from server.chat.schemas import Source
+from server.chat.search_engines import WebResult
+from server.knowledge_base.manager import SearchHit
 
 # Longest passage text repeated in a ``sources`` event (the prompt gets the whole passage).
 SOURCE_TEXT_MAX = 2000
-
-
-def field_of(item: Any, name: str, default: Any = None) -> Any:
-    """Read a field from a pydantic model, dataclass or dict alike."""
-    if isinstance(item, dict):
-        return item.get(name, default)
-    return getattr(item, name, default)
 
 
 def location_of(metadata: dict[str, Any]) -> str:
@@ -33,41 +33,32 @@ def location_of(metadata: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def download_url(kb: str, file_name: str) -> str:
-    return f"/kbs/{quote(kb, safe='')}/files/{quote(file_name, safe='')}/download"
-
-
-def kb_source(index: int, hit: Any, kb: str) -> dict[str, Any]:
+def kb_source(index: int, hit: SearchHit, kb: str) -> Source:
     """A knowledge-base hit as a source; a hit of a search over several knowledge bases names its own."""
-    metadata = field_of(hit, "metadata") or {}
-    kb = str(metadata.get("kb") or kb)
-    file_name = str(metadata.get("source") or "")
-    score = field_of(hit, "score")
+    metadata = hit.metadata
     return events.source(
         index=index,
-        file=file_name,
+        file=str(metadata.get("source") or ""),
         location=location_of(metadata),
-        score=round(float(score), 4) if score is not None else None,
-        text=str(field_of(hit, "text") or "")[:SOURCE_TEXT_MAX],
-        url=download_url(kb, file_name) if file_name else None,
-        kb=kb,
+        score=round(float(hit.score), 4),
+        text=hit.text[:SOURCE_TEXT_MAX],
+        kb=str(metadata.get("kb") or kb),
     )
 
 
-def web_source(index: int, result: Any) -> dict[str, Any]:
-    url = str(field_of(result, "url") or "")
+def web_source(index: int, result: WebResult) -> Source:
     return events.source(
         index=index,
-        file=str(field_of(result, "title") or url),
-        location=urlparse(url).netloc,
+        file=result.title or result.url,
+        location=urlparse(result.url).netloc,
         score=None,
-        text=str(field_of(result, "snippet") or "")[:SOURCE_TEXT_MAX],
-        url=url or None,
+        text=result.snippet[:SOURCE_TEXT_MAX],
+        url=result.url or None,
         kb=None,
     )
 
 
-def passage(source: dict[str, Any], text: str) -> str:
+def passage(source: Source, text: str) -> str:
     """``[n] (file, location)`` then the passage text, as the prompt shows it."""
-    where = ", ".join(p for p in (source["file"], source.get("location") or "") if p)
+    where = ", ".join(p for p in (source["file"], source["location"]) if p)
     return f"[{source['index']}] ({where})\n{text.strip()}"

@@ -15,9 +15,12 @@ from pydantic import BaseModel, Field, ValidationError
 
 from configs import Settings
 from server.chat.calculator import CalculatorError, calculate, format_number
-from server.chat.sources import field_of, kb_source, passage, web_source
+from server.chat.schemas import Source
+from server.chat.search_engines import EngineFactory
+from server.chat.sources import kb_source, passage, web_source
 from server.chat.units import UnitError, convert
-from server.errors import AppError
+from server.errors import AppError, validation_message
+from server.knowledge_base.manager import KnowledgeBaseManager
 
 # Characters of each passage shown to the model in a search tool's output.
 OBSERVATION_PASSAGE_CHARS = 600
@@ -32,18 +35,19 @@ class ToolContext:
     """What the tools of one agent answer may reach, and the sources their searches found."""
 
     settings: Settings
-    kb: Any
+    kb: KnowledgeBaseManager | None = None
     kb_name: str | None = None
-    engines: Any = None
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    engines: EngineFactory | None = None
+    sources: list[Source] = field(default_factory=list)
 
-    def add_sources(self, items: list[tuple[dict[str, Any], str]]) -> str:
+    def add_sources(self, items: list[tuple[Source, str]]) -> str:
         """Number new sources after the earlier ones, so [n] stays unique across tool calls."""
         lines = []
         for source, text in items:
-            source = {**source, "index": len(self.sources) + 1}
-            self.sources.append(source)
-            lines.append(passage(source, text[:OBSERVATION_PASSAGE_CHARS]))
+            numbered = source.copy()
+            numbered["index"] = len(self.sources) + 1
+            self.sources.append(numbered)
+            lines.append(passage(numbered, text[:OBSERVATION_PASSAGE_CHARS]))
         return "\n\n".join(lines)
 
 
@@ -94,21 +98,24 @@ async def _current_datetime(timezone: str | None = None) -> str:
 
 
 async def _kb_search(tools: ToolContext, query: str, kb_name: str | None = None) -> str:
+    kb = tools.kb
+    if kb is None:
+        raise ToolError("no knowledge base can be searched here")
     name = kb_name or tools.kb_name
     if not name:
-        names = [field_of(info, "name") for info in await anyio.to_thread.run_sync(tools.kb.list_kbs)]
+        names = [info.name for info in await anyio.to_thread.run_sync(kb.list_kbs)]
         raise ToolError(f"say which knowledge base to search (kb_name); available: {', '.join(names) or 'none'}")
     try:
-        hits = await anyio.to_thread.run_sync(partial(tools.kb.search, name, query))
+        hits = await anyio.to_thread.run_sync(partial(kb.search, name, query))
     except AppError as exc:
         raise ToolError(exc.message) from exc
     if not hits:
         return f"No passage in knowledge base {name!r} matched {query!r}."
-    return tools.add_sources([(kb_source(0, hit, name), str(field_of(hit, "text") or "")) for hit in hits])
+    return tools.add_sources([(kb_source(0, hit, name), hit.text) for hit in hits])
 
 
-async def _web_search(tools: ToolContext, query: str) -> str:
-    engine = tools.engines.get(None)
+async def _web_search(engines: EngineFactory, tools: ToolContext, query: str) -> str:
+    engine = engines.get(None)
     try:
         results = await engine.search(query, tools.settings.chat.search.result_count)
     except AppError as exc:
@@ -120,7 +127,7 @@ async def _web_search(tools: ToolContext, query: str) -> str:
 
 def build_tools(tools: ToolContext) -> list[BaseTool]:
     """The agent's tool set; web search only when an engine factory is available."""
-    made = [
+    made: list[BaseTool] = [
         StructuredTool.from_function(
             coroutine=_calculator, name="calculator", args_schema=CalculatorArgs,
             description="Evaluate an arithmetic expression exactly: + - * / // % ** and sqrt, log, sin, cos, abs, "
@@ -144,7 +151,7 @@ def build_tools(tools: ToolContext) -> list[BaseTool]:
         made.insert(
             2,
             StructuredTool.from_function(
-                coroutine=partial(_web_search, tools), name="web_search", args_schema=WebSearchArgs,
+                coroutine=partial(_web_search, tools.engines, tools), name="web_search", args_schema=WebSearchArgs,
                 description="Search the web and return numbered results with their URLs.",
             ),
         )
@@ -158,8 +165,7 @@ async def call_tool(tool: BaseTool, arguments: dict[str, Any]) -> tuple[str, boo
     except ToolError as exc:
         return str(exc), True
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return f"bad arguments for {tool.name}: {problems}", True
+        return f"bad arguments for {tool.name}: {validation_message(exc)}", True
     except (AppError, ValueError, TypeError) as exc:
         return f"{tool.name} failed: {exc}", True
     return str(result), False

@@ -22,10 +22,10 @@ from google.protobuf.message import DecodeError
 from pydantic import ValidationError
 
 from configs import Settings, load_settings
-from server.api.transport import event_dict, validation_message
+from server.api.transport import event_dict
 from server.auth import check_access
 from server.chat.schemas import ChatRequest
-from server.errors import AppError, ServiceUnavailable
+from server.errors import AppError, ServiceUnavailable, validation_message
 from server.grpc import chat_pb2, chat_pb2_grpc
 from server.grpc.convert import event_message, request_fields
 from server.logs import configure_logging

@@ -34,7 +34,13 @@ TIMEOUT = "llm_timeout"
 BAD_RESPONSE = "llm_bad_response"
 OVERLOADED = "llm_overloaded"
 UNAVAILABLE = "llm_unavailable"
-NO_TOOLS = "llm_no_tools"
+
+
+class ToolsUnsupported(LLMError):
+    """``complete_with_tools`` was called on a model that cannot call tools."""
+
+    status = 400
+    code = "llm_no_tools"
 
 
 class ToolCall(TypedDict):
@@ -99,7 +105,7 @@ class ChatModel(ABC):
                                   stop: list[str] | None = None) -> ToolTurn:
         """One non-streamed turn that may call tools; LLMError ``llm_no_tools`` where the model can't."""
         if not self.supports_tools:
-            raise LLMError(f"model {self.name!r} does not support tool calling", code=NO_TOOLS)
+            raise ToolsUnsupported(f"model {self.name!r} does not support tool calling")
         return await self._complete_with_tools(messages, tools, self.sampling(temperature, max_tokens, stop))
 
     @property
@@ -127,4 +133,4 @@ class ChatModel(ABC):
 
     async def _complete_with_tools(self, messages: list[Message], tools: list[ToolSpec],
                                    sampling: Sampling) -> ToolTurn:
-        raise LLMError(f"model {self.name!r} does not support tool calling", code=NO_TOOLS)
+        raise ToolsUnsupported(f"model {self.name!r} does not support tool calling")

@@ -92,12 +92,12 @@ def test_a_cancelled_call_keeps_the_partial_answer_flagged_incomplete(stub, fake
     deadline = time.monotonic() + 10
     messages = []
     while time.monotonic() < deadline:
-        messages = services.chat.conversations.get(start.start.conversation_id)["messages"]
+        messages = services.chat.conversations.get(start.start.conversation_id).messages
         if len(messages) == 2:
             break
         time.sleep(0.05)
-    assert [m["role"] for m in messages] == ["user", "assistant"]
-    assert messages[1]["meta"]["incomplete"] is True and messages[1]["meta"]["error"]["code"] == "cancelled"
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].meta["incomplete"] is True and messages[1].meta["error"]["code"] == "cancelled"
 
 
 @pytest.mark.parametrize(

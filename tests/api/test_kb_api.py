@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from configs import Settings
 from server.app import create_app
+from server.chat.services import ChatServices
 from server.db import Database
 from server.knowledge_base.manager import KnowledgeBaseManager
 from server.llm.registry import LLMRegistry
@@ -26,7 +27,9 @@ def client(tmp_path, tmp_path_factory):
     db.create_tables()
     manager = KnowledgeBaseManager(settings, db)
     # The KB routes need no chat model: the default (the built-in Qwen) is only prepared, never called.
-    services = Services(settings=settings, db=db, kb=manager, llms=LLMRegistry(settings), chat=None)
+    llms = LLMRegistry(settings)
+    chat = ChatServices(settings, db, manager, llms)
+    services = Services(settings=settings, db=db, kb=manager, llms=llms, chat=chat)
     with TestClient(create_app(services=services)) as test_client:
         yield test_client
     manager.close()

@@ -143,7 +143,7 @@ def test_v1_chats_are_stored_only_with_a_conversation_id(client, fake, services)
     assert _message_count(services) == before
 
     conversation = services.chat.conversations.create(title="via v1")
-    conversation_id = conversation["id"] if isinstance(conversation, dict) else conversation.id
+    conversation_id = conversation.id
     fake.queue("Stored answer.")
     reply = client.chat.completions.create(
         model="fake",
@@ -281,6 +281,7 @@ def test_the_default_model_is_prepared_at_start_up_and_a_missing_one_does_not_st
     settings = fake_llm_settings(tmp_path / "ok", fake.base_url)
     with TestClient(create_app(settings)) as client:
         assert client.app.state.services.llms.built() == ["fake"]  # before any request
+    assert client.app.state.services.llms.built() == []  # closed at shutdown
     broken = fake_llm_settings(tmp_path / "broken", fake.base_url)
     broken.llm.default_model = "absent"
     with TestClient(create_app(broken)) as client:

@@ -180,7 +180,7 @@ def _ask_kb_question(page, fake, proxy: str) -> str:
     box.fill(QUESTION)
     box.press("Enter")
     # The Stop button exists only while the answer streams in.
-    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    expect(page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop")).to_be_visible()
     # Evidence first: the passage, its answering sentence highlighted, is there before any answer text,
     # and a status line says the model is busy with one question ahead.
     live = page.get_by_test_id("stChatMessage").last
@@ -193,7 +193,7 @@ def _ask_kb_question(page, fake, proxy: str) -> str:
     _wait_until_idle(page)
     # Once the page settles the answer is drawn once, from the stored conversation, without Stop.
     expect(page.get_by_text(ANSWER)).to_have_count(1)
-    expect(page.get_by_role("button", name="Stop")).to_have_count(0)
+    expect(page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop")).to_have_count(0)
     conv_id = parse_qs(urlparse(page.url).query).get("conv", [""])[0]
     assert conv_id, f"the conversation id is not in the URL: {page.url}"
 
@@ -315,7 +315,7 @@ def test_stop_button_ends_the_answer_and_keeps_the_question(page, api_server, we
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(question)
     box.press("Enter")
-    stop = page.get_by_role("button", name="Stop")
+    stop = page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop")
     expect(stop).to_be_visible()
     # The status line says what the answer waits for, and keeps counting the seconds.
     expect(page.get_by_text(re.compile(r"The model is reading \(\d+ tokens\), \d+ s"))).to_be_visible()

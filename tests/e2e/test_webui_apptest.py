@@ -32,7 +32,8 @@ def _kb_page_script() -> None:
     from webui_pages.common import UIContext
 
     settings = load_settings()
-    knowledge_base.render(UIContext(settings=settings, api=ApiClient.from_settings(settings), lang="en"))
+    api = ApiClient(settings.server.resolved_api_url, timeout=settings.server.webui_timeout)
+    knowledge_base.render(UIContext(settings=settings, api=api, lang="en"))
 
 
 def chat_app(**query: str) -> AppTest:
@@ -64,7 +65,8 @@ def kb(api: ApiClient) -> Iterator[str]:
     """A knowledge base holding the handbook; deleted afterwards."""
     name = f"handbook_{next(_names)}"
     api.create_kb(name, "Company rules")
-    results = api.upload_files(name, [("handbook.md", HANDBOOK.encode())])["results"]
+    with api.upload_files_stream(name, [("handbook.md", HANDBOOK.encode())]) as events:
+        results = list(events)[-1]["results"]
     assert results[0]["status"] == "indexed", results
     yield name
     try:

@@ -49,8 +49,8 @@ def test_tool_calling_agent_uses_the_calculator(tool_agent, fake_openai):
     tool_message = second["messages"][-1]
     assert tool_message["role"] == "tool" and tool_message["content"] == "437"
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "calculator"
-    stored = tool_agent.chat.conversations.get(events[0]["conversation_id"])["messages"][-1]
-    assert stored["meta"]["tools"] == tools_of(events) and stored["meta"]["agent"] == "tool_calling"
+    stored = tool_agent.chat.conversations.get(events[0]["conversation_id"]).messages[-1]
+    assert stored.meta["tools"] == tools_of(events) and stored.meta["agent"] == "tool_calling"
 
 
 def test_tool_calling_agent_searches_the_knowledge_base_and_cites_it(tool_agent, fake_openai):
@@ -106,8 +106,8 @@ def test_agent_time_limit_ends_with_a_clear_error(kb_root, fake_openai):
         events = collect(services, query="Think for a long time", mode="agent")
         assert time.monotonic() - started < 3
         assert events[-1]["type"] == "error" and events[-1]["code"] == "agent_timeout"
-        stored = services.chat.conversations.get(events[0]["conversation_id"])["messages"][-1]
-        assert stored["meta"]["incomplete"] is True
+        stored = services.chat.conversations.get(events[0]["conversation_id"]).messages[-1]
+        assert stored.meta["incomplete"] is True
     finally:
         services.close()
 
@@ -126,8 +126,8 @@ def test_react_agent_parses_actions_and_streams_the_final_answer(react_agent, fa
     prompt = second["messages"][-1]["content"]
     assert "Question: What is 12 squared?" in prompt and "unit_convert" in prompt
     assert prompt.rstrip().endswith("Observation: 144\nThought:")
-    stored = react_agent.chat.conversations.get(events[0]["conversation_id"])["messages"][-1]
-    assert stored["meta"]["agent"] == "react" and stored["content"] == "12 squared is 144."
+    stored = react_agent.chat.conversations.get(events[0]["conversation_id"]).messages[-1]
+    assert stored.meta["agent"] == "react" and stored.content == "12 squared is 144."
 
 
 def test_react_agent_takes_plain_text_action_input_and_kb_search(react_agent, fake_openai):

@@ -256,13 +256,14 @@ def test_leaving_the_stream_closes_the_connection(server):
 
 def test_upload_sends_files_and_form_fields(server):
     url, state = server
-    result = ApiClient(url).upload_files(
+    with ApiClient(url).upload_files_stream(
         "kb1", [("a.txt", b"hello"), ("b.md", b"# t\n")], override=True, chunk_size=300, chunk_overlap=30
-    )
+    ) as events:
+        result = list(events)[-1]
     assert [r["file_name"] for r in result["results"]] == ["a.txt", "b.md"]
     assert state["uploaded"] == [("a.txt", 5), ("b.md", 4)]
     assert state["form"] == {
-        "override": "true", "to_vector_store": "true", "stream": "false", "chunk_size": "300", "chunk_overlap": "30"
+        "override": "true", "to_vector_store": "true", "stream": "true", "chunk_size": "300", "chunk_overlap": "30"
     }
 
 

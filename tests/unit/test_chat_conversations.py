@@ -10,6 +10,7 @@ import pytest
 from server.chat.conversations import to_markdown
 from server.chat.schemas import ChatRequest
 from server.chat.titles import clean_title, fallback_title
+from server.db.chat_repository import ConversationRecord, FeedbackRecord, MessageRecord
 from server.errors import BadRequest, InvalidInput, NotFound
 from tests.chat_support import collect, kb_services
 
@@ -41,23 +42,23 @@ def test_model_title_replaces_the_fallback_after_the_first_answer(services, fake
     fake_openai.queue("Turn it every two weeks.", '"Compost Turning"')
     events = collect(services, query="How often should I turn my compost heap?")
     conv = services.chat.conversations.get(events[-1]["conversation_id"])
-    assert conv["title"] == "Compost Turning"
+    assert conv.title == "Compost Turning"
     title_request = fake_openai.requests[-1]
     assert title_request["messages"][0]["content"] == services.chat.templates()["title"]
     assert "How often should I turn my compost heap?" in title_request["messages"][1]["content"]
     assert "Turn it every two weeks." in title_request["messages"][1]["content"]
     # Later answers leave the title alone.
     fake_openai.queue("Yes.")
-    collect(services, query="Really?", conversation_id=conv["id"])
+    collect(services, query="Really?", conversation_id=conv.id)
     assert len(fake_openai.requests) == 3
-    assert services.chat.conversations.get(conv["id"])["title"] == "Compost Turning"
+    assert services.chat.conversations.get(conv.id).title == "Compost Turning"
 
 
 def test_failed_model_title_keeps_the_fallback(services, fake_openai):
     fake_openai.queue("An answer.")
     fake_openai.queue_error(500, "title model broke")
     events = collect(services, query="How often should I turn my compost heap?")
-    assert services.chat.conversations.get(events[-1]["conversation_id"])["title"] == "How often should I…"
+    assert services.chat.conversations.get(events[-1]["conversation_id"]).title == "How often should I…"
 
 
 def test_fallback_title_is_set_before_the_model_title_arrives(services, fake_openai):
@@ -67,9 +68,9 @@ def test_fallback_title_is_set_before_the_model_title_arrives(services, fake_ope
 
     async def run():
         events = [e async for e in services.chat.run(ChatRequest(query="What should I plant in May?"))]
-        during = services.chat.conversations.get(events[-1]["conversation_id"])["title"]
+        during = services.chat.conversations.get(events[-1]["conversation_id"]).title
         await services.chat.wait_background()
-        after = services.chat.conversations.get(events[-1]["conversation_id"])["title"]
+        after = services.chat.conversations.get(events[-1]["conversation_id"]).title
         await services.llms.aclose()
         return during, after
 
@@ -87,7 +88,7 @@ def test_a_rename_during_title_generation_wins(services, fake_openai):
         services.chat.conversations.rename(conv_id, "My own title")
         await services.chat.wait_background()
         await services.llms.aclose()
-        return services.chat.conversations.get(conv_id)["title"]
+        return services.chat.conversations.get(conv_id).title
 
     assert asyncio.run(run()) == "My own title"
 
@@ -96,11 +97,11 @@ def test_feedback_is_for_answers_only_and_can_be_changed(services, fake_openai):
     fake_openai.queue("An answer.", "A title")
     events = collect(services, query="Rate me")
     user_id, answer_id = events[0]["message_id"], events[-1]["message_id"]
-    assert services.chat.feedback(answer_id, "up")["score"] == "up"
+    assert services.chat.feedback(answer_id, "up").score == "up"
     changed = services.chat.feedback(answer_id, -1, "  too vague  ")
-    assert changed == {**changed, "score": "down", "reason": "too vague", "message_id": answer_id}
-    stored = services.chat.conversations.get(events[0]["conversation_id"])["messages"][-1]
-    assert stored["feedback"]["score"] == "down" and stored["feedback"]["reason"] == "too vague"
+    assert (changed.score, changed.reason, changed.message_id) == ("down", "too vague", answer_id)
+    stored = services.chat.conversations.get(events[0]["conversation_id"]).messages[-1]
+    assert stored.feedback.score == "down" and stored.feedback.reason == "too vague"
     with pytest.raises(BadRequest):
         services.chat.feedback(user_id, "up")
     with pytest.raises(NotFound):
@@ -111,22 +112,20 @@ def test_feedback_is_for_answers_only_and_can_be_changed(services, fake_openai):
 
 
 def test_export_markdown_lists_turns_sources_and_feedback():
-    conversation = {
-        "id": "c1", "title": "Compost", "created_at": "2025-01-01T00:00:00",
-        "messages": [
-            {"role": "user", "content": "How often?", "mode": "kb", "meta": {"model": "fake"}, "feedback": None},
-            {
-                "role": "assistant", "content": "Every two weeks [1].", "mode": "kb",
-                "meta": {"model": "fake", "sources": [
-                    {"index": 1, "file": "garden.md", "location": "§ Garden > Compost", "score": 0.8123,
-                     "url": "/kbs/garden/files/garden.md/download"},
-                    {"index": 2, "file": "Compost basics", "location": "garden.example", "score": None,
-                     "url": "https://garden.example/compost"},
-                ]},
-                "feedback": {"score": "up", "reason": "clear"},
-            },
-        ],
-    }
+    sources = [
+        {"index": 1, "file": "garden.md", "location": "§ Garden > Compost", "score": 0.8123, "kb": "garden"},
+        {"index": 2, "file": "Compost basics", "location": "garden.example", "score": None,
+         "url": "https://garden.example/compost"},
+    ]
+    messages = (
+        MessageRecord(id="m1", conversation_id="c1", role="user", content="How often?", mode="kb",
+                      meta={"model": "fake"}, created_at=None, feedback=None),
+        MessageRecord(id="m2", conversation_id="c1", role="assistant", content="Every two weeks [1].", mode="kb",
+                      meta={"model": "fake", "sources": sources}, created_at=None,
+                      feedback=FeedbackRecord(message_id="m2", score="up", reason="clear", updated_at=None)),
+    )
+    conversation = ConversationRecord(id="c1", title="Compost", mode="kb", created_at="2025-01-01T00:00:00",
+                                      updated_at=None, message_count=2, messages=messages)
     text = to_markdown(conversation)
     assert text.startswith("# Compost\n")
     assert "## User (kb, fake)\n\nHow often?" in text and "## Assistant (kb, fake)\n\nEvery two weeks [1]." in text

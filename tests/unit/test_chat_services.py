@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import asdict
 
 import pytest
 
@@ -20,7 +21,7 @@ def services(tmp_path, fake_openai):
 
 
 def conversation(services, conversation_id):
-    return services.chat.conversations.get(conversation_id)
+    return asdict(services.chat.conversations.get(conversation_id))
 
 
 def test_llm_answer_streams_and_is_stored_with_its_meta(services, fake_openai):
@@ -107,15 +108,27 @@ def test_requests_that_cannot_be_answered_fail_before_anything_is_stored(service
     events = collect(services, query="hello", **fields)
     assert len(events) == 1 and events[0]["type"] == "error"
     assert events[0]["code"] == code and needle in events[0]["message"]
-    assert services.chat.conversations.list()["total"] == 0
+    assert services.chat.conversations.list().total == 0
     assert fake_openai.requests == []
+
+
+def test_a_new_conversation_and_its_first_question_are_stored_together(services, fake_openai, monkeypatch):
+    from server.db import chat_repository
+
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(chat_repository, "add_message", fail)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        collect(services, query="Keep both or neither")
+    assert services.chat.conversations.list().total == 0 and fake_openai.requests == []
 
 
 def test_unstored_requests_leave_no_conversation(services, fake_openai):
     fake_openai.queue("Ephemeral.")
     events = collect(services, query="Do not keep this", store=False)
     assert answer_of(events) == "Ephemeral." and events[-1]["type"] == "done"
-    assert services.chat.conversations.list()["total"] == 0
+    assert services.chat.conversations.list().total == 0
 
 
 def test_question_too_long_for_the_window_is_refused(tmp_path, fake_openai):
@@ -181,8 +194,8 @@ def test_run_to_completion_gathers_the_whole_answer(services, fake_openai):
             await services.llms.aclose()
 
     result = asyncio.run(run())
-    assert result["answer"] == "All at once." and result["error"] is None
-    assert result["message_id"] and result["conversation_id"] and result["usage"]["completion_tokens"] > 0
+    assert result.answer == "All at once." and result.error is None
+    assert result.message_id and result.conversation_id and result.usage["completion_tokens"] > 0
 
 
 def test_a_prompts_file_without_passages_question_sends_the_bare_question_after_passages_in_the_system(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from webui_pages.dialogue_sidebar import MODES
+from server.chat.schemas import CHAT_MODES
 from webui_pages.i18n import LANGUAGES, TEXTS, pick_language, translate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def test_every_literal_key_used_by_the_pages_exists():
 
 @pytest.mark.parametrize("family", ["mode.{}", "chat.welcome.{}", "chat.placeholder.{}"])
 def test_every_chat_mode_has_its_texts(family):
-    assert all(family.format(mode) in TEXTS for mode in MODES)
+    assert all(family.format(mode) in TEXTS for mode in CHAT_MODES)
 
 
 def test_search_modes_have_labels():

@@ -2,40 +2,36 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from server.api.deps import ServicesDep
-from server.api.uploads import read_upload
+from server.api.schemas_conversations import (
+    ConversationCreate,
+    ConversationList,
+    ConversationPublic,
+    ConversationUpdate,
+    ConversationWithMessages,
+    FeedbackCreate,
+    FeedbackPublic,
+    FileResults,
+)
+from server.api.uploads import multipart_openapi, read_settings_upload
 from server.knowledge_base.ingestion import check_upload
-from server.chat.schemas import ChatMode
+from server.knowledge_base.manager import FileInfo
 
 router = APIRouter(tags=["conversations"])
 
-
-class CreateConversation(BaseModel):
-    """Body of POST /conversations."""
-
-    title: str | None = Field(None, max_length=200)
-    mode: ChatMode = "llm"
-
-
-class RenameConversation(BaseModel):
-    """Body of PATCH /conversations/{id}."""
-
-    title: str = Field(min_length=1, max_length=200)
-
-
-class FeedbackBody(BaseModel):
-    """Body of POST /messages/{id}/feedback."""
-
-    score: StrictStr | StrictInt = Field(description='"up", "down", 1 or -1')
-    reason: str | None = Field(None, max_length=1000)
+EXPORT_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "The conversation as a Markdown or JSON file download.",
+        "model": ConversationWithMessages,
+        "content": {"text/markdown": {"schema": {"type": "string"}}},
+    },
+}
 
 
 def _content_disposition(file_name: str) -> str:
@@ -44,60 +40,64 @@ def _content_disposition(file_name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name)}"
 
 
-@router.post("/conversations", status_code=201)
-def create_conversation(body: CreateConversation, services: ServicesDep) -> dict[str, Any]:
+@router.post("/conversations", status_code=201, response_model=ConversationPublic)
+def create_conversation(body: ConversationCreate, services: ServicesDep) -> ConversationPublic:
     """Start an empty conversation."""
-    return services.chat.conversations.create(title=body.title, mode=body.mode)
+    record = services.chat.conversations.create(title=body.title, mode=body.mode)
+    return ConversationPublic.model_validate(record)
 
 
-@router.get("/conversations")
+@router.get("/conversations", response_model=ConversationList)
 def list_conversations(
     services: ServicesDep, page: int = Query(1, ge=1, le=1_000_000), size: int = Query(20, ge=1, le=200)
-) -> dict[str, Any]:
+) -> ConversationList:
     """List conversations, most recently active first."""
-    return services.chat.conversations.list(page=page, size=size)
+    return ConversationList.model_validate(services.chat.conversations.list(page=page, size=size))
 
 
-@router.get("/conversations/{conversation_id}")
-def get_conversation(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
+@router.get("/conversations/{conversation_id}", response_model=ConversationWithMessages)
+def get_conversation(conversation_id: str, services: ServicesDep) -> ConversationWithMessages:
     """One conversation with its messages, their sources and feedback."""
-    return services.chat.conversations.get(conversation_id)
+    return ConversationWithMessages.model_validate(services.chat.conversations.get(conversation_id))
 
 
-@router.patch("/conversations/{conversation_id}")
-def rename_conversation(conversation_id: str, body: RenameConversation, services: ServicesDep) -> dict[str, Any]:
+@router.patch("/conversations/{conversation_id}", response_model=ConversationPublic)
+def rename_conversation(conversation_id: str, body: ConversationUpdate, services: ServicesDep) -> ConversationPublic:
     """Rename a conversation."""
-    return services.chat.conversations.rename(conversation_id, body.title)
+    return ConversationPublic.model_validate(services.chat.conversations.rename(conversation_id, body.title))
 
 
-@router.delete("/conversations/{conversation_id}", status_code=204)
-def delete_conversation(conversation_id: str, services: ServicesDep) -> Response:
+@router.delete("/conversations/{conversation_id}", status_code=204, response_class=Response)
+def delete_conversation(conversation_id: str, services: ServicesDep) -> None:
     """Delete a conversation, its messages and the files dropped into it."""
     services.chat.delete_conversation(conversation_id)
-    return Response(status_code=204)
 
 
-@router.post("/conversations/{conversation_id}/files")
-async def add_conversation_files(conversation_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+@router.post(
+    "/conversations/{conversation_id}/files",
+    response_model=FileResults,
+    openapi_extra=multipart_openapi(),
+)
+async def add_conversation_files(conversation_id: str, request: Request, services: ServicesDep) -> FileResults:
     """Drop files (multipart 'files') into a conversation: knowledge-base chat in it searches them at once."""
     await anyio.to_thread.run_sync(services.chat.conversations.exists, conversation_id)
-    max_bytes = services.settings.kb.max_upload_mb * 1024 * 1024
-    upload = await read_upload(request, Path(services.settings.paths.cache_dir) / "uploads", max_bytes)
+    upload = await read_settings_upload(request, services.settings)
     try:
         check_upload(upload.file_names)
         results = await anyio.to_thread.run_sync(services.chat.files.add, conversation_id, upload.files)
     finally:
         upload.cleanup()
-    return {"results": [r.model_dump() for r in results]}
+    return FileResults(results=results)
 
 
-@router.get("/conversations/{conversation_id}/files")
-def list_conversation_files(conversation_id: str, services: ServicesDep) -> list[dict[str, Any]]:
+@router.get("/conversations/{conversation_id}/files", response_model=list[FileInfo])
+def list_conversation_files(conversation_id: str, services: ServicesDep) -> list[FileInfo]:
     """The files dropped into a conversation."""
-    return [f.model_dump(mode="json") for f in services.chat.files.list(conversation_id)]
+    files: list[FileInfo] = services.chat.files.list(conversation_id)
+    return files
 
 
-@router.get("/conversations/{conversation_id}/export")
+@router.get("/conversations/{conversation_id}/export", response_class=Response, responses=EXPORT_RESPONSES)
 def export_conversation(
     conversation_id: str, services: ServicesDep, format: Literal["md", "json"] = "md"  # noqa: A002
 ) -> Response:
@@ -110,7 +110,7 @@ def export_conversation(
     )
 
 
-@router.post("/messages/{message_id}/feedback")
-def give_feedback(message_id: str, body: FeedbackBody, services: ServicesDep) -> dict[str, Any]:
+@router.post("/messages/{message_id}/feedback", response_model=FeedbackPublic)
+def give_feedback(message_id: str, body: FeedbackCreate, services: ServicesDep) -> FeedbackPublic:
     """Rate an answer up or down; a second call replaces the first."""
-    return services.chat.feedback(message_id, body.score, body.reason)
+    return FeedbackPublic.model_validate(services.chat.feedback(message_id, body.score, body.reason))

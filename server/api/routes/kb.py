@@ -3,38 +3,55 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from functools import partial
-from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
 from server.api.deps import ServicesDep
-from server.api.schemas_kb import CreateKBRequest, EvalRequest, SearchRequest, UpdateChunkRequest, UploadOptions
-from server.api.uploads import read_upload
+from server.api.schemas_kb import (
+    CreateKBRequest,
+    EvalReports,
+    EvalRequest,
+    SearchRequest,
+    UpdateChunkRequest,
+    UploadOptions,
+    UploadResults,
+)
+from server.api.transport import SSE_DONE, SSE_MEDIA_TYPE, sse, sse_response_doc
+from server.api.uploads import multipart_openapi, read_settings_upload
 from server.errors import AppError
 from server.knowledge_base.evaluation import evaluate_kb, parse_questions
-from server.knowledge_base.manager import ChunkInfo, FileInfo, FileResult, KBInfo, SearchHit
+from server.knowledge_base.manager import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["knowledge bases"])
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+PROGRESS_DOC = "Progress events as server-sent events (a final result or error event, then `data: [DONE]`)."
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The results as JSON, or with stream=true " + PROGRESS_DOC[0].lower() + PROGRESS_DOC[1:],
+        "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+    }
+}
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The stored file.", "content": {"application/octet-stream": {"schema": {
+        "type": "string", "format": "binary"}}}},
+}
 
 
-async def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+async def _run(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
 
 
-def _sse(payload: Any) -> str:
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, default=str)
-    return f"data: {data}\n\n"
-
-
-def _progress_stream(job: Callable[[Callable], Any], final: Callable[[Any], dict | None],
+def _progress_stream(job: Callable[[Callable[[ProgressEvent], None]], T], final: Callable[[T], dict[str, Any] | None],
                      cleanup: Callable[[], None] | None = None) -> StreamingResponse:
     """Run a progress-reporting job in a thread and stream its events as SSE, then [DONE].
 
@@ -43,7 +60,7 @@ def _progress_stream(job: Callable[[Callable], Any], final: Callable[[Any], dict
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
-    def report(event: Any) -> None:
+    def report(event: ProgressEvent) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, ("event", event))
 
     async def worker() -> None:
@@ -65,18 +82,18 @@ def _progress_stream(job: Callable[[Callable], Any], final: Callable[[Any], dict
         while True:
             kind, payload = await queue.get()
             if kind == "event":
-                yield _sse(payload.model_dump_json())
+                yield sse(payload.model_dump_json())
                 continue
             if kind == "result":
                 last = final(payload)
                 if last is not None:
-                    yield _sse(last)
+                    yield sse(last)
             else:
-                yield _sse({"stage": "error", "code": payload.code, "message": payload.message})
-            yield _sse("[DONE]")
+                yield sse({"stage": "error", "code": payload.code, "message": payload.message})
+            yield SSE_DONE
             return
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(events(), media_type=SSE_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/kbs", response_model=list[KBInfo])
@@ -97,11 +114,10 @@ async def get_kb(kb: str, services: ServicesDep) -> KBInfo:
     return await _run(services.kb.get_kb, kb)
 
 
-@router.delete("/kbs/{kb}", status_code=204)
-async def delete_kb(kb: str, services: ServicesDep) -> Response:
+@router.delete("/kbs/{kb}", status_code=204, response_class=Response)
+async def delete_kb(kb: str, services: ServicesDep) -> None:
     """Delete a knowledge base with its files and index."""
     await _run(services.kb.delete_kb, kb)
-    return Response(status_code=204)
 
 
 @router.get("/kbs/{kb}/files", response_model=list[FileInfo])
@@ -110,13 +126,14 @@ async def list_files(kb: str, services: ServicesDep) -> list[FileInfo]:
     return await _run(services.kb.list_files, kb)
 
 
-@router.post("/kbs/{kb}/files")
-async def upload_files(kb: str, request: Request, services: ServicesDep) -> Any:
+@router.post("/kbs/{kb}/files", response_model=UploadResults, responses=UPLOAD_RESPONSES,
+             openapi_extra=multipart_openapi(UploadOptions))
+async def upload_files(kb: str, request: Request, services: ServicesDep) -> Response | UploadResults:
     """Upload files (multipart 'files') and ingest them; stream=true reports progress as SSE."""
     manager = services.kb
     await _run(manager.get_kb, kb)
-    max_bytes = services.settings.kb.max_upload_mb * 1024 * 1024
-    upload = await read_upload(request, Path(services.settings.paths.cache_dir) / "uploads", max_bytes)
+    upload = await read_settings_upload(request, services.settings)
+    handed_over = False
     try:
         options = UploadOptions.from_form(upload.fields)
         await _run(manager.check_upload, kb, upload.file_names, options.chunk_size, options.chunk_overlap)
@@ -124,24 +141,23 @@ async def upload_files(kb: str, request: Request, services: ServicesDep) -> Any:
                          chunk_size=options.chunk_size, chunk_overlap=options.chunk_overlap,
                          to_vector_store=options.to_vector_store)
         if options.stream:
-            def final(results: list[FileResult]) -> dict:
+            def final(results: list[FileResult]) -> dict[str, Any]:
                 return {"stage": "result", "results": [r.model_dump() for r in results]}
 
             response = _progress_stream(lambda report: ingest(progress=report), final, upload.cleanup)
-            upload = None  # the stream's worker cleans up once ingestion ends
+            handed_over = True  # the stream's worker cleans up once ingestion ends
             return response
         results = await _run(ingest)
-        return {"results": [r.model_dump() for r in results], "kb": (await _run(manager.get_kb, kb)).model_dump()}
+        return UploadResults(results=results, kb=await _run(manager.get_kb, kb))
     finally:
-        if upload is not None:
+        if not handed_over:
             upload.cleanup()
 
 
-@router.delete("/kbs/{kb}/files/{file_name}", status_code=204)
-async def delete_file(kb: str, file_name: str, services: ServicesDep, delete_content: bool = False) -> Response:
+@router.delete("/kbs/{kb}/files/{file_name}", status_code=204, response_class=Response)
+async def delete_file(kb: str, file_name: str, services: ServicesDep, delete_content: bool = False) -> None:
     """Remove a file's chunks and record; delete_content=true also deletes the file."""
     await _run(services.kb.delete_file, kb, file_name, delete_content)
-    return Response(status_code=204)
 
 
 @router.post("/kbs/{kb}/files/{file_name}/reingest", response_model=FileResult)
@@ -150,7 +166,7 @@ async def reingest_file(kb: str, file_name: str, services: ServicesDep) -> FileR
     return await _run(services.kb.reingest_file, kb, file_name)
 
 
-@router.get("/kbs/{kb}/files/{file_name}/download")
+@router.get("/kbs/{kb}/files/{file_name}/download", response_class=FileResponse, responses=DOWNLOAD_RESPONSES)
 async def download_file(kb: str, file_name: str, services: ServicesDep) -> FileResponse:
     """Return the stored file."""
     path = await _run(services.kb.file_path, kb, file_name)
@@ -169,11 +185,10 @@ async def update_chunk(kb: str, doc_id: str, body: UpdateChunkRequest, services:
     return await _run(services.kb.update_chunk, kb, doc_id, body.text)
 
 
-@router.delete("/kbs/{kb}/chunks/{doc_id}", status_code=204)
-async def delete_chunk(kb: str, doc_id: str, services: ServicesDep) -> Response:
+@router.delete("/kbs/{kb}/chunks/{doc_id}", status_code=204, response_class=Response)
+async def delete_chunk(kb: str, doc_id: str, services: ServicesDep) -> None:
     """Delete one chunk."""
     await _run(services.kb.delete_chunk, kb, doc_id)
-    return Response(status_code=204)
 
 
 @router.post("/kbs/{kb}/search", response_model=list[SearchHit])
@@ -183,14 +198,14 @@ async def search(kb: str, body: SearchRequest, services: ServicesDep) -> list[Se
                       mode=body.mode, file_name=body.file_name)
 
 
-@router.post("/kbs/{kb}/eval")
-async def evaluate(kb: str, body: EvalRequest, services: ServicesDep) -> dict[str, Any]:
+@router.post("/kbs/{kb}/eval", response_model=EvalReports)
+async def evaluate(kb: str, body: EvalRequest, services: ServicesDep) -> EvalReports:
     """Score retrieval on your own questions: hit@1/3/5/10, MRR@10 and latency per search mode."""
     questions = parse_questions(body.questions.splitlines())
-    return {"reports": await _run(evaluate_kb, services.kb, kb, questions, body.modes)}
+    return EvalReports(reports=await _run(evaluate_kb, services.kb, kb, questions, body.modes))
 
 
-@router.post("/kbs/{kb}/rebuild")
+@router.post("/kbs/{kb}/rebuild", response_class=StreamingResponse, responses=sse_response_doc(PROGRESS_DOC))
 async def rebuild(kb: str, services: ServicesDep) -> StreamingResponse:
     """Recreate the vector store from content/, streaming progress as SSE."""
     await _run(services.kb.get_kb, kb)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -25,22 +26,35 @@ from starlette.background import BackgroundTask
 
 from server.api.deps import ServicesDep
 from server.api.schemas_openai import (
-    SSE_DONE,
+    ChatCompletion,
     ChatCompletionRequest,
+    EmbeddingList,
     EmbeddingRequest,
+    ModelEntry,
+    ModelList,
     chunk_event,
     completion,
     completion_id,
     embedding_item,
     error_body,
-    sse,
     tool_calls_out,
     usage,
     usage_event,
 )
-from server.api.transport import EventPump, event_dict, validation_message
+from server.api.transport import (
+    SSE_DONE,
+    SSE_HEADERS,
+    SSE_MEDIA_TYPE,
+    EventPump,
+    located,
+    sse,
+    sse_response_doc,
+)
+from server.chat import events
+from server.chat.events import AnswerAccumulator, ChatEvent
 from server.chat.schemas import ChatRequest
-from server.errors import AppError, BadRequest, InvalidInput, NotFound
+from server.errors import AppError, BadRequest, InvalidInput, NotFound, validation_message
+from server.llm.base import ChatModel, ToolCall
 from server.llm.tokens import approx_token_count
 from server.services import Services
 
@@ -51,15 +65,53 @@ KB_PREFIX = "kb/"
 ROLE_SUFFIXES = (":query", ":passage")
 # OpenAI's own limit on inputs per embeddings request.
 MAX_EMBEDDING_INPUTS = 2048
-_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+COMPLETION_RESPONSES = sse_response_doc(
+    "A chat.completion, or with stream=true chat.completion.chunk server-sent events ending with `data: [DONE]`."
+)
 
-Part = tuple[str, Any]  # ("text", str) | ("tool_calls", list) | ("sources", list) | ("meta", dict) | ("usage", dict)
+
+@dataclass(frozen=True)
+class ToolCalls:
+    """Tool calls a chat model asked for (``id``, ``name``, ``arguments`` each), for the client to run."""
+
+    calls: list[ToolCall]
+
+
+# What an answer streams: kbchat's chat events, plus a model's tool calls.
+Part = ChatEvent | ToolCalls
+
+
+@dataclass
+class _Answer:
+    """A /v1 answer folded up: the chat events' accumulation plus the tool calls."""
+
+    events: AnswerAccumulator = field(default_factory=AnswerAccumulator)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+    def add(self, part: Part) -> None:
+        if isinstance(part, ToolCalls):
+            self.tool_calls.extend(part.calls)
+        else:
+            self.events.add(part)
+
+    def usage(self) -> dict[str, int]:
+        counts = self.events.usage
+        return usage(counts["prompt_tokens"], counts["completion_tokens"])
+
+    def extra(self, with_sources: bool) -> dict[str, Any]:
+        """kbchat's top-level fields: the sources of a kb/ answer, the ids of a stored one."""
+        out: dict[str, Any] = {}
+        if with_sources:
+            out["sources"] = self.events.sources
+        if self.events.conversation_id:
+            out.update(conversation_id=self.events.conversation_id, message_id=self.events.message_id)
+        return out
 
 
 class OpenAIErrorRoute(APIRoute):
     """A route whose errors carry OpenAI's `type` beside our code and message."""
 
-    def get_route_handler(self):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route_handler(request: Request) -> Response:
@@ -68,10 +120,7 @@ class OpenAIErrorRoute(APIRoute):
             except AppError as exc:
                 return JSONResponse(error_body(exc.status, exc.code, exc.message), status_code=exc.status)
             except RequestValidationError as exc:
-                message = "; ".join(
-                    f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}" for err in exc.errors()
-                )
-                return JSONResponse(error_body(422, "invalid_input", message), status_code=422)
+                return JSONResponse(error_body(422, "invalid_input", validation_message(exc)), status_code=422)
 
         return route_handler
 
@@ -79,74 +128,64 @@ class OpenAIErrorRoute(APIRoute):
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIErrorRoute)
 
 
-def _model_entry(model_id: str, created: int = 0) -> dict:
-    return {"id": model_id, "object": "model", "created": created, "owned_by": "kbchat"}
-
-
-async def _all_models(services: Services) -> list[dict]:
+async def _all_models(services: Services) -> list[ModelEntry]:
     # Chat models have no creation date of their own; OpenAI clients accept 0.
-    models = [_model_entry(name) for name in services.llms.names()]
+    models = [ModelEntry(id=name) for name in services.llms.names()]
     kbs = await anyio.to_thread.run_sync(services.kb.list_kbs)
-    models += [_model_entry(f"{KB_PREFIX}{kb.name}", int(kb.created_at.timestamp())) for kb in kbs]
+    models += [
+        ModelEntry(id=f"{KB_PREFIX}{kb.name}", created=int(kb.created_at.timestamp()) if kb.created_at else 0)
+        for kb in kbs
+    ]
     return models
 
 
-@router.get("/models")
-async def list_models(services: ServicesDep) -> dict:
+@router.get("/models", response_model=ModelList)
+async def list_models(services: ServicesDep) -> ModelList:
     """List every chat model and one kb/<name> model per knowledge base."""
-    return {"object": "list", "data": await _all_models(services)}
+    return ModelList(data=await _all_models(services))
 
 
-@router.get("/models/{model_id:path}")
-async def retrieve_model(model_id: str, services: ServicesDep) -> dict:
+@router.get("/models/{model_id:path}", response_model=ModelEntry)
+async def retrieve_model(model_id: str, services: ServicesDep) -> ModelEntry:
     """Describe one model of /v1/models."""
     for entry in await _all_models(services):
-        if entry["id"] == model_id:
+        if entry.id == model_id:
             return entry
     raise NotFound(f"model {model_id!r} not found: GET /v1/models lists the available ones")
 
 
-async def _model_parts(llm: Any, body: ChatCompletionRequest, messages: list[dict]) -> AsyncIterator[Part]:
+async def _model_parts(llm: ChatModel, body: ChatCompletionRequest, messages: list[dict[str, Any]]
+                       ) -> AsyncGenerator[Part, None]:
     """Answer straight from a chat model, as the client's messages ask."""
-    params = {"temperature": body.temperature, "max_tokens": body.token_limit(), "stop": body.stop_list()}
+    temperature, max_tokens, stop = body.temperature, body.token_limit(), body.stop_list()
     prompt_tokens = sum(llm.count_tokens(str(m.get("content") or "")) for m in messages)
     answer = ""
     if body.tools:
-        if not llm.supports_tools:
-            raise BadRequest(f"model {llm.name!r} does not support tool calling")
-        result = await llm.complete_with_tools(messages, body.tools, **params)
+        # A model that cannot call tools refuses with 400 (ToolsUnsupported).
+        result = await llm.complete_with_tools(
+            messages, body.tools, temperature=temperature, max_tokens=max_tokens, stop=stop
+        )
         answer = result.get("content") or ""
         if answer:
-            yield "text", answer
+            yield events.delta(answer)
         if result.get("tool_calls"):
-            yield "tool_calls", result["tool_calls"]
+            yield ToolCalls(result["tool_calls"])
     else:
-        async for piece in llm.stream(messages, **params):
+        async for piece in llm.stream(messages, temperature=temperature, max_tokens=max_tokens, stop=stop):
             answer += piece
-            yield "text", piece
-    yield "usage", usage(prompt_tokens, llm.count_tokens(answer) if answer else 0)
+            yield events.delta(piece)
+    yield events.done("", "", prompt_tokens, llm.count_tokens(answer) if answer else 0)
 
 
-async def _chat_parts(services: Services, request: ChatRequest) -> AsyncIterator[Part]:
+async def _chat_parts(services: Services, request: ChatRequest) -> AsyncGenerator[Part, None]:
     """Answer through kbchat's chat service (knowledge-base chat, stored conversations)."""
     failures: list[AppError] = []
-    async with contextlib.aclosing(services.chat.run(request, failures)) as events:
-        async for raw in events:
-            event = event_dict(raw)
-            kind = event.get("type")
-            if kind == "delta":
-                yield "text", event.get("text") or ""
-            elif kind == "sources":
-                yield "sources", event.get("sources") or []
-            elif kind == "error":
+    async with contextlib.aclosing(services.chat.run(request, failures)) as stream:
+        async for event in stream:
+            if event["type"] == "error":
                 # The service hands over the error behind the event, so the client gets its status.
-                raise failures[-1] if failures else AppError(str(event.get("message")), code=str(event.get("code")))
-            elif kind == "done":
-                if request.conversation_id:
-                    yield "meta", {"conversation_id": event.get("conversation_id"),
-                                   "message_id": event.get("message_id")}
-                counts = event.get("usage") or {}
-                yield "usage", usage(int(counts.get("prompt_tokens") or 0), int(counts.get("completion_tokens") or 0))
+                raise failures[-1] if failures else AppError(event["message"], code=event["code"])
+            yield located(event)
 
 
 def _chat_request(body: ChatCompletionRequest, model_name: str) -> ChatRequest:
@@ -180,13 +219,17 @@ def _chat_request(body: ChatCompletionRequest, model_name: str) -> ChatRequest:
         raise InvalidInput(validation_message(exc)) from exc
 
 
-async def _first_answer_parts(pump: EventPump) -> list[Part]:
+def _starts_answer(part: Part) -> bool:
+    return isinstance(part, ToolCalls) or part["type"] == "delta"
+
+
+async def _first_answer_parts(pump: EventPump[Part]) -> list[Part]:
     """Read until the answer starts, so a failure before it gets its own HTTP status."""
     parts: list[Part] = []
     try:
         async for part in pump:
             parts.append(part)
-            if part[0] in ("text", "tool_calls"):
+            if _starts_answer(part):
                 break
     except BaseException:
         await pump.close()
@@ -194,36 +237,31 @@ async def _first_answer_parts(pump: EventPump) -> list[Part]:
     return parts
 
 
-async def _chain(first: list[Part], rest: EventPump) -> AsyncIterator[Part]:
+async def _chain(first: list[Part], rest: EventPump[Part]) -> AsyncGenerator[Part, None]:
     for part in first:
         yield part
     async for part in rest:
         yield part
 
 
-def _stream_body(pump: EventPump, first: list[Part], cid: str, model: str, include_usage: bool):
-    async def body() -> AsyncIterator[str]:
-        extra: dict[str, Any] = {}
-        counts: dict | None = None
+def _stream_body(pump: EventPump[Part], first: list[Part], cid: str, model: str, include_usage: bool,
+                 with_sources: bool) -> AsyncGenerator[str, None]:
+    async def body() -> AsyncGenerator[str, None]:
+        answer = _Answer()
         finish = "stop"
         try:
             yield chunk_event(cid, model, {"role": "assistant", "content": ""})
-            async for kind, value in _chain(first, pump):
-                if kind == "text" and value:
-                    yield chunk_event(cid, model, {"content": value})
-                elif kind == "tool_calls":
-                    calls = [{"index": i, **call} for i, call in enumerate(tool_calls_out(value))]
+            async for part in _chain(first, pump):
+                answer.add(part)
+                if isinstance(part, ToolCalls):
+                    calls = [{"index": i, **call} for i, call in enumerate(tool_calls_out(part.calls))]
                     finish = "tool_calls"
                     yield chunk_event(cid, model, {"tool_calls": calls})
-                elif kind == "sources":
-                    extra["sources"] = value
-                elif kind == "meta":
-                    extra.update(value)
-                elif kind == "usage":
-                    counts = value
-            yield chunk_event(cid, model, {}, finish, **extra)
-            if include_usage and counts:
-                yield usage_event(cid, model, counts)
+                elif part["type"] == "delta" and part["text"]:
+                    yield chunk_event(cid, model, {"content": part["text"]})
+            yield chunk_event(cid, model, {}, finish, **answer.extra(with_sources))
+            if include_usage:
+                yield usage_event(cid, model, answer.usage())
         except AppError as exc:
             # Headers are sent already: the error travels as an SSE event, which OpenAI clients raise.
             yield sse(error_body(exc.status, exc.code, exc.message))
@@ -237,33 +275,28 @@ def _stream_body(pump: EventPump, first: list[Part], cid: str, model: str, inclu
     return body()
 
 
-async def _collect(pump: EventPump, cid: str, model: str) -> dict:
-    text, calls, extra, counts = "", [], {}, usage(0, 0)
+async def _collect(pump: EventPump[Part], cid: str, model: str, with_sources: bool) -> dict[str, Any]:
+    answer = _Answer()
     try:
-        async for kind, value in pump:
-            if kind == "text":
-                text += value
-            elif kind == "tool_calls":
-                calls.extend(value)
-            elif kind == "sources":
-                extra["sources"] = value
-            elif kind == "meta":
-                extra.update(value)
-            elif kind == "usage":
-                counts = value
+        async for part in pump:
+            answer.add(part)
     finally:
         await pump.close()
+    text, calls = answer.events.text, answer.tool_calls
     message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
     if calls:
         message["tool_calls"] = tool_calls_out(calls)
-    return completion(cid, model, message, "tool_calls" if calls else "stop", counts, **extra)
+    finish = "tool_calls" if calls else "stop"
+    return completion(cid, model, message, finish, answer.usage(), **answer.extra(with_sources))
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", response_model=ChatCompletion, responses=COMPLETION_RESPONSES)
 async def chat_completions(body: ChatCompletionRequest, services: ServicesDep) -> Response:
     """Chat completion from a chat model, or a knowledge-base answer with sources for kb/<name>."""
     model_name = body.model or services.llms.default_name
-    if model_name.startswith(KB_PREFIX) or body.conversation_id:
+    is_kb = model_name.startswith(KB_PREFIX)
+    source: AsyncGenerator[Part, None]
+    if is_kb or body.conversation_id:
         source = _chat_parts(services, _chat_request(body, model_name))
     else:
         llm = services.llms.get(model_name)
@@ -271,12 +304,12 @@ async def chat_completions(body: ChatCompletionRequest, services: ServicesDep) -
     cid = completion_id()
     pump = EventPump(source)
     if not body.stream:
-        return JSONResponse(await _collect(pump, cid, model_name))
+        return JSONResponse(await _collect(pump, cid, model_name, is_kb))
     first = await _first_answer_parts(pump)
     return StreamingResponse(
-        _stream_body(pump, first, cid, model_name, body.include_usage()),
-        media_type="text/event-stream",
-        headers=_STREAM_HEADERS,
+        _stream_body(pump, first, cid, model_name, body.include_usage(), is_kb),
+        media_type=SSE_MEDIA_TYPE,
+        headers=SSE_HEADERS,
         # Also stops the answer when the client leaves before the body starts.
         background=BackgroundTask(pump.close),
     )
@@ -297,8 +330,8 @@ async def _embed_model_name(services: Services, requested: str | None) -> tuple[
                    f"each optionally with :query or :passage")
 
 
-@router.post("/embeddings")
-async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> dict:
+@router.post("/embeddings", response_model=EmbeddingList)
+async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> EmbeddingList:
     """Embed texts with a knowledge-base embedding model (float or base64 vectors).
 
     Texts are embedded as passages unless ``input_type`` is "query" or the model id ends in ``:query``
@@ -315,9 +348,8 @@ async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> di
         raise InvalidInput(f"model {model!r} makes {len(vectors[0])}-dimensional vectors; "
                            f"dimensions={body.dimensions} is not supported")
     tokens = sum(approx_token_count(text) for text in texts)
-    return {
-        "object": "list",
-        "data": [embedding_item(i, vector, body.encoding_format) for i, vector in enumerate(vectors)],
-        "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
+    return EmbeddingList(
+        data=[embedding_item(i, vector, body.encoding_format) for i, vector in enumerate(vectors)],
+        model=model,
+        usage={"prompt_tokens": tokens, "total_tokens": tokens},
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import get_args
 
 import anyio
 from fastapi import APIRouter
@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from configs.prompts import templates_by_mode
 from configs.settings import SearchMode
 from server.api.deps import ServicesDep
+from server.api.schemas_settings import EmbedModelInfo, ModelInfo, PublicSettings
 from server.chat.rewrite import rewrites_by_default
 from server.chat.schemas import CHAT_MODES
 from server.knowledge_base.vector_store import STORE_KINDS
@@ -17,44 +18,46 @@ from server.limits import MAX_QUERY_CHARS
 
 router = APIRouter(tags=["settings"])
 
-@router.get("/settings/public")
-async def public_settings(services: ServicesDep) -> dict[str, Any]:
+
+@router.get("/settings/public", response_model=PublicSettings)
+async def public_settings(services: ServicesDep) -> PublicSettings:
     """Models, knowledge bases, templates and the chat and retrieval defaults."""
     settings = services.settings
     kb, chat, search = settings.kb, settings.chat, settings.chat.search
     kbs = await anyio.to_thread.run_sync(services.kb.list_kbs)
     templates = services.chat.template_names()
-    models = services.llms.describe()
-    return {
-        "models": models,
-        "default_model": services.llms.default_name,
-        "modes": list(CHAT_MODES),
-        "kbs": [info.model_dump(mode="json") for info in kbs],
-        "prompt_templates": templates,
-        "prompt_templates_by_mode": templates_by_mode(templates),
-        "top_k": kb.top_k,
-        "kb_passages": chat.kb_passages,
-        "max_query_chars": MAX_QUERY_CHARS,
-        "rewrite_query": rewrites_by_default(settings, next((m["builtin"] for m in models if m["default"]), None)),
-        "score_threshold": kb.score_threshold,
-        "score_thresholds": {name: cfg.score_threshold for name, cfg in kb.embed_models.items()},
-        "embed_models": {
-            name: {"kind": cfg.kind, "score_threshold": cfg.score_threshold} for name, cfg in kb.embed_models.items()
+    models = [ModelInfo.model_validate(m) for m in services.llms.describe()]
+    return PublicSettings(
+        models=models,
+        default_model=services.llms.default_name,
+        modes=list(CHAT_MODES),
+        kbs=kbs,
+        prompt_templates=templates,
+        prompt_templates_by_mode=templates_by_mode(templates),
+        top_k=kb.top_k,
+        kb_passages=chat.kb_passages,
+        max_query_chars=MAX_QUERY_CHARS,
+        rewrite_query=rewrites_by_default(settings, next((m.builtin for m in models if m.default), None)),
+        score_threshold=kb.score_threshold,
+        score_thresholds={name: cfg.score_threshold for name, cfg in kb.embed_models.items()},
+        embed_models={
+            name: EmbedModelInfo(kind=cfg.kind, score_threshold=cfg.score_threshold)
+            for name, cfg in kb.embed_models.items()
         },
-        "default_embed_model": kb.default_embed_model,
-        "vector_stores": sorted(STORE_KINDS),
-        "default_vector_store": kb.default_vector_store,
-        "search_modes": list(get_args(SearchMode)),
-        "default_search_mode": kb.search_mode,
-        "engines": services.chat.engines.names,
-        "default_engine": search.default_engine,
-        "result_count": search.result_count,
-        "history_turns": chat.history_turns,
-        "temperature": settings.llm.temperature,
-        "kb_temperature": settings.llm.kb_temperature,
-        "chunk_size": kb.chunk_size,
-        "chunk_overlap": kb.chunk_overlap,
-        "chunk_unit": kb.chunk_unit,
-        "max_upload_mb": kb.max_upload_mb,
-        "agent_max_steps": chat.agent_max_steps,
-    }
+        default_embed_model=kb.default_embed_model,
+        vector_stores=sorted(STORE_KINDS),
+        default_vector_store=kb.default_vector_store,
+        search_modes=list(get_args(SearchMode)),
+        default_search_mode=kb.search_mode,
+        engines=services.chat.engines.names,
+        default_engine=search.default_engine,
+        result_count=search.result_count,
+        history_turns=chat.history_turns,
+        temperature=settings.llm.temperature,
+        kb_temperature=settings.llm.kb_temperature,
+        chunk_size=kb.chunk_size,
+        chunk_overlap=kb.chunk_overlap,
+        chunk_unit=kb.chunk_unit,
+        max_upload_mb=kb.max_upload_mb,
+        agent_max_steps=chat.agent_max_steps,
+    )

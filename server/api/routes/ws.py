@@ -25,10 +25,13 @@ from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from server.api.transport import EventPump, event_dict, validation_message
+from configs import Settings
+from server.api.transport import EventPump, event_dict, located
 from server.auth import check_access, check_browser
 from server.chat.schemas import ChatRequest
-from server.errors import AppError
+from server.chat.services import ChatServices
+from server.errors import AppError, validation_message
+from server.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +48,14 @@ _MAX_ID_CHARS = 200
 class _ChatSocket:
     """One connected socket: reads frames, runs each question in its own task, writes tagged frames."""
 
-    def __init__(self, websocket: WebSocket, chat: Any, max_requests: int) -> None:
+    def __init__(self, websocket: WebSocket, chat: ChatServices, max_requests: int) -> None:
         self._ws = websocket
         self._chat = chat
         self._max_requests = max_requests
         self._send_lock = asyncio.Lock()
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    async def send(self, frame: dict) -> None:
+    async def send(self, frame: dict[str, Any]) -> None:
         # Concurrent answers share the socket; one frame at a time keeps frames whole.
         async with self._send_lock:
             if self._ws.application_state == WebSocketState.CONNECTED:
@@ -104,7 +107,7 @@ class _ChatSocket:
             return
         await self._start(request_id or uuid.uuid4().hex, payload)
 
-    async def _start(self, request_id: str, payload: dict) -> None:
+    async def _start(self, request_id: str, payload: dict[str, Any]) -> None:
         if request_id in self._tasks:
             await self.send_error(request_id, "invalid_input", f"request {request_id!r} is still running")
             return
@@ -129,10 +132,10 @@ class _ChatSocket:
         pump = EventPump(self._chat.run(request))
         try:
             async for event in pump:
-                frame = event_dict(event)
+                frame = event_dict(located(event))
                 frame["request_id"] = request_id
                 await self.send(frame)
-                finished = frame.get("type") in _TERMINAL_TYPES
+                finished = event["type"] in _TERMINAL_TYPES
             if not finished:
                 await self.send_error(request_id, "internal_error", "the answer ended without a result")
         except AppError as exc:
@@ -159,7 +162,8 @@ class _ChatSocket:
 @router.websocket("/ws/chat")
 async def chat_socket(websocket: WebSocket) -> None:
     """Chat over a WebSocket: JSON questions in, tagged event frames out."""
-    settings = websocket.app.state.settings
+    services: Services = websocket.app.state.services
+    settings: Settings = websocket.app.state.settings
     authorization = websocket.headers.get("authorization")
     token = websocket.query_params.get("api_key")
     if not authorization and token:
@@ -174,4 +178,4 @@ async def chat_socket(websocket: WebSocket) -> None:
         close_code, reason = (CLOSE_UNAUTHORIZED, "unauthorized") if exc.status == 401 else (CLOSE_FORBIDDEN, "forbidden")
         await websocket.close(code=close_code, reason=reason)
         return
-    await _ChatSocket(websocket, websocket.app.state.services.chat, settings.server.ws_max_requests).serve()
+    await _ChatSocket(websocket, services.chat, settings.server.ws_max_requests).serve()
