@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,8 +36,14 @@ class Database:
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session committed on success and rolled back on error."""
+    def unit_of_work(self) -> Iterator[Session]:
+        """One transaction for several repository calls: committed when the block ends, rolled back if it
+        raises, so the calls take effect together or not at all::
+
+            with db.unit_of_work() as session:
+                repo.delete_file(session, kb_id, old)
+                repo.save_file(session, kb_id, new, docs, fields)
+        """
         session = self._factory()
         try:
             yield session
@@ -48,9 +54,13 @@ class Database:
         finally:
             session.close()
 
+    def session(self) -> AbstractContextManager[Session]:
+        """The same as ``unit_of_work()``."""
+        return self.unit_of_work()
+
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call a repository function ``fn(session, ...)`` in its own transaction."""
-        with self.session() as session:
+        """Call one repository function ``fn(session, ...)`` in its own transaction."""
+        with self.unit_of_work() as session:
             return fn(session, *args, **kwargs)
 
     def create_tables(self) -> None:

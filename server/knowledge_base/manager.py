@@ -12,16 +12,18 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
+from typing import cast
 import numpy as np
 
 from configs import Settings
 from server.db import Database
 from server.db import kb_repository as repo
+from server.db.records import KBRecord
 from server.errors import Conflict, InvalidInput, NotFound
 from server.knowledge_base.embeddings import EmbeddingService
-from server.knowledge_base.ingestion import Ingestor, check_upload
+from server.knowledge_base.context import KBContext
+from server.knowledge_base.indexer import KBIndexer
+from server.knowledge_base.ingestion import AddRequest, check_upload
 from server.knowledge_base.names import (
     CONVERSATION_KB_PREFIX,
     is_conversation_kb,
@@ -29,12 +31,11 @@ from server.knowledge_base.names import (
     validate_file_name,
     validate_kb_name,
 )
-from server.knowledge_base.rebuild import rebuild_kb
 from server.knowledge_base.rerank import make_reranker
 from server.knowledge_base.retriever import MODES, FusionParams, merge_kb_rankings, rerank_hits, retrieve
 from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 from server.knowledge_base.store_pool import StorePool
-from server.knowledge_base.vector_store import VectorStore, check_kind, open_store, set_threads
+from server.knowledge_base.vector_store import check_kind, set_threads
 from server.limits import MAX_QUERY_CHARS
 
 logger = logging.getLogger(__name__)
@@ -53,10 +54,11 @@ __all__ = [
 ]
 
 
-def _kb_info(row: Any) -> KBInfo:
+def _kb_info(record: KBRecord) -> KBInfo:
     return KBInfo(
-        name=row.name, description=row.description or "", vector_store=row.vector_store, embed_model=row.embed_model,
-        file_count=row.file_count or 0, chunk_count=row.chunk_count or 0, created_at=row.created_at,
+        name=record.name, description=record.description, vector_store=record.vector_store,
+        embed_model=record.embed_model, file_count=record.file_count, chunk_count=record.chunk_count,
+        created_at=record.created_at,
     )
 
 
@@ -65,40 +67,38 @@ class KnowledgeBaseManager:
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
-        self.db = db
-        self.kb_root = Path(settings.paths.kb_root)
-        self.embeddings = EmbeddingService(settings.kb, Path(settings.paths.cache_dir) / "embeddings.sqlite")
-        self.pool = StorePool(settings.kb.index_pool_size, self._open_store, self.kb_root / ".locks")
+        self.kb_root = Path(str(settings.paths.kb_root))
+        self.ctx = KBContext.build(settings.kb, db, self.kb_root, Path(str(settings.paths.cache_dir)))
         set_threads(settings.kb.faiss_threads)
-        self.ingestor = Ingestor(self)
+        self.indexer = KBIndexer(self.ctx)
         self.reranker = make_reranker(settings.kb.rerank)
         self._lock = threading.RLock()
 
+    @property
+    def db(self) -> Database:
+        return self.ctx.db
+
+    @property
+    def pool(self) -> StorePool:
+        return self.ctx.pool
+
+    @property
+    def embeddings(self) -> EmbeddingService:
+        return self.ctx.embeddings
+
     # ----- layout
     def kb_dir(self, kb: str) -> Path:
-        return self.kb_root / validate_kb_name(kb)
+        return self.ctx.layout.kb_dir(kb)
 
     def content_dir(self, kb: str) -> Path:
-        return self.kb_dir(kb) / "content"
+        return self.ctx.layout.content_dir(kb)
 
     def store_dir(self, kb: str) -> Path:
-        return self.kb_dir(kb) / "vector_store"
+        return self.ctx.layout.store_dir(kb)
 
-    def store_options(self) -> dict[str, Any]:
-        return {"bm25_tokenizer": self.settings.kb.bm25_tokenizer, "index_headings": self.settings.kb.index_headings}
-
-    def kb_row(self, kb: str) -> Any:
-        """The database row of a knowledge base (detached), or NotFound."""
-        validate_kb_name(kb)
-        return self.db.run(repo.require_kb, kb)
-
-    def _open_store(self, kb: str) -> VectorStore:
-        row = self.kb_row(kb)
-        store = open_store(row.vector_store, self.store_dir(kb), kb, row.embed_model, **self.store_options())
-        if self.settings.kb.sentence_vectors and len(store) and not store.sentence_count:
-            logger.warning("knowledge base %s was built without sentence vectors; rebuild it (`kbchat kb rebuild %s`) "
-                           "for better retrieval", kb, kb)
-        return store
+    def kb_row(self, kb: str) -> KBRecord:
+        """The database record of a knowledge base, or NotFound."""
+        return self.ctx.record(kb)
 
     # ----- knowledge bases
     def list_kbs(self) -> list[KBInfo]:
@@ -119,8 +119,8 @@ class KnowledgeBaseManager:
         embed_model = embed_model or self.settings.kb.default_embed_model
         self.embeddings.config(embed_model)
         vector_store = check_kind(vector_store or self.settings.kb.default_vector_store)
-        with self._lock, self.pool.writer_lock(name):
-            if self.db.run(repo.get_kb, name) is not None:
+        with self._lock, self.pool.writer_lock(name), self.db.unit_of_work() as session:
+            if repo.get_kb(session, name) is not None:
                 raise Conflict(f"knowledge base {name!r} already exists", code="kb_exists")
             stale = self.store_dir(name)
             if stale.exists():
@@ -129,7 +129,7 @@ class KnowledgeBaseManager:
                 shutil.rmtree(stale)
             self.pool.discard(name)
             self.content_dir(name).mkdir(parents=True, exist_ok=True)
-            row = self.db.run(repo.add_kb, name, description, vector_store, embed_model)
+            row = repo.add_kb(session, name, description, vector_store, embed_model)
         logger.info("created knowledge base %s (%s, %s)", name, vector_store, embed_model)
         return _kb_info(row)
 
@@ -148,25 +148,26 @@ class KnowledgeBaseManager:
                   chunk_size: int | None = None, chunk_overlap: int | None = None, to_vector_store: bool = True,
                   progress: ProgressFn | None = None) -> list[FileResult]:
         """Store files in content/ and ingest them; per-file failures are reported in the results."""
-        return self.ingestor.add_files(kb, list(files), override=override, chunk_size=chunk_size,
-                                       chunk_overlap=chunk_overlap, to_vector_store=to_vector_store, progress=progress)
+        self.kb_row(kb)  # an unknown knowledge base is reported before bad parameters
+        request = AddRequest(self.indexer.chunk_params(chunk_size, chunk_overlap), override, to_vector_store)
+        return self.indexer.add_files(kb, list(files), request, progress)
 
     def check_upload(self, kb: str, file_names: list[str], chunk_size: int | None = None,
                      chunk_overlap: int | None = None) -> None:
         """Validate an upload before anything is stored (unknown KB, bad names or chunk sizes, no supported type)."""
         self.kb_row(kb)
-        self.ingestor.chunk_params(chunk_size, chunk_overlap)
+        self.indexer.chunk_params(chunk_size, chunk_overlap)
         check_upload(file_names)
 
     def reingest_file(self, kb: str, file_name: str, *, chunk_size: int | None = None,
                       chunk_overlap: int | None = None, progress: ProgressFn | None = None) -> FileResult:
-        return self.ingestor.reingest(kb, file_name, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
-                                      progress=progress)
+        self.kb_row(kb)
+        return self.indexer.reingest(kb, file_name, self.indexer.chunk_params(chunk_size, chunk_overlap), progress)
 
     def rebuild(self, kb: str, progress: ProgressFn | None = None, *,
                 embed_model: str | None = None) -> list[FileResult]:
         """Recreate the vector store from content/ (optionally switching the embedding model)."""
-        return rebuild_kb(self.ingestor, kb, embed_model=embed_model, progress=progress)
+        return self.indexer.rebuild(kb, embed_model, progress)
 
     def list_files(self, kb: str) -> list[FileInfo]:
         """Files recorded in the database, plus files found in content/ that were never ingested ("pending")."""
@@ -325,8 +326,8 @@ class KnowledgeBaseManager:
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             raise InvalidInput("texts must be a list of strings")
         if is_query:
-            return [self.embeddings.embed_query(model, t).tolist() for t in texts]
-        return self.embeddings.embed_passages(model, texts).tolist()
+            return [cast(list[float], self.embeddings.embed_query(model, t).tolist()) for t in texts]
+        return cast(list[list[float]], self.embeddings.embed_passages(model, texts).tolist())
 
     def close(self) -> None:
         if self.reranker is not None:

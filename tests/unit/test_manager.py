@@ -255,9 +255,12 @@ def test_rebuild_recreates_a_lost_vector_store(filled):
 
 
 def test_store_built_with_another_model_is_refused(filled):
-    from server.db import kb_repository as repo
+    from sqlalchemy import update
 
-    filled.db.run(repo.update_kb, "docs", embed_model="all-MiniLM-L6-v2")
+    from server.db.models import KnowledgeBase
+
+    with filled.db.unit_of_work() as session:
+        session.execute(update(KnowledgeBase).where(KnowledgeBase.name == "docs").values(embed_model="all-MiniLM-L6-v2"))
     filled.pool.clear()
     with pytest.raises(EmbedModelMismatch) as info:
         filled.search("docs", "rent")

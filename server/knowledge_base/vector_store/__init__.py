@@ -23,10 +23,14 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def open_store(kind: str, root: Path, kb_name: str, embed_model: str, **options) -> VectorStore:
-    """Load the saved store of a knowledge base (empty when never saved)."""
-    store = STORE_KINDS[check_kind(kind)](root, kb_name, embed_model, **options)
-    store.load()
+def open_store(kind: str, root: Path, kb_name: str, embed_model: str, *, bm25_tokenizer: str = "bigram",
+               index_headings: bool = True, fresh: bool = False) -> VectorStore:
+    """The one way to make a store object: the saved store of a knowledge base (empty when never saved), or
+    with ``fresh`` an empty one that replaces what is saved at ``root`` when it is saved (a rebuild)."""
+    store = STORE_KINDS[check_kind(kind)](root, kb_name, embed_model, bm25_tokenizer=bm25_tokenizer,
+                                          index_headings=index_headings)
+    if not fresh:
+        store.load()
     return store
 
 
