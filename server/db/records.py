@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from server.db.models import KnowledgeBase, KnowledgeFile
+
+ChunkUnit = Literal["chars", "tokens"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class FileFields:
     error: str
     loader: str
     splitter: str
+    chunk_size: int | None = None
+    chunk_overlap: int | None = None
+    chunk_unit: ChunkUnit | None = None
 
 
 @dataclass(frozen=True)
@@ -58,13 +64,17 @@ class FileRecord:
     content_hash: str
     loader: str
     splitter: str
+    chunk_size: int | None
+    chunk_overlap: int | None
+    chunk_unit: ChunkUnit | None
     chunk_count: int
     status: str
     error: str
 
     @classmethod
     def of(cls, row: KnowledgeFile) -> "FileRecord":
+        unit: ChunkUnit | None = "tokens" if row.chunk_unit == "tokens" else "chars" if row.chunk_unit else None
         return cls(id=row.id, kb_id=row.kb_id, file_name=row.file_name, ext=row.ext or "", size=row.size or 0,
                    mtime=row.mtime or 0.0, content_hash=row.content_hash or "", loader=row.loader or "",
-                   splitter=row.splitter or "", chunk_count=row.chunk_count or 0, status=row.status,
-                   error=row.error or "")
+                   splitter=row.splitter or "", chunk_size=row.chunk_size, chunk_overlap=row.chunk_overlap,
+                   chunk_unit=unit, chunk_count=row.chunk_count or 0, status=row.status, error=row.error or "")

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from server.db import kb_repository as repo
 from server.db.kb_repository import DocRows
-from server.db.records import FileFields, KBRecord
-from server.errors import AppError, NotFound
+from server.db.records import FileFields, FileRecord, KBRecord
+from server.errors import AppError, InvalidInput, NotFound
 from server.knowledge_base.context import KBContext
 from server.knowledge_base.ingestion import (
     AddRequest,
@@ -48,7 +47,6 @@ from server.knowledge_base.vector_store.base import index_text
 
 logger = logging.getLogger(__name__)
 
-_SPLITTER_PARAMS = re.compile(r":(\d+)/(\d+):(chars|tokens)$")
 RebuiltFile = tuple[str, DocRows, FileFields]
 
 
@@ -131,11 +129,11 @@ class KBIndexer:
         reporter = Reporter(progress, len(files))
         results: list[FileResult] = []
         with self.ctx.pool.writer_lock(kb):
-            old_params = {f.file_name: f.splitter for f in self.ctx.db.run(repo.list_files, record.id)}
+            previous = {f.file_name: f for f in self.ctx.db.run(repo.list_files, record.id)}
             run = RebuildRun(record, model, self.ctx.new_store(record, model), reporter)
             for path in files:
                 reporter.file_start(path.name)
-                params = self._params_of(old_params.get(path.name))
+                params = self._params_of(previous.get(path.name))
                 result = self.guard(path.name, lambda: self._rebuild_one(run, path, params))
                 results.append(result)
                 reporter.file_done(result)
@@ -298,7 +296,8 @@ class KBIndexer:
         """Column values of a file row, measured from its copy in content/."""
         stat = (self.ctx.layout.content_dir(job.kb.name) / job.name).stat()
         return FileFields(ext=job.ext, size=stat.st_size, mtime=stat.st_mtime, content_hash=job.digest,
-                          status=result.status, error=result.error, loader=loader, splitter=job.params.splitter)
+                          status=result.status, error=result.error, loader=loader, splitter=job.params.splitter,
+                          chunk_size=job.params.size, chunk_overlap=job.params.overlap, chunk_unit=job.params.unit)
 
     # ----- rebuild
     def _rebuild_one(self, run: RebuildRun, path: Path, params: ChunkParams) -> FileResult:
@@ -317,11 +316,12 @@ class KBIndexer:
         run.files.append((name, chunks.rows(), self.file_fields(job, result, prepared.loader)))
         return result
 
-    def _params_of(self, splitter: str | None) -> ChunkParams:
+    def _params_of(self, previous: FileRecord | None) -> ChunkParams:
         """The chunk parameters a file was last ingested with, else the defaults."""
-        match = _SPLITTER_PARAMS.search(splitter or "")
-        if match:
-            size, overlap = int(match.group(1)), int(match.group(2))
-            if 20 <= size <= 10000 and 0 <= overlap < size:
-                return ChunkParams(size, overlap, "tokens" if match.group(3) == "tokens" else "chars")
+        if previous is not None and previous.chunk_size is not None and previous.chunk_overlap is not None:
+            try:
+                params = self.chunk_params(previous.chunk_size, previous.chunk_overlap)
+            except InvalidInput:
+                return self.chunk_params(None, None)
+            return replace(params, unit=previous.chunk_unit or params.unit)
         return self.chunk_params(None, None)
