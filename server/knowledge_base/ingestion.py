@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from configs.settings import KBSettings
+from configs.settings import CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, KBSettings
 from server.db.kb_repository import DocRows
 from server.db.records import FileRecord, KBRecord
 from server.errors import InvalidInput, UnsupportedMediaType
@@ -57,8 +57,8 @@ def chunk_params(settings: KBSettings, chunk_size: int | None, chunk_overlap: in
     """The requested chunk parameters (settings' defaults where None), or InvalidInput."""
     size = settings.chunk_size if chunk_size is None else chunk_size
     overlap = settings.chunk_overlap if chunk_overlap is None else chunk_overlap
-    if not isinstance(size, int) or not 20 <= size <= 10000:
-        raise InvalidInput(f"chunk_size must be an integer from 20 to 10000, got {size!r}")
+    if not isinstance(size, int) or not CHUNK_SIZE_MIN <= size <= CHUNK_SIZE_MAX:
+        raise InvalidInput(f"chunk_size must be an integer from {CHUNK_SIZE_MIN} to {CHUNK_SIZE_MAX}, got {size!r}")
     if not isinstance(overlap, int) or not 0 <= overlap < size:
         raise InvalidInput(f"chunk_overlap must be an integer from 0 to chunk_size - 1, got {overlap!r}")
     return ChunkParams(size, overlap, settings.chunk_unit)

@@ -12,10 +12,11 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import cast, get_args
 import numpy as np
 
 from configs import Settings
+from configs.settings import SearchMode
 from server.db import Database
 from server.db import kb_repository as repo
 from server.db.records import KBRecord
@@ -32,7 +33,14 @@ from server.knowledge_base.names import (
     validate_kb_name,
 )
 from server.knowledge_base.rerank import make_reranker
-from server.knowledge_base.retriever import MODES, FusionParams, merge_kb_rankings, rerank_hits, retrieve
+from server.knowledge_base.retriever import (
+    FusionParams,
+    SearchResult,
+    applied_threshold,
+    merge_kb_rankings,
+    rerank_hits,
+    retrieve,
+)
 from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 from server.knowledge_base.store_pool import StorePool
 from server.knowledge_base.vector_store import check_kind, set_threads
@@ -51,6 +59,7 @@ __all__ = [
     "KnowledgeBaseManager",
     "ProgressEvent",
     "SearchHit",
+    "SearchResult",
 ]
 
 
@@ -250,24 +259,33 @@ class KnowledgeBaseManager:
             self.db.run(repo.delete_doc, row.id, doc_id)
 
     # ----- retrieval
+    def score_threshold(self, kb: str, requested: float | None = None) -> float:
+        """The vector score threshold a search of ``kb`` applies when asked for ``requested`` (None: the
+        configured one, else the one calibrated for its embedding model); for several "+"-joined knowledge
+        bases the lowest of theirs."""
+        cfg = self.settings.kb
+        return min(applied_threshold(requested, cfg, self.embeddings.config(self.kb_row(name).embed_model))
+                   for name in split_kb_names(kb))
+
     def search(self, kb: str, query: str, top_k: int | None = None, score_threshold: float | None = None,
-               mode: str | None = None, file_name: str | None = None, rerank: bool = True) -> list[SearchHit]:
+               mode: str | None = None, file_name: str | None = None, rerank: bool = True) -> SearchResult:
         """Top chunks for a query; scores in [0, 1] (see retriever.py for their meaning per mode).
 
         ``kb`` may name several knowledge bases joined by "+" ("laws+handbook"): each is searched and
         the rankings are merged (see ``merge_kb_rankings``); every hit then says its ``kb`` in its metadata.
         With a reranker configured (settings ``kb.rerank``) and ``rerank`` true, its top candidates
-        are reordered by the reranker.
+        are reordered by the reranker. The result also says the score threshold that was applied.
         """
         names = split_kb_names(kb)
         if len(names) > 1:
             if file_name is not None:
                 raise InvalidInput("file_name needs a single knowledge base")
             top_k = self.settings.kb.top_k if top_k is None else top_k
-            rankings = {name: self.search(name, query, top_k, score_threshold, mode, None, rerank) for name in names}
+            results = {name: self.search(name, query, top_k, score_threshold, mode, None, rerank) for name in names}
             same_model = len({self.kb_row(name).embed_model for name in names}) == 1
-            return merge_kb_rankings(rankings, top_k, by_score=same_model and (mode or self.settings.kb.search_mode)
-                                     == "vector")
+            by_score = same_model and (mode or self.settings.kb.search_mode) == "vector"
+            merged = merge_kb_rankings(dict(results), top_k, by_score, self.settings.kb.rrf_k)
+            return SearchResult(merged, min(r.threshold_applied for r in results.values()))
         row = self.kb_row(kb)
         cfg = self.settings.kb
         if not isinstance(query, str) or not query.strip():
@@ -278,29 +296,27 @@ class KnowledgeBaseManager:
         if not isinstance(top_k, int) or not 1 <= top_k <= 100:
             raise InvalidInput(f"top_k must be an integer from 1 to 100, got {top_k!r}")
         mode = mode or cfg.search_mode
-        if mode not in MODES:
-            raise InvalidInput(f"search mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if score_threshold is None:
-            score_threshold = cfg.score_threshold
-        if score_threshold is None:
-            score_threshold = self.embeddings.config(row.embed_model).score_threshold
-        if not 0.0 <= float(score_threshold) <= 1.0:
-            raise InvalidInput(f"score_threshold must be between 0 and 1, got {score_threshold!r}")
+        if mode not in get_args(SearchMode):
+            raise InvalidInput(f"search mode must be one of {', '.join(get_args(SearchMode))}, got {mode!r}")
+        threshold = applied_threshold(score_threshold, cfg, self.embeddings.config(row.embed_model))
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise InvalidInput(f"score_threshold must be between 0 and 1, got {threshold!r}")
         store = self.pool.get(kb)
         if file_name is not None:
             file_name = validate_file_name(file_name)
             if file_name not in store.sources() and self.db.run(repo.get_file, row.id, file_name) is None:
                 raise NotFound(f"file {file_name!r} is not in knowledge base {kb!r}", code="file_not_found")
         if len(store) == 0:
-            return []
+            return SearchResult([], float(threshold))
         vector = self.embeddings.embed_query(row.embed_model, query) if mode != "bm25" else None
-        params = FusionParams(cfg.rrf_k, cfg.hybrid_vector_weight, cfg.hybrid_bm25_weight, cfg.hybrid_sentence_weight)
+        params = FusionParams.from_settings(cfg)
         reranker = self.reranker if rerank else None
         pool = max(top_k, cfg.rerank.candidates) if reranker is not None else top_k
-        hits = retrieve(store, query, vector, top_k=pool, mode=mode, score_threshold=float(score_threshold),
+        hits = retrieve(store, query, vector, top_k=pool, mode=mode, score_threshold=float(threshold),
                         source=file_name, params=params)
         hits = rerank_hits(reranker, query, hits, top_k) if reranker is not None else hits
-        return [hit.model_copy(update={"metadata": {**hit.metadata, "kb": kb}}) for hit in hits]
+        return SearchResult([hit.model_copy(update={"metadata": {**hit.metadata, "kb": kb}}) for hit in hits],
+                            float(threshold))
 
     def sentence_similarities(self, query: str, hits: list[SearchHit]) -> list[list[float] | None]:
         """Per hit, the cosine of each of its sentences with the query, in text order (see
