@@ -109,7 +109,11 @@ def _migrate(connection: Connection) -> None:
         if "schema_version" in tables and connection.scalar(select(SchemaVersion.version)) is None:
             connection.execute(insert(SchemaVersion).values(id=1, version=1))
         command.stamp(config, BASELINE_REVISION)
+        current = BASELINE_REVISION
     command.upgrade(config, "head")
+    upgraded = current_revision(connection)
+    if upgraded != current:
+        logger.info("database schema upgraded from revision %s to %s", current or "(empty database)", upgraded)
 
 
 @contextmanager

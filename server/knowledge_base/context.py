@@ -14,7 +14,7 @@ from server.db.records import KBRecord
 from server.knowledge_base.embeddings import EmbeddingService
 from server.knowledge_base.names import validate_kb_name
 from server.knowledge_base.store_pool import StorePool
-from server.knowledge_base.vector_store import VectorStore, open_store
+from server.knowledge_base.vector_store import StoreOptions, VectorStore, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ class KBLayout:
 def make_store(settings: KBSettings, layout: KBLayout, record: KBRecord, embed_model: str | None = None, *,
                fresh: bool = False) -> VectorStore:
     """The store object of a knowledge base (loaded from disk unless ``fresh``), with the configured options."""
+    options = StoreOptions(bm25_tokenizer=settings.bm25_tokenizer, index_headings=settings.index_headings)
     return open_store(record.vector_store, layout.store_dir(record.name), record.name,
-                      embed_model or record.embed_model, bm25_tokenizer=settings.bm25_tokenizer,
-                      index_headings=settings.index_headings, fresh=fresh)
+                      embed_model or record.embed_model, options, fresh=fresh)
 
 
 class StoreOpener:

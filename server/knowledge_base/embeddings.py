@@ -31,10 +31,10 @@ def use_sleeping_openmp_threads() -> None:
     unless the environment already says otherwise.
 
     Called by each entry point that embeds in its own process (the API app, the gRPC server, the CLI's
-    knowledge-base commands) before an embedding engine loads: an OpenMP runtime reads the variable when it
-    starts. (A model server process gets its policy from ``llm.local.omp_wait_policy`` instead.) Idle OpenMP threads spin by default; with
-    the web server, model server and other work sharing two cores, spinning made a 10 ms query encoding
-    take over a second.
+    knowledge-base commands) before an embedding engine loads, since an OpenMP runtime reads the variable
+    when it starts; a model server process gets its policy from ``llm.local.omp_wait_policy`` instead.
+    Idle OpenMP threads spin by default; with the web server, model server and other work sharing two
+    cores, spinning made a 10 ms query encoding take over a second.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

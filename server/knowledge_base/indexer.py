@@ -38,7 +38,13 @@ from server.knowledge_base.ingestion import (
     json_safe,
     skip_reason,
 )
-from server.knowledge_base.loaders import SUPPORTED_EXTENSIONS, UnreadableFile, UnsupportedFileType, load_file, loader_name
+from server.knowledge_base.loaders import (
+    SUPPORTED_EXTENSIONS,
+    UnreadableFile,
+    UnsupportedFileType,
+    load_file,
+    loader_name,
+)
 from server.knowledge_base.progress import Reporter
 from server.knowledge_base.schemas import FileResult
 from server.knowledge_base.splitter import split_documents
@@ -85,7 +91,7 @@ class KBIndexer:
             try:
                 for name, data in items:
                     reporter.file_start(name)
-                    result = self.guard(name, lambda: self._add_one(record, name, data, request, batch))
+                    result = self._guard(name, lambda: self._add_one(record, name, data, request, batch))
                     results.append(result)
                     reporter.file_done(result)
                 self._commit(batch)
@@ -111,7 +117,7 @@ class KBIndexer:
             job = FileJob(record, file_name, content, file_sha256(content), params, record.embed_model,
                           keep_old=existing is not None and existing.status != "error")
             batch = Batch(kb, self.ctx.pool.get(kb), Reporter(None, 1))  # file_done below reports the result
-            result = self.guard(file_name, lambda: self._ingest(job, batch, reporter))
+            result = self._guard(file_name, lambda: self._ingest(job, batch, reporter))
             self._commit(batch)
         result = batch.failed.get(file_name, result)
         reporter.file_done(result)
@@ -134,7 +140,7 @@ class KBIndexer:
             for path in files:
                 reporter.file_start(path.name)
                 params = self._params_of(previous.get(path.name))
-                result = self.guard(path.name, lambda: self._rebuild_one(run, path, params))
+                result = self._guard(path.name, lambda: self._rebuild_one(run, path, params))
                 results.append(result)
                 reporter.file_done(result)
             reporter.saving()
@@ -146,7 +152,7 @@ class KBIndexer:
         return results
 
     # ----- steps
-    def guard(self, name: str, step: Callable[[], FileResult]) -> FileResult:
+    def _guard(self, name: str, step: Callable[[], FileResult]) -> FileResult:
         """Run one file's step, turning its failure into an error result."""
         try:
             return step()
@@ -200,7 +206,7 @@ class KBIndexer:
             batch.pending.append(Pending(job, result, [], loader_name(job.ext)))
             return result
         try:
-            prepared = self.prepare(job, store.index_headings, reporter)
+            prepared = self._prepare(job, store.index_headings, reporter)
         except AppError as exc:
             if not job.keep_old:
                 # A new file that cannot be read is kept with an error row, so the failure stays visible.
@@ -214,7 +220,7 @@ class KBIndexer:
         batch.pending.append(Pending(job, result, chunks.rows(), prepared.loader))
         return result
 
-    def prepare(self, job: FileJob, with_headings: bool, reporter: Reporter) -> Prepared:
+    def _prepare(self, job: FileJob, with_headings: bool, reporter: Reporter) -> Prepared:
         """Load, split and embed one file (nothing is stored yet)."""
         docs = load_file(job.source, source=job.name)
         params = job.params
@@ -289,10 +295,10 @@ class KBIndexer:
 
     def _record(self, job: FileJob, result: FileResult, docs: DocRows, loader: str) -> None:
         """Write the file's row and chunk rows."""
-        fields = self.file_fields(job, result, loader)
+        fields = self._file_fields(job, result, loader)
         self.ctx.db.run(repo.save_file, job.kb.id, job.name, docs, fields)
 
-    def file_fields(self, job: FileJob, result: FileResult, loader: str) -> FileFields:
+    def _file_fields(self, job: FileJob, result: FileResult, loader: str) -> FileFields:
         """Column values of a file row, measured from its copy in content/."""
         stat = (self.ctx.layout.content_dir(job.kb.name) / job.name).stat()
         return FileFields(ext=job.ext, size=stat.st_size, mtime=stat.st_mtime, content_hash=job.digest,
@@ -305,15 +311,15 @@ class KBIndexer:
         check_upload([name])
         job = FileJob(run.record, name, path, file_sha256(path), params, run.embed_model)
         try:
-            prepared = self.prepare(job, run.store.index_headings, run.reporter)
+            prepared = self._prepare(job, run.store.index_headings, run.reporter)
         except AppError as exc:
             failed = FileResult(file_name=name, status="error", error=exc.message)
-            run.files.append((name, [], self.file_fields(job, failed, loader_name(job.ext))))
+            run.files.append((name, [], self._file_fields(job, failed, loader_name(job.ext))))
             raise
         chunks = self._new_chunks(prepared)
         run.store.add(chunks.docs, chunks.vectors, chunks.sentence_vectors)
         result = FileResult(file_name=name, status="indexed", chunks=len(chunks.docs))
-        run.files.append((name, chunks.rows(), self.file_fields(job, result, prepared.loader)))
+        run.files.append((name, chunks.rows(), self._file_fields(job, result, prepared.loader)))
         return result
 
     def _params_of(self, previous: FileRecord | None) -> ChunkParams:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast, get_args
+
 import numpy as np
 
 from configs import Settings
@@ -21,8 +22,8 @@ from server.db import Database
 from server.db import kb_repository as repo
 from server.db.records import KBRecord
 from server.errors import Conflict, InvalidInput, NotFound
-from server.knowledge_base.embeddings import EmbeddingService
 from server.knowledge_base.context import KBContext
+from server.knowledge_base.embeddings import EmbeddingService
 from server.knowledge_base.indexer import KBIndexer
 from server.knowledge_base.ingestion import AddRequest, check_upload
 from server.knowledge_base.names import (
@@ -76,8 +77,10 @@ class KnowledgeBaseManager:
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
-        self.kb_root = Path(str(settings.paths.kb_root))
-        self.ctx = KBContext.build(settings.kb, db, self.kb_root, Path(str(settings.paths.cache_dir)))
+        paths = settings.paths
+        assert paths.kb_root is not None and paths.cache_dir is not None  # PathSettings derives both
+        self.kb_root = Path(paths.kb_root)
+        self.ctx = KBContext.build(settings.kb, db, self.kb_root, Path(paths.cache_dir))
         set_threads(settings.kb.faiss_threads)
         self.indexer = KBIndexer(self.ctx)
         self.reranker = make_reranker(settings.kb.rerank)
