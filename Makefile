@@ -17,6 +17,7 @@ run: install weights-qwen
 	$(BIN)/kbchat start -a
 
 test: install-test browser-deps
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
 bench: install-test

@@ -75,7 +75,7 @@ def unique_names(paths: list[Path]) -> list[tuple[str, bytes]]:
 @contextlib.contextmanager
 def stage_timers(manager: Any, watch: Stopwatch, embedded: list[str]) -> Iterator[None]:
     """Wrap each ingestion stage with a timer for the duration of the block."""
-    from server.knowledge_base import ingestion
+    from server.knowledge_base import indexer
     from server.knowledge_base.vector_store import base as store_base
 
     def timed(name: str, fn):
@@ -94,8 +94,8 @@ def stage_timers(manager: Any, watch: Stopwatch, embedded: list[str]) -> Iterato
         return wrapper
 
     saved = {
-        "load": (ingestion, "load_file", ingestion.load_file),
-        "split": (ingestion, "split_documents", ingestion.split_documents),
+        "load": (indexer, "load_file", indexer.load_file),
+        "split": (indexer, "split_documents", indexer.split_documents),
         "index add": (store_base.VectorStore, "add", store_base.VectorStore.add),
         "index delete": (store_base.VectorStore, "delete", store_base.VectorStore.delete),
         "index save (BM25 + write + fsync)": (store_base.VectorStore, "save", store_base.VectorStore.save),

@@ -28,12 +28,14 @@ def open_manager(data_root: Path, cache_dir: Path | None = None, **kb_overrides:
     ``cache_dir`` shares one embedding cache between managers (the same texts are embedded once).
     """
     from server.db.engine import Database
+    from server.knowledge_base.embeddings import use_sleeping_openmp_threads
     from server.knowledge_base.manager import KnowledgeBaseManager
 
     sections: dict[str, Any] = {"kb": kb_overrides} if kb_overrides else {}
     paths = {"data_root": data_root, **({"cache_dir": cache_dir} if cache_dir else {})}
     settings = make_settings(data_root, **sections)
     settings = settings.model_copy(update={"paths": settings.paths.model_validate(paths)})
+    use_sleeping_openmp_threads()
     db = Database(settings.paths.database_url)
     db.create_tables()
     manager = KnowledgeBaseManager(settings, db)

@@ -29,7 +29,7 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
@@ -48,10 +48,10 @@ from benchmarks.common import (
 )
 from benchmarks.ingest import encoder_floor, stage_timers
 from benchmarks.kbtools import E5, open_manager
+from configs.settings import SearchMode
 
 logger = logging.getLogger("benchmarks.query")
 
-MODES = ("vector", "bm25", "hybrid")
 FILE_CHUNKS = 50  # chunks of the "one more file" added to the filled store
 UPLOAD_FILES = 10  # files of the upload into the filled knowledge base
 _SENTENCE = re.compile(r"[^。！？!?.]+[。！？!?.]?")
@@ -161,7 +161,7 @@ def measure_size(n: int, pool: list[str], questions: list[str], work: Path, seed
         for q in questions[:3]:  # warm up: model load, first BM25 and FAISS calls
             manager.search("synthetic", q, top_k=5, score_threshold=0.0, mode="hybrid")
         out["modes"] = {}
-        for mode in MODES:
+        for mode in get_args(SearchMode):
             times = time_calls(lambda q, m=mode: manager.search("synthetic", q, top_k=5, score_threshold=0.0, mode=m),
                                questions)
             out["modes"][mode] = latency_summary(times)

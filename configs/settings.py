@@ -25,6 +25,11 @@ DEFAULT_YAML = CONFIG_DIR / "settings.yaml"
 
 SearchMode = Literal["vector", "bm25", "hybrid"]
 
+# Bounds of chunk_size and chunk_overlap, wherever they are given (settings, uploads, the API, the WebUI).
+CHUNK_SIZE_MIN = 20
+CHUNK_SIZE_MAX = 10000
+CHUNK_OVERLAP_MAX = 2000
+
 
 class PathSettings(BaseModel):
     """Where kbchat keeps its data; a folder left unset is derived from ``data_root`` (or ``kb_root``)."""
@@ -113,8 +118,12 @@ class KBSettings(BaseModel):
         description="Embedding models by name.",
     )
     default_vector_store: str = Field("faiss", description="Vector store kind for new knowledge bases.")
-    chunk_size: int = Field(500, ge=20, le=10000, description="Maximum chunk length, in chunk_unit.")
-    chunk_overlap: int = Field(50, ge=0, le=2000, description="Overlap between consecutive chunks, in chunk_unit.")
+    chunk_size: int = Field(
+        500, ge=CHUNK_SIZE_MIN, le=CHUNK_SIZE_MAX, description="Maximum chunk length, in chunk_unit."
+    )
+    chunk_overlap: int = Field(
+        50, ge=0, le=CHUNK_OVERLAP_MAX, description="Overlap between consecutive chunks, in chunk_unit."
+    )
     chunk_unit: Literal["chars", "tokens"] = Field("chars", description="Unit of chunk_size and chunk_overlap.")
     top_k: int = Field(5, ge=1, le=100, description="Chunks returned by a search.")
     search_mode: SearchMode = Field("hybrid", description="Default retrieval mode.")

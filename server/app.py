@@ -14,6 +14,7 @@ from configs import Settings, load_settings
 from server.api.errors import ERROR_RESPONSES, error_response, install_error_handlers
 from server.auth import check_access, check_browser
 from server.errors import AppError, UnsupportedMediaType
+from server.knowledge_base.embeddings import use_sleeping_openmp_threads
 from server.knowledge_base.maintenance import reconcile_all
 from server.services import Services, build_services
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     """Build the API app; services are created here unless passed in (tests)."""
     settings = settings or (services.settings if services else load_settings())
     owned = services is None
+    use_sleeping_openmp_threads()
 
     services = services or build_services(settings)
 

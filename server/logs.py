@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-# Libraries whose INFO lines are noise for a user (faiss reports every CPU build it does not find).
-QUIET_LOGGERS = ("faiss.loader", "httpx", "httpx2")
+# Libraries whose INFO lines are noise for a user (faiss reports every CPU build it does not find; alembic
+# describes its set-up on every start, and server.db.migrate says what it upgraded).
+QUIET_LOGGERS = ("faiss.loader", "httpx", "httpx2", "alembic")
 
 
 def configure_logging(level: str | int) -> None:

@@ -10,6 +10,8 @@ import pytest
 # Tests must never reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# As kbchat's entry points do (server.knowledge_base.embeddings.use_sleeping_openmp_threads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Starlette's TestClient sends "Host: testserver"; without an API key the API answers to this machine's
 # names only (server.auth.check_browser), so the tests' settings name it too.
 os.environ.setdefault("KBCHAT_SERVER__ALLOWED_HOSTS", '["testserver"]')

@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from configs.settings import CHUNK_OVERLAP_MAX, CHUNK_SIZE_MAX, CHUNK_SIZE_MIN
 from webui_pages.api_client import ApiError
 from webui_pages.common import UIContext, flash, human_size, show_error
 
@@ -125,11 +126,12 @@ def render_upload(ctx: UIContext, kb: str, public: dict[str, Any]) -> None:
     )
     cols = st.columns(4, vertical_alignment="bottom")
     chunk_size = cols[0].number_input(
-        t("up.chunk_size"), min_value=20, max_value=10000, value=int(public.get("chunk_size") or 20), step=50,
+        t("up.chunk_size"), min_value=CHUNK_SIZE_MIN, max_value=CHUNK_SIZE_MAX,
+        value=int(public.get("chunk_size") or CHUNK_SIZE_MIN), step=50,
         key="up_chunk_size",
     )
     chunk_overlap = cols[1].number_input(
-        t("up.chunk_overlap"), min_value=0, max_value=2000, value=int(public.get("chunk_overlap") or 0), step=10,
+        t("up.chunk_overlap"), min_value=0, max_value=CHUNK_OVERLAP_MAX, value=int(public.get("chunk_overlap") or 0), step=10,
         key="up_chunk_overlap",
     )
     override = cols[2].checkbox(t("up.override"), key="up_override", help=t("up.override_help"))

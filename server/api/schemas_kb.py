@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from configs.settings import SearchMode
+from configs.settings import CHUNK_OVERLAP_MAX, CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, SearchMode
 from server.errors import InvalidInput, validation_message
 from server.knowledge_base.manager import FileResult, KBInfo
+from server.limits import MAX_QUERY_CHARS
 
 
 class CreateKBRequest(BaseModel):
@@ -25,10 +26,10 @@ class SearchRequest(BaseModel):
     """Body of POST /kbs/{kb}/search."""
 
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=10000)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     top_k: int | None = Field(None, ge=1, le=100)
     score_threshold: float | None = Field(None, ge=0.0, le=1.0)
-    mode: Literal["vector", "bm25", "hybrid"] | None = None
+    mode: SearchMode | None = None
     file_name: str | None = None
 
 
@@ -52,8 +53,8 @@ class UploadOptions(BaseModel):
     """Form fields of POST /kbs/{kb}/files next to the 'files' parts."""
 
     override: bool = False
-    chunk_size: int | None = Field(None, ge=20, le=10000)
-    chunk_overlap: int | None = Field(None, ge=0, le=2000)
+    chunk_size: int | None = Field(None, ge=CHUNK_SIZE_MIN, le=CHUNK_SIZE_MAX)
+    chunk_overlap: int | None = Field(None, ge=0, le=CHUNK_OVERLAP_MAX)
     to_vector_store: bool = True
     stream: bool = False
 

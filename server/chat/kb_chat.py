@@ -42,13 +42,7 @@ NO_MATCH_DEFAULT = "No passage in knowledge base '{kb}' matched the question (th
 
 def effective_threshold(ctx: ChatContext, kb_name: str) -> float:
     """The score threshold the search applied: request, then settings, then the embed model's own."""
-    if ctx.request.score_threshold is not None:
-        return ctx.request.score_threshold
-    if ctx.settings.kb.score_threshold is not None:
-        return ctx.settings.kb.score_threshold
-    info = ctx.knowledge_bases().get_kb(kb_name)
-    model = ctx.settings.kb.embed_models.get(info.embed_model)
-    return model.score_threshold if model is not None else 0.0
+    return float(ctx.knowledge_bases().score_threshold(kb_name, ctx.request.score_threshold))
 
 
 def title_of(source: Source, metadata: dict[str, Any]) -> str:

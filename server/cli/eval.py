@@ -6,12 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import get_args
 
 from configs import Settings
+from configs.settings import SearchMode
 from server.cli.init import open_manager
 from server.cli.output import say
 from server.errors import AppError
-from server.knowledge_base.evaluation import SEARCH_MODES, evaluate_kb, load_questions
+from server.knowledge_base.evaluation import evaluate_kb, load_questions
 
 COLUMNS = ("label", "questions", "hit@1", "hit@3", "hit@5", "hit@10", "MRR@10", "p50_ms")
 
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("name", help="knowledge base")
     parser.add_argument("questions", type=Path, help="JSON Lines file of questions")
-    parser.add_argument("--modes", default=",".join(SEARCH_MODES), help="comma-separated search modes")
+    parser.add_argument("--modes", default=",".join(get_args(SearchMode)), help="comma-separated search modes")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     parser.add_argument("--misses", action="store_true", help="list the questions missed in the top 5")
     parser.set_defaults(func=run)

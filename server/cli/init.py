@@ -18,6 +18,7 @@ from server.cli.output import say
 from server.db import Database
 from server.errors import AppError, Conflict
 from server.knowledge_base import maintenance as mt
+from server.knowledge_base.embeddings import use_sleeping_openmp_threads
 from server.knowledge_base.manager import KnowledgeBaseManager
 from server.knowledge_base.schemas import FileResult, ProgressEvent
 
@@ -80,6 +81,7 @@ class ProgressBar:
 @contextmanager
 def open_manager(settings: Settings, *, clear_tables: bool = False) -> Iterator[KnowledgeBaseManager]:
     """A manager on a database whose tables exist (dropped and recreated first with clear_tables)."""
+    use_sleeping_openmp_threads()
     db = Database(settings.paths.database_url)
     try:
         if clear_tables:

@@ -7,8 +7,10 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import get_args
 
 from configs import Settings
+from configs.settings import SearchMode
 from server.cli.output import say
 from server.cli.init import ProgressBar, open_manager
 from server.errors import AppError
@@ -46,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("name")
     search.add_argument("query")
     search.add_argument("-k", "--top-k", type=int, default=None)
-    search.add_argument("-m", "--mode", choices=["vector", "bm25", "hybrid"], default=None)
+    search.add_argument("-m", "--mode", choices=get_args(SearchMode), default=None)
     search.add_argument("-t", "--threshold", type=float, default=None, help="minimum vector score in [0, 1]")
     search.add_argument("-f", "--file", default=None, help="search only this file")
     search.set_defaults(func=_run, action=cmd_search)
@@ -64,8 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with open_manager(settings) as manager:
-            code: int = args.action(manager, args)
-            return code
+            return int(args.action(manager, args))
     except AppError as exc:
         say(f"error: {exc.message}", file=sys.stderr)
         return 1

@@ -1,19 +1,18 @@
-"""Database engine, sessions and idempotent, versioned schema creation."""
+"""Database engine, units of work, and schema upgrades through the migrations (see migrate.py)."""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.db.models import SCHEMA_VERSION, Base, SchemaVersion
+from server.db.migrate import upgrade_to_head
+from server.db.models import Base
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,8 +35,14 @@ class Database:
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session committed on success and rolled back on error."""
+    def unit_of_work(self) -> Iterator[Session]:
+        """One transaction for several repository calls: committed when the block ends, rolled back if it
+        raises, so the calls take effect together or not at all::
+
+            with db.unit_of_work() as session:
+                repo.delete_file(session, kb_id, old)
+                repo.save_file(session, kb_id, new, docs, fields)
+        """
         session = self._factory()
         try:
             yield session
@@ -48,38 +53,31 @@ class Database:
         finally:
             session.close()
 
+    def session(self) -> AbstractContextManager[Session]:
+        """The same as ``unit_of_work()``."""
+        return self.unit_of_work()
+
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call a repository function ``fn(session, ...)`` in its own transaction."""
-        with self.session() as session:
+        """Call one repository function ``fn(session, ...)`` in its own transaction."""
+        with self.unit_of_work() as session:
             return fn(session, *args, **kwargs)
 
+    def upgrade(self) -> None:
+        """Bring the database to the newest schema (creating it when empty); safe to repeat, and to race.
+
+        A database made by a newer kbchat is refused (``migrate.NewerSchema``). See server/db/migrate.py.
+        """
+        upgrade_to_head(self.engine)
+
     def create_tables(self) -> None:
-        """Create missing tables and record the schema version; safe to repeat, and to race."""
-        for attempt in range(3):
-            try:
-                Base.metadata.create_all(self.engine)
-                break
-            except OperationalError:
-                # Another process (API and gRPC start together) created a table between our
-                # existence check and CREATE TABLE; checking again sees it.
-                if attempt == 2:
-                    raise
-                time.sleep(0.2)
-        try:
-            with self.session() as session:
-                row = session.scalar(select(SchemaVersion))
-                if row is None:
-                    session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
-                elif row.version > SCHEMA_VERSION:
-                    raise RuntimeError(
-                        f"database schema version {row.version} is newer than this kbchat ({SCHEMA_VERSION})"
-                    )
-        except IntegrityError:
-            pass  # another process recorded the version first
+        """``upgrade()``, under the name the entry points and ``kbchat init --create-tables`` know."""
+        self.upgrade()
 
     def drop_tables(self) -> None:
-        """Drop every kbchat table (used by --clear-tables)."""
+        """Drop every kbchat table and the migration record (used by --clear-tables)."""
         Base.metadata.drop_all(self.engine)
+        with self.engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
     def dispose(self) -> None:
         self.engine.dispose()

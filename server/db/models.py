@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 1
+# The schema_version row of a database at the newest migration (server/db/migrations/versions); kbchat
+# releases from before migrations refuse a database whose row is higher than theirs.
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:
@@ -25,7 +27,7 @@ class Base(DeclarativeBase):
 
 
 class SchemaVersion(Base):
-    """One row: the schema version this database was created or migrated to."""
+    """One row: the schema version this database was created or migrated to (see SCHEMA_VERSION)."""
 
     __tablename__ = "schema_version"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -64,6 +66,10 @@ class KnowledgeFile(Base):
     content_hash: Mapped[str] = mapped_column(String(64), default="")
     loader: Mapped[str] = mapped_column(String(100), default="")
     splitter: Mapped[str] = mapped_column(String(200), default="")
+    # The chunk parameters the file was split with (NULL for files ingested before they were recorded).
+    chunk_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    chunk_overlap: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    chunk_unit: Mapped[str | None] = mapped_column(String(10), nullable=True)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|indexed|error|stored
     error: Mapped[str] = mapped_column(Text, default="")

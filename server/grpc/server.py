@@ -29,6 +29,7 @@ from server.errors import AppError, ServiceUnavailable, validation_message
 from server.grpc import chat_pb2, chat_pb2_grpc
 from server.grpc.convert import event_message, request_fields
 from server.logs import configure_logging
+from server.knowledge_base.embeddings import use_sleeping_openmp_threads
 from server.knowledge_base.maintenance import reconcile_all
 from server.services import Services, build_services
 
@@ -203,6 +204,7 @@ def serve_forever(settings: Settings) -> None:
 def main() -> int:
     settings = load_settings()
     configure_logging(settings.log_level)
+    use_sleeping_openmp_threads()
     try:
         serve_forever(settings)
     except AppError as exc:

@@ -14,6 +14,7 @@ Raw BM25 scores are unbounded; callers normalise them per query (score / best sc
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
@@ -21,6 +22,7 @@ import threading
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -77,12 +79,12 @@ def _cjk_jieba(run: str) -> list[str]:
     return [w for w in jieba.lcut_for_search(run) if w.strip() and w not in _ZH_STOP]
 
 
-def _bm25s():
-    import bm25s
-
+def _bm25s() -> ModuleType:
+    """The bm25s package, imported on first use (it is slow to import), with its logger quieted."""
+    module = importlib.import_module("bm25s")
     # bm25s sets its own logger to DEBUG, which would print a line for every index build.
     logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
+    return module
 
 
 def tokenize(text: str, tokenizer: str = "bigram") -> list[str]:

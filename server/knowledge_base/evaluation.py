@@ -17,9 +17,14 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
+from configs.settings import SearchMode
 from server.errors import InvalidInput
+from server.knowledge_base.schemas import SearchHit
+
+if TYPE_CHECKING:
+    from server.knowledge_base.manager import KnowledgeBaseManager
 
 SHINGLE = 8
 CUTOFFS = (1, 3, 5, 10)
@@ -137,16 +142,13 @@ def evaluate(label: str, search: SearchFn, questions: Sequence[EvalQuestion]) ->
     return report
 
 
-SEARCH_MODES = ("vector", "bm25", "hybrid")
-
-
-def evaluate_kb(manager: Any, kb: str, questions: Sequence[EvalQuestion],
-                modes: Sequence[str] = SEARCH_MODES) -> list[dict[str, Any]]:
+def evaluate_kb(manager: KnowledgeBaseManager, kb: str, questions: Sequence[EvalQuestion],
+                modes: Sequence[str] = get_args(SearchMode)) -> list[dict[str, Any]]:
     """One report per search mode over the knowledge base ``kb`` (top 10, no score threshold)."""
     manager.get_kb(kb)
     reports = []
     for mode in modes:
-        def search(text: str, mode: str = mode) -> list[Any]:
+        def search(text: str, mode: str = mode) -> list[SearchHit]:
             return manager.search(kb, text, top_k=10, score_threshold=0.0, mode=mode)
 
         reports.append(evaluate(mode, search, questions).as_dict())

@@ -121,8 +121,9 @@ def reconcile(manager: KnowledgeBaseManager, kb: str) -> dict[str, list[str]]:
         if orphans:
             with manager.pool.saving(kb, store):
                 store.delete(orphans)
-        for name in lost:
-            manager.db.run(repo.save_file, row.id, name, [], status="error", error=LOST_CHUNKS)
+        with manager.db.unit_of_work() as session:
+            for name in lost:
+                repo.mark_file_failed(session, row.id, name, LOST_CHUNKS)
     if orphans or lost:
         logger.warning("knowledge base %s: removed %d orphan chunks from the index; %d files lost their chunks: %s",
                        kb, len(orphans), len(lost), ", ".join(lost))
@@ -131,7 +132,7 @@ def reconcile(manager: KnowledgeBaseManager, kb: str) -> dict[str, list[str]]:
 
 def reconcile_all(manager: KnowledgeBaseManager) -> dict[str, dict[str, list[str]]]:
     """``reconcile`` every knowledge base (run at start-up); one that fails is logged and skipped."""
-    report = {}
+    report: dict[str, dict[str, list[str]]] = {}
     for info in manager.list_kbs():
         try:
             report[info.name] = reconcile(manager, info.name)

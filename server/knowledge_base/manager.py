@@ -12,16 +12,20 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import cast, get_args
 
 import numpy as np
 
 from configs import Settings
+from configs.settings import SearchMode
 from server.db import Database
 from server.db import kb_repository as repo
+from server.db.records import KBRecord
 from server.errors import Conflict, InvalidInput, NotFound
+from server.knowledge_base.context import KBContext
 from server.knowledge_base.embeddings import EmbeddingService
-from server.knowledge_base.ingestion import Ingestor, check_upload
+from server.knowledge_base.indexer import KBIndexer
+from server.knowledge_base.ingestion import AddRequest, check_upload
 from server.knowledge_base.names import (
     CONVERSATION_KB_PREFIX,
     is_conversation_kb,
@@ -29,12 +33,18 @@ from server.knowledge_base.names import (
     validate_file_name,
     validate_kb_name,
 )
-from server.knowledge_base.rebuild import rebuild_kb
 from server.knowledge_base.rerank import make_reranker
-from server.knowledge_base.retriever import MODES, FusionParams, merge_kb_rankings, rerank_hits, retrieve
+from server.knowledge_base.retriever import (
+    FusionParams,
+    SearchResult,
+    applied_threshold,
+    merge_kb_rankings,
+    rerank_hits,
+    retrieve,
+)
 from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 from server.knowledge_base.store_pool import StorePool
-from server.knowledge_base.vector_store import VectorStore, check_kind, open_store, set_threads
+from server.knowledge_base.vector_store import check_kind, set_threads
 from server.limits import MAX_QUERY_CHARS
 
 logger = logging.getLogger(__name__)
@@ -50,13 +60,15 @@ __all__ = [
     "KnowledgeBaseManager",
     "ProgressEvent",
     "SearchHit",
+    "SearchResult",
 ]
 
 
-def _kb_info(row: Any) -> KBInfo:
+def _kb_info(record: KBRecord) -> KBInfo:
     return KBInfo(
-        name=row.name, description=row.description or "", vector_store=row.vector_store, embed_model=row.embed_model,
-        file_count=row.file_count or 0, chunk_count=row.chunk_count or 0, created_at=row.created_at,
+        name=record.name, description=record.description, vector_store=record.vector_store,
+        embed_model=record.embed_model, file_count=record.file_count, chunk_count=record.chunk_count,
+        created_at=record.created_at,
     )
 
 
@@ -65,40 +77,40 @@ class KnowledgeBaseManager:
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
-        self.db = db
-        self.kb_root = Path(settings.paths.kb_root)
-        self.embeddings = EmbeddingService(settings.kb, Path(settings.paths.cache_dir) / "embeddings.sqlite")
-        self.pool = StorePool(settings.kb.index_pool_size, self._open_store, self.kb_root / ".locks")
+        paths = settings.paths
+        assert paths.kb_root is not None and paths.cache_dir is not None  # PathSettings derives both
+        self.kb_root = Path(paths.kb_root)
+        self.ctx = KBContext.build(settings.kb, db, self.kb_root, Path(paths.cache_dir))
         set_threads(settings.kb.faiss_threads)
-        self.ingestor = Ingestor(self)
+        self.indexer = KBIndexer(self.ctx)
         self.reranker = make_reranker(settings.kb.rerank)
         self._lock = threading.RLock()
 
+    @property
+    def db(self) -> Database:
+        return self.ctx.db
+
+    @property
+    def pool(self) -> StorePool:
+        return self.ctx.pool
+
+    @property
+    def embeddings(self) -> EmbeddingService:
+        return self.ctx.embeddings
+
     # ----- layout
     def kb_dir(self, kb: str) -> Path:
-        return self.kb_root / validate_kb_name(kb)
+        return self.ctx.layout.kb_dir(kb)
 
     def content_dir(self, kb: str) -> Path:
-        return self.kb_dir(kb) / "content"
+        return self.ctx.layout.content_dir(kb)
 
     def store_dir(self, kb: str) -> Path:
-        return self.kb_dir(kb) / "vector_store"
+        return self.ctx.layout.store_dir(kb)
 
-    def store_options(self) -> dict[str, Any]:
-        return {"bm25_tokenizer": self.settings.kb.bm25_tokenizer, "index_headings": self.settings.kb.index_headings}
-
-    def kb_row(self, kb: str) -> Any:
-        """The database row of a knowledge base (detached), or NotFound."""
-        validate_kb_name(kb)
-        return self.db.run(repo.require_kb, kb)
-
-    def _open_store(self, kb: str) -> VectorStore:
-        row = self.kb_row(kb)
-        store = open_store(row.vector_store, self.store_dir(kb), kb, row.embed_model, **self.store_options())
-        if self.settings.kb.sentence_vectors and len(store) and not store.sentence_count:
-            logger.warning("knowledge base %s was built without sentence vectors; rebuild it (`kbchat kb rebuild %s`) "
-                           "for better retrieval", kb, kb)
-        return store
+    def kb_row(self, kb: str) -> KBRecord:
+        """The database record of a knowledge base, or NotFound."""
+        return self.ctx.record(kb)
 
     # ----- knowledge bases
     def list_kbs(self) -> list[KBInfo]:
@@ -119,8 +131,8 @@ class KnowledgeBaseManager:
         embed_model = embed_model or self.settings.kb.default_embed_model
         self.embeddings.config(embed_model)
         vector_store = check_kind(vector_store or self.settings.kb.default_vector_store)
-        with self._lock, self.pool.writer_lock(name):
-            if self.db.run(repo.get_kb, name) is not None:
+        with self._lock, self.pool.writer_lock(name), self.db.unit_of_work() as session:
+            if repo.get_kb(session, name) is not None:
                 raise Conflict(f"knowledge base {name!r} already exists", code="kb_exists")
             stale = self.store_dir(name)
             if stale.exists():
@@ -129,7 +141,7 @@ class KnowledgeBaseManager:
                 shutil.rmtree(stale)
             self.pool.discard(name)
             self.content_dir(name).mkdir(parents=True, exist_ok=True)
-            row = self.db.run(repo.add_kb, name, description, vector_store, embed_model)
+            row = repo.add_kb(session, name, description, vector_store, embed_model)
         logger.info("created knowledge base %s (%s, %s)", name, vector_store, embed_model)
         return _kb_info(row)
 
@@ -148,25 +160,26 @@ class KnowledgeBaseManager:
                   chunk_size: int | None = None, chunk_overlap: int | None = None, to_vector_store: bool = True,
                   progress: ProgressFn | None = None) -> list[FileResult]:
         """Store files in content/ and ingest them; per-file failures are reported in the results."""
-        return self.ingestor.add_files(kb, list(files), override=override, chunk_size=chunk_size,
-                                       chunk_overlap=chunk_overlap, to_vector_store=to_vector_store, progress=progress)
+        self.kb_row(kb)  # an unknown knowledge base is reported before bad parameters
+        request = AddRequest(self.indexer.chunk_params(chunk_size, chunk_overlap), override, to_vector_store)
+        return self.indexer.add_files(kb, list(files), request, progress)
 
     def check_upload(self, kb: str, file_names: list[str], chunk_size: int | None = None,
                      chunk_overlap: int | None = None) -> None:
         """Validate an upload before anything is stored (unknown KB, bad names or chunk sizes, no supported type)."""
         self.kb_row(kb)
-        self.ingestor.chunk_params(chunk_size, chunk_overlap)
+        self.indexer.chunk_params(chunk_size, chunk_overlap)
         check_upload(file_names)
 
     def reingest_file(self, kb: str, file_name: str, *, chunk_size: int | None = None,
                       chunk_overlap: int | None = None, progress: ProgressFn | None = None) -> FileResult:
-        return self.ingestor.reingest(kb, file_name, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
-                                      progress=progress)
+        self.kb_row(kb)
+        return self.indexer.reingest(kb, file_name, self.indexer.chunk_params(chunk_size, chunk_overlap), progress)
 
     def rebuild(self, kb: str, progress: ProgressFn | None = None, *,
                 embed_model: str | None = None) -> list[FileResult]:
         """Recreate the vector store from content/ (optionally switching the embedding model)."""
-        return rebuild_kb(self.ingestor, kb, embed_model=embed_model, progress=progress)
+        return self.indexer.rebuild(kb, embed_model, progress)
 
     def list_files(self, kb: str) -> list[FileInfo]:
         """Files recorded in the database, plus files found in content/ that were never ingested ("pending")."""
@@ -249,24 +262,33 @@ class KnowledgeBaseManager:
             self.db.run(repo.delete_doc, row.id, doc_id)
 
     # ----- retrieval
+    def score_threshold(self, kb: str, requested: float | None = None) -> float:
+        """The vector score threshold a search of ``kb`` applies when asked for ``requested`` (None: the
+        configured one, else the one calibrated for its embedding model); for several "+"-joined knowledge
+        bases the lowest of theirs."""
+        cfg = self.settings.kb
+        return min(applied_threshold(requested, cfg, self.embeddings.config(self.kb_row(name).embed_model))
+                   for name in split_kb_names(kb))
+
     def search(self, kb: str, query: str, top_k: int | None = None, score_threshold: float | None = None,
-               mode: str | None = None, file_name: str | None = None, rerank: bool = True) -> list[SearchHit]:
+               mode: str | None = None, file_name: str | None = None, rerank: bool = True) -> SearchResult:
         """Top chunks for a query; scores in [0, 1] (see retriever.py for their meaning per mode).
 
         ``kb`` may name several knowledge bases joined by "+" ("laws+handbook"): each is searched and
         the rankings are merged (see ``merge_kb_rankings``); every hit then says its ``kb`` in its metadata.
         With a reranker configured (settings ``kb.rerank``) and ``rerank`` true, its top candidates
-        are reordered by the reranker.
+        are reordered by the reranker. The result also says the score threshold that was applied.
         """
         names = split_kb_names(kb)
         if len(names) > 1:
             if file_name is not None:
                 raise InvalidInput("file_name needs a single knowledge base")
             top_k = self.settings.kb.top_k if top_k is None else top_k
-            rankings = {name: self.search(name, query, top_k, score_threshold, mode, None, rerank) for name in names}
+            results = {name: self.search(name, query, top_k, score_threshold, mode, None, rerank) for name in names}
             same_model = len({self.kb_row(name).embed_model for name in names}) == 1
-            return merge_kb_rankings(rankings, top_k, by_score=same_model and (mode or self.settings.kb.search_mode)
-                                     == "vector")
+            by_score = same_model and (mode or self.settings.kb.search_mode) == "vector"
+            merged = merge_kb_rankings(dict(results), top_k, by_score, self.settings.kb.rrf_k)
+            return SearchResult(merged, min(r.threshold_applied for r in results.values()))
         row = self.kb_row(kb)
         cfg = self.settings.kb
         if not isinstance(query, str) or not query.strip():
@@ -277,29 +299,27 @@ class KnowledgeBaseManager:
         if not isinstance(top_k, int) or not 1 <= top_k <= 100:
             raise InvalidInput(f"top_k must be an integer from 1 to 100, got {top_k!r}")
         mode = mode or cfg.search_mode
-        if mode not in MODES:
-            raise InvalidInput(f"search mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if score_threshold is None:
-            score_threshold = cfg.score_threshold
-        if score_threshold is None:
-            score_threshold = self.embeddings.config(row.embed_model).score_threshold
-        if not 0.0 <= float(score_threshold) <= 1.0:
-            raise InvalidInput(f"score_threshold must be between 0 and 1, got {score_threshold!r}")
+        if mode not in get_args(SearchMode):
+            raise InvalidInput(f"search mode must be one of {', '.join(get_args(SearchMode))}, got {mode!r}")
+        threshold = applied_threshold(score_threshold, cfg, self.embeddings.config(row.embed_model))
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise InvalidInput(f"score_threshold must be between 0 and 1, got {threshold!r}")
         store = self.pool.get(kb)
         if file_name is not None:
             file_name = validate_file_name(file_name)
             if file_name not in store.sources() and self.db.run(repo.get_file, row.id, file_name) is None:
                 raise NotFound(f"file {file_name!r} is not in knowledge base {kb!r}", code="file_not_found")
         if len(store) == 0:
-            return []
+            return SearchResult([], float(threshold))
         vector = self.embeddings.embed_query(row.embed_model, query) if mode != "bm25" else None
-        params = FusionParams(cfg.rrf_k, cfg.hybrid_vector_weight, cfg.hybrid_bm25_weight, cfg.hybrid_sentence_weight)
+        params = FusionParams.from_settings(cfg)
         reranker = self.reranker if rerank else None
         pool = max(top_k, cfg.rerank.candidates) if reranker is not None else top_k
-        hits = retrieve(store, query, vector, top_k=pool, mode=mode, score_threshold=float(score_threshold),
+        hits = retrieve(store, query, vector, top_k=pool, mode=mode, score_threshold=float(threshold),
                         source=file_name, params=params)
         hits = rerank_hits(reranker, query, hits, top_k) if reranker is not None else hits
-        return [hit.model_copy(update={"metadata": {**hit.metadata, "kb": kb}}) for hit in hits]
+        return SearchResult([hit.model_copy(update={"metadata": {**hit.metadata, "kb": kb}}) for hit in hits],
+                            float(threshold))
 
     def sentence_similarities(self, query: str, hits: list[SearchHit]) -> list[list[float] | None]:
         """Per hit, the cosine of each of its sentences with the query, in text order (see
@@ -325,8 +345,8 @@ class KnowledgeBaseManager:
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             raise InvalidInput("texts must be a list of strings")
         if is_query:
-            return [self.embeddings.embed_query(model, t).tolist() for t in texts]
-        return self.embeddings.embed_passages(model, texts).tolist()
+            return [cast(list[float], self.embeddings.embed_query(model, t).tolist()) for t in texts]
+        return cast(list[list[float]], self.embeddings.embed_passages(model, texts).tolist())
 
     def close(self) -> None:
         if self.reranker is not None:

@@ -18,7 +18,7 @@ class Reporter:
         self.files_total = files_total
         self.files_done = 0
 
-    def _send(self, **fields) -> None:
+    def _send(self, **fields: str | int) -> None:
         if self.callback is None:
             return
         try:

@@ -99,6 +99,8 @@ class ApiReranker:
         except (httpx.HTTPError, ValueError) as exc:
             raise RerankError(f"reranker at {self.config.url} failed: {exc}") from exc
         results = data.get("results") if isinstance(data, dict) else data
+        if not isinstance(results, list):
+            raise RerankError(f"reranker at {self.config.url} sent an answer of unknown shape")
         out: list[float | None] = [None] * len(texts)
         try:
             for item in results:

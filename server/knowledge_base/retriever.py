@@ -22,27 +22,53 @@ is then the reranker's relevance in [0, 1].
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from configs.settings import EmbedModelConfig, KBSettings
 from server.knowledge_base.rerank import Reranker, RerankError
 from server.knowledge_base.schemas import SearchHit
 from server.knowledge_base.vector_store import StoredDoc, VectorStore
 
 logger = logging.getLogger(__name__)
 
-MODES = ("vector", "bm25", "hybrid")
+_DEFAULTS = KBSettings.model_fields
 
 
 @dataclass(frozen=True)
 class FusionParams:
-    """Weights and constant of reciprocal-rank fusion."""
+    """Weights and constant of reciprocal-rank fusion; the defaults are those of KBSettings."""
 
-    rrf_k: int = 10
-    vector_weight: float = 1.0
-    bm25_weight: float = 1.0
-    sentence_weight: float = 2.0
+    rrf_k: int = _DEFAULTS["rrf_k"].default
+    vector_weight: float = _DEFAULTS["hybrid_vector_weight"].default
+    bm25_weight: float = _DEFAULTS["hybrid_bm25_weight"].default
+    sentence_weight: float = _DEFAULTS["hybrid_sentence_weight"].default
+
+    @classmethod
+    def from_settings(cls, settings: KBSettings) -> "FusionParams":
+        return cls(settings.rrf_k, settings.hybrid_vector_weight, settings.hybrid_bm25_weight,
+                   settings.hybrid_sentence_weight)
+
+
+class SearchResult(list[SearchHit]):
+    """The hits of a search, best first, and the vector score threshold it applied (see ``applied_threshold``;
+    over several knowledge bases, the lowest of theirs)."""
+
+    def __init__(self, hits: Iterable[SearchHit] = (), threshold_applied: float = 0.0) -> None:
+        super().__init__(hits)
+        self.threshold_applied = threshold_applied
+
+
+def applied_threshold(requested: float | None, settings: KBSettings, model: EmbedModelConfig) -> float:
+    """The vector score threshold a search applies: the requested one, else the configured one, else the one
+    calibrated for the knowledge base's embedding model."""
+    if requested is not None:
+        return requested
+    if settings.score_threshold is not None:
+        return settings.score_threshold
+    return model.score_threshold
 
 
 def candidate_count(top_k: int) -> int:
@@ -135,17 +161,17 @@ def rerank_hits(reranker: "Reranker", query: str, hits: list[SearchHit], top_k: 
     ]
 
 
-def merge_kb_rankings(rankings: dict[str, list[SearchHit]], top_k: int, by_score: bool) -> list[SearchHit]:
+def merge_kb_rankings(rankings: dict[str, list[SearchHit]], top_k: int, by_score: bool, rrf_k: int) -> list[SearchHit]:
     """One ranking from the rankings of several knowledge bases.
 
     ``by_score`` (vector search, one embedding model for all): cosine scores are comparable, so hits are
     merged by score. Otherwise (BM25 and hybrid scores are normalised per knowledge base; different models'
-    cosines differ in scale) by reciprocal rank, ``1/(60 + rank)`` in its own knowledge base; a hit keeps
+    cosines differ in scale) by reciprocal rank, ``1/(rrf_k + rank)`` in its own knowledge base; a hit keeps
     its own score for display.
     """
     pooled = [(name, hit) for name, hits in rankings.items() for hit in hits]
     if by_score:
         pooled.sort(key=lambda item: (-item[1].score, item[1].rank))
     else:
-        pooled.sort(key=lambda item: (-1.0 / (FusionParams.rrf_k + item[1].rank), -item[1].score))
+        pooled.sort(key=lambda item: (-1.0 / (rrf_k + item[1].rank), -item[1].score))
     return [hit.model_copy(update={"rank": rank}) for rank, (_, hit) in enumerate(pooled[:top_k], start=1)]

@@ -136,10 +136,6 @@ class StorePool:
         with self._lock:
             self._stores.pop(kb, None)
 
-    def loaded(self) -> list[str]:
-        with self._lock:
-            return list(self._stores)
-
     def clear(self) -> None:
         with self._lock:
             self._stores.clear()

@@ -16,6 +16,15 @@ class LoadedDoc:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def loaded_doc(text: str, source: str, title: str | None = None, **location: int | str) -> LoadedDoc:
+    """A LoadedDoc whose metadata names its file, where in the file the text is (``page=3``, ``slide=2``,
+    ``sheet="Q1"``, ``chapter=4``; nothing for a whole file) and the document's title when it has one."""
+    metadata: dict[str, Any] = {"source": source, **location}
+    if title:
+        metadata["title"] = title
+    return LoadedDoc(text=text, metadata=metadata)
+
+
 @dataclass
 class Chunk:
     """A piece of a LoadedDoc small enough to embed and index."""

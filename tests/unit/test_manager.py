@@ -255,9 +255,12 @@ def test_rebuild_recreates_a_lost_vector_store(filled):
 
 
 def test_store_built_with_another_model_is_refused(filled):
-    from server.db import kb_repository as repo
+    from sqlalchemy import update
 
-    filled.db.run(repo.update_kb, "docs", embed_model="all-MiniLM-L6-v2")
+    from server.db.models import KnowledgeBase
+
+    with filled.db.unit_of_work() as session:
+        session.execute(update(KnowledgeBase).where(KnowledgeBase.name == "docs").values(embed_model="all-MiniLM-L6-v2"))
     filled.pool.clear()
     with pytest.raises(EmbedModelMismatch) as info:
         filled.search("docs", "rent")
@@ -365,3 +368,18 @@ def test_a_zip_bomb_posing_as_a_document_is_refused_before_it_is_unpacked(manage
     by_name = {r.file_name: r for r in result}
     assert by_name["report.docx"].status == "error" and "zip bomb" in by_name["report.docx"].error
     assert by_name["ok.txt"].status == "indexed"  # ... that stops nothing else
+
+
+def test_search_reports_the_score_threshold_it_applied(filled):
+    calibrated = filled.settings.kb.embed_models["multilingual-e5-small"].score_threshold
+    assert filled.search("docs", "rent", mode="vector").threshold_applied == calibrated
+    assert filled.search("docs", "rent", score_threshold=0.2).threshold_applied == 0.2
+    assert filled.score_threshold("docs") == calibrated and filled.score_threshold("docs", 0.3) == 0.3
+
+
+def test_rebuild_keeps_each_files_chunk_parameters(filled):
+    filled.add_files("docs", [("long.txt", ("很长的一段文字。" * 60).encode())], chunk_size=100, chunk_overlap=10)
+    filled.rebuild("docs")
+    files = {f.file_name: f for f in filled.list_files("docs")}
+    assert files["long.txt"].splitter == "structure-recursive:100/10:chars"
+    assert files["lease.txt"].splitter == "structure-recursive:500/50:chars"

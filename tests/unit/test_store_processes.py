@@ -124,13 +124,13 @@ KILLED_BETWEEN_SAVE_AND_RECORD = textwrap.dedent("""
     import os, sys
     from configs import Settings
     from server.db.engine import Database
-    from server.knowledge_base import ingestion
+    from server.knowledge_base import indexer
     from server.knowledge_base.manager import KnowledgeBaseManager
 
     root, cache, kb, name = sys.argv[1:]
     settings = Settings(paths={"data_root": root, "cache_dir": cache})
     manager = KnowledgeBaseManager(settings, Database(settings.paths.database_url))
-    ingestion.Ingestor._record = lambda *args, **kwargs: os._exit(9)
+    indexer.KBIndexer._record = lambda *args, **kwargs: os._exit(9)
     manager.add_files(kb, [(name, f"{name} is about zebras crossing rivers in the dry season.".encode())])
 """)
 

@@ -223,7 +223,7 @@ def test_pool_evicts_least_recently_used_store(tmp_path):
     a = pool.get("a")
     pool.get("b")
     assert pool.get("a") is a  # hit: "a" becomes most recent
-    pool.get("c")  # evicts "b"
-    assert pool.loaded() == ["a", "c"]
+    c = pool.get("c")  # evicts "b"
+    assert pool.get("a") is a and pool.get("c") is c  # both stayed loaded
     pool.get("b")
     assert opened == ["a", "b", "c", "b"]

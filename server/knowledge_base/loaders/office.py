@@ -6,9 +6,15 @@ import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.knowledge_base.loaders.text import render_rows
-from server.knowledge_base.types import LoadedDoc
+from server.knowledge_base.types import LoadedDoc, loaded_doc
+
+if TYPE_CHECKING:
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+    from pptx.shapes.base import BaseShape
 
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*([1-9])$", re.I)
 
@@ -57,14 +63,11 @@ def load_docx(path: Path, source: str) -> list[LoadedDoc]:
             blocks.append(f"- {text}")
         else:
             blocks.append(text)
-    metadata: dict = {"source": source}
     title = (document.core_properties.title or "").strip()
-    if title:
-        metadata["title"] = title
-    return [LoadedDoc(text="\n\n".join(blocks), metadata=metadata)]
+    return [loaded_doc("\n\n".join(blocks), source, title)]
 
 
-def _heading_level(paragraph) -> int:
+def _heading_level(paragraph: Paragraph) -> int:
     style = paragraph.style.name if paragraph.style is not None else ""
     if style.lower() == "title":
         return 1
@@ -72,7 +75,7 @@ def _heading_level(paragraph) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _docx_table_rows(table) -> Iterator[list[str]]:
+def _docx_table_rows(table: Table) -> Iterator[list[str]]:
     for row in table.rows:
         seen: set[int] = set()
         cells = []
@@ -99,7 +102,7 @@ def load_xlsx(path: Path, source: str) -> list[LoadedDoc]:
         for sheet in workbook.worksheets:
             text = render_rows([list(row) for row in sheet.iter_rows(values_only=True)])
             if text.strip():
-                docs.append(LoadedDoc(text=text, metadata={"source": source, "sheet": sheet.title}))
+                docs.append(loaded_doc(text, source, sheet=sheet.title))
         return docs
     finally:
         workbook.close()
@@ -130,28 +133,28 @@ def load_pptx(path: Path, source: str) -> list[LoadedDoc]:
         text = "\n\n".join(block for block in blocks if block.strip())
         if not text:
             continue
-        metadata: dict = {"source": source, "slide": number}
-        if title:
-            metadata["title"] = title
-        docs.append(LoadedDoc(text=text, metadata=metadata))
+        docs.append(loaded_doc(text, source, title, slide=number))
     return docs
 
 
-def _shapes(shapes) -> Iterator:
-    from pptx.enum.shapes import MSO_SHAPE_TYPE
+def _shapes(shapes: Iterable[BaseShape]) -> Iterator[BaseShape]:
+    from pptx.shapes.group import GroupShape
 
     for shape in shapes:
-        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+        if isinstance(shape, GroupShape):
             yield from _shapes(shape.shapes)
         else:
             yield shape
 
 
-def _shape_text(shape) -> list[str]:
-    if getattr(shape, "has_table", False) and shape.has_table:
+def _shape_text(shape: BaseShape) -> list[str]:
+    from pptx.shapes.autoshape import Shape
+    from pptx.shapes.graphfrm import GraphicFrame
+
+    if isinstance(shape, GraphicFrame) and shape.has_table:
         rows = _cell_rows([cell.text for cell in row.cells] for row in shape.table.rows)
         return ["\n".join(rows)] if rows else []
-    if getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+    if isinstance(shape, Shape) and shape.has_text_frame:
         lines = [p.text.strip() for p in shape.text_frame.paragraphs]
         text = "\n".join(line for line in lines if line)
         return [text] if text else []

@@ -9,7 +9,7 @@ from pathlib import Path
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError, PyPdfError
 
-from server.knowledge_base.types import LoadedDoc
+from server.knowledge_base.types import LoadedDoc, loaded_doc
 
 logger = logging.getLogger(__name__)
 # pypdf logs a warning for every font quirk of every page (missing fontTools, wrong xref offsets)
@@ -44,10 +44,7 @@ def load_pdf(path: Path, source: str) -> list[LoadedDoc]:
         text = _CONTROL.sub("", text).strip()
         if not text:
             continue
-        metadata: dict = {"source": source, "page": number}
-        if title:
-            metadata["title"] = title
-        docs.append(LoadedDoc(text=text, metadata=metadata))
+        docs.append(loaded_doc(text, source, title, page=number))
     if not docs:
         raise UnreadableFile(
             source,

@@ -6,10 +6,11 @@ import csv
 import json
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from server.knowledge_base.loaders.encoding import read_text
-from server.knowledge_base.types import LoadedDoc
+from server.knowledge_base.types import LoadedDoc, loaded_doc
 
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _FIRST_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
@@ -26,11 +27,8 @@ def load_txt(path: Path, source: str) -> list[LoadedDoc]:
 def load_markdown(path: Path, source: str) -> list[LoadedDoc]:
     """A whole Markdown file as one LoadedDoc; HTML comments are dropped since they never render."""
     text = _HTML_COMMENT.sub("", read_text(path))
-    metadata: dict = {"source": source}
     match = _FIRST_HEADING.search(text)
-    if match:
-        metadata["title"] = match.group(1)
-    return [LoadedDoc(text=text, metadata=metadata)]
+    return [loaded_doc(text, source, match.group(1) if match else None)]
 
 
 def format_value(value: object) -> str:
@@ -40,14 +38,14 @@ def format_value(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if hasattr(value, "isoformat"):
-        text = value.isoformat()
+        text = str(value.isoformat())
         return text[:-9] if text.endswith("T00:00:00") else text
     return str(value).strip()
 
 
-def render_rows(rows: list[list[object]]) -> str:
+def render_rows(table: Sequence[Sequence[object]]) -> str:
     """Render table rows as 'header: value; header: value' lines, the first non-empty row being the header."""
-    rows = [[format_value(v) for v in row] for row in rows]
+    rows = [[format_value(v) for v in row] for row in table]
     rows = [row for row in rows if any(row)]
     if not rows:
         return ""

@@ -11,7 +11,7 @@ from bs4 import XMLParsedAsHTMLWarning
 
 from server.knowledge_base.loaders.encoding import BOMS, detect_and_decode
 from server.knowledge_base.loaders.office import check_zip
-from server.knowledge_base.types import LoadedDoc
+from server.knowledge_base.types import LoadedDoc, loaded_doc
 
 _DROP = ("script", "style", "nav", "noscript", "template", "svg", "head", "iframe", "object", "button", "select")
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
@@ -125,10 +125,7 @@ def _clean(text: str) -> str:
 def load_html(path: Path, source: str) -> list[LoadedDoc]:
     """An HTML page as one LoadedDoc."""
     text, title = html_to_text(decode_html(path.read_bytes(), source))
-    metadata: dict = {"source": source}
-    if title:
-        metadata["title"] = title
-    return [LoadedDoc(text=text, metadata=metadata)]
+    return [loaded_doc(text, source, title)]
 
 
 def load_epub(path: Path, source: str) -> list[LoadedDoc]:
@@ -151,8 +148,5 @@ def load_epub(path: Path, source: str) -> list[LoadedDoc]:
         # A chapter's <title> is usually the book title; its first heading names the chapter.
         match = re.search(r"^#+ (.+)$", text, re.M)
         title = match.group(1) if match else page_title
-        metadata: dict = {"source": source, "chapter": chapter}
-        if title:
-            metadata["title"] = title
-        docs.append(LoadedDoc(text=text, metadata=metadata))
+        docs.append(loaded_doc(text, source, title, chapter=chapter))
     return docs

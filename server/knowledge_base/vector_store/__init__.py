@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from server.errors import InvalidInput
@@ -23,10 +24,22 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def open_store(kind: str, root: Path, kb_name: str, embed_model: str, **options) -> VectorStore:
-    """Load the saved store of a knowledge base (empty when never saved)."""
-    store = STORE_KINDS[check_kind(kind)](root, kb_name, embed_model, **options)
-    store.load()
+@dataclass(frozen=True)
+class StoreOptions:
+    """How a store indexes chunks: BM25 tokenizer for Chinese, and whether heading paths are indexed too."""
+
+    bm25_tokenizer: str = "bigram"
+    index_headings: bool = True
+
+
+def open_store(kind: str, root: Path, kb_name: str, embed_model: str, options: StoreOptions = StoreOptions(), *,
+               fresh: bool = False) -> VectorStore:
+    """The one way to make a store object: the saved store of a knowledge base (empty when never saved), or
+    with ``fresh`` an empty one that replaces what is saved at ``root`` when it is saved (a rebuild)."""
+    store = STORE_KINDS[check_kind(kind)](root, kb_name, embed_model, bm25_tokenizer=options.bm25_tokenizer,
+                                          index_headings=options.index_headings)
+    if not fresh:
+        store.load()
     return store
 
 
@@ -34,6 +47,7 @@ __all__ = [
     "STORE_KINDS",
     "EmbedModelMismatch",
     "FaissStore",
+    "StoreOptions",
     "StoreUnreadable",
     "StoredDoc",
     "VectorStore",

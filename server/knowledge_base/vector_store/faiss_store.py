@@ -26,7 +26,7 @@ class FaissStore(VectorStore):
     """Exact cosine search with int64 ids; chunk texts and BM25 are kept by the base class."""
 
     kind = "faiss"
-    _index: faiss.IndexIDMap2 | None = None
+    _index: faiss.Index | None = None
 
     def do_init_index(self, dim: int) -> None:
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim)) if dim > 0 else None
@@ -42,16 +42,22 @@ class FaissStore(VectorStore):
             faiss.write_index(self._index, str(folder / INDEX_FILE))
 
     def do_add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if self._index is None:
+            raise ValueError("the index has no dimension yet")
         self._index.add_with_ids(vectors, ids)
 
     def do_remove(self, ids: np.ndarray) -> None:
         if self._index is not None:
-            self._index.remove_ids(ids)
+            self._index.remove_ids(faiss.IDSelectorBatch(ids))
 
     def do_search(self, vector: np.ndarray, k: int, ids: np.ndarray | None) -> list[tuple[int, float]]:
         if self._index is None or self._index.ntotal == 0:
             return []
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids)) if ids is not None else None
+        params = None
+        if ids is not None:
+            selector = faiss.IDSelectorBatch(ids)  # kept referenced until the search is done
+            params = faiss.SearchParameters()
+            params.sel = selector
         scores, found = self._index.search(vector, k, params=params)
         return [(int(i), float(s)) for i, s in zip(found[0], scores[0]) if i >= 0]
 

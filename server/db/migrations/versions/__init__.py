@@ -1,0 +1,1 @@
+"""Revisions of kbchat's schema, oldest first (r0001 is the schema before migrations existed)."""
