@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from configs import Settings, load_settings
 from server.api.errors import ERROR_RESPONSES, error_response, install_error_handlers
+from server.api.routes import chat, conversations, health, kb, openai_compat, settings_public, ws
 from server.auth import check_access, check_browser
 from server.errors import AppError, UnsupportedMediaType
 from server.knowledge_base.embeddings import use_sleeping_openmp_threads
@@ -20,8 +20,8 @@ from server.services import Services, build_services
 
 logger = logging.getLogger(__name__)
 
-# Route modules under server/api/routes, each exposing `router`.
-ROUTE_MODULES = ["health", "kb", "openai_compat", "ws", "chat", "conversations", "settings_public"]
+# Route modules, each exposing `router`.
+ROUTE_MODULES = (health, kb, openai_compat, ws, chat, conversations, settings_public)
 # Paths anyone may call, even without the API key.
 PUBLIC_PATHS = {"/health"}
 
@@ -86,7 +86,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     install_error_handlers(app)
 
-    for name in ROUTE_MODULES:
-        module = importlib.import_module(f"server.api.routes.{name}")
+    for module in ROUTE_MODULES:
         app.include_router(module.router)
     return app

@@ -8,7 +8,6 @@ dies unexpectedly the others are stopped too and the exit code is non-zero.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import signal
@@ -119,12 +118,9 @@ def plan(args: argparse.Namespace, settings: Settings) -> list[Child]:
         children.append(
             Child("WebUI", command, ("http", f"{base}/_stcore/health"), base, 120.0, env, cwd=str(PROJECT_ROOT))
         )
-    if args.grpc or (everything and importlib.util.find_spec("server.grpc.server") is not None):
-        if importlib.util.find_spec("server.grpc.server") is None:
-            say("the gRPC server module is not available; not starting it")
-        else:
-            address = f"{host}:{srv.grpc_port}"
-            children.append(Child("gRPC", [python, "-m", "server.grpc.server"], ("tcp", address), address, 120.0))
+    if everything or args.grpc:
+        address = f"{host}:{srv.grpc_port}"
+        children.append(Child("gRPC", [python, "-m", "server.grpc.server"], ("tcp", address), address, 120.0))
     return children
 
 
