@@ -31,9 +31,22 @@ def sse(data: object) -> str:
 SSE_DONE = sse(SSE_DONE_DATA)
 
 
+# One server-sent event as OpenAPI 3.2 describes a stream's items: its ``data`` line holds a JSON object,
+# or ``[DONE]`` last.
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"}},
+}
+
+
+# The ``content`` of a response that streams server-sent events.
+SSE_CONTENT: dict[str, Any] = {SSE_MEDIA_TYPE: {"itemSchema": SSE_EVENT_SCHEMA}}
+
+
 def sse_response_doc(description: str) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route answering with server-sent events, so the API docs show their media type."""
-    return {200: {"description": description, "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}}}}
+    return {200: {"description": description, "content": SSE_CONTENT}}
 
 
 def download_url(kb: str, file_name: str) -> str:

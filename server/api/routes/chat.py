@@ -10,7 +10,15 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from server.api.deps import ServicesDep
-from server.api.transport import SSE_DONE, SSE_HEADERS, SSE_MEDIA_TYPE, located, sse, with_download_urls
+from server.api.transport import (
+    SSE_CONTENT,
+    SSE_DONE,
+    SSE_HEADERS,
+    SSE_MEDIA_TYPE,
+    located,
+    sse,
+    with_download_urls,
+)
 from server.chat.events import ChatEvent
 from server.chat.schemas import ChatMode, ChatOptions, ChatResult
 from server.errors import AppError
@@ -22,7 +30,7 @@ CHAT_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
         "description": "With stream=true (the default), the chat events as server-sent events ending with "
         "`data: [DONE]`; with stream=false, the whole answer as one JSON ChatResult.",
-        "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        "content": SSE_CONTENT,
     },
 }
 

@@ -22,7 +22,7 @@ from server.api.schemas_kb import (
     UploadOptions,
     UploadResults,
 )
-from server.api.transport import SSE_DONE, SSE_MEDIA_TYPE, sse, sse_response_doc
+from server.api.transport import SSE_CONTENT, SSE_DONE, SSE_MEDIA_TYPE, sse, sse_response_doc
 from server.api.uploads import multipart_openapi, read_settings_upload
 from server.errors import AppError
 from server.knowledge_base.evaluation import evaluate_kb, parse_questions
@@ -38,11 +38,11 @@ PROGRESS_DOC = "Progress events as server-sent events (a final result or error e
 UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The results as JSON, or with stream=true " + PROGRESS_DOC[0].lower() + PROGRESS_DOC[1:],
-        "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        "content": SSE_CONTENT,
     }
 }
 DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The stored file.", "content": {"application/octet-stream": {"schema": {
+    200: {"description": "The stored file, with the media type of its extension.", "content": {"*/*": {"schema": {
         "type": "string", "format": "binary"}}}},
 }
 
