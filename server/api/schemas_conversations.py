@@ -14,6 +14,8 @@ from server.knowledge_base.manager import FileResult
 class ConversationCreate(BaseModel):
     """Body of POST /conversations."""
 
+    model_config = ConfigDict(strict=True)
+
     title: str | None = Field(None, max_length=200)
     mode: ChatMode = "llm"
 
@@ -21,11 +23,15 @@ class ConversationCreate(BaseModel):
 class ConversationUpdate(BaseModel):
     """Body of PATCH /conversations/{id}."""
 
+    model_config = ConfigDict(strict=True)
+
     title: str = Field(min_length=1, max_length=200)
 
 
 class FeedbackCreate(BaseModel):
     """Body of POST /messages/{id}/feedback."""
+
+    model_config = ConfigDict(strict=True)
 
     score: StrictStr | StrictInt = Field(description='"up", "down", 1 or -1')
     reason: str | None = Field(None, max_length=1000)

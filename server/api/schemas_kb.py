@@ -15,7 +15,7 @@ from server.limits import MAX_QUERY_CHARS
 class CreateKBRequest(BaseModel):
     """Body of POST /kbs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid")
     name: str = Field(min_length=1, max_length=50)
     description: str = Field("", max_length=2000)
     embed_model: str | None = None
@@ -25,7 +25,7 @@ class CreateKBRequest(BaseModel):
 class SearchRequest(BaseModel):
     """Body of POST /kbs/{kb}/search."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid")
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     top_k: int | None = Field(None, ge=1, le=100)
     score_threshold: float | None = Field(None, ge=0.0, le=1.0)
@@ -37,7 +37,7 @@ class EvalRequest(BaseModel):
     """Body of POST /kbs/{kb}/eval: JSON Lines text of questions, each with "question" and "file" and/or
     "evidence" (see server/knowledge_base/evaluation.py)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid")
     questions: str = Field(min_length=1, max_length=5_000_000)
     modes: list[SearchMode] = Field(default_factory=lambda: list(get_args(SearchMode)))
 
@@ -45,7 +45,7 @@ class EvalRequest(BaseModel):
 class UpdateChunkRequest(BaseModel):
     """Body of PUT /kbs/{kb}/chunks/{doc_id}."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid")
     text: str = Field(min_length=1, max_length=100000)
 
 

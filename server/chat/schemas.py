@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from typing_extensions import NotRequired, TypedDict
 
 from configs.settings import SearchMode
@@ -27,6 +27,8 @@ class HistoryMessage(BaseModel):
 
 class ChatOptions(BaseModel):
     """A question and how to answer it; the mode is chosen elsewhere (``POST /chat/{mode}`` names it)."""
+
+    model_config = ConfigDict(strict=True)
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The user's question.")
     conversation_id: str | None = Field(None, max_length=64, description="Conversation to continue; new if None.")

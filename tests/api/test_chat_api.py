@@ -352,3 +352,22 @@ def test_passages_found_by_the_rewrite_replace_the_first_ones_shown(client, fake
     assert "lavender" in fake.requests[-1]["messages"][-1]["content"]  # the model read the later passages
     meta = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]["meta"]
     assert [s["file"] for s in meta["sources"]] == ["bees.txt"]
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/chat/llm", {"query": "hi", "top_k": True}),
+    ("/chat/kb", {"query": "hi", "kb_name": "garden", "top_k": "5"}),
+    ("/chat/llm", {"query": "hi", "temperature": "0.5"}),
+    ("/kbs/garden/search", {"query": "hi", "top_k": True}),
+    ("/conversations", {"title": 5}),
+])
+def test_values_of_the_wrong_json_type_are_refused_not_converted(client, path, body):
+    response = client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_input"
+
+
+def test_a_body_that_is_not_utf8_gets_the_error_shape(client):
+    response = client.post("/chat/llm", content=b'{"query": "\xff\xfe"}', headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == {"error": {"code": "bad_request", "message": "There was an error parsing the body"}}
