@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import json
 import threading
 
@@ -130,6 +132,36 @@ def test_a_failed_save_fails_the_whole_batch_and_keeps_what_was_stored(filled, m
     assert filled.search("docs", "新的文件", mode="bm25") == []
     assert not any((filled.kb_dir("docs") / ".staging").iterdir())
     assert filled.add_files("docs", batch[:1])[0].status == "indexed"  # the next upload works
+
+
+def test_a_disk_filling_up_in_the_middle_of_a_save_keeps_the_previous_version_serving(filled, monkeypatch):
+    from server.db.engine import Database
+    from server.knowledge_base.bm25 import BM25Index
+    from server.knowledge_base.manager import KnowledgeBaseManager
+
+    store_root = filled.store_dir("docs")
+    versions_before = sorted(p.name for p in store_root.iterdir())
+
+    def disk_full(self, folder):
+        # The index and the chunks of the new version are written by now; the BM25 files no longer fit.
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "bm25.partial").write_bytes(b"\0" * 1024)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(BM25Index, "save", disk_full)
+    results = filled.add_files("docs", [("new.txt", "磁盘满了之前的新文件。".encode())])
+    assert results[0].status == "error" and "No space left on device" in results[0].error
+    monkeypatch.undo()
+    # The half-written version is gone and CURRENT still names the previous one, which a new process loads.
+    assert sorted(p.name for p in store_root.iterdir()) == versions_before
+    fresh = KnowledgeBaseManager(filled.settings, Database(filled.settings.paths.database_url))
+    try:
+        assert fresh.search("docs", "试用期", mode="bm25")[0].metadata["source"] == "劳动.txt"
+        assert fresh.search("docs", "试用期", mode="vector")[0].metadata["source"] == "劳动.txt"
+        assert "new.txt" not in {f.file_name for f in fresh.list_files("docs")}
+    finally:
+        fresh.close()
+    assert filled.add_files("docs", [("new.txt", "磁盘满了之前的新文件。".encode())])[0].status == "indexed"
 
 
 def test_a_store_failing_midway_fails_the_files_pending_in_it_and_the_batch_goes_on(filled, monkeypatch):
