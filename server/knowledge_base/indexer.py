@@ -113,6 +113,8 @@ class KBIndexer:
         reporter = Reporter(progress, 1)
         reporter.file_start(file_name)
         with self.ctx.pool.writer_lock(kb):
+            if not content.is_file():  # deleted by another writer while this one waited for the lock
+                raise NotFound(f"file {file_name!r} is not in the content folder of knowledge base {kb!r}")
             existing = self.ctx.db.run(repo.get_file, record.id, file_name)
             job = FileJob(record, file_name, content, file_sha256(content), params, record.embed_model,
                           keep_old=existing is not None and existing.status != "error")
@@ -130,11 +132,12 @@ class KBIndexer:
         model = embed_model or record.embed_model
         self.ctx.embeddings.config(model)
         content_dir = self.ctx.layout.content_dir(kb)
-        files = sorted(p for p in content_dir.iterdir() if p.is_file() and not p.name.startswith(".")) \
-            if content_dir.is_dir() else []
-        reporter = Reporter(progress, len(files))
         results: list[FileResult] = []
         with self.ctx.pool.writer_lock(kb):
+            # Listed under the lock: no other writer adds or deletes files while they are indexed.
+            files = sorted(p for p in content_dir.iterdir() if p.is_file() and not p.name.startswith(".")) \
+                if content_dir.is_dir() else []
+            reporter = Reporter(progress, len(files))
             previous = {f.file_name: f for f in self.ctx.db.run(repo.list_files, record.id)}
             run = RebuildRun(record, model, self.ctx.new_store(record, model), reporter)
             for path in files:
