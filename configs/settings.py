@@ -157,7 +157,8 @@ class KBSettings(BaseModel):
     faiss_threads: int = Field(
         1, ge=0, description="OpenMP threads FAISS uses per process; 0 keeps FAISS's default (all cores)."
     )
-    max_upload_mb: int = Field(200, ge=1, description="Largest accepted upload, in MiB.")
+    max_upload_mb: int = Field(200, ge=1, description="Largest accepted file of an upload, in MiB.")
+    max_request_mb: int = Field(1024, ge=1, description="Largest upload request, all its files together, in MiB.")
     sample_kb: str = Field("samples", description="Name of the knowledge base shipped with kbchat.")
 
 

@@ -22,7 +22,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from configs import Settings
-from server.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
+from server.errors import InvalidInput, PayloadTooLarge
 from server.knowledge_base.names import validate_file_name
 
 logger = logging.getLogger(__name__)
@@ -63,9 +63,11 @@ def _file_name(options: dict[bytes, bytes], raw: bytes) -> str | None:
 class _Collector:
     """MultipartParser callbacks that write file parts to disk and keep small fields in memory."""
 
-    def __init__(self, upload: Upload, max_file_bytes: int) -> None:
+    def __init__(self, upload: Upload, max_file_bytes: int, max_total_bytes: int) -> None:
         self.upload = upload
         self.max_file_bytes = max_file_bytes
+        self.max_total_bytes = max_total_bytes
+        self._total = 0
         self._headers: dict[bytes, bytes] = {}
         self._header_field = b""
         self._header_value = b""
@@ -107,6 +109,10 @@ class _Collector:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         self._size += end - start
+        self._total += end - start
+        if self._total > self.max_total_bytes:
+            limit = self.max_total_bytes / (1024 * 1024)
+            raise PayloadTooLarge(f"the upload is larger than {limit:g} MiB in all (kb.max_request_mb)")
         if self._file is not None:
             if self._size > self.max_file_bytes:
                 self._file.close()
@@ -131,20 +137,20 @@ class _Collector:
 
 
 async def read_settings_upload(request: Request, settings: Settings) -> Upload:
-    """``read_upload`` staging files under the cache folder, with the configured size limit."""
-    if settings.paths.cache_dir is None:  # derived from kb_root when settings load
-        raise ServiceUnavailable("no cache folder to stage uploads in")
-    return await read_upload(request, settings.paths.cache_dir / "uploads", settings.kb.max_upload_mb * 1024 * 1024)
+    """``read_upload`` staging files under the cache folder, with the configured size limits."""
+    mib = 1024 * 1024
+    return await read_upload(request, settings.paths.cache_dir / "uploads", settings.kb.max_upload_mb * mib,
+                             settings.kb.max_request_mb * mib)
 
 
-async def read_upload(request: Request, staging_root: Path, max_file_bytes: int) -> Upload:
+async def read_upload(request: Request, staging_root: Path, max_file_bytes: int, max_total_bytes: int) -> Upload:
     """Parse a multipart/form-data request into fields and staged files (422/413 on bad input)."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidInput("the upload must be sent as multipart/form-data with one or more 'files' parts")
     staging_root.mkdir(parents=True, exist_ok=True)
     upload = Upload(Path(tempfile.mkdtemp(prefix="upload-", dir=staging_root)))
-    collector = _Collector(upload, max_file_bytes)
+    collector = _Collector(upload, max_file_bytes, max_total_bytes)
     parser = MultipartParser(params[b"boundary"], {
         "on_part_begin": collector.on_part_begin,
         "on_part_data": collector.on_part_data,

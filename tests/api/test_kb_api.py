@@ -22,7 +22,7 @@ LEASE = b"The tenant must pay the rent on the first day of every month."
 @pytest.fixture
 def client(tmp_path, tmp_path_factory):
     cache = tmp_path_factory.getbasetemp() / "kb-embedding-cache"
-    settings = Settings(paths={"data_root": tmp_path, "cache_dir": cache}, kb={"max_upload_mb": 1})
+    settings = Settings(paths={"data_root": tmp_path, "cache_dir": cache}, kb={"max_upload_mb": 1, "max_request_mb": 2})
     db = Database(settings.paths.database_url)
     db.create_tables()
     manager = KnowledgeBaseManager(settings, db)
@@ -125,6 +125,17 @@ def test_upload_larger_than_limit_is_413_and_stores_nothing(client, kb, tmp_path
     big = b"a" * (1024 * 1024 + 10)
     assert_error(client.post("/kbs/docs/files", files=[("files", ("big.txt", big))]), 413, "payload_too_large")
     assert "big.txt" not in {f["file_name"] for f in client.get("/kbs/docs/files").json()}
+    uploads = client.app.state.settings.paths.cache_dir / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+
+
+def test_an_upload_larger_in_all_than_the_request_limit_is_413_and_stores_nothing(client, kb):
+    part = b"b" * (800 * 1024)  # each file is under the 1 MiB file limit; three are over the 2 MiB in all
+    files = [("files", (f"part{n}.txt", part)) for n in range(3)]
+    response = client.post("/kbs/docs/files", files=files)
+    assert_error(response, 413, "payload_too_large")
+    assert "in all" in response.json()["error"]["message"]
+    assert not {"part0.txt", "part1.txt"} & {f["file_name"] for f in client.get("/kbs/docs/files").json()}
     uploads = client.app.state.settings.paths.cache_dir / "uploads"
     assert not uploads.exists() or list(uploads.iterdir()) == []
 

@@ -415,3 +415,15 @@ def test_rebuild_keeps_each_files_chunk_parameters(filled):
     files = {f.file_name: f for f in filled.list_files("docs")}
     assert files["long.txt"].splitter == "structure-recursive:100/10:chars"
     assert files["lease.txt"].splitter == "structure-recursive:500/50:chars"
+
+
+@pytest.mark.parametrize("name, data", [
+    ("二进制.txt", bytes(range(256)) * 10),  # binary junk: no text encoding fits
+    ("合同.pdf", b"%PDF-1.4 garbage"),
+    ("表.xlsx", b"PK\x03\x04junk"),
+    ("空.txt", b""),
+])
+def test_an_unreadable_upload_is_reported_under_the_users_file_name(manager, name, data):
+    manager.create_kb("t")
+    result = manager.add_files("t", [(name, data)])[0]
+    assert result.status == "error" and result.error.startswith(f"cannot load {name!r}: "), result.error

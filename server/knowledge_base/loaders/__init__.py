@@ -95,8 +95,11 @@ def load_file(path: Path, source: str | None = None) -> list[LoadedDoc]:
     try:
         check_archive(path, source)
         docs = loader(path, source)
-    except LoaderError:
-        raise
+    except LoaderError as exc:
+        if exc.file_name == source:
+            raise
+        # A loader names the file it read, which may be a staged copy under another name.
+        raise type(exc)(source, exc.reason) from exc
     except AppError as exc:
         raise UnreadableFile(source, exc.message) from exc
     except (OSError, MemoryError, RecursionError) as exc:
