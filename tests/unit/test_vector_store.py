@@ -167,11 +167,12 @@ def test_crash_before_switching_versions_keeps_the_previous_version(tmp_path, mo
     monkeypatch.undo()
     again = make_store(tmp_path)
     assert len(again) == 3 and again.get("b0") is not None
-    # The next successful save wins and leaves a single version behind.
+    # The next successful save wins and removes the leftovers, keeping only the version before it (a
+    # process that began reading it may still be reading).
     again.delete_source("b.txt")
     again.save()
-    folders = [p.name for p in (tmp_path / "vs").iterdir() if p.is_dir()]
-    assert len(folders) == 1
+    folders = sorted(p.name for p in (tmp_path / "vs").iterdir() if p.is_dir())
+    assert folders == [f"v{again.version - 1:06d}", f"v{again.version:06d}"]
     assert len(make_store(tmp_path)) == 2
 
 
@@ -227,3 +228,40 @@ def test_pool_evicts_least_recently_used_store(tmp_path):
     assert pool.get("a") is a and pool.get("c") is c  # both stayed loaded
     pool.get("b")
     assert opened == ["a", "b", "c", "b"]
+
+
+def test_a_reader_whose_version_is_pruned_meanwhile_reads_the_new_one(tmp_path, monkeypatch):
+    from server.knowledge_base.vector_store.base import VectorStore
+
+    store = make_store(tmp_path)
+    fill(store)
+    store.save()
+    real_load = VectorStore.load
+    calls = []
+
+    def load_while_others_save(self):
+        calls.append(1)
+        if len(calls) == 1:  # two saves of another process land while this one reads: its version is gone
+            for n in range(2):
+                monkeypatch.setattr(VectorStore, "load", real_load)
+                writer = make_store(tmp_path)
+                writer.add([(f"w{n}", f"written meanwhile {n}", {"source": f"w{n}.txt"})], unit(0, 0, 1)[None, :])
+                writer.save()
+                monkeypatch.setattr(VectorStore, "load", load_while_others_save)
+            raise StoreUnreadable("the version folder vanished")
+        return real_load(self)
+
+    monkeypatch.setattr(VectorStore, "load", load_while_others_save)
+    reader = make_store(tmp_path)
+    assert len(calls) == 2 and len(reader) == 5
+    # An unreadable store that nobody saved meanwhile is reported at once.
+    calls.clear()
+
+    def unreadable(self):
+        calls.append(1)
+        raise StoreUnreadable("broken")
+
+    monkeypatch.setattr(VectorStore, "load", unreadable)
+    with pytest.raises(StoreUnreadable):
+        make_store(tmp_path)
+    assert len(calls) == 1

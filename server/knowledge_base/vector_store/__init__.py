@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.errors import InvalidInput
+from server.knowledge_base.vector_store import versions
 from server.knowledge_base.vector_store.base import (
     EmbedModelMismatch,
     StoredDoc,
@@ -15,6 +16,8 @@ from server.knowledge_base.vector_store.base import (
 from server.knowledge_base.vector_store.faiss_store import FaissStore, set_threads
 
 STORE_KINDS: dict[str, type[VectorStore]] = {FaissStore.kind: FaissStore}
+# Reads of a store that other processes keep saving meanwhile, before its unreadability is believed.
+LOAD_ATTEMPTS = 5
 
 
 def check_kind(kind: str) -> str:
@@ -36,11 +39,22 @@ def open_store(kind: str, root: Path, kb_name: str, embed_model: str, options: S
                fresh: bool = False) -> VectorStore:
     """The one way to make a store object: the saved store of a knowledge base (empty when never saved), or
     with ``fresh`` an empty one that replaces what is saved at ``root`` when it is saved (a rebuild)."""
-    store = STORE_KINDS[check_kind(kind)](root, kb_name, embed_model, bm25_tokenizer=options.bm25_tokenizer,
-                                          index_headings=options.index_headings)
-    if not fresh:
-        store.load()
-    return store
+    store_class = STORE_KINDS[check_kind(kind)]
+    attempts_left = LOAD_ATTEMPTS
+    while True:
+        store = store_class(root, kb_name, embed_model, bm25_tokenizer=options.bm25_tokenizer,
+                            index_headings=options.index_headings)
+        if fresh:
+            return store
+        before = versions.current_name(root)
+        try:
+            store.load()
+            return store
+        except StoreUnreadable:
+            # Another process saved twice while this one read, and the version read was pruned: read the new one.
+            attempts_left -= 1
+            if attempts_left == 0 or versions.current_name(root) == before:
+                raise
 
 
 __all__ = [

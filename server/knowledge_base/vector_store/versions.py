@@ -3,7 +3,8 @@
 ``root/CURRENT`` names the live version folder (``v000007``). A commit writes a complete new folder
 under a temporary name, fsyncs it, renames it to its version name, then replaces CURRENT through
 ``os.replace``. A crash at any step leaves CURRENT naming the previous complete version; leftovers
-are removed by the next successful commit.
+are removed by the next successful commit, which keeps the version before it for processes still reading
+it (a reader whose version went all the same finds CURRENT moved and reads again: ``open_store``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ def current_folder(root: Path) -> Path | None:
     return root / pointer.read_text(encoding="utf-8").strip()
 
 
+def current_name(root: Path) -> str | None:
+    """What CURRENT names right now (None when absent or unreadable): to see whether a save happened meanwhile."""
+    try:
+        return (root / CURRENT).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
 def version_number(folder: Path) -> int:
     return _number(folder.name) or 0
 
@@ -69,7 +78,9 @@ def commit(root: Path, write: Callable[[Path], None], last_version: int = 0) -> 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # The version before stays for a moment: a process that began reading it just now can finish.
+    keep = {name, f"v{version - 1:06d}"}
     for path in root.iterdir():
-        if path.is_dir() and path.name != name and (path.name.startswith(".tmp-") or _number(path.name) is not None):
+        if path.is_dir() and path.name not in keep and (path.name.startswith(".tmp-") or _number(path.name) is not None):
             shutil.rmtree(path, ignore_errors=True)
     return version
