@@ -10,15 +10,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from server.api.deps import ServicesDep
-from server.api.transport import (
-    SSE_CONTENT,
-    SSE_DONE,
-    SSE_HEADERS,
-    SSE_MEDIA_TYPE,
-    located,
-    sse,
-    with_download_urls,
-)
+from server.api.transport import SSE_CONTENT, SSE_DONE, SSE_HEADERS, SSE_MEDIA_TYPE, located, sse, with_download_urls
 from server.chat.events import ChatEvent
 from server.chat.schemas import ChatMode, ChatOptions, ChatResult
 from server.errors import AppError
