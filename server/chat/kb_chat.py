@@ -31,6 +31,7 @@ from server.chat.schemas import Source
 from server.chat.sources import SOURCE_TEXT_MAX, kb_source
 from server.errors import InvalidInput
 from server.knowledge_base.manager import SearchHit
+from server.llm.tokens import approx_token_count
 
 # Template of the user message that carries the passages when the system template has no {context}.
 KB_QUESTION_TEMPLATE = "kb_question"
@@ -64,12 +65,15 @@ def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template:
 
     ``similarities``: each passage's sentence cosines with the question (``sentence_similarities``).
     Whole passages that overflow the model's window fall back to choosing sentences within it.
+    ``chat.evidence_tokens`` is measured with kbchat's estimate, by which it was chosen on the everyday
+    questions, not with the model's own tokenizer: Qwen spends 1.7 times fewer tokens on Chinese, so with
+    its counts the same budget held 1.7 times the text, and the laws were answered worse (see the README).
     """
     room = ctx.budget - ctx.count(template) - ctx.count(ctx.question) - 3 * MESSAGE_OVERHEAD
     wanted = ctx.settings.chat.evidence_tokens
     budget = max(1, min(wanted, room)) if wanted > 0 else 0
     weight = ctx.settings.chat.evidence_meaning_weight
-    passages = choose(question, texts, budget, ctx.count, similarities, weight)
+    passages = choose(question, texts, budget, approx_token_count, similarities, weight)
     if wanted <= 0 and sum(ctx.count(p.excerpt()) for p in passages) > room:
         passages = choose(question, texts, room, ctx.count, similarities, weight)
     return passages
