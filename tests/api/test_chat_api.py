@@ -7,20 +7,13 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from tests.chat_support import build_garden_kb, chat_settings, parse_sse
-from tests.fakes.fake_search import FakeSearch
 from tests.fakes.fixtures import free_port
 
 
 @pytest.fixture(scope="module")
-def search():
-    with FakeSearch() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory, fake, search):
-    engines = {"default_engine": "searxng", "searxng_url": search.searxng_url, "timeout": 2}
-    settings = chat_settings(tmp_path_factory.mktemp("chat_api"), fake.base_url, tools=True, chat={"search": engines})
+def app(tmp_path_factory, fake, search_engines):
+    settings = chat_settings(tmp_path_factory.mktemp("chat_api"), fake.base_url, tools=True,
+                             chat={"search": search_engines})
     dead = settings.llm.models["fake"].model_copy(update={"base_url": f"http://127.0.0.1:{free_port()}/v1"})
     settings.llm.models["dead"] = dead
     app = create_app(settings)

@@ -27,7 +27,6 @@ from schemathesis.specs.openapi.checks import (
 
 from server.app import create_app
 from tests.chat_support import GARDEN_FILES, build_garden_kb, chat_settings, parse_sse
-from tests.fakes.fake_search import FakeSearch
 
 logger = logging.getLogger(__name__)
 EXAMPLES_PER_OPERATION = 30
@@ -38,17 +37,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 @pytest.fixture(scope="module")
-def search():
-    with FakeSearch() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory, fake, search):
+def client(tmp_path_factory, fake, search_engines):
     """The app, started (its lifespan runs until the module's tests are done)."""
-    engines = {"default_engine": "searxng", "searxng_url": search.searxng_url, "timeout": 2}
     app = create_app(chat_settings(tmp_path_factory.mktemp("fuzz"), fake.base_url, tools=True,
-                                   chat={"search": engines}))
+                                   chat={"search": search_engines}))
     build_garden_kb(app.state.services)
     with TestClient(app) as client:
         yield client
