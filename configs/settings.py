@@ -301,8 +301,9 @@ class ChatSettings(BaseModel):
         320,
         ge=0,
         le=100000,
-        description="Tokens of the passages' most relevant sentences the model reads in knowledge-base chat; "
-        "0 sends whole passages (as many as fit the context window).",
+        description="Tokens of the passages' most relevant sentences the model reads in knowledge-base chat, "
+        "counted by kbchat's estimate (the unit it was tuned in), not the model's tokenizer; 0 sends whole passages "
+        "(as many as fit the context window).",
     )
     evidence_meaning_weight: float = Field(
         2.0,
