@@ -9,7 +9,7 @@ receive a ``Settings`` object (or a part of it) as an argument.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -24,6 +24,7 @@ PROJECT_ROOT = CONFIG_DIR.parent
 DEFAULT_YAML = CONFIG_DIR / "settings.yaml"
 
 SearchMode = Literal["vector", "bm25", "hybrid"]
+AgentTool = Literal["calculator", "kb_search", "web_search", "current_datetime", "unit_convert"]
 
 # Bounds of chunk_size and chunk_overlap, wherever they are given (settings, uploads, the API, the WebUI).
 CHUNK_SIZE_MIN = 20
@@ -312,6 +313,11 @@ class ChatSettings(BaseModel):
         "vector) against the question's words it shares; 0 chooses by shared words only.",
     )
     search_prompt_template: str = Field("search_default", description="Default search prompt template name.")
+    agent_tools: list[AgentTool] = Field(
+        default_factory=lambda: list(get_args(AgentTool)), min_length=1,
+        description="The tools an agent may call (its allow-list); web_search also needs a search engine. A tool "
+        "a model asks for outside this list is refused, whatever a document or web page told it.",
+    )
     agent_max_steps: int = Field(6, ge=1, le=30, description="Most tool calls an agent may make per question.")
     agent_max_seconds: float = Field(120.0, gt=0, description="Wall time allowed to one agent answer.")
     title_max_chars: int = Field(30, ge=5, description="Length of a fallback conversation title.")

@@ -80,7 +80,7 @@ def _find(tools: list[BaseTool], name: str) -> BaseTool | None:
 async def _run_tool(tools: list[BaseTool], name: str, arguments: dict[str, Any], clock: _Clock) -> tuple[str, bool]:
     tool = _find(tools, name)
     if tool is None:
-        return f"unknown tool {name!r}; use one of: {', '.join(t.name for t in tools)}", True
+        return f"tool {name!r} is not allowed here; use one of: {', '.join(t.name for t in tools)}", True
     return await clock.run(call_tool(tool, arguments))
 
 

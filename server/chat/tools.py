@@ -57,7 +57,8 @@ class CalculatorArgs(BaseModel):
 
 class KBSearchArgs(BaseModel):
     query: str = Field(description="What to look for in the knowledge base.")
-    kb_name: str | None = Field(None, description="Knowledge base to search; default: the one chosen for this chat.")
+    kb_name: str | None = Field(None, description="Knowledge base to search when the chat has none chosen; a chat "
+                                "with a chosen knowledge base searches only that one.")
 
 
 class WebSearchArgs(BaseModel):
@@ -102,6 +103,9 @@ async def _kb_search(tools: ToolContext, query: str, kb_name: str | None = None)
     if kb is None:
         raise ToolError("no knowledge base can be searched here")
     name = kb_name or tools.kb_name
+    if tools.kb_name and name != tools.kb_name:
+        # The chat's knowledge base was chosen by the user; a passage or page cannot send the agent elsewhere.
+        raise ToolError(f"this chat may search only knowledge base {tools.kb_name!r}")
     if not name:
         names = [info.name for info in await anyio.to_thread.run_sync(kb.list_kbs)]
         raise ToolError(f"say which knowledge base to search (kb_name); available: {', '.join(names) or 'none'}")
@@ -126,7 +130,7 @@ async def _web_search(engines: EngineFactory, tools: ToolContext, query: str) ->
 
 
 def build_tools(tools: ToolContext) -> list[BaseTool]:
-    """The agent's tool set; web search only when an engine factory is available."""
+    """The agent's tool set: those of ``chat.agent_tools``, web search only when an engine factory is available."""
     made: list[BaseTool] = [
         StructuredTool.from_function(
             coroutine=_calculator, name="calculator", args_schema=CalculatorArgs,
@@ -155,7 +159,8 @@ def build_tools(tools: ToolContext) -> list[BaseTool]:
                 description="Search the web and return numbered results with their URLs.",
             ),
         )
-    return made
+    allowed = set(tools.settings.chat.agent_tools)
+    return [tool for tool in made if tool.name in allowed]
 
 
 async def call_tool(tool: BaseTool, arguments: dict[str, Any]) -> tuple[str, bool]:

@@ -160,10 +160,11 @@ class KBIndexer:
         try:
             return step()
         except AppError as exc:
-            return FileResult(file_name=name, status="error", error=exc.message)
+            return FileResult.failure(name, exc)
         except Exception as exc:  # noqa: BLE001 - one broken file must not stop the batch
             logger.exception("ingesting %s failed", name)
-            return FileResult(file_name=name, status="error", error=f"internal error: {type(exc).__name__}: {exc}")
+            return FileResult(file_name=name, status="error", error=f"internal error: {type(exc).__name__}: {exc}",
+                              code=AppError.code)
 
     def _add_one(self, record: KBRecord, name: str, data: bytes | Path, request: AddRequest,
                  batch: Batch) -> FileResult:
@@ -214,7 +215,7 @@ class KBIndexer:
             if not job.keep_old:
                 # A new file that cannot be read is kept with an error row, so the failure stays visible.
                 self._place(job)
-                self._record(job, FileResult(file_name=job.name, status="error", error=exc.message), [],
+                self._record(job, FileResult.failure(job.name, exc), [],
                              loader_name(job.ext))
             raise
         chunks = self._new_chunks(prepared)
@@ -316,7 +317,7 @@ class KBIndexer:
         try:
             prepared = self._prepare(job, run.store.index_headings, run.reporter)
         except AppError as exc:
-            failed = FileResult(file_name=name, status="error", error=exc.message)
+            failed = FileResult.failure(name, exc)
             run.files.append((name, [], self._file_fields(job, failed, loader_name(job.ext))))
             raise
         chunks = self._new_chunks(prepared)

@@ -25,7 +25,7 @@ import numpy as np
 from configs.settings import CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, KBSettings
 from server.db.kb_repository import DocRows
 from server.db.records import FileRecord, KBRecord
-from server.errors import InvalidInput, UnsupportedMediaType
+from server.errors import AppError, InvalidInput, UnsupportedMediaType
 from server.knowledge_base.loaders import SUPPORTED_EXTENSIONS
 from server.knowledge_base.names import validate_file_name
 from server.knowledge_base.progress import Reporter
@@ -139,9 +139,9 @@ class Batch:
     def owns(self, path: Path) -> bool:
         return any(p.job.source == path for p in self.pending)
 
-    def fail(self, name: str, message: str) -> None:
+    def fail(self, name: str, message: str, code: str = AppError.code) -> None:
         """A file reported done has failed after all."""
-        self.failed[name] = FileResult(file_name=name, status="error", error=message)
+        self.failed[name] = FileResult(file_name=name, status="error", error=message, code=code)
         self.reporter.file_failed(name, message)
 
     def fail_all(self, message: str) -> None:

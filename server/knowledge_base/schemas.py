@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from server.errors import AppError
+
 
 class KBInfo(BaseModel):
     """A knowledge base and its counts."""
@@ -41,6 +43,12 @@ class FileResult(BaseModel):
     status: Literal["indexed", "stored", "error", "skipped"]
     chunks: int = 0
     error: str = ""
+    code: str = ""  # with status "error": the error's stable code, e.g. unreadable_file
+
+    @classmethod
+    def failure(cls, file_name: str, error: AppError) -> "FileResult":
+        """The result of a file that could not be added, with the error's message and code."""
+        return cls(file_name=file_name, status="error", error=error.message, code=error.code)
 
 
 class ProgressEvent(BaseModel):

@@ -5,52 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from fastapi.testclient import TestClient
 
-from configs import Settings
-from server.app import create_app
-from server.chat.services import ChatServices
-from server.db import Database
-from server.knowledge_base.manager import KnowledgeBaseManager
-from server.llm.registry import LLMRegistry
-from server.services import Services
-
-NOTE = "第十九条 试用期最长不得超过六个月。".encode()
-LEASE = b"The tenant must pay the rent on the first day of every month."
-
+from tests.api.kb_support import LEASE, NOTE, add_docs_kb, assert_error, kb_client
 
 @pytest.fixture
 def client(tmp_path, tmp_path_factory):
-    cache = tmp_path_factory.getbasetemp() / "kb-embedding-cache"
-    settings = Settings(paths={"data_root": tmp_path, "cache_dir": cache}, kb={"max_upload_mb": 1, "max_request_mb": 2})
-    db = Database(settings.paths.database_url)
-    db.create_tables()
-    manager = KnowledgeBaseManager(settings, db)
-    # The KB routes need no chat model: the default (the built-in Qwen) is only prepared, never called.
-    llms = LLMRegistry(settings)
-    chat = ChatServices(settings, db, manager, llms)
-    services = Services(settings=settings, db=db, kb=manager, llms=llms, chat=chat)
-    with TestClient(create_app(services=services)) as test_client:
+    with kb_client(tmp_path, tmp_path_factory) as test_client:
         yield test_client
-    manager.close()
-    db.dispose()
 
 
 @pytest.fixture
 def kb(client):
-    assert client.post("/kbs", json={"name": "docs", "description": "d"}).status_code == 201
-    response = client.post("/kbs/docs/files", files=[("files", ("note.txt", NOTE)), ("files", ("lease.txt", LEASE))])
-    assert response.status_code == 200, response.text
-    return "docs"
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["message"]
-    if code:
-        assert error["code"] == code
-    return error
+    return add_docs_kb(client)
 
 
 def sse_events(response) -> list:
@@ -97,7 +63,7 @@ def test_upload_returns_results_and_kb_counts(client, kb):
     response = client.post("/kbs/docs/files", files=[("files", ("劳动 合同.md", "# 标题\n\n劳动合同".encode()))],
                            data={"chunk_size": "200", "chunk_overlap": "20"})
     body = response.json()
-    assert body["results"] == [{"file_name": "劳动 合同.md", "status": "indexed", "chunks": 1, "error": ""}]
+    assert body["results"] == [{"file_name": "劳动 合同.md", "status": "indexed", "chunks": 1, "error": "", "code": ""}]
     assert body["kb"]["file_count"] == 3
     files = {f["file_name"]: f for f in client.get("/kbs/docs/files").json()}
     assert files["劳动 合同.md"]["splitter"] == "structure-recursive:200/20:chars"

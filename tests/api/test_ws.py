@@ -7,6 +7,8 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from server.app import create_app
 from tests.api.transport_support import fake_llm_settings
@@ -171,3 +173,43 @@ def test_duplicate_running_ids_and_too_many_questions_are_refused(client, slow):
         ws.send_json({"id": "r3", "query": "one too many"})
         refused = next_frame(ws, "error", request_id="r3")
         assert refused["code"] == "too_many_requests" and refused["request_id"] == "r3"
+
+
+# ----- any frame at all: the property
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+# Frames that look like requests: the real field names, with values of any JSON type.
+_FIELDS = ["id", "type", "query", "mode", "model", "temperature", "max_tokens", "kb_name", "top_k", "history",
+           "conversation_id", "stream", "score_threshold"]
+_REQUEST_LIKE = st.dictionaries(st.sampled_from(_FIELDS), _JSON_VALUES, max_size=6)
+_FRAMES = st.one_of(
+    st.text(max_size=60).map(lambda t: ("text", t)),
+    st.binary(max_size=60).map(lambda b: ("bytes", b)),
+    _JSON_VALUES.map(lambda v: ("text", json.dumps(v))),
+    _REQUEST_LIKE.map(lambda d: ("text", json.dumps(d))),
+    _REQUEST_LIKE.map(lambda d: ("bytes", json.dumps(d).encode())),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=st.lists(_FRAMES, min_size=1, max_size=4))
+def test_any_frame_gets_an_answer_and_the_socket_stays_open(client, fake, frames):
+    """Text or binary, JSON or not: every frame gets an error frame or runs to a final frame, never a crash,
+    and the socket then still answers a good question."""
+    with client.websocket_connect("/ws/chat") as ws:
+        for kind, data in frames:
+            ws.send_text(data) if kind == "text" else ws.send_bytes(data)
+            frame = ws.receive_json()
+            assert frame["type"] in ("error", "accepted"), frame
+            if frame["type"] == "error":
+                assert frame["code"] in ("invalid_input", "not_found", "too_many_requests") and frame["message"]
+            else:
+                final = receive_until_end(ws, frame["request_id"])[-1]
+                assert final["type"] == "done" or final["code"] not in ("internal_error",), final
+        fake.queue("Still here.")
+        ws.send_json({"id": "check", "query": "Are you still there?"})
+        frames_out = receive_until_end(ws, "check")
+    assert frames_out[-1]["type"] == "done"

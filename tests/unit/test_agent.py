@@ -83,7 +83,7 @@ def test_unknown_tools_are_errors_the_model_can_recover_from(tool_agent, fake_op
     fake_openai.queue("I cannot do that.")
     events = collect(tool_agent, query="Teleport me", mode="agent")
     step = tools_of(events)[0]
-    assert step["error"] and "unknown tool 'teleport'" in step["output"] and "calculator" in step["output"]
+    assert step["error"] and "tool 'teleport' is not allowed here" in step["output"] and "calculator" in step["output"]
     assert answer_of(events) == "I cannot do that."
 
 

@@ -24,7 +24,7 @@ from server.api.schemas_kb import (
 )
 from server.api.transport import SSE_CONTENT, SSE_DONE, SSE_MEDIA_TYPE, sse, sse_response_doc
 from server.api.uploads import multipart_openapi, read_settings_upload
-from server.errors import AppError
+from server.errors import AppError, InvalidInput
 from server.knowledge_base.evaluation import evaluate_kb, parse_questions
 from server.knowledge_base.manager import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 
@@ -148,10 +148,23 @@ async def upload_files(kb: str, request: Request, services: ServicesDep) -> Resp
             handed_over = True  # the stream's worker cleans up once ingestion ends
             return response
         results = await _run(ingest)
+        _refuse_if_nothing_added(results)
         return UploadResults(results=results, kb=await _run(manager.get_kb, kb))
     finally:
         if not handed_over:
             upload.cleanup()
+
+
+def _refuse_if_nothing_added(results: list[FileResult]) -> None:
+    """An upload whose every file failed is an error reply (its code, or upload_failed when the files' codes
+    differ); one with some files added is a 200 that lists the failures among its results."""
+    if not results or any(r.status != "error" for r in results):
+        return
+    codes = {r.code for r in results}
+    message = "no file was added: " + "; ".join(f"{r.file_name}: {r.error}" for r in results)
+    if AppError.code in codes:
+        raise AppError(message)  # a failure on our side (a full disk, say), not in the files
+    raise InvalidInput(message, code=codes.pop() if len(codes) == 1 else "upload_failed")
 
 
 @router.delete("/kbs/{kb}/files/{file_name}", status_code=204, response_class=Response)
