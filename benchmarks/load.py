@@ -61,6 +61,9 @@ async def one_request(client: httpx.AsyncClient, endpoint: str, i: int) -> dict[
         if endpoint == "chat":
             url, payload = "/chat/llm", {"query": f"question {i}: what is retrieval?", "model": MODEL,
                                          "stream": True}
+        elif endpoint == "kb_chat":
+            url, payload = "/chat/kb", {"query": f"question {i}: who founded the university?", "model": MODEL,
+                                        "kb_name": KB, "stream": True}
         else:
             url, payload = "/v1/chat/completions", {"model": MODEL, "stream": True, "messages": [
                 {"role": "user", "content": f"question {i}: what is retrieval?"}]}
