@@ -7,6 +7,7 @@ frames ending in ``data: [DONE]``, embeddings) so clients are exercised end to e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import math
@@ -25,7 +26,7 @@ from tests.fakes.loopback import read_body
 
 @dataclass
 class _Reply:
-    kind: str  # "text" | "tool" | "error" | "hang" | "drop" | "malformed"
+    kind: str  # "text" | "tool" | "error" | "hang" | "drop" | "malformed" | "slow"
     text: str = ""
     name: str = ""
     arguments: dict = field(default_factory=dict)
@@ -66,6 +67,7 @@ class FakeOpenAI:
         self.models = models or ["fake-model"]
         self.requests: list[dict] = []
         self.embedding_requests: list[dict] = []
+        self.abandoned: list[int] = []  # per slow reply whose client went away: the chunks it had sent
         self._replies: deque[_Reply] = deque()
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
@@ -97,6 +99,12 @@ class FakeOpenAI:
         with self._lock:
             self._replies.append(_Reply("drop", text=text, n_chunks=n_chunks))
 
+    def queue_slow(self, text: str, seconds_per_chunk: float) -> None:
+        """Stream the next reply one chunk every ``seconds_per_chunk``, stopping if the client goes away;
+        ``abandoned`` then records how many of its chunks were sent."""
+        with self._lock:
+            self._replies.append(_Reply("slow", text=text, seconds=seconds_per_chunk))
+
     def queue_malformed(self) -> None:
         """Next response is broken: invalid JSON in an SSE frame, or a non-JSON body."""
         with self._lock:
@@ -108,6 +116,7 @@ class FakeOpenAI:
             self._replies.clear()
         self.requests.clear()
         self.embedding_requests.clear()
+        self.abandoned.clear()
 
     def _next_reply(self, after_hang: bool = False) -> _Reply:
         """The next queued reply, or the default text; after a hang, a queued hang is left for the next request."""
@@ -178,7 +187,7 @@ class FakeOpenAI:
             if path == "/v1/embeddings":
                 await self._embeddings(send, payload)
             else:
-                await self._chat(send, payload)
+                await self._chat(send, payload, receive)
             return
         await self._error(send, 404, f"no route {method} {path}")
 
@@ -213,7 +222,7 @@ class FakeOpenAI:
             },
         )
 
-    async def _chat(self, send, payload: dict) -> None:
+    async def _chat(self, send, payload: dict, receive) -> None:
         self.requests.append(payload)
         reply = self._next_reply()
         if reply.kind == "hang":
@@ -237,7 +246,7 @@ class FakeOpenAI:
         model = payload.get("model") or self.models[0]
         prompt_tokens = sum(_count_tokens(str(m.get("content") or "")) for m in payload.get("messages", []))
         if payload.get("stream"):
-            await self._stream(send, reply, model, prompt_tokens, payload)
+            await self._stream(send, reply, model, prompt_tokens, payload, receive)
         else:
             await self._complete(send, reply, model, prompt_tokens)
 
@@ -272,7 +281,29 @@ class FakeOpenAI:
             },
         )
 
-    async def _stream(self, send, reply: _Reply, model: str, prompt_tokens: int, payload: dict) -> None:
+    async def _slow(self, emit, frame, pieces: list[str], seconds: float, receive) -> bool:
+        """Send the pieces one by one; False (and a note in ``abandoned``) when the client disconnects first."""
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            for sent, piece in enumerate(pieces):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gone.wait(), seconds)
+                if gone.is_set():
+                    self.abandoned.append(sent)
+                    return False
+                await emit(frame({"content": piece}))
+            return True
+        finally:
+            watcher.cancel()
+
+    async def _stream(self, send, reply: _Reply, model: str, prompt_tokens: int, payload: dict, receive) -> None:
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
         created = int(time.time())
 
@@ -305,12 +336,14 @@ class FakeOpenAI:
             completion_tokens = 1
         else:
             pieces = [reply.text[i : i + self.chunk_size] for i in range(0, len(reply.text), self.chunk_size)]
+            if reply.kind == "slow" and not await self._slow(emit, frame, pieces, reply.seconds, receive):
+                return
             if reply.kind == "drop":
                 for piece in pieces[: reply.n_chunks]:
                     await emit(frame({"content": piece}))
                     await asyncio.sleep(0.01)
                 raise _Dropped("connection dropped on purpose")
-            for piece in pieces:
+            for piece in pieces if reply.kind != "slow" else []:
                 await emit(frame({"content": piece}))
             await emit(frame({}, "stop"))
             completion_tokens = _count_tokens(reply.text)
