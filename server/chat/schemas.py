@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from typing_extensions import NotRequired, TypedDict
 
 from configs.settings import SearchMode
-from server.limits import MAX_QUERY_CHARS
+from server.limits import MAX_QUERY_CHARS, without_control_chars
 
 ChatMode = Literal["llm", "kb", "search", "agent"]
 CHAT_MODES: tuple[ChatMode, ...] = get_args(ChatMode)
@@ -56,6 +56,7 @@ class ChatOptions(BaseModel):
     @field_validator("query")
     @classmethod
     def _not_blank(cls, value: str) -> str:
+        value = without_control_chars(value)
         if not value.strip():
             raise ValueError("the question must not be blank")
         return value

@@ -45,7 +45,7 @@ from server.knowledge_base.retriever import (
 from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 from server.knowledge_base.store_pool import StorePool
 from server.knowledge_base.vector_store import check_kind, set_threads
-from server.limits import MAX_QUERY_CHARS
+from server.limits import MAX_QUERY_CHARS, without_control_chars
 
 logger = logging.getLogger(__name__)
 
@@ -291,6 +291,7 @@ class KnowledgeBaseManager:
             return SearchResult(merged, min(r.threshold_applied for r in results.values()))
         row = self.kb_row(kb)
         cfg = self.settings.kb
+        query = without_control_chars(query) if isinstance(query, str) else query
         if not isinstance(query, str) or not query.strip():
             raise InvalidInput("query must not be empty")
         if len(query) > MAX_QUERY_CHARS:

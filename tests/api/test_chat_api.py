@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -314,7 +316,7 @@ def test_bilingual_kb_chat_translates_question_and_answer(client, fake):
     assert stored["meta"]["bilingual"]["answer_en"] == "Every two weeks [1]."
 
 
-@pytest.mark.parametrize("query", ["   \n ", "问" * 10001])
+@pytest.mark.parametrize("query", ["   \n ", "问" * 10001, "\x00\x01\x1b\x7f"])
 def test_a_blank_or_overlong_question_is_refused_before_anything_is_stored(client, fake, query):
     count = len(client.get("/conversations", params={"size": 200}).json()["items"])
     for mode, extra in (("llm", {}), ("kb", {"kb_name": "garden"})):
@@ -364,3 +366,17 @@ def test_a_body_that_is_not_utf8_gets_the_error_shape(client):
     response = client.post("/chat/llm", content=b'{"query": "\xff\xfe"}', headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert response.json() == {"error": {"code": "bad_request", "message": "There was an error parsing the body"}}
+
+
+def test_control_characters_are_dropped_from_questions_and_searches(client, fake):
+    fake.queue("Every two weeks [1].")
+    answer = client.post("/chat/kb", json={"query": "How often\x00 is compost\x1b turned?", "kb_name": "garden",
+                                           "stream": False, "top_k": 1})
+    assert answer.status_code == 200
+    stored = client.get(f"/conversations/{answer.json()['conversation_id']}").json()["messages"][0]
+    assert stored["content"] == "How often is compost turned?"
+    assert "\x00" not in json.dumps(fake.requests[-1])
+    hits = client.post("/kbs/garden/search", json={"query": "compost\x00\x07 turned", "top_k": 1})
+    assert hits.status_code == 200 and hits.json()[0]["metadata"]["source"] == "garden.md"
+    blank = client.post("/kbs/garden/search", json={"query": "\x00\x07"})
+    assert blank.status_code == 422 and blank.json()["error"]["code"] == "invalid_input"
