@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import time
 
 import httpx
 import pytest
 
 from server.app import create_app
 from server.services import build_services
-from tests.api.transport_support import LiveServer, fake_llm_settings
+from tests.api.transport_support import LiveServer, fake_llm_settings, wait_for
 
 REPLY = "One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen."
 
@@ -24,14 +23,6 @@ def live(tmp_path, fake):
     with LiveServer(create_app(services=services)) as server:
         yield server
     services.close()
-
-
-def _wait(condition, what: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _server_tasks() -> int:
@@ -64,14 +55,14 @@ def test_a_client_leaving_mid_answer_stops_the_model_and_keeps_the_partial_answe
                     received += _deltas(json.loads(line[6:]))
                 if len(received) >= 2 * fake.chunk_size:
                     break  # leave with the answer half written: the connection closes here
-        _wait(lambda: fake.abandoned, "the model's stream to be abandoned")
+        wait_for(lambda: fake.abandoned, "the model's stream to be abandoned", 30)
         assert fake.abandoned[0] < len(REPLY) / fake.chunk_size / 2  # the model stopped well before the end
 
         def answer() -> dict | None:
             messages = client.get(f"/conversations/{conversation_id}").json()["messages"]
             return next((m for m in messages if m["role"] == "assistant"), None)
 
-        _wait(lambda: (answer() or {}).get("meta", {}).get("incomplete"), "the partial answer to be stored")
+        wait_for(lambda: (answer() or {}).get("meta", {}).get("incomplete"), "the partial answer to be stored", 30)
         stored = answer()
         assert stored["content"] and REPLY.startswith(stored["content"])
-        _wait(lambda: _server_tasks() <= idle, "the server's answer tasks to end")
+        wait_for(lambda: _server_tasks() <= idle, "the server's answer tasks to end", 30)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.app import create_app
-from tests.api.transport_support import fake_llm_settings
+from tests.api.transport_support import fake_llm_settings, wait_for
 from tests.fakes.fake_openai import FakeOpenAI
 
 
@@ -34,14 +33,6 @@ def client(tmp_path_factory, fake, slow):
 @pytest.fixture(autouse=True)
 def fresh_slow(slow):
     slow.reset()
-
-
-def wait_for(condition, what: str, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def receive_until_end(ws, request_id: str) -> list[dict]:

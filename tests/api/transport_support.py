@@ -15,6 +15,15 @@ from configs import Settings
 from server.services import Services
 
 
+def wait_for(condition: Any, what: str, seconds: float = 10.0) -> None:
+    """Poll ``condition()`` until it is true, failing with ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
 def fake_llm_settings(data_root: Path, base_url: str, **overrides: Any) -> Settings:
     """Settings whose only chat model, 'fake', is the FakeOpenAI server at ``base_url``."""
     llm = {

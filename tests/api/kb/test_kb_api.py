@@ -6,18 +6,7 @@ import json
 
 import pytest
 
-from tests.api.kb_support import LEASE, NOTE, add_docs_kb, assert_error, kb_client
-
-@pytest.fixture
-def client(tmp_path, tmp_path_factory):
-    with kb_client(tmp_path, tmp_path_factory) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def kb(client):
-    return add_docs_kb(client)
-
+from tests.api.kb_support import LEASE, NOTE, assert_error
 
 def sse_events(response) -> list:
     lines = [line[len("data: "):] for line in response.text.splitlines() if line.startswith("data: ")]
