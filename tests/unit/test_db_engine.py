@@ -3,6 +3,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from server.cli import main as kbchat_main
 from server.db import Database
 from server.db.engine import DatabaseUnavailable
 from server.db.models import SCHEMA_VERSION, SchemaVersion
@@ -75,3 +76,11 @@ def test_a_malformed_url_or_unknown_driver_names_the_setting():
         Database("not a url")
     with pytest.raises(DatabaseUnavailable, match=r"paths\.database_url .*no usable driver"):
         Database("nosuchdb+driver://host/db")
+
+
+def test_the_command_line_reports_an_unreachable_database_in_one_line(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("KBCHAT_PATHS__DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("KBCHAT_PATHS__DATABASE_URL", f"postgresql://kbchat@127.0.0.1:{unused_port()}/kbchat")
+    assert kbchat_main(["kb", "list"]) == 2
+    assert any("cannot connect to paths.database_url postgresql+psycopg://kbchat@127.0.0.1:" in r.getMessage()
+               for r in caplog.records)
