@@ -130,7 +130,7 @@ class KnowledgeBaseManager:
             raise InvalidInput("description must be a string of at most 2000 characters")
         embed_model = embed_model or self.settings.kb.default_embed_model
         self.embeddings.config(embed_model)
-        vector_store = check_kind(vector_store or self.settings.kb.default_vector_store)
+        vector_store = check_kind(vector_store or self.settings.kb.default_vector_store, self.ctx.store_options)
         with self._lock, self.pool.writer_lock(name), self.db.unit_of_work() as session:
             if repo.get_kb(session, name) is not None:
                 raise Conflict(f"knowledge base {name!r} already exists", code="kb_exists")

@@ -55,6 +55,16 @@ class EmbedModelMismatch(Conflict):
     code = "embed_model_mismatch"
 
 
+@dataclass(frozen=True)
+class StoreOptions:
+    """How a store indexes chunks (BM25 tokenizer for Chinese, heading paths) and where a database-backed
+    store keeps its vectors."""
+
+    bm25_tokenizer: str = "bigram"
+    index_headings: bool = True
+    pgvector_url: str | None = None
+
+
 @dataclass
 class StoredDoc:
     """One chunk as held by a store."""
@@ -97,6 +107,13 @@ class VectorStore(ABC):
         self._sentences = SentenceIndex()
 
     # ----- hooks implemented by each vector index kind
+    @classmethod
+    def check_options(cls, options: StoreOptions) -> None:
+        """Raise InvalidInput, naming the setting, when this kind cannot work with ``options``."""
+
+    def configure(self, options: StoreOptions) -> None:
+        """Take what this kind needs from ``options``; called once, before ``load``."""
+
     @abstractmethod
     def do_init_index(self, dim: int) -> None: ...
 
