@@ -31,6 +31,18 @@ def check_kind(kind: str, options: StoreOptions | None = None) -> str:
     return kind
 
 
+def usable_kinds(options: StoreOptions) -> list[str]:
+    """The kinds a new knowledge base may choose with these options (pgvector needs its database)."""
+    usable = []
+    for kind, store_class in sorted(STORE_KINDS.items()):
+        try:
+            store_class.check_options(options)
+        except InvalidInput:
+            continue
+        usable.append(kind)
+    return usable
+
+
 def open_store(kind: str, root: Path, kb_name: str, embed_model: str, options: StoreOptions = StoreOptions(), *,
                fresh: bool = False) -> VectorStore:
     """The one way to make a store object: the saved store of a knowledge base (empty when never saved), or
@@ -65,5 +77,6 @@ __all__ = [
     "VectorStore",
     "check_kind",
     "open_store",
+    "usable_kinds",
     "set_threads",
 ]

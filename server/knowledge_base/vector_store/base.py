@@ -114,6 +114,10 @@ class VectorStore(ABC):
     def configure(self, options: StoreOptions) -> None:
         """Take what this kind needs from ``options``; called once, before ``load``."""
 
+    @classmethod
+    def discard_saved(cls, options: StoreOptions, kb_name: str) -> None:
+        """Remove what a deleted knowledge base keeps outside its folder (its folder is removed anyway)."""
+
     @abstractmethod
     def do_init_index(self, dim: int) -> None: ...
 

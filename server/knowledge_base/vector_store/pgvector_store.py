@@ -121,6 +121,12 @@ def _table(engine: Engine, dim: int) -> Table:
     return table
 
 
+def _vector_tables(conn: Connection) -> list[str]:
+    """Names of the vector tables that exist, one per dimension."""
+    return list(conn.scalars(text("SELECT tablename FROM pg_tables WHERE tablename ~ :pattern"),
+                             {"pattern": f"^{TABLE_PREFIX}[0-9]+$"}))
+
+
 def _quoted(value: str) -> str:
     """A SQL string literal: the partial index of a KB is matched only by a literal ``kb = '...'``."""
     return str(literal(value, String()).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
@@ -141,6 +147,20 @@ class PgVectorStore(VectorStore):
         if not options.pgvector_url:
             raise InvalidInput(f"vector store 'pgvector' needs a PostgreSQL database with pgvector: set {URL_SETTING} "
                                "(or make paths.database_url a PostgreSQL URL)")
+
+    @classmethod
+    def discard_saved(cls, options: StoreOptions, kb_name: str) -> None:
+        if not options.pgvector_url:
+            return
+        engine = engine_for(options.pgvector_url)
+        try:
+            with engine.begin() as conn:
+                for name in _vector_tables(conn):
+                    conn.execute(text(f"DELETE FROM {name} WHERE kb = :kb"), {"kb": kb_name})
+                    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index_name(int(name[len(TABLE_PREFIX):]), kb_name)}")
+        except DBAPIError as exc:
+            # Harmless leftovers: a new knowledge base of that name starts by removing them.
+            logger.warning("vectors of deleted knowledge base %s stay in the pgvector database: %s", kb_name, exc.orig)
 
     def configure(self, options: StoreOptions) -> None:
         self.check_options(options)
@@ -217,9 +237,7 @@ class PgVectorStore(VectorStore):
 
     def _tables(self, conn: Connection, current: Table | None) -> list[Table]:
         """The vector table of this store's dimension, then those of other dimensions (an earlier model)."""
-        names = conn.scalars(text("SELECT tablename FROM pg_tables WHERE tablename ~ :pattern"),
-                             {"pattern": f"^{TABLE_PREFIX}[0-9]+$"}).all()
-        others = [_table(self._engine, int(name[len(TABLE_PREFIX):])) for name in names
+        others = [_table(self._engine, int(name[len(TABLE_PREFIX):])) for name in _vector_tables(conn)
                   if current is None or name != current.name]
         return ([current] if current is not None else []) + others
 
