@@ -44,6 +44,7 @@ from server.knowledge_base.retriever import (
 )
 from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 from server.knowledge_base.store_pool import StorePool
+from server.knowledge_base.store_migration import migrate_store
 from server.knowledge_base.vector_store import STORE_KINDS, check_kind, set_threads, usable_kinds
 from server.limits import MAX_QUERY_CHARS
 
@@ -116,6 +117,10 @@ class KnowledgeBaseManager:
     def list_kbs(self) -> list[KBInfo]:
         """The knowledge bases people made (those of conversations' dropped files are not listed)."""
         return [_kb_info(row) for row in self.db.run(repo.list_kbs) if not is_conversation_kb(row.name)]
+
+    def migrate_kb(self, name: str, to_kind: str) -> KBInfo:
+        """Move a knowledge base to another vector store kind, reading its vectors back (no re-embedding)."""
+        return _kb_info(migrate_store(self.ctx, name, to_kind))
 
     def vector_store_kinds(self) -> list[str]:
         """The vector stores a new knowledge base may use with this configuration."""

@@ -201,6 +201,17 @@ class PgVectorStore(VectorStore):
                 saved = int(conn.scalar(select(func.count()).select_from(table).where(self._visible(table))) or 0)
         return saved - len(self._removed) + len(self._pending)
 
+    def do_vectors(self, ids: np.ndarray) -> np.ndarray:
+        wanted = set(ids.tolist())
+        found = {i: v for i, v in self._pending.items() if i in wanted}
+        missing = [i for i in ids.tolist() if i not in found]
+        if missing:
+            table = self._table()
+            with self._connect() as conn:
+                query = select(table.c.id, table.c.embedding).where(self._visible(table), table.c.id.in_(missing))
+                found.update((int(i), np.asarray(v, dtype=np.float32)) for i, v in conn.execute(query).all())
+        return np.stack([found[i] for i in ids.tolist()]).astype(np.float32)
+
     def do_search(self, vector: np.ndarray, k: int, ids: np.ndarray | None) -> list[tuple[int, float]]:
         query = vector.reshape(-1)
         hits: list[tuple[int, float]] = []
