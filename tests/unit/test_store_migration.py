@@ -35,7 +35,8 @@ def manager(settings):
 
 
 def rankings(manager, mode: str) -> list[list[tuple[str, float]]]:
-    return [[(h.doc_id, round(h.score, 4)) for h in manager.search("garden", q, top_k=4, mode=mode)]
+    return [[(h.doc_id, round(h.score, 4)) for h in manager.search("garden", q, top_k=4, mode=mode,
+                                                                     score_threshold=0.0)]
             for q in QUESTIONS]
 
 
