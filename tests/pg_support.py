@@ -107,7 +107,7 @@ def _service_account() -> pwd.struct_passwd | None:
         pass
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
     result = subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, check=False)
     if result.returncode != 0 and "already exists" not in result.stderr:
         raise ClusterUnavailable(f"cannot create the system user {SERVICE_USER}: {result.stderr.strip()}")
     return pwd.getpwnam(SERVICE_USER)
@@ -138,7 +138,7 @@ def start_cluster() -> Cluster:
     init = subprocess.run(
         _as_account([str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
                      "--no-sync", "--no-instructions"], account),
-        cwd=root, env=env, capture_output=True, text=True,
+        cwd=root, env=env, capture_output=True, text=True, check=False,
     )
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)

@@ -31,7 +31,8 @@ def test_a_kb_upload_and_a_kb_chat_are_stored_on_postgresql(tmp_path, fake, pg_u
     assert not list(tmp_path.rglob("*.db")), "metadata went to a SQLite file instead of PostgreSQL"
     engine = create_engine(pg_url)
     with engine.connect() as conn:
-        kb = conn.execute(text("SELECT file_count, chunk_count, vector_store FROM knowledge_base WHERE name = 'garden'")).one()
+        kb = conn.execute(text("SELECT file_count, chunk_count, vector_store FROM knowledge_base "
+                               "WHERE name = 'garden'")).one()
         files = conn.execute(text("SELECT file_name FROM knowledge_file ORDER BY file_name")).scalars().all()
         messages = conn.execute(text("SELECT role, content FROM message WHERE conversation_id = :c ORDER BY seq"),
                                 {"c": conversation_id}).all()

@@ -3,7 +3,7 @@ rows, conversations, messages and feedback."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -48,8 +48,8 @@ def test_files_and_chunks_keep_their_counts(db):
         assert (kb.file_count, kb.chunk_count) == (2, 1)
         notes = repo.get_file(session, kb.id, "notes.txt")
         assert notes is not None and (notes.status, notes.error, notes.chunk_count) == ("error", "unreadable", 0)
-        assert repo.delete_file(session, kb.id, "劳动法.md") and [f.file_name for f in repo.list_files(session, kb.id)] == [
-            "notes.txt"]
+        assert repo.delete_file(session, kb.id, "劳动法.md")
+        assert [f.file_name for f in repo.list_files(session, kb.id)] == ["notes.txt"]
 
 
 def test_a_rebuild_replaces_every_file_and_records_the_model(db):
@@ -93,8 +93,9 @@ def test_conversations_keep_message_order_feedback_and_paging(db):
         assert total == 2 and [(c.id, c.title, c.message_count) for c in page] == [(first.id, "Probation", 2)]
         stored = chats.get_conversation(session, first.id)
         assert stored.messages is not None
-        assert [(m.role, m.content) for m in stored.messages] == [("user", question.content), ("assistant", "Six months.")]
-        assert datetime.fromisoformat(stored.messages[0].created_at or "").tzinfo == timezone.utc
+        assert [(m.role, m.content) for m in stored.messages] == [("user", question.content),
+                                                                  ("assistant", "Six months.")]
+        assert datetime.fromisoformat(stored.messages[0].created_at or "").tzinfo == UTC
         assert stored.messages[1].meta == {"sources": [{"n": 1}]}
         feedback = stored.messages[1].feedback
         assert feedback is not None and (feedback.score, feedback.reason) == ("down", "too short")

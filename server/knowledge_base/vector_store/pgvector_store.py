@@ -24,8 +24,8 @@ import numpy as np
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
     Column,
+    ColumnElement,
     Connection,
     Engine,
     Integer,
@@ -46,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
+from server.db.engine import database_url
 from server.errors import InvalidInput, ServiceUnavailable
 from server.knowledge_base.vector_store import versions
 from server.knowledge_base.vector_store.base import StoreOptions, VectorStore
@@ -76,8 +77,7 @@ def engine_for(url: str) -> Engine:
     with _registry_lock:
         engine = _engines.get(url)
         if engine is None:
-            from server.db.engine import database_url  # the same URL rules as the metadata database
-
+            # The same URL rules as the metadata database (a bare postgresql:// means psycopg 3).
             engine = _engines[url] = create_engine(database_url(url), pool_pre_ping=True)
         return engine
 
