@@ -118,7 +118,14 @@ class KBSettings(BaseModel):
         },
         description="Embedding models by name.",
     )
-    default_vector_store: str = Field("faiss", description="Vector store kind for new knowledge bases.")
+    default_vector_store: str = Field(
+        "faiss", description="Vector store kind for new knowledge bases: faiss (files) or pgvector (PostgreSQL)."
+    )
+    pgvector_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the PostgreSQL database (with the pgvector extension) holding the vectors of "
+        "pgvector knowledge bases; default: paths.database_url when that is PostgreSQL.",
+    )
     chunk_size: int = Field(
         500, ge=CHUNK_SIZE_MIN, le=CHUNK_SIZE_MAX, description="Maximum chunk length, in chunk_unit."
     )

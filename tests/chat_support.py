@@ -29,8 +29,9 @@ def chat_settings(data_root: Path, base_url: str, *, tools: bool = False, **over
              "supports_tools": tools}
     model.update(overrides.pop("model", {}))
     chat = {"llm_titles": False, **overrides.pop("chat", {})}
+    paths = {"data_root": data_root, **overrides.pop("paths", {})}
     return Settings(
-        paths={"data_root": data_root}, llm={"default_model": "fake", "models": {"fake": model}}, chat=chat,
+        paths=paths, llm={"default_model": "fake", "models": {"fake": model}}, chat=chat,
         **overrides,
     )
 

@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 from tests.fakes.fixtures import *  # noqa: E402,F401,F403
+from tests.pg_fixtures import *  # noqa: E402,F401,F403
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""`kbchat kb list|create|delete|add|search|rebuild|files`: knowledge bases from the command line."""
+"""`kbchat kb list|create|delete|add|search|rebuild|migrate|files`: knowledge bases from the command line."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("name")
     create.add_argument("-d", "--description", default="")
     create.add_argument("-e", "--embed-model", default=None, help="embedding model (default from settings)")
+    create.add_argument("-s", "--vector-store", default=None, help="faiss or pgvector (default from settings)")
     create.set_defaults(func=_run, action=cmd_create)
 
     delete = commands.add_parser("delete", help="delete a knowledge base with its files")
@@ -58,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rebuild.add_argument("-e", "--embed-model", default=None, help="switch to this embedding model")
     rebuild.set_defaults(func=_run, action=cmd_rebuild)
 
+    migrate = commands.add_parser("migrate", help="move a knowledge base to another vector store, without re-embedding")
+    migrate.add_argument("name")
+    migrate.add_argument("--to", required=True, dest="to_kind", help="target vector store: faiss or pgvector")
+    migrate.set_defaults(func=_run, action=cmd_migrate)
+
     files = commands.add_parser("files", help="list the files of a knowledge base")
     files.add_argument("name")
     files.set_defaults(func=_run, action=cmd_files)
@@ -82,8 +88,15 @@ def cmd_list(manager: KnowledgeBaseManager, _args: argparse.Namespace) -> int:
 
 
 def cmd_create(manager: KnowledgeBaseManager, args: argparse.Namespace) -> int:
-    info = manager.create_kb(args.name, args.description, args.embed_model)
+    info = manager.create_kb(args.name, args.description, args.embed_model, args.vector_store)
     say(f"created {info.name} ({info.embed_model}, {info.vector_store})")
+    return 0
+
+
+def cmd_migrate(manager: KnowledgeBaseManager, args: argparse.Namespace) -> int:
+    before = manager.get_kb(args.name)
+    info = manager.migrate_kb(args.name, args.to_kind)
+    say(f"moved {info.name} from {before.vector_store} to {info.vector_store} ({info.chunk_count} chunks)")
     return 0
 
 

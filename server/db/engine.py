@@ -8,7 +8,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db.migrate import upgrade_to_head
@@ -18,21 +19,55 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+SETTING = "paths.database_url"
+# A bare postgresql:// means psycopg 3, the driver kbchat installs (SQLAlchemy 2.0 would pick psycopg2).
+_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg"}
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The configured database URL is malformed, names a missing driver, or cannot be reached."""
+
+
+def database_url(url: str) -> URL:
+    """``url`` parsed, with kbchat's driver filled in where none is named; DatabaseUnavailable if malformed."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseUnavailable(f"{SETTING} is not a valid SQLAlchemy URL: {exc}") from exc
+    return parsed.set(drivername=_DEFAULT_DRIVERS.get(parsed.drivername, parsed.drivername))
+
+
 class Database:
-    """An engine plus a session factory; nothing is opened until asked for."""
+    """An engine plus a session factory; nothing is opened until asked for.
+
+    Any SQLAlchemy URL works. SQLite (the default) gets its file's folder made, WAL and foreign keys;
+    a server database gets connections checked before use, so a restarted server is reconnected to.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
+        parsed = database_url(url)
+        self.sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
+        if self.sqlite:
+            path = parsed.database
+            if path and path != ":memory:" and not path.startswith("file:"):
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.engine: Engine = create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = create_engine(parsed, **kwargs)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise DatabaseUnavailable(f"{SETTING} {self.safe_url}: no usable driver ({exc})") from exc
+        if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        return database_url(self.url).render_as_string(hide_password=True)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
@@ -65,9 +100,20 @@ class Database:
     def upgrade(self) -> None:
         """Bring the database to the newest schema (creating it when empty); safe to repeat, and to race.
 
-        A database made by a newer kbchat is refused (``migrate.NewerSchema``). See server/db/migrate.py.
+        A database made by a newer kbchat is refused (``migrate.NewerSchema``); one that cannot be reached
+        raises DatabaseUnavailable naming the setting. See server/db/migrate.py.
         """
+        self.check_connection()
         upgrade_to_head(self.engine)
+
+    def check_connection(self) -> None:
+        """Open and close one connection; DatabaseUnavailable, naming the setting, when that fails."""
+        try:
+            with self.engine.connect():
+                pass
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            raise DatabaseUnavailable(f"cannot connect to {SETTING} {self.safe_url}: {reason}") from exc
 
     def create_tables(self) -> None:
         """``upgrade()``, under the name the entry points and ``kbchat init --create-tables`` know."""

@@ -70,6 +70,13 @@ def add_kb(session: Session, name: str, description: str, vector_store: str, emb
     return KBRecord.of(kb)
 
 
+def set_vector_store(session: Session, name: str, vector_store: str) -> KBRecord:
+    kb = _require_kb_row(session, name)
+    kb.vector_store = vector_store
+    session.flush()
+    return KBRecord.of(kb)
+
+
 def delete_kb(session: Session, name: str) -> bool:
     kb = _kb_row(session, name)
     if kb is None:

@@ -6,9 +6,10 @@
 * A database at a revision this code does not know, or with a higher ``schema_version``, was made by a
   newer kbchat and is refused untouched.
 
-Processes may start at once (the API and gRPC server do): next to a SQLite file an ``flock`` lets one
-of them migrate while the others wait and then find nothing to do; on other databases a migration that
-loses a race fails, and is retried once the winner's work is visible.
+Processes may start at once (the API and gRPC server do, and so do API replicas): next to a SQLite file an
+``flock`` lets one of them migrate while the others wait and then find nothing to do; on PostgreSQL a
+transaction-level advisory lock does the same; on other databases a migration that loses a race fails, and
+is retried once the winner's work is visible.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 BASELINE_REVISION = "0001"  # the schema from before migrations
 _ATTEMPTS = 5
+# The key of the PostgreSQL advisory lock held while migrating (any constant that no other code uses).
+_PG_MIGRATION_LOCK = 0x6B6263686174  # "kbchat"
 
 
 class NewerSchema(RuntimeError):
@@ -86,6 +89,9 @@ def _upgrade(engine: Engine) -> None:
             connection.commit()
         try:
             with connection.begin():
+                if engine.dialect.name == "postgresql":
+                    # Released when the transaction ends; DDL is transactional there, so waiters see it all.
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
                 _migrate(connection)
         finally:
             if sqlite:

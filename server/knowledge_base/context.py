@@ -44,10 +44,17 @@ class KBLayout:
         return self.root / ".locks"
 
 
-def make_store(settings: KBSettings, layout: KBLayout, record: KBRecord, embed_model: str | None = None, *,
+def store_options(settings: KBSettings, db: Database) -> StoreOptions:
+    """The configured store options; pgvector's database is kb.pgvector_url, else the metadata database
+    when that is PostgreSQL."""
+    pgvector_url = settings.pgvector_url or (db.url if db.engine.dialect.name == "postgresql" else None)
+    return StoreOptions(bm25_tokenizer=settings.bm25_tokenizer, index_headings=settings.index_headings,
+                        pgvector_url=pgvector_url)
+
+
+def make_store(options: StoreOptions, layout: KBLayout, record: KBRecord, embed_model: str | None = None, *,
                fresh: bool = False) -> VectorStore:
     """The store object of a knowledge base (loaded from disk unless ``fresh``), with the configured options."""
-    options = StoreOptions(bm25_tokenizer=settings.bm25_tokenizer, index_headings=settings.index_headings)
     return open_store(record.vector_store, layout.store_dir(record.name), record.name,
                       embed_model or record.embed_model, options, fresh=fresh)
 
@@ -55,12 +62,12 @@ def make_store(settings: KBSettings, layout: KBLayout, record: KBRecord, embed_m
 class StoreOpener:
     """Loads a knowledge base's saved store for the pool (the pool's ``opener``)."""
 
-    def __init__(self, db: Database, layout: KBLayout, settings: KBSettings) -> None:
-        self.db, self.layout, self.settings = db, layout, settings
+    def __init__(self, db: Database, layout: KBLayout, settings: KBSettings, options: StoreOptions) -> None:
+        self.db, self.layout, self.settings, self.options = db, layout, settings, options
 
     def __call__(self, kb: str) -> VectorStore:
         record = self.db.run(repo.require_kb, validate_kb_name(kb))
-        store = make_store(self.settings, self.layout, record)
+        store = make_store(self.options, self.layout, record)
         if self.settings.sentence_vectors and len(store) and not store.sentence_count:
             logger.warning("knowledge base %s was built without sentence vectors; rebuild it (`kbchat kb rebuild %s`) "
                            "for better retrieval", kb, kb)
@@ -76,13 +83,15 @@ class KBContext:
     embeddings: EmbeddingService
     layout: KBLayout
     settings: KBSettings
+    store_options: StoreOptions
 
     @classmethod
     def build(cls, settings: KBSettings, db: Database, kb_root: Path, cache_dir: Path) -> "KBContext":
         layout = KBLayout(kb_root)
         embeddings = EmbeddingService(settings, cache_dir / "embeddings.sqlite")
-        pool = StorePool(settings.index_pool_size, StoreOpener(db, layout, settings), layout.lock_dir)
-        return cls(db=db, pool=pool, embeddings=embeddings, layout=layout, settings=settings)
+        options = store_options(settings, db)
+        pool = StorePool(settings.index_pool_size, StoreOpener(db, layout, settings, options), layout.lock_dir)
+        return cls(db=db, pool=pool, embeddings=embeddings, layout=layout, settings=settings, store_options=options)
 
     def record(self, kb: str) -> KBRecord:
         """The database record of a knowledge base, or NotFound (InvalidInput for a bad name)."""
@@ -90,4 +99,4 @@ class KBContext:
 
     def new_store(self, record: KBRecord, embed_model: str) -> VectorStore:
         """An empty store for the knowledge base that replaces its saved one when saved."""
-        return make_store(self.settings, self.layout, record, embed_model, fresh=True)
+        return make_store(self.store_options, self.layout, record, embed_model, fresh=True)

@@ -44,7 +44,8 @@ from server.knowledge_base.retriever import (
 )
 from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 from server.knowledge_base.store_pool import StorePool
-from server.knowledge_base.vector_store import check_kind, set_threads
+from server.knowledge_base.store_migration import migrate_store
+from server.knowledge_base.vector_store import STORE_KINDS, check_kind, set_threads, usable_kinds
 from server.limits import MAX_QUERY_CHARS, without_control_chars
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,14 @@ class KnowledgeBaseManager:
         """The knowledge bases people made (those of conversations' dropped files are not listed)."""
         return [_kb_info(row) for row in self.db.run(repo.list_kbs) if not is_conversation_kb(row.name)]
 
+    def migrate_kb(self, name: str, to_kind: str) -> KBInfo:
+        """Move a knowledge base to another vector store kind, reading its vectors back (no re-embedding)."""
+        return _kb_info(migrate_store(self.ctx, name, to_kind))
+
+    def vector_store_kinds(self) -> list[str]:
+        """The vector stores a new knowledge base may use with this configuration."""
+        return usable_kinds(self.ctx.store_options)
+
     def get_kb(self, name: str) -> KBInfo:
         return _kb_info(self.kb_row(name))
 
@@ -130,7 +139,7 @@ class KnowledgeBaseManager:
             raise InvalidInput("description must be a string of at most 2000 characters")
         embed_model = embed_model or self.settings.kb.default_embed_model
         self.embeddings.config(embed_model)
-        vector_store = check_kind(vector_store or self.settings.kb.default_vector_store)
+        vector_store = check_kind(vector_store or self.settings.kb.default_vector_store, self.ctx.store_options)
         with self._lock, self.pool.writer_lock(name), self.db.unit_of_work() as session:
             if repo.get_kb(session, name) is not None:
                 raise Conflict(f"knowledge base {name!r} already exists", code="kb_exists")
@@ -149,9 +158,12 @@ class KnowledgeBaseManager:
         """Delete a knowledge base with its files and index."""
         validate_kb_name(name)
         with self._lock, self.pool.writer_lock(name):
-            if not self.db.run(repo.delete_kb, name):
+            record = self.db.run(repo.get_kb, name)
+            if record is None or not self.db.run(repo.delete_kb, name):
                 raise NotFound(f"knowledge base {name!r} does not exist", code="kb_not_found")
             self.pool.discard(name)
+            if record.vector_store in STORE_KINDS:
+                STORE_KINDS[record.vector_store].discard_saved(self.ctx.store_options, name)
             shutil.rmtree(self.kb_dir(name), ignore_errors=True)
         logger.info("deleted knowledge base %s", name)
 

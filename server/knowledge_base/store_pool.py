@@ -63,15 +63,6 @@ class WriterLock:
             self._thread_lock.release()
 
 
-def saved_version(store_dir: Path) -> int:
-    """The version number ``CURRENT`` names in a store folder; 0 if nothing was saved or it is unreadable."""
-    try:
-        folder = versions.current_folder(store_dir)
-    except OSError:
-        return 0
-    return 0 if folder is None else versions.version_number(folder)
-
-
 class StorePool:
     """Keeps at most ``size`` stores in memory; eviction loses nothing, since writers save before giving back.
 
@@ -99,7 +90,7 @@ class StorePool:
         """The loaded store of a knowledge base, loading it on a miss or when the disk holds a newer version."""
         with self._lock:
             store = self._stores.get(kb)
-        if store is not None and store.version == saved_version(store.root):
+        if store is not None and store.version == versions.committed_version(store.root):
             with self._lock:
                 if kb in self._stores:
                     self._stores.move_to_end(kb)

@@ -40,7 +40,8 @@ def fake_llm_settings(data_root: Path, base_url: str, **overrides: Any) -> Setti
     }
     # Model-written titles would take replies the tests queued for their own questions.
     overrides.setdefault("chat", {"llm_titles": False})
-    return Settings(paths={"data_root": data_root}, llm=llm, **overrides)
+    paths = {"data_root": data_root, **overrides.pop("paths", {})}
+    return Settings(paths=paths, llm=llm, **overrides)
 
 
 def _listening_socket(host: str) -> socket.socket:

@@ -16,8 +16,10 @@ from tests.chat_support import collect, kb_services
 
 
 @pytest.fixture
-def services(tmp_path, fake_openai):
-    services = kb_services(tmp_path, fake_openai.base_url, chat={"llm_titles": True, "title_max_chars": 20})
+def services(tmp_path, fake_openai, db_url):
+    """Chat services storing conversations on each database engine in turn."""
+    services = kb_services(tmp_path, fake_openai.base_url, chat={"llm_titles": True, "title_max_chars": 20},
+                           paths={"database_url": db_url})
     yield services
     services.close()
 

@@ -1,11 +1,11 @@
-"""The FAISS store: search and scores, deletion by file, persistence, crash-safe saves, model checks, the pool."""
+"""Every vector store kind (FAISS files, pgvector on the test PostgreSQL): search and scores, deletion by file,
+persistence, crash-safe saves, model checks; and the pool."""
 
 from __future__ import annotations
 
 import json
 import os
 
-import faiss
 import numpy as np
 import pytest
 
@@ -13,11 +13,14 @@ from server.knowledge_base.store_pool import StorePool
 from server.knowledge_base.vector_store import (
     EmbedModelMismatch,
     FaissStore,
+    StoreOptions,
     StoreUnreadable,
+    VectorStore,
     check_kind,
     open_store,
 )
 from server.knowledge_base.vector_store import versions
+from server.knowledge_base.vector_store.pgvector_store import dispose_engines
 from server.errors import InvalidInput
 
 DIM = 8
@@ -29,11 +32,21 @@ def unit(*values: float) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def make_store(tmp_path, model: str = "model-a") -> FaissStore:
-    return open_store("faiss", tmp_path / "vs", "kb", model)
+@pytest.fixture(params=["faiss", "pgvector"])
+def make_store(request):
+    """Opens the store of knowledge base 'kb' under a folder, of each kind in turn."""
+    options = StoreOptions()
+    if request.param == "pgvector":
+        options = StoreOptions(pgvector_url=request.getfixturevalue("pg_url"))
+
+    def make(tmp_path, model: str = "model-a") -> VectorStore:
+        return open_store(request.param, tmp_path / "vs", "kb", model, options)
+
+    yield make
+    dispose_engines()
 
 
-def fill(store: FaissStore) -> None:
+def fill(store: VectorStore) -> None:
     docs = [
         ("a0", "apples grow on trees", {"source": "a.txt", "chunk_index": 0}),
         ("a1", "apple pie recipe", {"source": "a.txt", "chunk_index": 1}),
@@ -42,7 +55,7 @@ def fill(store: FaissStore) -> None:
     store.add(docs, np.stack([unit(1, 0), unit(1, 1), unit(0, 1)]))
 
 
-def test_vector_search_ranks_by_cosine_and_reports_max_zero_cosine(tmp_path):
+def test_vector_search_ranks_by_cosine_and_reports_max_zero_cosine(tmp_path, make_store):
     store = make_store(tmp_path)
     fill(store)
     store.add([("neg", "opposite", {"source": "c.txt"})], unit(-1, 0)[None, :])
@@ -55,7 +68,7 @@ def test_vector_search_ranks_by_cosine_and_reports_max_zero_cosine(tmp_path):
     assert scores["neg"] == 0.0  # cosine -1 is clamped to 0
 
 
-def test_vector_search_restricted_to_one_file(tmp_path):
+def test_vector_search_restricted_to_one_file(tmp_path, make_store):
     store = make_store(tmp_path)
     fill(store)
     hits = store.vector_search(unit(1, 0), 5, source="b.txt")
@@ -63,7 +76,7 @@ def test_vector_search_restricted_to_one_file(tmp_path):
     assert store.vector_search(unit(1, 0), 5, source="missing.txt") == []
 
 
-def test_delete_source_removes_every_chunk_of_a_file(tmp_path):
+def test_delete_source_removes_every_chunk_of_a_file(tmp_path, make_store):
     store = make_store(tmp_path)
     fill(store)
     removed = store.delete_source("a.txt")
@@ -73,7 +86,7 @@ def test_delete_source_removes_every_chunk_of_a_file(tmp_path):
     assert store.sources() == {"b.txt"}
 
 
-def test_update_replaces_text_and_vector_but_keeps_doc_id_and_metadata(tmp_path):
+def test_update_replaces_text_and_vector_but_keeps_doc_id_and_metadata(tmp_path, make_store):
     store = make_store(tmp_path)
     fill(store)
     assert store.bm25_search("bananas", 5)[0][0].doc_id == "b0"  # BM25 built (and its tokens kept) first
@@ -86,7 +99,7 @@ def test_update_replaces_text_and_vector_but_keeps_doc_id_and_metadata(tmp_path)
     assert {d.doc_id for d, _ in top} == {"a0", "b0"}
 
 
-def test_saved_store_loads_with_docs_vectors_and_bm25(tmp_path):
+def test_saved_store_loads_with_docs_vectors_and_bm25(tmp_path, make_store):
     store = make_store(tmp_path)
     fill(store)
     store.save()
@@ -100,7 +113,7 @@ def test_saved_store_loads_with_docs_vectors_and_bm25(tmp_path):
     assert again.get("c0").id > max(again.get(d).id for d in ("a0", "a1", "b0"))
 
 
-def test_sidecar_records_model_and_dimension(tmp_path):
+def test_sidecar_records_model_and_dimension(tmp_path, make_store):
     store = make_store(tmp_path)
     fill(store)
     store.save()
@@ -109,7 +122,7 @@ def test_sidecar_records_model_and_dimension(tmp_path):
     assert sidecar["embed_model"] == "model-a" and sidecar["dim"] == DIM and sidecar["count"] == 3
 
 
-def test_loading_with_another_embedding_model_is_refused(tmp_path):
+def test_loading_with_another_embedding_model_is_refused(tmp_path, make_store):
     store = make_store(tmp_path)
     fill(store)
     store.save()
@@ -119,7 +132,7 @@ def test_loading_with_another_embedding_model_is_refused(tmp_path):
     assert info.value.status == 409
 
 
-def test_vectors_of_another_dimension_are_refused(tmp_path):
+def test_vectors_of_another_dimension_are_refused(tmp_path, make_store):
     store = make_store(tmp_path)
     fill(store)
     with pytest.raises(EmbedModelMismatch):
@@ -129,27 +142,36 @@ def test_vectors_of_another_dimension_are_refused(tmp_path):
     assert len(store) == 3
 
 
-def test_crash_while_writing_the_index_keeps_the_previous_version(tmp_path, monkeypatch):
+def test_crash_while_writing_the_index_keeps_the_previous_version(tmp_path, monkeypatch, make_store):
     store = make_store(tmp_path)
     fill(store)
     store.save()
     store.delete_source("a.txt")
-    real_write = faiss.write_index
+    store.add([("c0", "cherries", {"source": "c.txt"})], unit(0, 0, 1)[None, :])
+    real_write = type(store).do_save_index
 
-    def write_then_die(index, path):
-        real_write(index, path)  # the temporary file exists when the "crash" happens
+    def write_then_die(self, folder):
+        real_write(self, folder)  # the index is written (for pgvector: committed) when the "crash" happens
         raise OSError("disk full")
 
-    monkeypatch.setattr(faiss, "write_index", write_then_die)
+    monkeypatch.setattr(type(store), "do_save_index", write_then_die)
     with pytest.raises(OSError):
         store.save()
     monkeypatch.undo()
     again = make_store(tmp_path)
-    assert len(again) == 3 and again.get("a0") is not None
+    assert len(again) == 3 and again.get("a0") is not None and again.get("c0") is None
+    assert [d.doc_id for d, _ in again.vector_search(unit(1, 0), 5)] == ["a0", "a1", "b0"]
     assert [p.name for p in (tmp_path / "vs").iterdir() if p.name.startswith(".tmp-")] == []
+    # The next save starts from the saved version, whatever the failed one left behind.
+    again.delete_source("b.txt")
+    again.add([("d0", "dates", {"source": "d.txt"})], unit(0, 0, 0, 1)[None, :])
+    again.save()
+    last = make_store(tmp_path)
+    assert sorted(last.doc_ids()) == ["a0", "a1", "d0"]
+    assert [d.doc_id for d, _ in last.vector_search(unit(0, 0, 0, 1), 5)][0] == "d0"
 
 
-def test_crash_before_switching_versions_keeps_the_previous_version(tmp_path, monkeypatch):
+def test_crash_before_switching_versions_keeps_the_previous_version(tmp_path, monkeypatch, make_store):
     store = make_store(tmp_path)
     fill(store)
     store.save()
@@ -176,7 +198,7 @@ def test_crash_before_switching_versions_keeps_the_previous_version(tmp_path, mo
     assert len(make_store(tmp_path)) == 2
 
 
-def test_unreadable_store_names_the_fix(tmp_path):
+def test_unreadable_store_names_the_fix(tmp_path, make_store):
     store = make_store(tmp_path)
     fill(store)
     store.save()
@@ -187,7 +209,7 @@ def test_unreadable_store_names_the_fix(tmp_path):
     assert "--recreate-vs" in info.value.message
 
 
-def test_bm25_index_is_rebuilt_when_missing_from_disk(tmp_path):
+def test_bm25_index_is_rebuilt_when_missing_from_disk(tmp_path, make_store):
     store = make_store(tmp_path)
     fill(store)
     store.save()
@@ -199,7 +221,7 @@ def test_bm25_index_is_rebuilt_when_missing_from_disk(tmp_path):
     assert again.bm25_search("bananas", 3)[0][0].doc_id == "b0"
 
 
-def test_empty_store_saves_and_loads(tmp_path):
+def test_empty_store_saves_and_loads(tmp_path, make_store):
     store = make_store(tmp_path)
     fill(store)
     store.clear()
@@ -230,7 +252,7 @@ def test_pool_evicts_least_recently_used_store(tmp_path):
     assert opened == ["a", "b", "c", "b"]
 
 
-def test_a_reader_whose_version_is_pruned_meanwhile_reads_the_new_one(tmp_path, monkeypatch):
+def test_a_reader_whose_version_is_pruned_meanwhile_reads_the_new_one(tmp_path, monkeypatch, make_store):
     from server.knowledge_base.vector_store.base import VectorStore
 
     store = make_store(tmp_path)

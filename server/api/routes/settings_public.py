@@ -13,7 +13,6 @@ from server.api.deps import ServicesDep
 from server.api.schemas_settings import EmbedModelInfo, ModelInfo, PublicSettings
 from server.chat.rewrite import rewrites_by_default
 from server.chat.schemas import CHAT_MODES
-from server.knowledge_base.vector_store import STORE_KINDS
 from server.limits import MAX_QUERY_CHARS
 
 router = APIRouter(tags=["settings"])
@@ -45,7 +44,7 @@ async def public_settings(services: ServicesDep) -> PublicSettings:
             for name, cfg in kb.embed_models.items()
         },
         default_embed_model=kb.default_embed_model,
-        vector_stores=sorted(STORE_KINDS),
+        vector_stores=services.kb.vector_store_kinds(),
         default_vector_store=kb.default_vector_store,
         search_modes=list(get_args(SearchMode)),
         default_search_mode=kb.search_mode,

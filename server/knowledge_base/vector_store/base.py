@@ -55,6 +55,16 @@ class EmbedModelMismatch(Conflict):
     code = "embed_model_mismatch"
 
 
+@dataclass(frozen=True)
+class StoreOptions:
+    """How a store indexes chunks (BM25 tokenizer for Chinese, heading paths) and where a database-backed
+    store keeps its vectors."""
+
+    bm25_tokenizer: str = "bigram"
+    index_headings: bool = True
+    pgvector_url: str | None = None
+
+
 @dataclass
 class StoredDoc:
     """One chunk as held by a store."""
@@ -97,6 +107,17 @@ class VectorStore(ABC):
         self._sentences = SentenceIndex()
 
     # ----- hooks implemented by each vector index kind
+    @classmethod
+    def check_options(cls, options: StoreOptions) -> None:
+        """Raise InvalidInput, naming the setting, when this kind cannot work with ``options``."""
+
+    def configure(self, options: StoreOptions) -> None:
+        """Take what this kind needs from ``options``; called once, before ``load``."""
+
+    @classmethod
+    def discard_saved(cls, options: StoreOptions, kb_name: str) -> None:
+        """Remove what a deleted knowledge base keeps outside its folder (its folder is removed anyway)."""
+
     @abstractmethod
     def do_init_index(self, dim: int) -> None: ...
 
@@ -118,6 +139,10 @@ class VectorStore(ABC):
 
     @abstractmethod
     def do_count(self) -> int: ...
+
+    @abstractmethod
+    def do_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``ids``, one row each, in that order (to move a store without re-embedding)."""
 
     # ----- reading
     def __len__(self) -> int:
@@ -190,6 +215,19 @@ class VectorStore(ABC):
                 return []
             hits = self._bm25.search(query, k, allowed)
             return [(self._docs[i], s) for i, s in hits if i in self._docs]
+
+    def copy_into(self, target: "VectorStore", batch: int = 1000) -> int:
+        """Add every chunk, with the vectors and sentence vectors read back from this store, to ``target``
+        (in chunk-id order, keeping doc ids, texts and metadata); returns how many. Nothing is re-embedded."""
+        with self.lock:
+            docs = sorted(self._docs.values(), key=lambda d: d.id)
+            for start in range(0, len(docs), batch):
+                part = docs[start:start + batch]
+                vectors = self.do_vectors(np.asarray([d.id for d in part], dtype=np.int64))
+                sentences = [self._sentences.rows(d.id, vectors.shape[1]) for d in part]
+                target.add([(d.doc_id, d.text, d.metadata) for d in part], vectors,
+                           sentences if self._sentences.owners() else None)
+            return len(docs)
 
     # ----- writing (in memory until save())
     def add(self, docs: list[tuple[str, str, dict[str, Any]]], vectors: np.ndarray,

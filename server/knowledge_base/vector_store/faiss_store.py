@@ -61,5 +61,10 @@ class FaissStore(VectorStore):
         scores, found = self._index.search(vector, k, params=params)
         return [(int(i), float(s)) for i, s in zip(found[0], scores[0]) if i >= 0]
 
+    def do_vectors(self, ids: np.ndarray) -> np.ndarray:
+        if self._index is None:
+            raise ValueError("the index has no dimension yet")
+        return np.stack([self._index.reconstruct(int(i)) for i in ids.tolist()]).astype(np.float32)
+
     def do_count(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)

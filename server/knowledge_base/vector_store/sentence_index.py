@@ -39,6 +39,11 @@ class SentenceIndex:
     def owners(self) -> set[int]:
         return set(self._rows)
 
+    def rows(self, owner: int, dim: int) -> np.ndarray:
+        """The sentence vectors of one chunk (no rows, ``dim`` wide, when it has none)."""
+        found = self._rows.get(owner)
+        return np.zeros((0, dim), dtype=np.float32) if found is None else found
+
     def add(self, owner: int, vectors: np.ndarray) -> None:
         """Set the sentence vectors of one chunk, one row per sentence in text order."""
         rows = np.ascontiguousarray(vectors, dtype=np.float32)

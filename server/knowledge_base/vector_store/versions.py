@@ -52,7 +52,20 @@ def current_name(root: Path) -> str | None:
 
 
 def version_number(folder: Path) -> int:
-    return _number(folder.name) or 0
+    """The number of a version folder: ``v000007`` and the ``.tmp-v000007-…`` it is written in are both 7."""
+    name = folder.name
+    if name.startswith(".tmp-"):
+        name = name[len(".tmp-"):].split("-", 1)[0]
+    return _number(name) or 0
+
+
+def committed_version(root: Path) -> int:
+    """The version number ``CURRENT`` names; 0 if nothing was saved or it is unreadable."""
+    try:
+        folder = current_folder(root)
+    except OSError:
+        return 0
+    return 0 if folder is None else version_number(folder)
 
 
 def commit(root: Path, write: Callable[[Path], None], last_version: int = 0) -> int:
