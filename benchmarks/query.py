@@ -18,6 +18,10 @@ Part 2, index choice: exact flat search versus HNSW and IVF on random vectors (s
 build time, latency and recall, and a recommendation of the index per size.
 
 --quick measures 10k and 100k only; 1M (1.5 GB of vectors, a long HNSW build on 2 cores) is full mode.
+
+``--stores faiss,pgvector`` runs part 1 once per vector store in the same run. For pgvector a throwaway
+PostgreSQL 16 with pgvector is started from the ``pgserver`` wheel (as the tests do); its floor is the same
+query encoded plus the raw SQL nearest-neighbour query on the store's table through psycopg.
 """
 
 from __future__ import annotations
@@ -145,15 +149,33 @@ def time_calls(fn, items: list[Any]) -> list[float]:
     return times
 
 
-def measure_size(n: int, pool: list[str], questions: list[str], work: Path, seed: int) -> dict[str, Any]:
+def raw_pgvector_search(url: str, vectors: dict[str, np.ndarray], questions: list[str]) -> list[float]:
+    """The floor of a pgvector search: the store's nearest-neighbour SQL for the same vectors, through psycopg."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    from server.knowledge_base.vector_store.pgvector_store import EF_PER_HIT, MIN_EF_SEARCH, table_name
+
+    dim = next(iter(vectors.values())).shape[0]
+    sql = (f"SELECT id FROM {table_name(dim)} WHERE kb = 'synthetic' AND removed_in IS NULL "
+           "ORDER BY embedding <=> %s LIMIT 20")
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        register_vector(conn)
+        conn.execute(f"SET hnsw.ef_search = {max(MIN_EF_SEARCH, 20 * EF_PER_HIT)}")
+        return time_calls(lambda q: conn.execute(sql, (vectors[q],)).fetchall(), questions)
+
+
+def measure_size(n: int, pool: list[str], questions: list[str], work: Path, seed: int, store: str = "faiss",
+                 pg_url: str | None = None) -> dict[str, Any]:
     import faiss
 
-    logger.info("pipeline at %d chunks", n)
+    logger.info("pipeline at %d chunks on %s", n, store)
     texts = synthetic_texts(n, pool, seed)
     vectors = ann.unit_vectors(n, seed=seed)
-    out: dict[str, Any] = {"n": n}
-    with open_manager(work / f"n{n}") as manager:
-        manager.create_kb("synthetic", embed_model=E5)
+    out: dict[str, Any] = {"n": n, "store": store}
+    overrides = {"pgvector_url": pg_url} if pg_url else {}
+    with open_manager(work / f"{store}-n{n}", **overrides) as manager:
+        manager.create_kb("synthetic", embed_model=E5, vector_store=store)
         out["build"] = fill_store(manager, "synthetic", texts, vectors)
         del texts
         out["upload"] = upload_batch(manager, "synthetic", pool, seed)
@@ -178,13 +200,16 @@ def measure_size(n: int, pool: list[str], questions: list[str], work: Path, seed
         out["modes"][f"vector, FAISS {cores} threads"] = latency_summary(times)
         query_vectors = {}
         encode = time_calls(lambda q: query_vectors.__setitem__(q, embedder.embed_query(q)), questions)
+        if pg_url:
+            out["raw_engine"] = latency_summary(raw_pgvector_search(pg_url, query_vectors, questions))
     out["query_encode"] = latency_summary(encode)
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(vectors)
     raw = time_calls(lambda q: flat.search(query_vectors[q].reshape(1, -1), 20), questions)
     out["raw_faiss"] = latency_summary(raw)
+    out.setdefault("raw_engine", out["raw_faiss"])
     out["build"]["raw_faiss_file_add_s"] = raw_faiss_file_add_s(flat, vectors, work)
-    floor = out["query_encode"]["p50_ms"] + out["raw_faiss"]["p50_ms"]
+    floor = out["query_encode"]["p50_ms"] + out["raw_engine"]["p50_ms"]
     out["floor_p50_ms"] = round(floor, 3)
     for mode, stats in out["modes"].items():
         stats["ratio_to_floor"] = round(stats["p50_ms"] / floor, 3) if floor else None
@@ -195,29 +220,35 @@ def measure_size(n: int, pool: list[str], questions: list[str], work: Path, seed
 def print_tables(result: dict[str, Any]) -> str:
     out = []
     rows = []
+    faiss_p50 = {(s["n"], mode): st["p50_ms"] for s in result["pipeline"] if s["store"] == "faiss"
+                 for mode, st in s["modes"].items()}
     for size in result["pipeline"]:
+        n, store = f"{size['n']:,}", size["store"]
         for mode, s in size["modes"].items():
-            rows.append([f"{size['n']:,}", mode, s["p50_ms"], s["p95_ms"], s["ratio_to_floor"]])
-        rows.append([f"{size['n']:,}", "floor: e5 query encoding", size["query_encode"]["p50_ms"],
-                     size["query_encode"]["p95_ms"], None])
-        rows.append([f"{size['n']:,}", "floor: raw IndexFlatIP search", size["raw_faiss"]["p50_ms"],
-                     size["raw_faiss"]["p95_ms"], None])
+            base = faiss_p50.get((size["n"], mode))
+            rows.append([n, store, mode, s["p50_ms"], s["p95_ms"], s["ratio_to_floor"],
+                         round(s["p50_ms"] / base, 2) if base else None])
+        rows.append([n, store, "floor: e5 query encoding", size["query_encode"]["p50_ms"],
+                     size["query_encode"]["p95_ms"], None, None])
+        raw = "floor: raw IndexFlatIP search" if store == "faiss" else f"floor: raw {store} query"
+        rows.append([n, store, raw, size["raw_engine"]["p50_ms"], size["raw_engine"]["p95_ms"], None, None])
     out.append(print_table("Query latency through KnowledgeBaseManager.search (top_k 5)",
-                           ["chunks", "mode", "p50 ms", "p95 ms", "p50 / (encode + raw FAISS) p50"], rows))
+                           ["chunks", "store", "mode", "p50 ms", "p95 ms", "p50 / (encode + raw engine) p50",
+                            "p50 / FAISS p50"], rows))
     rows = []
     for s in result["pipeline"]:
         b = s["build"]
         file_ratio = round(b["one_file_add_and_save_s"] / b["raw_faiss_file_add_s"], 1) \
             if b.get("raw_faiss_file_add_s") else None
-        rows.append([f"{s['n']:,}", b["add_s"], b["bm25_build_and_save_s"], b["one_file_add_and_save_s"],
+        rows.append([f"{s['n']:,}", s["store"], b["add_s"], b["bm25_build_and_save_s"], b["one_file_add_and_save_s"],
                      b.get("raw_faiss_file_add_s"), file_ratio, s["rss_mb"]])
     out.append(print_table("Synthetic knowledge base build", [
-        "chunks", "store add s", "BM25 build + save s", f"+1 file ({FILE_CHUNKS} chunks) add + save s",
+        "chunks", "store", "store add s", "BM25 build + save s", f"+1 file ({FILE_CHUNKS} chunks) add + save s",
         "floor: raw FAISS add + write_index s", "ratio", "RSS MiB after"], rows))
-    rows = [[f"{s['n']:,}", u["files"], u["chunks"], u["seconds"], u["save_s"], u["encoder_only_s"],
+    rows = [[f"{s['n']:,}", s["store"], u["files"], u["chunks"], u["seconds"], u["save_s"], u["encoder_only_s"],
              u["ratio_to_encoder"]] for s in result["pipeline"] if (u := s.get("upload"))]
     out.append(print_table(f"Uploading {UPLOAD_FILES} files in one add_files call into the filled knowledge base", [
-        "chunks already in the KB", "files", "chunks", "seconds", "of which store save s", "floor: encoder only s",
+        "chunks already in the KB", "store", "files", "chunks", "seconds", "of which store save s", "floor: encoder only s",
         "ratio"], rows))
     rows = [[f"{r['n']:,}", r["index"], r["build_s"], r["p50_ms"], r["p95_ms"], r["recall@1"], r["recall@10"],
              r["mem_mb"]] for r in result["ann"]]
@@ -229,11 +260,20 @@ def print_tables(result: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def run(sizes: list[int], ann_sizes: list[int], n_queries: int, seed: int, work: Path) -> dict[str, Any]:
+def run(sizes: list[int], ann_sizes: list[int], n_queries: int, seed: int, work: Path,
+        stores: tuple[str, ...] = ("faiss",)) -> dict[str, Any]:
     started = time.perf_counter()
     pool = sentence_pool(seed)
     questions = question_sample(n_queries, seed)
-    pipeline = [measure_size(n, pool, questions, work, seed) for n in sizes]
+    pipeline = [measure_size(n, pool, questions, work, seed) for n in sizes] if "faiss" in stores else []
+    if "pgvector" in stores:
+        from tests.pg_support import running_cluster
+
+        with running_cluster() as cluster:
+            for n in sizes:
+                url = cluster.create_database()
+                pipeline.append(measure_size(n, pool, questions, work, seed, "pgvector", url))
+                cluster.drop_database(url)
     ann_rows = []
     for n in ann_sizes:
         logger.info("index comparison at %d vectors", n)
@@ -256,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=None, help="comma-separated chunk counts (default 10k,100k[,1M])")
     parser.add_argument("--queries", type=int, default=None, help="questions per mode (default 100 quick, 300 full)")
+    parser.add_argument("--stores", default="faiss", help="comma-separated vector stores: faiss, pgvector")
+    parser.add_argument("--no-ann", action="store_true", help="skip part 2, the index comparison")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_shared_data()
@@ -265,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     n_queries = args.queries or (100 if args.quick else 300)
     with scratch_dir("query", args.keep) as work:
-        result = run(sizes, sizes, n_queries, args.seed, work)
+        result = run(sizes, [] if args.no_ann else sizes, n_queries, args.seed, work, tuple(args.stores.split(",")))
     result["quick"] = args.quick
     write_result("query", result, args.out)
     return 0
