@@ -100,7 +100,9 @@ def load_xml(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
         raise UnreadableFile(source, f"invalid XML ({exc})") from exc
     blocks = []
     for element in root.iter():
-        for piece in (element.text, element.tail if element is not root else None):
+        # An unexpanded entity reference shows as '&name;': only the text after it is content.
+        text = element.text if isinstance(element.tag, str) else None
+        for piece in (text, element.tail if element is not root else None):
             if piece and piece.strip():
                 blocks.append(" ".join(piece.split()))
     return [loaded_doc("\n\n".join(blocks), source)]
