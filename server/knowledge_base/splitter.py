@@ -60,9 +60,12 @@ def split_documents(
         raise InvalidInput(f"chunk_overlap must be between 0 and chunk_size - 1, got {chunk_overlap}")
     chunks: list[Chunk] = []
     for doc in docs:
-        splitter = _DocSplitter(doc.text, chunk_size, chunk_overlap, token_counter if unit == "tokens" else None)
-        base = {k: v for k, v in doc.metadata.items() if k != "row_spans"}
         spans = doc.metadata.get("row_spans") or []
+        # A table row carries its own headers, so a chunk of a table needs no overlap; a partial row
+        # carried over would be a value cut from its header.
+        overlap = 0 if spans else chunk_overlap
+        splitter = _DocSplitter(doc.text, chunk_size, overlap, token_counter if unit == "tokens" else None)
+        base = {k: v for k, v in doc.metadata.items() if k != "row_spans"}
         offsets = [offset for offset, _ in spans]
         for start, end, path in splitter.split():
             text = _normalize(doc.text[start:end])
