@@ -31,9 +31,11 @@ def loaded_doc(text: str, source: str, title: str | None = None, **location: int
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How a file is read: whether images are OCRed, and who hears of each OCRed page (done, total)."""
+    """How a file is read: whether images are OCRed, whether PDF tables are looked for, and who hears of
+    each OCRed page (done, total)."""
 
     ocr: bool = True
+    pdf_tables: bool = True
     on_ocr_page: Callable[[int, int], None] | None = None
 
     def ocr_page(self, done: int, total: int) -> None:

@@ -83,3 +83,15 @@ def test_a_pdf_source_links_to_its_page_and_others_do_not():
                                    metadata={"source": "a.xlsx", "sheet": "S", "rows": [2, 9]}), "docs")
     urls = [s["url"] for s in with_download_urls([pdf, sheet])]
     assert urls == ["/kbs/docs/files/%E5%90%88%E5%90%8C.pdf/download#page=7", "/kbs/docs/files/a.xlsx/download"]
+
+
+def test_pdf_tables_keep_rows_under_their_headers(shared_data):
+    from server.knowledge_base.types import LoadOptions
+
+    path = shared_data / "docs" / "zh" / "files" / "pymupdf_chinese-tables.pdf"
+    [doc] = load_file(path)
+    assert "年份: 2023; 主体信用评级: AA+; 涵义: 偿还债务的能力很强，受不利经济环境的影响不大，违约风险很低" in doc.text
+    assert "序号: 2; 金融机构名称: 徽商银行南京中山北路支行; 授信总额: 330,435.30" in doc.text
+    assert doc.text.index("表7-1") < doc.text.index("年份: 2023") < doc.text.index("二、授信情况")
+    [plain] = load_file(path, options=LoadOptions(pdf_tables=False))
+    assert "序号: 2" not in plain.text and "徽商银行南京中山北路支行" in plain.text

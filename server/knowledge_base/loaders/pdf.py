@@ -1,5 +1,6 @@
 """PDF loader: the text layer of each page through pypdf; OCR for pages without one and for pictures.
 
+A page whose text layer holds a ruled table is read by pdfplumber instead, the table as rows (pdf_tables.py).
 A page with no text layer (a scan) is rendered by poppler's pdftoppm and read by OCR; on a page that has
 text, pictures large enough to hold text are OCRed too and their text follows the page's.
 """
@@ -15,6 +16,7 @@ from pypdf import PageObject, PdfReader
 from pypdf.errors import FileNotDecryptedError, PyPdfError
 
 from server.knowledge_base.loaders.ocr import ocr_image, ocr_picture
+from server.knowledge_base.loaders.pdf_tables import tabled_pages
 from server.knowledge_base.loaders.tools import find_tool, run_tool
 from server.knowledge_base.types import LoadedDoc, LoadOptions, loaded_doc
 
@@ -42,6 +44,9 @@ def load_pdf(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
         raise UnreadableFile(source, f"corrupt PDF ({exc})") from exc
     title = _title(reader)
     texts = [_page_text(page, number, source) for number, page in enumerate(pages, start=1)]
+    if options.pdf_tables:
+        for number, text in tabled_pages(path, source, [n for n, t in enumerate(texts, start=1) if t]).items():
+            texts[number - 1] = text
     ocr_texts: dict[int, str] = {}
     if options.ocr:
         ocr_texts = _ocr_pages(path, source, pages, texts, options)
