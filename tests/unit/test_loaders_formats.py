@@ -61,6 +61,8 @@ def test_ocr_text_is_marked_and_pdf_pages_keep_their_numbers(shared_data):
     docs = load_file(shared_data / "docs" / "zh" / "files" / "chatchat_ocr_test.pdf")
     assert [d.metadata["page"] for d in docs] == [1]
     assert docs[0].text.startswith("我是文字") and "竖向文本框" in docs[0].text and docs[0].metadata["ocr"] is True
+    [slide] = load_file(shared_data / "docs" / "zh" / "files" / "chatchat_ocr_test.pptx")
+    assert slide.metadata["slide"] == 1 and slide.metadata["ocr"] is True and "我是文字" in slide.text
 
 
 def test_ocr_off_refuses_an_image_and_reads_only_the_text_layer_of_a_pdf(shared_data):

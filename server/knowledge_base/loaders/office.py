@@ -139,6 +139,7 @@ def load_pptx(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
     """A PowerPoint deck: one LoadedDoc per slide with text (title first, text frames, tables, the OCR text
     of pictures, notes)."""
     from pptx import Presentation
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
 
     check_zip(path, source, "pptx")
     presentation = Presentation(str(path))
@@ -150,10 +151,13 @@ def load_pptx(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
         title_shape = slide.shapes.title
         title = " ".join(title_shape.text_frame.text.split()) if title_shape is not None else ""
         blocks = [title] if title else []
+        read_by_ocr = False
         for shape in _shapes(slide.shapes):
             if title_shape is not None and shape.shape_id == title_shape.shape_id:
                 continue
-            blocks.extend(_shape_text(shape, options))
+            texts = _shape_text(shape, options)
+            read_by_ocr = read_by_ocr or (bool(texts) and shape.shape_type == MSO_SHAPE_TYPE.PICTURE)
+            blocks.extend(texts)
         if slide.has_notes_slide:
             notes = slide.notes_slide.notes_text_frame
             if notes is not None and notes.text.strip():
@@ -161,7 +165,10 @@ def load_pptx(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
         text = "\n\n".join(block for block in blocks if block.strip())
         if not text:
             continue
-        docs.append(loaded_doc(text, source, title, slide=number))
+        doc = loaded_doc(text, source, title, slide=number)
+        if read_by_ocr:
+            doc.metadata["ocr"] = True
+        docs.append(doc)
     if options.ocr:
         options.ocr_page(len(slides), len(slides))
     return docs
