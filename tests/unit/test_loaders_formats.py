@@ -251,3 +251,30 @@ def test_msg_that_is_not_an_outlook_message_is_a_422(tmp_path):
     with pytest.raises(LoaderError, match=r"mail\.msg") as info:
         load_file(path)
     assert info.value.status == 422
+
+
+def test_an_image_too_small_to_hold_text_is_refused_without_ocr(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from server.knowledge_base.loaders import ocr
+
+    monkeypatch.setattr(ocr, "_get_engine", lambda: pytest.fail("the OCR models were loaded"))
+    path = tmp_path / "dot.png"
+    Image.new("RGB", (3, 2), "white").save(path)
+    with pytest.raises(UnreadableFile, match=r"dot\.png.*too small to hold text \(3x2 px\)"):
+        load_file(path)
+
+
+def test_a_blank_pdf_page_is_not_sent_to_ocr(tmp_path, monkeypatch):
+    from pypdf import PdfWriter
+
+    from server.knowledge_base.loaders import ocr
+
+    monkeypatch.setattr(ocr, "_get_engine", lambda: pytest.fail("the OCR models were loaded"))
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    path = tmp_path / "blank.pdf"
+    with open(path, "wb") as handle:
+        writer.write(handle)
+    with pytest.raises(UnreadableFile, match=r"blank\.pdf.*no text layer.*OCR found no text"):
+        load_file(path)

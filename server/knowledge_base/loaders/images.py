@@ -9,6 +9,8 @@ from server.knowledge_base.loaders.ocr import ocr_image
 from server.knowledge_base.types import LoadedDoc, LoadOptions, loaded_doc
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# An image narrower or lower than this holds no line of text; refusing it spares loading the OCR models.
+MIN_IMAGE_SIDE_PX = 8
 
 
 def load_image(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
@@ -24,6 +26,8 @@ def load_image(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]
         with Image.open(path) as image:
             image.verify()
         with Image.open(path) as image:
+            if min(image.size) < MIN_IMAGE_SIDE_PX:
+                raise UnreadableFile(source, f"the image is too small to hold text ({image.size[0]}x{image.size[1]} px)")
             frames = getattr(image, "n_frames", 1)
             blobs = [path.read_bytes()] if frames == 1 else list(_frames(image, frames))
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:

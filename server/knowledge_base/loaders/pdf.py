@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 RENDER_PX = 2000
+# A page's content stream this short draws nothing that could be text (a blank page's is empty or a few ops).
+_EMPTY_CONTENT_BYTES = 64
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -80,7 +82,7 @@ def _page_text(page: PageObject, number: int, source: str) -> str:
 def _ocr_pages(path: Path, source: str, pages: list[PageObject], texts: list[str],
                options: LoadOptions) -> dict[int, str]:
     """OCR text by page number: whole rendered pages where there is no text layer, else their pictures."""
-    blank = [number for number, text in enumerate(texts, start=1) if not text]
+    blank = [number for number, text in enumerate(texts, start=1) if not text and _drawn(pages[number - 1])]
     pictured = [number for number, text in enumerate(texts, start=1) if text and _has_pictures(pages[number - 1])]
     todo = sorted(blank + pictured)
     found: dict[int, str] = {}
@@ -106,6 +108,18 @@ def _render(pdftoppm: str, path: Path, number: int, tmp: Path, source: str) -> b
     data = out.read_bytes()
     out.unlink()
     return data
+
+
+def _drawn(page: PageObject) -> bool:
+    """Whether a page without text shows anything: a picture, or drawing (outlined glyphs are paths).
+    An empty page is not worth rendering and OCR."""
+    if _has_pictures(page):
+        return True
+    try:
+        contents = page.get_contents()
+        return contents is not None and len(contents.get_data().strip()) > _EMPTY_CONTENT_BYTES
+    except (PyPdfError, KeyError, ValueError, TypeError, AttributeError):
+        return True
 
 
 def _has_pictures(page: PageObject) -> bool:
