@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from server.chat.sources import kb_source, location_of
 from server.api.transport import with_download_urls
+from server.chat.sources import kb_source, location_of
 from server.knowledge_base.loaders import load_file
 from server.knowledge_base.schemas import SearchHit
 from server.knowledge_base.splitter import split_documents

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.knowledge_base.loaders.tables import render_table
 from server.knowledge_base.loaders.ocr import ocr_picture
+from server.knowledge_base.loaders.tables import render_table
 from server.knowledge_base.types import LoadedDoc, LoadOptions, loaded_doc
 
 if TYPE_CHECKING:

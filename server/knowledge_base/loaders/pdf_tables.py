@@ -45,7 +45,7 @@ def _page(page: Any) -> str | None:
     blocks: list[str] = []
     top = 0.0
     for table in tables:
-        x0, t_top, x1, t_bottom = table.bbox
+        _, t_top, _, t_bottom = table.bbox
         blocks.append(_text(page, top, t_top))
         rows = [[_CJK_WRAP.sub("", cell or "") for cell in row] for row in table.extract()]
         blocks.append(render_table(rows).text)

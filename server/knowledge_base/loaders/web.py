@@ -6,8 +6,7 @@ import re
 import warnings
 from pathlib import Path
 
-from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, ProcessingInstruction, Tag
-from bs4 import XMLParsedAsHTMLWarning
+from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, ProcessingInstruction, Tag, XMLParsedAsHTMLWarning
 
 from server.knowledge_base.loaders.encoding import BOMS, detect_and_decode
 from server.knowledge_base.loaders.office import check_zip
