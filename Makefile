@@ -10,13 +10,13 @@ PIP    := $(BIN)/pip
 TORCH  := torch==2.13.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test audit bench install install-test browser-deps weights-qwen weights-small proto clean
+.PHONY: run test audit bench install install-test browser-deps doc-deps weights-qwen weights-small proto clean
 
-run: install weights-qwen
+run: install doc-deps weights-qwen
 	$(BIN)/kbchat init
 	$(BIN)/kbchat start -a
 
-test: install-test browser-deps audit
+test: install-test browser-deps doc-deps audit
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
@@ -60,6 +60,13 @@ weights-small: $(VENV)/.stamp-small
 browser-deps:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; then \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; \
+	fi
+
+# Converters some loaders run, from Debian's packages: catdoc (catdoc, catppt) for Word/PowerPoint 97-2003
+# files, poppler-utils (pdftoppm) to render scanned PDF pages for OCR.
+doc-deps:
+	@if ! command -v catdoc >/dev/null || ! command -v catppt >/dev/null || ! command -v pdftoppm >/dev/null; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq catdoc poppler-utils; \
 	fi
 
 # Regenerate the checked-in gRPC stubs from server/grpc/chat.proto.

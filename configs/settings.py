@@ -142,6 +142,11 @@ class KBSettings(BaseModel):
         description="Minimum score in [0,1]; None uses the embedding model's calibrated threshold.",
     )
     bm25_tokenizer: Literal["bigram", "jieba"] = Field("bigram", description="How Chinese text is tokenised for BM25.")
+    ocr: bool = Field(
+        True,
+        description="Read images, PDF pages without a text layer and pictures in DOCX/PPTX/PDF by offline OCR "
+        "(RapidOCR); an upload can turn it off. Off, images are refused and scanned pages give no text.",
+    )
     index_headings: bool = Field(
         True, description="Prepend each chunk's heading path to the text that is embedded and BM25-indexed."
     )

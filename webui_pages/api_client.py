@@ -79,7 +79,7 @@ class ApiClient:
 
     def fetch_bytes(self, path_or_url: str) -> bytes:
         """Download a file named by an API path (e.g. a source's download link)."""
-        return self.request("GET", path_or_url).content
+        return self.request("GET", path_or_url.split("#", 1)[0]).content
 
     # ---- settings and models ---------------------------------------------------------------------
 
@@ -124,6 +124,7 @@ class ApiClient:
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
         to_vector_store: bool = True,
+        ocr: bool | None = None,
     ) -> EventStream:
         """Upload files and follow ingestion: progress events, then ``{"stage": "result", ...}``."""
         data: dict[str, Any] = {
@@ -135,6 +136,8 @@ class ApiClient:
             data["chunk_size"] = str(chunk_size)
         if chunk_overlap is not None:
             data["chunk_overlap"] = str(chunk_overlap)
+        if ocr is not None:
+            data["ocr"] = str(ocr).lower()
         files_part = [("files", (name, content)) for name, content in files]
         return self.stream("POST", f"/kbs/{_segment(kb)}/files", data=data, files=files_part)
 

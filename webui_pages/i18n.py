@@ -199,6 +199,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "up.waiting": ("等待中", "waiting"),
     "up.reading": ("读取与切分", "reading and splitting"),
     "up.embedding": ("向量化 {done}/{total} 个片段", "embedding {done}/{total} chunks"),
+    "up.ocr_pages": ("文字识别 第 {done}/{total} 页", "OCR page {done}/{total}"),
+    "up.ocr": ("文字识别 (OCR)", "OCR"),
+    "up.ocr_help": ("识别图片、扫描版 PDF 页面和文档内图片中的文字（离线）。关闭后图片文件会被拒绝。",
+                    "Read text in images, scanned PDF pages and pictures inside documents (offline). "
+                    "When off, image files are refused."),
     "up.file_done": ("完成", "done"),
     "up.saving": ("正在保存知识库…", "Saving the knowledge base…"),
     "up.no_result": ("上传结束，但没有收到结果。请刷新文件列表查看。",

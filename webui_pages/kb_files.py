@@ -53,6 +53,15 @@ class _UploadProgress:
             return
         if stage == "file_start":
             self._bar(name).progress(0.02, text=f":material/settings: {name} · {t('up.reading')}")
+        elif stage == "ocr":
+            pages_total = int(event.get("pages_total") or 0)
+            pages_done = int(event.get("pages_done") or 0)
+            # OCR is the slow part of a scan: it fills the first half of the file's bar, embedding the rest.
+            share = 0.5 * pages_done / pages_total if pages_total else 0.02
+            self._bar(name).progress(
+                min(max(share, 0.02), 0.5),
+                text=f":material/document_scanner: {name} · {t('up.ocr_pages', done=pages_done, total=pages_total)}",
+            )
         elif stage == "chunks":
             chunks_total = int(event.get("chunks_total") or 0)
             chunks_done = int(event.get("chunks_done") or 0)
@@ -124,7 +133,7 @@ def render_upload(ctx: UIContext, kb: str, public: dict[str, Any]) -> None:
         max_upload_size=int(max_mb) if max_mb else None,
         help=t("up.files_help"),
     )
-    cols = st.columns(4, vertical_alignment="bottom")
+    cols = st.columns(5, vertical_alignment="bottom")
     chunk_size = cols[0].number_input(
         t("up.chunk_size"), min_value=CHUNK_SIZE_MIN, max_value=CHUNK_SIZE_MAX,
         value=int(public.get("chunk_size") or CHUNK_SIZE_MIN), step=50,
@@ -136,12 +145,13 @@ def render_upload(ctx: UIContext, kb: str, public: dict[str, Any]) -> None:
     )
     override = cols[2].checkbox(t("up.override"), key="up_override", help=t("up.override_help"))
     to_vector_store = cols[3].checkbox(t("up.to_vs"), value=True, key="up_to_vs", help=t("up.to_vs_help"))
+    ocr = cols[4].checkbox(t("up.ocr"), value=bool(public.get("ocr", True)), key="up_ocr", help=t("up.ocr_help"))
     if st.button(t("up.start"), icon=":material/upload:", type="primary", key="up_start", disabled=not files):
         if chunk_overlap >= chunk_size:
             st.error(t("up.overlap_too_big"), icon=":material/error:")
             return
         options = {"override": override, "chunk_size": int(chunk_size), "chunk_overlap": int(chunk_overlap),
-                   "to_vector_store": to_vector_store}
+                   "to_vector_store": to_vector_store, "ocr": ocr}
         _run_upload(ctx, kb, files, options)
     _render_last_results(ctx, kb)
 

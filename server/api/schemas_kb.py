@@ -56,9 +56,10 @@ class UploadOptions(BaseModel):
     chunk_size: int | None = Field(None, ge=CHUNK_SIZE_MIN, le=CHUNK_SIZE_MAX)
     chunk_overlap: int | None = Field(None, ge=0, le=CHUNK_OVERLAP_MAX)
     to_vector_store: bool = True
+    ocr: bool | None = Field(None, description="Read pictures and scanned pages by OCR; empty follows kb.ocr.")
     stream: bool = False
 
-    @field_validator("chunk_size", "chunk_overlap", mode="before")
+    @field_validator("chunk_size", "chunk_overlap", "ocr", mode="before")
     @classmethod
     def _blank_is_default(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

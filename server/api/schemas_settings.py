@@ -54,4 +54,5 @@ class PublicSettings(BaseModel):
     chunk_overlap: int
     chunk_unit: str
     max_upload_mb: int
+    ocr: bool = True
     agent_max_steps: int

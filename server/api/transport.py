@@ -55,12 +55,14 @@ def download_url(kb: str, file_name: str) -> str:
 
 
 def with_download_urls(sources: Iterable[Source]) -> list[Source]:
-    """Sources with a knowledge-base file given their download link; web results keep their own URL."""
+    """Sources with a knowledge-base file given their download link (a PDF's opens at the passage's page:
+    '#page=N', which browsers' PDF viewers follow); web results keep their own URL."""
     out = []
     for source in sources:
         if not source.get("url") and source.get("kb") and source.get("file"):
             source = source.copy()
-            source["url"] = download_url(str(source["kb"]), source["file"])
+            page = source.get("page")
+            source["url"] = download_url(str(source["kb"]), source["file"]) + (f"#page={page}" if page else "")
         out.append(source)
     return out
 

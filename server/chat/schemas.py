@@ -87,6 +87,7 @@ class Source(TypedDict):
     url: str | None
     kb: str | None
     highlights: NotRequired[list[list[int]]]
+    page: NotRequired[int]  # the PDF page of a knowledge-base passage: its download link opens there
 
 
 class ToolStep(TypedDict):

@@ -19,7 +19,7 @@ SOURCE_TEXT_MAX = 2000
 
 
 def location_of(metadata: dict[str, Any]) -> str:
-    """Where in its file a chunk comes from: page / sheet / slide and heading path."""
+    """Where in its file a chunk comes from: page / sheet / slide / table rows and heading path."""
     parts = []
     if metadata.get("page") is not None:
         parts.append(f"p. {metadata['page']}")
@@ -27,6 +27,9 @@ def location_of(metadata: dict[str, Any]) -> str:
         parts.append(f"sheet {metadata['sheet']}")
     if metadata.get("slide") is not None:
         parts.append(f"slide {metadata['slide']}")
+    rows = metadata.get("rows")
+    if isinstance(rows, list) and len(rows) == 2:
+        parts.append(f"row {rows[0]}" if rows[0] == rows[1] else f"rows {rows[0]}-{rows[1]}")
     headings = [str(h) for h in metadata.get("heading_path") or [] if str(h).strip()]
     if headings:
         parts.append("§ " + " > ".join(headings))
@@ -36,7 +39,7 @@ def location_of(metadata: dict[str, Any]) -> str:
 def kb_source(index: int, hit: SearchHit, kb: str) -> Source:
     """A knowledge-base hit as a source; a hit of a search over several knowledge bases names its own."""
     metadata = hit.metadata
-    return events.source(
+    source = events.source(
         index=index,
         file=str(metadata.get("source") or ""),
         location=location_of(metadata),
@@ -44,6 +47,10 @@ def kb_source(index: int, hit: SearchHit, kb: str) -> Source:
         text=hit.text[:SOURCE_TEXT_MAX],
         kb=str(metadata.get("kb") or kb),
     )
+    page = metadata.get("page")
+    if isinstance(page, int) and source["file"].lower().endswith(".pdf"):
+        source["page"] = page
+    return source
 
 
 def web_source(index: int, result: WebResult) -> Source:

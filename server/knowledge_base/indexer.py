@@ -48,6 +48,7 @@ from server.knowledge_base.loaders import (
 from server.knowledge_base.progress import Reporter
 from server.knowledge_base.schemas import FileResult
 from server.knowledge_base.splitter import split_documents
+from server.knowledge_base.types import LoadOptions
 from server.knowledge_base.vector_store import VectorStore
 from server.knowledge_base.vector_store.base import index_text
 
@@ -182,7 +183,7 @@ class KBIndexer:
             keep_old = (existing is not None and existing.status != "error") or (
                 existing is None and content.exists())
             job = FileJob(record, name, staged, digest, request.params, record.embed_model, staged=True,
-                          keep_old=keep_old, to_vector_store=request.to_vector_store)
+                          keep_old=keep_old, to_vector_store=request.to_vector_store, ocr=request.ocr)
             return self._ingest(job, batch, batch.reporter)
         finally:
             if not batch.owns(staged):  # a pending file keeps its staged copy until the batch is saved
@@ -226,7 +227,9 @@ class KBIndexer:
 
     def _prepare(self, job: FileJob, with_headings: bool, reporter: Reporter) -> Prepared:
         """Load, split and embed one file (nothing is stored yet)."""
-        docs = load_file(job.source, source=job.name)
+        ocr = self.ctx.settings.ocr if job.ocr is None else job.ocr
+        options = LoadOptions(ocr=ocr, on_ocr_page=lambda done, total: reporter.ocr_page(job.name, done, total))
+        docs = load_file(job.source, source=job.name, options=options)
         params = job.params
         counter = self.ctx.embeddings.get(job.embed_model).count_tokens if params.unit == "tokens" else None
         chunks = split_documents(docs, params.size, params.overlap, params.unit, counter)

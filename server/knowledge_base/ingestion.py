@@ -71,6 +71,7 @@ class AddRequest:
     params: ChunkParams
     override: bool = False
     to_vector_store: bool = True
+    ocr: bool | None = None  # None: the setting kb.ocr
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class FileJob:
     staged: bool = False  # source is a staged copy, moved into content/ when the file is recorded
     keep_old: bool = False  # an earlier version stays in place if this one cannot be read
     to_vector_store: bool = True
+    ocr: bool | None = None  # None: the setting kb.ocr
 
     @property
     def ext(self) -> str:

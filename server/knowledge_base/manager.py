@@ -170,10 +170,11 @@ class KnowledgeBaseManager:
     # ----- files
     def add_files(self, kb: str, files: list[tuple[str, bytes]] | list[Path], *, override: bool = False,
                   chunk_size: int | None = None, chunk_overlap: int | None = None, to_vector_store: bool = True,
-                  progress: ProgressFn | None = None) -> list[FileResult]:
-        """Store files in content/ and ingest them; per-file failures are reported in the results."""
+                  ocr: bool | None = None, progress: ProgressFn | None = None) -> list[FileResult]:
+        """Store files in content/ and ingest them; per-file failures are reported in the results.
+        ocr=False reads no pictures (None follows the setting kb.ocr)."""
         self.kb_row(kb)  # an unknown knowledge base is reported before bad parameters
-        request = AddRequest(self.indexer.chunk_params(chunk_size, chunk_overlap), override, to_vector_store)
+        request = AddRequest(self.indexer.chunk_params(chunk_size, chunk_overlap), override, to_vector_store, ocr)
         return self.indexer.add_files(kb, list(files), request, progress)
 
     def check_upload(self, kb: str, file_names: list[str], chunk_size: int | None = None,

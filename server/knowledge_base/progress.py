@@ -29,6 +29,10 @@ class Reporter:
     def file_start(self, name: str) -> None:
         self._send(stage="file_start", file_name=name)
 
+    def ocr_page(self, name: str, done: int, total: int) -> None:
+        """OCR of a file's pages is under way: done of total pages read."""
+        self._send(stage="ocr", file_name=name, pages_done=done, pages_total=total)
+
     def chunks(self, name: str, done: int, total: int) -> None:
         self._send(stage="chunks", file_name=name, chunks_done=done, chunks_total=total)
 

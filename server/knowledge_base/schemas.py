@@ -54,12 +54,14 @@ class FileResult(BaseModel):
 class ProgressEvent(BaseModel):
     """Progress of an ingestion or rebuild, reported file by file and batch by batch."""
 
-    stage: Literal["file_start", "file_done", "chunks", "saving", "done", "error"]
+    stage: Literal["file_start", "file_done", "ocr", "chunks", "saving", "done", "error"]
     file_name: str = ""
     files_done: int = 0
     files_total: int = 0
     chunks_done: int = 0
     chunks_total: int = 0
+    pages_done: int = Field(0, description="Stage 'ocr': pages (or pictures) of the file read by OCR so far.")
+    pages_total: int = Field(0, description="Stage 'ocr': pages (or pictures) of the file that OCR reads.")
     message: str = ""
 
 

@@ -10,6 +10,7 @@ possible, and only between chunks of one unit, never across headings or articles
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,14 +60,34 @@ def split_documents(
         raise InvalidInput(f"chunk_overlap must be between 0 and chunk_size - 1, got {chunk_overlap}")
     chunks: list[Chunk] = []
     for doc in docs:
-        splitter = _DocSplitter(doc.text, chunk_size, chunk_overlap, token_counter if unit == "tokens" else None)
+        spans = doc.metadata.get("row_spans") or []
+        # A table row carries its own headers, so a chunk of a table needs no overlap; a partial row
+        # carried over would be a value cut from its header.
+        overlap = 0 if spans else chunk_overlap
+        splitter = _DocSplitter(doc.text, chunk_size, overlap, token_counter if unit == "tokens" else None)
+        base = {k: v for k, v in doc.metadata.items() if k != "row_spans"}
+        offsets = [offset for offset, _ in spans]
         for start, end, path in splitter.split():
             text = _normalize(doc.text[start:end])
             if not text:
                 continue
-            metadata = {**doc.metadata, "chunk_index": len(chunks), "heading_path": list(path), "start": start}
+            metadata = {**base, "chunk_index": len(chunks), "heading_path": list(path), "start": start}
+            rows = _row_range(spans, offsets, start, end)
+            if rows:
+                metadata["rows"] = rows
             chunks.append(Chunk(text=text, metadata=metadata))
     return chunks
+
+
+def _row_range(spans: list[list[int]], offsets: list[int], start: int, end: int) -> list[int] | None:
+    """[first, last] row number of the table rows a chunk [start, end) touches (see types.LoadedDoc)."""
+    if not spans:
+        return None
+    first = max(bisect.bisect_right(offsets, start) - 1, 0)
+    last = max(bisect.bisect_left(offsets, end) - 1, first)
+    if offsets[first] >= end:  # a chunk of title rows above the table
+        return None
+    return [spans[first][1], spans[last][1]]
 
 
 def _normalize(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,10 @@ class LoadedDoc:
 
     text: str
     # Always "source" (file name relative to the KB content dir); where known "page" (1-based),
-    # "sheet", "slide" (1-based), "title" and "format" (extension without the dot).
+    # "sheet", "slide" (1-based), "title", "format" (extension without the dot) and "ocr" (True when
+    # the text was read off an image). A table's LoadedDoc also has "row_spans": [[offset, row], ...],
+    # the character offset in the text where each row's line starts and the row's number in the file;
+    # the splitter turns it into each chunk's "rows" ([first, last]).
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -23,6 +27,20 @@ def loaded_doc(text: str, source: str, title: str | None = None, **location: int
     if title:
         metadata["title"] = title
     return LoadedDoc(text=text, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a file is read: whether images are OCRed, whether PDF tables are looked for, and who hears of
+    each OCRed page (done, total)."""
+
+    ocr: bool = True
+    pdf_tables: bool = True
+    on_ocr_page: Callable[[int, int], None] | None = None
+
+    def ocr_page(self, done: int, total: int) -> None:
+        if self.on_ocr_page is not None:
+            self.on_ocr_page(done, total)
 
 
 @dataclass

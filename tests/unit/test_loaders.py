@@ -19,6 +19,7 @@ from server.knowledge_base.loaders import (
     load_file,
     loader_name,
 )
+from server.knowledge_base.types import LoadOptions
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -81,14 +82,15 @@ def test_csv_rows_render_as_column_value_pairs_with_detected_encoding(tmp_path):
     path = tmp_path / "people.csv"
     path.write_bytes("姓名,城市,年龄\n张三,北京,30\n李四,,25\n".encode("gbk"))
     [doc] = load_file(path)
-    assert doc.text.splitlines() == ["姓名: 张三; 城市: 北京; 年龄: 30", "姓名: 李四; 年龄: 25"]
+    assert doc.text.split("\n\n") == ["姓名: 张三; 城市: 北京; 年龄: 30", "姓名: 李四; 年龄: 25"]
+    assert doc.metadata["row_spans"] == [[0, 2], [len("姓名: 张三; 城市: 北京; 年龄: 30") + 2, 3]]
 
 
 def test_csv_with_semicolon_delimiter_is_sniffed(tmp_path):
     path = tmp_path / "prices.csv"
     path.write_text("item;price\napple;1,50\npear;2,00\n", encoding="utf-8")
     [doc] = load_file(path)
-    assert doc.text.splitlines() == ["item: apple; price: 1,50", "item: pear; price: 2,00"]
+    assert doc.text.split("\n\n") == ["item: apple; price: 1,50", "item: pear; price: 2,00"]
 
 
 def test_json_is_pretty_printed_with_readable_chinese(tmp_path):
@@ -136,7 +138,7 @@ def test_html_drops_scripts_and_navigation_and_keeps_structure(tmp_path):
     assert doc.metadata["title"] == "Page title"
     assert "# Main heading\n\nFirst bold paragraph.\n\n### Sub heading" in doc.text
     assert "- one\n- two" in doc.text
-    assert "| Name | Value |\n| a | 1 |" in doc.text
+    assert "Name: a; Value: 1" in doc.text
     for gone in ("secret", "color:red", "Home | About", "hidden text"):
         assert gone not in doc.text
 
@@ -181,7 +183,7 @@ def test_docx_keeps_order_headings_lists_and_tables(tmp_path):
     [doc] = load_file(path)
     assert doc.text == (
         "# 用户手册\n\n第一段正文。\n\n## Installation\n\n- Run the installer.\n\n"
-        "| 名称 | 数量 |\n| 苹果 | 3 |\n\nAfter the table."
+        "名称: 苹果; 数量: 3\n\nAfter the table."
     )
 
 
@@ -203,7 +205,7 @@ def test_xlsx_gives_one_doc_per_sheet_with_header_keys(tmp_path):
     workbook.save(path)
     docs = load_file(path)
     assert [d.metadata["sheet"] for d in docs] == ["Sales", "Notes"]
-    assert docs[0].text.splitlines() == [
+    assert docs[0].text.split("\n\n") == [
         "2024 sales report",
         "Region: 华东; Units: 3; Date: 2024-01-05",
         "Region: North; Units: 2.5",
@@ -231,7 +233,7 @@ def test_pptx_gives_one_doc_per_slide_with_title_text_table_and_notes(tmp_path):
     docs = load_file(path)
     assert [(d.metadata["slide"], d.metadata["title"]) for d in docs] == [(1, "季度回顾"), (2, "Numbers")]
     assert docs[0].text == "季度回顾\n\n收入增长\n\nNotes: Mention the new office."
-    assert docs[1].text == "Numbers\n\n| Q1 | Q2 |\n| 10 | 12 |"
+    assert docs[1].text == "Numbers\n\nQ1: 10; Q2: 12"
 
 
 def test_epub_chapters_follow_spine_order_with_markdown_headings(tmp_path):
@@ -262,16 +264,17 @@ def test_epub_chapters_follow_spine_order_with_markdown_headings(tmp_path):
 
 
 def test_unsupported_extension_is_a_415_error_naming_the_file(tmp_path):
-    path = tmp_path / "photo.jpg"
-    path.write_bytes(b"\xff\xd8\xff")
+    path = tmp_path / "photo.heic"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic")
     with pytest.raises(UnsupportedFileType) as info:
         load_file(path)
     assert isinstance(info.value, LoaderError) and isinstance(info.value, UnsupportedMediaType)
     assert info.value.status == 415
-    assert "photo.jpg" in info.value.message and ".jpg" in info.value.message
+    assert "photo.heic" in info.value.message and ".heic" in info.value.message
 
 
-@pytest.mark.parametrize("ext", [".docx", ".xlsx", ".pptx", ".epub", ".pdf"])
+@pytest.mark.parametrize("ext", [".docx", ".xlsx", ".pptx", ".epub", ".pdf", ".doc", ".ppt", ".odt", ".odp", ".ods",
+                                 ".rtf", ".xml", ".msg", ".eml", ".png", ".jpg", ".tiff", ".webp"])
 def test_corrupt_binary_files_are_422_errors_not_tracebacks(tmp_path, ext):
     path = tmp_path / f"broken{ext}"
     path.write_bytes(b"this is not really a document" * 10)
@@ -305,9 +308,10 @@ def test_missing_file_is_an_error(tmp_path):
 def test_supported_extensions_and_loader_names():
     assert SUPPORTED_EXTENSIONS == {
         ".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".json", ".jsonl", ".xlsx", ".pptx",
-        ".epub",
+        ".epub", ".doc", ".ppt", ".odt", ".odp", ".ods", ".rtf", ".rst", ".org", ".xml", ".eml", ".msg",
+        ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp",
     }  # fmt: skip
-    assert loader_name(".PDF") == "pdf:pypdf"
+    assert loader_name(".PDF") == "pdf:pypdf+rapidocr"
     assert loader_name("docx") == loader_name(".docx")
     with pytest.raises(UnsupportedFileType):
         loader_name(".exe")
@@ -331,7 +335,7 @@ def test_real_docx_bilingual_with_headings_and_tables(shared_data):
     assert doc.text.startswith("# MinerU supports DOCX document parsing now")
     assert "MinerU支持docx解析了" in doc.text
     assert re.search(r"^## Many Tables$", doc.text, re.M)
-    assert len(re.findall(r"^\| .+ \|$", doc.text, re.M)) >= 8
+    assert len(re.findall(r"^[^:\n]+: [^\n]+; [^:\n]+: ", doc.text, re.M)) >= 8
 
 
 def test_real_pdf_chinese_comes_out_as_cjk(shared_data):
@@ -347,9 +351,9 @@ def test_real_pdf_english_transcript(shared_data):
     assert "Official" in docs[0].text and docs[0].metadata["page"] == 1
 
 
-def test_real_scanned_pdf_is_a_clear_error(shared_data):
-    with pytest.raises(UnreadableFile, match=r"mineru_small_ocr_scanned\.pdf.*no text layer.*OCR"):
-        _load(shared_data, "zh/files/mineru_small_ocr_scanned.pdf")
+def test_real_scanned_pdf_without_ocr_is_a_clear_error(shared_data):
+    with pytest.raises(UnreadableFile, match=r"mineru_small_ocr_scanned\.pdf.*no text layer.*OCR.*turned off"):
+        load_file(shared_data / "docs" / "zh/files/mineru_small_ocr_scanned.pdf", options=LoadOptions(ocr=False))
 
 
 def test_real_xlsx_sheets_use_the_header_row(shared_data):
@@ -362,7 +366,7 @@ def test_real_pptx_slides(shared_data):
     docs = _load(shared_data, "en/files/unstructured_sample-presentation.pptx")
     assert [d.metadata["slide"] for d in docs] == [1, 2, 3, 4]
     assert docs[1].metadata["title"] == "This is the first content slide"
-    assert "| 1 | A1 | B1 | C1 |" in docs[3].text
+    assert "Table: 1; A: A1; B: B1; C: C1" in docs[3].text
 
 
 def test_real_epub_chapters(shared_data):

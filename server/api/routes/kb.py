@@ -139,7 +139,7 @@ async def upload_files(kb: str, request: Request, services: ServicesDep) -> Resp
         await _run(manager.check_upload, kb, upload.file_names, options.chunk_size, options.chunk_overlap)
         ingest = partial(manager.add_files, kb, upload.files, override=options.override,
                          chunk_size=options.chunk_size, chunk_overlap=options.chunk_overlap,
-                         to_vector_store=options.to_vector_store)
+                         to_vector_store=options.to_vector_store, ocr=options.ocr)
         if options.stream:
             def final(results: list[FileResult]) -> dict[str, Any]:
                 return {"stage": "result", "results": [r.model_dump() for r in results]}

@@ -58,5 +58,6 @@ async def public_settings(services: ServicesDep) -> PublicSettings:
         chunk_overlap=kb.chunk_overlap,
         chunk_unit=kb.chunk_unit,
         max_upload_mb=kb.max_upload_mb,
+        ocr=kb.ocr,
         agent_max_steps=chat.agent_max_steps,
     )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from server.errors import AppError, InvalidInput, UnsupportedMediaType
-from server.knowledge_base.types import LoadedDoc
+from server.knowledge_base.types import LoadedDoc, LoadOptions
 
 logger = logging.getLogger(__name__)
 
@@ -39,27 +39,46 @@ class UnreadableFile(LoaderError, InvalidInput):
 
 
 # Imported after the error classes because the format modules raise them.
-from server.knowledge_base.loaders import office, pdf, text, web  # noqa: E402
+from server.knowledge_base.loaders import images, legacy, mail, markup, odf, office, pdf, text, web  # noqa: E402
 from server.knowledge_base.loaders.archive import check_archive  # noqa: E402
 from server.knowledge_base.loaders.encoding import read_text  # noqa: E402
 
-Loader = Callable[[Path, str], list[LoadedDoc]]
+Loader = Callable[[Path, str, LoadOptions], list[LoadedDoc]]
+PlainLoader = Callable[[Path, str], list[LoadedDoc]]
+
+
+def _plain(loader: PlainLoader) -> Loader:
+    """A loader of a format that holds no pictures takes no options."""
+    return lambda path, source, options: loader(path, source)
+
 
 # extension -> (loader name reported in file listings, loader function)
 _LOADERS: dict[str, tuple[str, Loader]] = {
-    ".txt": ("text", text.load_txt),
-    ".md": ("markdown", text.load_markdown),
-    ".markdown": ("markdown", text.load_markdown),
-    ".csv": ("csv", text.load_csv),
-    ".json": ("json", text.load_json),
-    ".jsonl": ("jsonl", text.load_jsonl),
-    ".html": ("html:bs4-lxml", web.load_html),
-    ".htm": ("html:bs4-lxml", web.load_html),
-    ".epub": ("epub:ebooklib", web.load_epub),
-    ".pdf": ("pdf:pypdf", pdf.load_pdf),
+    ".txt": ("text", _plain(text.load_txt)),
+    ".md": ("markdown", _plain(text.load_markdown)),
+    ".markdown": ("markdown", _plain(text.load_markdown)),
+    ".csv": ("csv", _plain(text.load_csv)),
+    ".json": ("json", _plain(text.load_json)),
+    ".jsonl": ("jsonl", _plain(text.load_jsonl)),
+    ".html": ("html:bs4-lxml", _plain(web.load_html)),
+    ".htm": ("html:bs4-lxml", _plain(web.load_html)),
+    ".epub": ("epub:ebooklib", _plain(web.load_epub)),
+    ".pdf": ("pdf:pypdf+rapidocr", pdf.load_pdf),
     ".docx": ("docx:python-docx", office.load_docx),
     ".xlsx": ("xlsx:openpyxl", office.load_xlsx),
     ".pptx": ("pptx:python-pptx", office.load_pptx),
+    ".doc": ("doc:catdoc", legacy.load_doc),
+    ".ppt": ("ppt:catppt", legacy.load_ppt),
+    ".odt": ("odt:odfpy", odf.load_odt),
+    ".odp": ("odp:odfpy", odf.load_odp),
+    ".ods": ("ods:odfpy", odf.load_ods),
+    ".rtf": ("rtf:striprtf", markup.load_rtf),
+    ".rst": ("rst", markup.load_rst),
+    ".org": ("org", markup.load_org),
+    ".xml": ("xml:lxml", markup.load_xml),
+    ".eml": ("eml:email", mail.load_eml),
+    ".msg": ("msg:extract-msg", mail.load_msg),
+    **{ext: ("image:rapidocr", images.load_image) for ext in images.IMAGE_EXTENSIONS},
 }
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_LOADERS)
@@ -82,8 +101,9 @@ def _unsupported_reason(ext: str) -> str:
     return f"unsupported file type {shown}; supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}"
 
 
-def load_file(path: Path, source: str | None = None) -> list[LoadedDoc]:
-    """Load one file into LoadedDocs; every LoadedDoc has non-empty text and metadata 'source' and 'format'."""
+def load_file(path: Path, source: str | None = None, options: LoadOptions | None = None) -> list[LoadedDoc]:
+    """Load one file into LoadedDocs; every LoadedDoc has non-empty text and metadata 'source' and 'format'.
+    Options say whether pictures are OCRed (by default they are) and who hears of OCR progress."""
     path = Path(path)
     source = source or path.name
     ext = _extension(path)
@@ -94,7 +114,7 @@ def load_file(path: Path, source: str | None = None) -> list[LoadedDoc]:
     _, loader = _LOADERS[ext]
     try:
         check_archive(path, source)
-        docs = loader(path, source)
+        docs = loader(path, source, options or LoadOptions())
     except LoaderError as exc:
         if exc.file_name == source:
             raise
@@ -119,6 +139,7 @@ def load_file(path: Path, source: str | None = None) -> list[LoadedDoc]:
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
+    "LoadOptions",
     "LoaderError",
     "UnreadableFile",
     "UnsupportedFileType",

@@ -6,11 +6,11 @@ import re
 import warnings
 from pathlib import Path
 
-from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, ProcessingInstruction, Tag
-from bs4 import XMLParsedAsHTMLWarning
+from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, ProcessingInstruction, Tag, XMLParsedAsHTMLWarning
 
 from server.knowledge_base.loaders.encoding import BOMS, detect_and_decode
 from server.knowledge_base.loaders.office import check_zip
+from server.knowledge_base.loaders.tables import render_table
 from server.knowledge_base.types import LoadedDoc, loaded_doc
 
 _DROP = ("script", "style", "nav", "noscript", "template", "svg", "head", "iframe", "object", "button", "select")
@@ -108,11 +108,8 @@ def _table(table: Tag) -> str:
     for tr in table.find_all("tr"):
         if tr.find_parent("table") is not table:
             continue  # rows of nested tables are part of their cell's text
-        cells = [" ".join(cell.get_text(" ").split()) for cell in tr.find_all(["td", "th"], recursive=False)]
-        cells = [cell for cell in cells if cell]
-        if cells:
-            rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        rows.append([cell.get_text(" ") for cell in tr.find_all(["td", "th"], recursive=False)])
+    return render_table(rows).text
 
 
 def _clean(text: str) -> str:

@@ -206,3 +206,43 @@ def test_rebuild_streams_progress_and_keeps_search_working(client, kb):
     assert [e["stage"] for e in events[-2:]] == ["saving", "done"]
     hits = client.post("/kbs/docs/search", json={"query": "rent", "mode": "bm25"}).json()
     assert hits[0]["metadata"]["source"] == "lease.txt"
+
+
+NEW_FORMATS = ["unstructured_eng_spa_mult" + ext for ext in (".doc", ".ppt", ".odt", ".rtf", ".rst", ".org", ".xml")]
+
+
+def test_upload_of_old_office_opendocument_and_markup_files_indexes_their_text(client, kb, shared_data):
+    parity = shared_data / "docs" / "parity"
+    files = [("files", (name, (parity / name).read_bytes())) for name in NEW_FORMATS]
+    response = client.post("/kbs/docs/files", files=files)
+    assert response.status_code == 200, response.text
+    assert {r["file_name"]: r["status"] for r in response.json()["results"]} == dict.fromkeys(NEW_FORMATS, "indexed")
+    listed = {f["file_name"]: f["loader"] for f in client.get("/kbs/docs/files").json()}
+    assert listed["unstructured_eng_spa_mult.odt"] == "odt:odfpy"
+    for name in NEW_FORMATS:
+        chunks = client.get(f"/kbs/docs/files/{name}/chunks").json()
+        assert any("Todos los seres humanos nacen libres" in c["text"] for c in chunks), name
+
+
+def test_upload_of_an_image_is_read_by_ocr_with_page_progress_unless_ocr_is_off(client, kb, shared_data):
+    image = (shared_data / "docs" / "zh" / "files" / "chatchat_ocr_test.jpg").read_bytes()
+    refused = client.post("/kbs/docs/files", files=[("files", ("notice.jpg", image))], data={"ocr": "false"})
+    [result] = refused.json()["results"]
+    assert result["status"] == "error" and "OCR" in result["error"] and "turned off" in result["error"]
+    response = client.post("/kbs/docs/files", files=[("files", ("notice.jpg", image))],
+                           data={"stream": "true", "override": "true"})
+    events = sse_events(response)
+    assert [(e["pages_done"], e["pages_total"]) for e in events if e["stage"] == "ocr"] == [(0, 1), (1, 1)]
+    assert events[-1]["results"][0]["status"] == "indexed"
+    hits = client.post("/kbs/docs/search", json={"query": "横向文本框", "top_k": 1}).json()
+    assert hits[0]["metadata"]["source"] == "notice.jpg" and "横向文本框" in hits[0]["text"]
+    assert hits[0]["metadata"]["ocr"] is True
+
+
+def test_a_corrupt_file_of_a_new_format_is_a_readable_error_and_stores_nothing(client, kb):
+    response = client.post("/kbs/docs/files", files=[("files", ("broken.odt", b"PK\x03\x04 not really")),
+                                                     ("files", ("broken.rtf", b"plain text"))])
+    results = {r["file_name"]: r for r in response.json()["results"]}
+    assert results["broken.odt"]["status"] == "error" and "broken.odt" in results["broken.odt"]["error"]
+    assert "not a valid rtf file" in results["broken.rtf"]["error"]
+    assert client.get("/kbs/docs").json()["chunk_count"] == 2
