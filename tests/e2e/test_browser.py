@@ -25,8 +25,10 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (make browser-deps installs it)"),
 ]
 
-# Streamlit reruns take a few seconds on two cores; model answers and ingestion more.
-UI_TIMEOUT_MS = 60_000
+# Streamlit reruns take a few seconds on two cores; model answers and ingestion more. A download button's
+# file is fetched in a rerun of the whole chat page, which took over 60 s on two cores busy with other work
+# (load average 8), so every wait allows two minutes.
+UI_TIMEOUT_MS = 120_000
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-quic",
