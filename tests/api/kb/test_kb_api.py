@@ -227,8 +227,8 @@ def test_upload_of_old_office_opendocument_and_markup_files_indexes_their_text(c
 def test_upload_of_an_image_is_read_by_ocr_with_page_progress_unless_ocr_is_off(client, kb, shared_data):
     image = (shared_data / "docs" / "zh" / "files" / "chatchat_ocr_test.jpg").read_bytes()
     refused = client.post("/kbs/docs/files", files=[("files", ("notice.jpg", image))], data={"ocr": "false"})
-    [result] = refused.json()["results"]
-    assert result["status"] == "error" and "OCR" in result["error"] and "turned off" in result["error"]
+    error = assert_error(refused, 422, "unreadable_file")
+    assert "notice.jpg" in error["message"] and "OCR" in error["message"] and "turned off" in error["message"]
     response = client.post("/kbs/docs/files", files=[("files", ("notice.jpg", image))],
                            data={"stream": "true", "override": "true"})
     events = sse_events(response)
@@ -242,7 +242,6 @@ def test_upload_of_an_image_is_read_by_ocr_with_page_progress_unless_ocr_is_off(
 def test_a_corrupt_file_of_a_new_format_is_a_readable_error_and_stores_nothing(client, kb):
     response = client.post("/kbs/docs/files", files=[("files", ("broken.odt", b"PK\x03\x04 not really")),
                                                      ("files", ("broken.rtf", b"plain text"))])
-    results = {r["file_name"]: r for r in response.json()["results"]}
-    assert results["broken.odt"]["status"] == "error" and "broken.odt" in results["broken.odt"]["error"]
-    assert "not a valid rtf file" in results["broken.rtf"]["error"]
+    error = assert_error(response, 422, "unreadable_file")
+    assert "broken.odt" in error["message"] and "not a valid rtf file" in error["message"]
     assert client.get("/kbs/docs").json()["chunk_count"] == 2
