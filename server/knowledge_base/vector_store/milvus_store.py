@@ -231,6 +231,8 @@ class MilvusStore(VectorStore):
 
     def _unavailable(self, exc: Exception) -> VectorDatabaseUnavailable:
         reason = getattr(exc, "message", None) or str(exc)
+        if is_local(self._uri):
+            reason += " (a milvus-lite database serves one process at a time; for several, use a Milvus server)"
         return VectorDatabaseUnavailable(f"the Milvus database of knowledge base {self.kb_name!r} ({URI_SETTING} "
                                          f"{self._uri}) cannot be used: {reason}")
 
