@@ -18,7 +18,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +255,9 @@ class MilvusStore(VectorStore):
                 index = client.prepare_index_params()
                 index.add_index("vector", index_type="FLAT" if is_local(self._uri) else "AUTOINDEX",
                                 metric_type="COSINE")
-                client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+                client.create_collection(name, schema=schema, consistency_level="Strong")
+                # Without waiting on the index: milvus-lite builds it at once and has no timestamps to wait with.
+                client.create_index(name, index, sync=False)
             client.load_collection(name)
         except MilvusException as exc:
             raise self._unavailable(exc) from exc
@@ -288,20 +290,16 @@ class MilvusStore(VectorStore):
                                                  search_params={"metric_type": "COSINE"}))
         return [(int(hit["entity"]["chunk_id"]), float(hit["distance"])) for hit in found[0]]
 
-    def _rows(self, client: Any, name: str, where: str) -> Iterator[list[dict[str, Any]]]:
-        """Every row matching ``where``, in batches, with all its fields (to rewrite them)."""
-        found = client.query_iterator(name, batch_size=BATCH, filter=where,
-                                      output_fields=["pk", "chunk_id", "file", "vector", "added_in", "removed_in"])
-        try:
-            while batch := found.next():
-                yield batch
-        finally:
-            found.close()
-
     def _mark(self, client: Any, name: str, where: str, removed_in: int) -> None:
-        """Set removed_in of the rows matching ``where`` (Milvus updates a row by writing it whole)."""
-        batches = list(self._rows(client, name, where))  # read all before writing: the writes change the matches
-        for batch in batches:
+        """Set removed_in of the rows matching ``where``, which the new value must no longer match: Milvus updates
+        a row by writing it whole, a batch at a time, until none is left."""
+        seen: set[str] = set()
+        while batch := client.query(name, filter=where, limit=BATCH, consistency_level="Strong",
+                                    output_fields=["pk", "chunk_id", "file", "vector", "added_in", "removed_in"]):
+            keys = {row["pk"] for row in batch}
+            if keys <= seen:
+                raise MilvusException(message=f"rows of {name} keep matching {where!r} after being updated")
+            seen |= keys
             client.upsert(name, [{**row, "vector": list(row["vector"]), "removed_in": removed_in} for row in batch])
 
     def _write(self, client: Any, name: str, new: int, base: int, *, replace_all: bool, insert_here: bool) -> None:
