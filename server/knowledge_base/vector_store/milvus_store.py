@@ -97,6 +97,11 @@ def _query(client: Any, name: str, *, where: str, fields: list[str]) -> Any:
     return client.query(name, filter=where, output_fields=fields)
 
 
+def is_collection_of(name: str, kb: str) -> bool:
+    prefix = collection_prefix(kb)
+    return name.startswith(prefix) and name[len(prefix):].isdigit()
+
+
 def quoted(value: str) -> str:
     """A Milvus filter string literal."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -136,7 +141,7 @@ class MilvusStore(VectorStore):
         try:
             client = client_for(options.milvus_uri, options.milvus_token)
             for name in client.list_collections():
-                if name.startswith(collection_prefix(kb_name)):
+                if is_collection_of(name, kb_name):
                     client.drop_collection(name)
         except (MilvusException, OSError) as exc:
             # Harmless leftovers: a new knowledge base of that name starts by removing them.
@@ -184,7 +189,8 @@ class MilvusStore(VectorStore):
 
     def do_vectors(self, ids: np.ndarray) -> np.ndarray:
         wanted = ids.tolist()
-        found = {i: v for i, v in self._pending.items() if i in set(wanted)}
+        wanted_set = set(wanted)
+        found = {i: v for i, v in self._pending.items() if i in wanted_set}
         missing = [i for i in wanted if i not in found]
         for start in range(0, len(missing), BATCH):
             part = ",".join(str(i) for i in missing[start:start + BATCH])
@@ -210,7 +216,7 @@ class MilvusStore(VectorStore):
         client = self._connect()
         current = self._collection() if self._index_dim else None
         try:
-            names = [n for n in client.list_collections() if n.startswith(collection_prefix(self.kb_name))]
+            names = [n for n in client.list_collections() if is_collection_of(n, self.kb_name)]
             for name in sorted(names, key=lambda n: n != current):
                 self._write(client, name, new, base, replace_all=replace_all, insert_here=name == current)
         except MilvusException as exc:
@@ -226,13 +232,12 @@ class MilvusStore(VectorStore):
             try:
                 self._client = client_for(self._uri, self._token)
             except (MilvusException, OSError) as exc:
-                raise self._unavailable(exc) from exc
+                busy = " (a milvus-lite database serves one process at a time; for several, use a Milvus server)"
+                raise self._unavailable(exc, busy if is_local(self._uri) else "") from exc
         return self._client
 
-    def _unavailable(self, exc: Exception) -> VectorDatabaseUnavailable:
-        reason = getattr(exc, "message", None) or str(exc)
-        if is_local(self._uri):
-            reason += " (a milvus-lite database serves one process at a time; for several, use a Milvus server)"
+    def _unavailable(self, exc: Exception, hint: str = "") -> VectorDatabaseUnavailable:
+        reason = (getattr(exc, "message", None) or str(exc)) + hint
         return VectorDatabaseUnavailable(f"the Milvus database of knowledge base {self.kb_name!r} ({URI_SETTING} "
                                          f"{self._uri}) cannot be used: {reason}")
 
