@@ -119,12 +119,22 @@ class KBSettings(BaseModel):
         description="Embedding models by name.",
     )
     default_vector_store: str = Field(
-        "faiss", description="Vector store kind for new knowledge bases: faiss (files) or pgvector (PostgreSQL)."
+        "faiss",
+        description="Vector store kind for new knowledge bases: faiss (files), pgvector (PostgreSQL) or milvus.",
     )
     pgvector_url: str | None = Field(
         None,
         description="SQLAlchemy URL of the PostgreSQL database (with the pgvector extension) holding the vectors of "
         "pgvector knowledge bases; default: paths.database_url when that is PostgreSQL.",
+    )
+    milvus_uri: str | None = Field(
+        None,
+        description="Where milvus knowledge bases keep their vectors: a Milvus server (http://host:19530) or a local "
+        "milvus-lite database path ending in .db (one process at a time); default: milvus.db in the knowledge base "
+        "root folder.",
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="Token (or user:password) of the Milvus server; set it through the environment."
     )
     chunk_size: int = Field(
         500, ge=CHUNK_SIZE_MIN, le=CHUNK_SIZE_MAX, description="Maximum chunk length, in chunk_unit."

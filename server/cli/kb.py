@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("name")
     create.add_argument("-d", "--description", default="")
     create.add_argument("-e", "--embed-model", default=None, help="embedding model (default from settings)")
-    create.add_argument("-s", "--vector-store", default=None, help="faiss or pgvector (default from settings)")
+    create.add_argument("-s", "--vector-store", default=None, help="faiss, pgvector or milvus (default from settings)")
     create.set_defaults(func=_run, action=cmd_create)
 
     delete = commands.add_parser("delete", help="delete a knowledge base with its files")
@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     migrate = commands.add_parser("migrate", help="move a knowledge base to another vector store, without re-embedding")
     migrate.add_argument("name")
-    migrate.add_argument("--to", required=True, dest="to_kind", help="target vector store: faiss or pgvector")
+    migrate.add_argument("--to", required=True, dest="to_kind", help="target vector store: faiss, pgvector or milvus")
     migrate.set_defaults(func=_run, action=cmd_migrate)
 
     files = commands.add_parser("files", help="list the files of a knowledge base")

@@ -44,12 +44,17 @@ class KBLayout:
         return self.root / ".locks"
 
 
-def store_options(settings: KBSettings, db: Database) -> StoreOptions:
+MILVUS_LITE_FILE = ".milvus.db"  # in the knowledge base root; a KB name never starts with '.'
+
+
+def store_options(settings: KBSettings, db: Database, kb_root: Path) -> StoreOptions:
     """The configured store options; pgvector's database is kb.pgvector_url, else the metadata database
-    when that is PostgreSQL."""
+    when that is PostgreSQL; Milvus is kb.milvus_uri, else a milvus-lite database in the knowledge base root."""
     pgvector_url = settings.pgvector_url or (db.url if db.engine.dialect.name == "postgresql" else None)
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
     return StoreOptions(bm25_tokenizer=settings.bm25_tokenizer, index_headings=settings.index_headings,
-                        pgvector_url=pgvector_url)
+                        pgvector_url=pgvector_url, milvus_uri=settings.milvus_uri or str(kb_root / MILVUS_LITE_FILE),
+                        milvus_token=token)
 
 
 def make_store(options: StoreOptions, layout: KBLayout, record: KBRecord, embed_model: str | None = None, *,
@@ -89,7 +94,7 @@ class KBContext:
     def build(cls, settings: KBSettings, db: Database, kb_root: Path, cache_dir: Path) -> "KBContext":
         layout = KBLayout(kb_root)
         embeddings = EmbeddingService(settings, cache_dir / "embeddings.sqlite")
-        options = store_options(settings, db)
+        options = store_options(settings, db, kb_root)
         pool = StorePool(settings.index_pool_size, StoreOpener(db, layout, settings, options), layout.lock_dir)
         return cls(db=db, pool=pool, embeddings=embeddings, layout=layout, settings=settings, store_options=options)
 

@@ -1,4 +1,4 @@
-"""Moving a knowledge base to another vector store kind (``kbchat kb migrate NAME --to pgvector``).
+"""Moving a knowledge base to another vector store kind (``kbchat kb migrate NAME --to pgvector`` or ``milvus``).
 
 The vectors are read back from the source store, not re-embedded: chunk texts, doc ids, metadata, chunk and
 sentence vectors go into a fresh store of the target kind, saved as the next version of the knowledge base's

@@ -127,7 +127,7 @@ def test_public_settings_list_choices_and_defaults(client):
                 "default_search_mode"):
         assert key in body
     assert "bing_key" not in json.dumps(body) and "api_key" not in json.dumps(body)
-    assert body["vector_stores"] == ["faiss"] and body["default_vector_store"] == "faiss"
+    assert body["vector_stores"] == ["faiss", "milvus"] and body["default_vector_store"] == "faiss"
 
 
 def test_public_settings_offer_each_mode_its_own_templates(tmp_path, fake):

@@ -47,7 +47,7 @@ def test_a_kb_upload_and_a_kb_chat_are_stored_on_postgresql(tmp_path, fake, pg_u
 def test_a_pgvector_kb_is_searched_through_the_api_and_deleted_with_its_vectors(tmp_path, fake, pg_url):
     settings = fake_llm_settings(tmp_path, fake.base_url, paths={"database_url": pg_url})
     with TestClient(create_app(settings)) as client:
-        assert client.get("/settings/public").json()["vector_stores"] == ["faiss", "pgvector"]
+        assert client.get("/settings/public").json()["vector_stores"] == ["faiss", "milvus", "pgvector"]
         created = client.post("/kbs", json={"name": "garden", "vector_store": "pgvector"})
         assert created.status_code == 201 and created.json()["vector_store"] == "pgvector"
         upload = client.post("/kbs/garden/files", files=[("files", (name, body.encode()))
@@ -71,7 +71,7 @@ def test_a_pgvector_kb_is_searched_through_the_api_and_deleted_with_its_vectors(
 
 def test_pgvector_without_a_postgresql_database_is_a_422_naming_the_setting(tmp_path, fake):
     with TestClient(create_app(fake_llm_settings(tmp_path, fake.base_url))) as client:
-        assert client.get("/settings/public").json()["vector_stores"] == ["faiss"]
+        assert client.get("/settings/public").json()["vector_stores"] == ["faiss", "milvus"]
         response = client.post("/kbs", json={"name": "garden", "vector_store": "pgvector"})
         assert response.status_code == 422
         assert "kb.pgvector_url" in response.json()["error"]["message"]

@@ -384,7 +384,7 @@ def test_create_kb_form_creates_and_selects_it(webui_env, api):
     at = no_exception(kb_app())
     if any(box.key == "kb_pick_en" for box in at.selectbox):  # other tests' KBs exist: show the form
         at.selectbox(key="kb_pick_en").set_value("").run()
-    assert at.selectbox(key="kb_new_store").options == api.public_settings()["vector_stores"] == ["faiss"]
+    assert at.selectbox(key="kb_new_store").options == api.public_settings()["vector_stores"] == ["faiss", "milvus"]
     at.text_input(key="kb_new_name").input(name)
     at.text_area(key="kb_new_desc").input("Made in a test")
     at.button[0].click().run()  # the form's Create button

@@ -222,7 +222,7 @@ def test_create_kb_errors(manager):
     with pytest.raises(InvalidInput):
         manager.create_kb("k2", embed_model="no-such-model")
     with pytest.raises(InvalidInput):
-        manager.create_kb("k3", vector_store="milvus")
+        manager.create_kb("k3", vector_store="chroma")
     assert [kb.name for kb in manager.list_kbs()] == ["k1"]
 
 

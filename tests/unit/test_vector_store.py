@@ -1,4 +1,4 @@
-"""Every vector store kind (FAISS files, pgvector on the test PostgreSQL): search and scores, deletion by file,
+"""Every vector store kind (FAISS files, pgvector on the test PostgreSQL, milvus on a milvus-lite file): search and scores, deletion by file,
 persistence, crash-safe saves, model checks; and the pool."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from server.knowledge_base.vector_store import (
     open_store,
 )
 from server.knowledge_base.vector_store import versions
+from server.knowledge_base.vector_store.milvus_store import dispose_clients
 from server.knowledge_base.vector_store.pgvector_store import dispose_engines
 from server.errors import InvalidInput
 
@@ -32,18 +33,21 @@ def unit(*values: float) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-@pytest.fixture(params=["faiss", "pgvector"])
-def make_store(request):
+@pytest.fixture(params=["faiss", "pgvector", "milvus"])
+def make_store(request, tmp_path):
     """Opens the store of knowledge base 'kb' under a folder, of each kind in turn."""
     options = StoreOptions()
     if request.param == "pgvector":
         options = StoreOptions(pgvector_url=request.getfixturevalue("pg_url"))
+    if request.param == "milvus":
+        options = StoreOptions(milvus_uri=str(tmp_path / "milvus.db"))
 
     def make(tmp_path, model: str = "model-a") -> VectorStore:
         return open_store(request.param, tmp_path / "vs", "kb", model, options)
 
     yield make
     dispose_engines()
+    dispose_clients()
 
 
 def fill(store: VectorStore) -> None:
@@ -232,7 +236,7 @@ def test_empty_store_saves_and_loads(tmp_path, make_store):
 
 def test_unknown_vector_store_kind_is_invalid_input():
     with pytest.raises(InvalidInput):
-        check_kind("milvus")
+        check_kind("chroma")
 
 
 def test_pool_evicts_least_recently_used_store(tmp_path):

@@ -14,9 +14,12 @@ from server.knowledge_base.vector_store.base import (
     VectorStore,
 )
 from server.knowledge_base.vector_store.faiss_store import FaissStore, set_threads
+from server.knowledge_base.vector_store.milvus_store import MilvusStore
 from server.knowledge_base.vector_store.pgvector_store import PgVectorStore
 
-STORE_KINDS: dict[str, type[VectorStore]] = {FaissStore.kind: FaissStore, PgVectorStore.kind: PgVectorStore}
+STORE_KINDS: dict[str, type[VectorStore]] = {
+    FaissStore.kind: FaissStore, MilvusStore.kind: MilvusStore, PgVectorStore.kind: PgVectorStore,
+}
 # Reads of a store that other processes keep saving meanwhile, before its unreadability is believed.
 LOAD_ATTEMPTS = 5
 
@@ -32,7 +35,7 @@ def check_kind(kind: str, options: StoreOptions | None = None) -> str:
 
 
 def usable_kinds(options: StoreOptions) -> list[str]:
-    """The kinds a new knowledge base may choose with these options (pgvector needs its database)."""
+    """The kinds a new knowledge base may choose with these options (pgvector and milvus need their database)."""
     usable = []
     for kind, store_class in sorted(STORE_KINDS.items()):
         try:
@@ -70,6 +73,7 @@ __all__ = [
     "STORE_KINDS",
     "EmbedModelMismatch",
     "FaissStore",
+    "MilvusStore",
     "PgVectorStore",
     "StoreOptions",
     "StoreUnreadable",

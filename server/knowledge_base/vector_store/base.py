@@ -63,6 +63,8 @@ class StoreOptions:
     bm25_tokenizer: str = "bigram"
     index_headings: bool = True
     pgvector_url: str | None = None
+    milvus_uri: str | None = None
+    milvus_token: str | None = field(default=None, repr=False)
 
 
 @dataclass

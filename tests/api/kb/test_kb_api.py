@@ -30,7 +30,7 @@ def test_create_existing_kb_is_409(client):
 
 
 @pytest.mark.parametrize("body", [{"name": "bad name"}, {"name": ".hidden"}, {"name": ""}, {},
-                                  {"name": "ok", "embed_model": "nope"}, {"name": "ok", "vector_store": "milvus"},
+                                  {"name": "ok", "embed_model": "nope"}, {"name": "ok", "vector_store": "chroma"},
                                   {"name": "ok", "unexpected": 1}])
 def test_create_kb_with_bad_body_is_422(client, body):
     assert_error(client.post("/kbs", json=body), 422)
