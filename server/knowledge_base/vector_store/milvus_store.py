@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from server.errors import InvalidInput, ServiceUnavailable
-from server.knowledge_base.vector_store import versions
-from server.knowledge_base.vector_store.base import StoreOptions, VectorStore
+from server.knowledge_base.vector_store.base import StoreOptions
+from server.knowledge_base.vector_store.versioned_rows import VersionedRowStore
 
 try:
     from pymilvus import DataType, MilvusClient, MilvusException
@@ -107,7 +107,7 @@ def quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class MilvusStore(VectorStore):
+class MilvusStore(VersionedRowStore):
     """Cosine search in a Milvus collection; changes wait in memory until ``save()``."""
 
     kind = "milvus"
@@ -153,66 +153,23 @@ class MilvusStore(VectorStore):
         self._token = options.milvus_token
         self._client = None
         self._ready: set[str] = set()
-        self._index_dim = 0
-        self._visible_at = 0  # the store version whose rows searches see
-        self._pending: dict[int, np.ndarray] = {}
-        self._removed: set[int] = set()
-        self._replace_all = False
+        self._reset_rows()
 
-    # ----- hooks
-    def do_init_index(self, dim: int) -> None:
-        if dim == 0 or (self._index_dim and dim != self._index_dim):
-            self._replace_all = True  # clear(): every saved row goes at the next save
-        self._index_dim = dim
-        self._pending.clear()
-        self._removed.clear()
+    # ----- rows in Milvus (see versioned_rows.py)
+    def _saved_count(self) -> int:
+        rows = self._call(functools.partial(_query, where=self._visible(), fields=["count(*)"]))
+        return int(rows[0]["count(*)"]) if rows else 0
 
-    def do_load_index(self, folder: Path) -> None:
-        self._index_dim = int(self.dim or 0)
-        self._visible_at = versions.version_number(folder)
-
-    def do_add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        for idx, row in zip(ids.tolist(), vectors):
-            self._pending[int(idx)] = np.array(row, dtype=np.float32)
-
-    def do_remove(self, ids: np.ndarray) -> None:
-        for idx in ids.tolist():
-            if self._pending.pop(int(idx), None) is None:
-                self._removed.add(int(idx))
-
-    def do_count(self) -> int:
-        saved = 0
-        if self._index_dim and not self._replace_all:
-            rows = self._call(functools.partial(_query, where=self._visible(), fields=["count(*)"]))
-            saved = int(rows[0]["count(*)"]) if rows else 0
-        return saved - len(self._removed) + len(self._pending)
-
-    def do_vectors(self, ids: np.ndarray) -> np.ndarray:
-        wanted = ids.tolist()
-        wanted_set = set(wanted)
-        found = {i: v for i, v in self._pending.items() if i in wanted_set}
-        missing = [i for i in wanted if i not in found]
-        for start in range(0, len(missing), BATCH):
-            part = ",".join(str(i) for i in missing[start:start + BATCH])
+    def _saved_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(ids), BATCH):
+            part = ",".join(str(i) for i in ids[start:start + BATCH])
             rows = self._call(functools.partial(_query, where=f"{self._visible()} and chunk_id in [{part}]",
                                                 fields=["chunk_id", "vector"]))
             found.update((int(r["chunk_id"]), np.asarray(r["vector"], dtype=np.float32)) for r in rows)
-        return np.stack([found[i] for i in wanted]).astype(np.float32)
+        return found
 
-    def do_search(self, vector: np.ndarray, k: int, ids: np.ndarray | None) -> list[tuple[int, float]]:
-        query = vector.reshape(-1)
-        hits: list[tuple[int, float]] = []
-        if self._index_dim and not self._replace_all:
-            hits = [(i, s) for i, s in self._search_saved(query, k + len(self._removed), ids)
-                    if i not in self._removed]
-        wanted = None if ids is None else set(ids.tolist())
-        hits += [(idx, float(np.dot(row, query))) for idx, row in self._pending.items()
-                 if wanted is None or idx in wanted]
-        return sorted(hits, key=lambda hit: -hit[1])[:k]
-
-    def do_save_index(self, folder: Path) -> None:
-        new, base = versions.version_number(folder), versions.committed_version(self.root)
-        replace_all = self._replace_all or self._visible_at != base
+    def _write_rows(self, new: int, base: int, replace_all: bool) -> None:
         client = self._connect()
         current = self._collection() if self._index_dim else None
         try:
@@ -221,10 +178,6 @@ class MilvusStore(VectorStore):
                 self._write(client, name, new, base, replace_all=replace_all, insert_here=name == current)
         except MilvusException as exc:
             raise self._unavailable(exc) from exc
-        self._pending.clear()
-        self._removed.clear()
-        self._replace_all = False
-        self._visible_at = new
 
     # ----- Milvus
     def _connect(self) -> Any:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from pathlib import Path
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
@@ -48,8 +47,8 @@ from sqlalchemy.exc import DBAPIError
 
 from server.db.engine import database_url
 from server.errors import InvalidInput, ServiceUnavailable
-from server.knowledge_base.vector_store import versions
-from server.knowledge_base.vector_store.base import StoreOptions, VectorStore
+from server.knowledge_base.vector_store.base import StoreOptions
+from server.knowledge_base.vector_store.versioned_rows import VersionedRowStore
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +135,7 @@ def index_name(dim: int, kb: str) -> str:
     return f"{table_name(dim)}_hnsw_{hashlib.sha1(kb.encode()).hexdigest()[:16]}"
 
 
-class PgVectorStore(VectorStore):
+class PgVectorStore(VersionedRowStore):
     """Cosine search over pgvector's HNSW index; changes wait in memory until ``save()``."""
 
     kind = "pgvector"
@@ -165,66 +164,22 @@ class PgVectorStore(VectorStore):
     def configure(self, options: StoreOptions) -> None:
         self.check_options(options)
         self._engine = engine_for(str(options.pgvector_url))
-        self._index_dim = 0
         self._indexed: str | None = None
-        self._visible_at = 0  # the store version whose rows searches see
-        self._pending: dict[int, np.ndarray] = {}
-        self._removed: set[int] = set()
-        self._replace_all = False
+        self._reset_rows()
 
-    # ----- hooks
-    def do_init_index(self, dim: int) -> None:
-        if dim == 0 or (self._index_dim and dim != self._index_dim):
-            self._replace_all = True  # clear(): every saved row goes at the next save
-        self._index_dim = dim
-        self._pending.clear()
-        self._removed.clear()
+    # ----- rows in PostgreSQL (see versioned_rows.py)
+    def _saved_count(self) -> int:
+        table = self._table()
+        with self._connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(table).where(self._visible(table))) or 0)
 
-    def do_load_index(self, folder: Path) -> None:
-        self._index_dim = int(self.dim or 0)
-        self._visible_at = versions.version_number(folder)
+    def _saved_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        table = self._table()
+        with self._connect() as conn:
+            query = select(table.c.id, table.c.embedding).where(self._visible(table), table.c.id.in_(ids))
+            return {int(i): np.asarray(v, dtype=np.float32) for i, v in conn.execute(query).all()}
 
-    def do_add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        for idx, row in zip(ids.tolist(), vectors):
-            self._pending[int(idx)] = np.array(row, dtype=np.float32)
-
-    def do_remove(self, ids: np.ndarray) -> None:
-        for idx in ids.tolist():
-            if self._pending.pop(int(idx), None) is None:
-                self._removed.add(int(idx))
-
-    def do_count(self) -> int:
-        saved = 0
-        if self._index_dim and not self._replace_all:
-            table = self._table()
-            with self._connect() as conn:
-                saved = int(conn.scalar(select(func.count()).select_from(table).where(self._visible(table))) or 0)
-        return saved - len(self._removed) + len(self._pending)
-
-    def do_vectors(self, ids: np.ndarray) -> np.ndarray:
-        wanted = set(ids.tolist())
-        found = {i: v for i, v in self._pending.items() if i in wanted}
-        missing = [i for i in ids.tolist() if i not in found]
-        if missing:
-            table = self._table()
-            with self._connect() as conn:
-                query = select(table.c.id, table.c.embedding).where(self._visible(table), table.c.id.in_(missing))
-                found.update((int(i), np.asarray(v, dtype=np.float32)) for i, v in conn.execute(query).all())
-        return np.stack([found[i] for i in ids.tolist()]).astype(np.float32)
-
-    def do_search(self, vector: np.ndarray, k: int, ids: np.ndarray | None) -> list[tuple[int, float]]:
-        query = vector.reshape(-1)
-        hits: list[tuple[int, float]] = []
-        if self._index_dim and not self._replace_all:
-            hits = [(i, s) for i, s in self._search_saved(query, k + len(self._removed), ids) if i not in self._removed]
-        wanted = None if ids is None else set(ids.tolist())
-        hits += [(idx, float(np.dot(row, query))) for idx, row in self._pending.items()
-                 if wanted is None or idx in wanted]
-        return sorted(hits, key=lambda hit: -hit[1])[:k]
-
-    def do_save_index(self, folder: Path) -> None:
-        new, base = versions.version_number(folder), versions.committed_version(self.root)
-        replace_all = self._replace_all or self._visible_at != base
+    def _write_rows(self, new: int, base: int, replace_all: bool) -> None:
         current = self._table() if self._index_dim else None
         try:
             with self._engine.begin() as conn:
@@ -232,10 +187,6 @@ class PgVectorStore(VectorStore):
                     self._write(conn, table, new, base, replace_all=replace_all, insert_here=table is current)
         except DBAPIError as exc:
             raise self._unavailable(exc) from exc
-        self._pending.clear()
-        self._removed.clear()
-        self._replace_all = False
-        self._visible_at = new
 
     # ----- PostgreSQL
     def _table(self) -> Table:
