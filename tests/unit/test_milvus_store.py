@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from functools import partial
 
 import numpy as np
 import pytest
 
 from server.errors import InvalidInput
-from server.knowledge_base.vector_store import StoreOptions, check_kind, open_store
+from server.knowledge_base.vector_store import StoreOptions, check_kind
 from server.knowledge_base.vector_store.milvus_store import (
     MilvusStore,
     VectorDatabaseUnavailable,
@@ -20,15 +21,8 @@ from server.knowledge_base.vector_store.milvus_store import (
     dispose_clients,
 )
 from tests.pg_support import unused_port
-
-DIM = 8
-REPO = __file__.rsplit("/tests/", 1)[0]
-
-
-def unit(*values: float) -> np.ndarray:
-    vector = np.zeros(DIM, dtype=np.float32)
-    vector[: len(values)] = values
-    return vector / np.linalg.norm(vector)
+from tests.unit import store_support
+from tests.unit.store_support import DIM, REPO, unit
 
 
 @pytest.fixture
@@ -37,18 +31,8 @@ def options(tmp_path):
     dispose_clients()
 
 
-def open_kb(tmp_path, options, kb: str = "kb", *, fresh: bool = False) -> MilvusStore:
-    store = open_store("milvus", tmp_path / kb, kb, "model-a", options, fresh=fresh)
-    assert isinstance(store, MilvusStore)
-    return store
-
-
-def filled(tmp_path, options, kb: str = "kb") -> MilvusStore:
-    store = open_kb(tmp_path, options, kb)
-    store.add([("a0", "apples", {"source": "a.txt"}), ("b0", "bananas", {"source": "b.txt"})],
-              np.stack([unit(1, 0), unit(0, 1)]))
-    store.save()
-    return store
+open_kb = partial(store_support.open_kb, "milvus")
+filled = partial(store_support.filled, "milvus")
 
 
 def rows(options: StoreOptions, kb: str = "kb") -> list[tuple[int, int, int | None]]:
