@@ -14,6 +14,7 @@ Scores follow the FAISS convention: Milvus's COSINE similarity, clamped to [0, 1
 from __future__ import annotations
 
 import functools
+import importlib.util
 import hashlib
 import logging
 import re
@@ -28,13 +29,24 @@ from server.errors import InvalidInput, ServiceUnavailable
 from server.knowledge_base.vector_store.base import StoreOptions
 from server.knowledge_base.vector_store.versioned_rows import VersionedRowStore
 
-try:
-    from pymilvus import DataType, MilvusClient, MilvusException
-except ImportError:  # the kind is then not offered (check_options says why)
-    MilvusClient = None
 
-    class MilvusException(Exception):  # type: ignore[no-redef]
-        """Stands for pymilvus's error when pymilvus is missing."""
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+@functools.cache
+def _pymilvus() -> Any:
+    """pymilvus, imported on first use: the import takes 0.4-0.9 s, which a process without a Milvus knowledge
+    base (every API start, every CLI command) should not pay. Only called once check_options has passed."""
+    import pymilvus
+
+    return pymilvus
+
+
+def _milvus_error() -> type[Exception]:
+    """pymilvus's error class, for ``except`` clauses of code that talks to Milvus."""
+    error: type[Exception] = _pymilvus().MilvusException
+    return error
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +79,7 @@ def client_for(uri: str, token: str | None) -> Any:
         if client is None:
             if is_local(uri):
                 Path(uri).parent.mkdir(parents=True, exist_ok=True)
-            client = _clients[key] = MilvusClient(uri=uri, token=token or "")
+            client = _clients[key] = _pymilvus().MilvusClient(uri=uri, token=token or "")
         return client
 
 
@@ -115,7 +127,7 @@ class MilvusStore(VersionedRowStore):
 
     @classmethod
     def check_options(cls, options: StoreOptions) -> None:
-        if MilvusClient is None:
+        if not _installed("pymilvus"):
             raise InvalidInput(f"vector store 'milvus' needs the pymilvus package (and milvus-lite for a local "
                                f"{URI_SETTING}); it is not installed")
         uri = options.milvus_uri
@@ -126,24 +138,22 @@ class MilvusStore(VersionedRowStore):
             if not uri.endswith(".db"):
                 raise InvalidInput(f"{URI_SETTING} {uri!r} is neither a local path ending in .db (milvus-lite) nor "
                                    "an http://, https://, tcp:// or unix:// Milvus server address")
-            try:
-                import milvus_lite  # noqa: F401
-            except ImportError:
+            if not _installed("milvus_lite"):
                 raise InvalidInput(f"{URI_SETTING} {uri!r} is a local milvus-lite database but the milvus-lite "
-                                   "package is not installed") from None
+                                   "package is not installed")
         elif not re.match(r"^(https?|tcp|unix)://", uri):
             raise InvalidInput(f"{URI_SETTING} {uri!r} is not an http://, https://, tcp:// or unix:// address")
 
     @classmethod
     def discard_saved(cls, options: StoreOptions, kb_name: str) -> None:
-        if MilvusClient is None or not options.milvus_uri:
+        if not _installed("pymilvus") or not options.milvus_uri:
             return
         try:
             client = client_for(options.milvus_uri, options.milvus_token)
             for name in client.list_collections():
                 if is_collection_of(name, kb_name):
                     client.drop_collection(name)
-        except (MilvusException, OSError) as exc:
+        except (_milvus_error(), OSError) as exc:
             # Harmless leftovers: a new knowledge base of that name starts by removing them.
             logger.warning("vectors of deleted knowledge base %s stay in Milvus: %s", kb_name, exc)
 
@@ -176,7 +186,7 @@ class MilvusStore(VersionedRowStore):
             names = [n for n in client.list_collections() if is_collection_of(n, self.kb_name)]
             for name in sorted(names, key=lambda n: n != current):
                 self._write(client, name, new, base, replace_all=replace_all, insert_here=name == current)
-        except MilvusException as exc:
+        except _milvus_error() as exc:
             raise self._unavailable(exc) from exc
 
     # ----- Milvus
@@ -184,7 +194,7 @@ class MilvusStore(VersionedRowStore):
         if self._client is None:
             try:
                 self._client = client_for(self._uri, self._token)
-            except (MilvusException, OSError) as exc:
+            except (_milvus_error(), OSError) as exc:
                 busy = " (a milvus-lite database serves one process at a time; for several, use a Milvus server)"
                 raise self._unavailable(exc, busy if is_local(self._uri) else "") from exc
         return self._client
@@ -203,13 +213,14 @@ class MilvusStore(VersionedRowStore):
         client = self._connect()
         try:
             if not client.has_collection(name):
-                schema = MilvusClient.create_schema(auto_id=False)
-                schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=48)  # chunk id:added_in
-                schema.add_field("chunk_id", DataType.INT64)
-                schema.add_field("file", DataType.VARCHAR, max_length=MAX_FILE)
-                schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self._index_dim)
-                schema.add_field("added_in", DataType.INT64)
-                schema.add_field("removed_in", DataType.INT64)
+                data_type = _pymilvus().DataType
+                schema = _pymilvus().MilvusClient.create_schema(auto_id=False)
+                schema.add_field("pk", data_type.VARCHAR, is_primary=True, max_length=48)  # chunk id:added_in
+                schema.add_field("chunk_id", data_type.INT64)
+                schema.add_field("file", data_type.VARCHAR, max_length=MAX_FILE)
+                schema.add_field("vector", data_type.FLOAT_VECTOR, dim=self._index_dim)
+                schema.add_field("added_in", data_type.INT64)
+                schema.add_field("removed_in", data_type.INT64)
                 index = client.prepare_index_params()
                 index.add_index("vector", index_type="FLAT" if is_local(self._uri) else "AUTOINDEX",
                                 metric_type="COSINE")
@@ -217,7 +228,7 @@ class MilvusStore(VersionedRowStore):
                 # Without waiting on the index: milvus-lite builds it at once and has no timestamps to wait with.
                 client.create_index(name, index, sync=False)
             client.load_collection(name)
-        except MilvusException as exc:
+        except _milvus_error() as exc:
             raise self._unavailable(exc) from exc
         self._ready.add(name)
         return name
@@ -225,7 +236,7 @@ class MilvusStore(VersionedRowStore):
     def _call(self, run: Callable[[Any, str], Any]) -> Any:
         try:
             return run(self._connect(), self._collection())
-        except MilvusException as exc:
+        except _milvus_error() as exc:
             raise self._unavailable(exc) from exc
 
     def _visible(self) -> str:
@@ -256,7 +267,7 @@ class MilvusStore(VersionedRowStore):
                                     output_fields=["pk", "chunk_id", "file", "vector", "added_in", "removed_in"]):
             keys = {row["pk"] for row in batch}
             if keys <= seen:
-                raise MilvusException(message=f"rows of {name} keep matching {where!r} after being updated")
+                raise _pymilvus().MilvusException(message=f"rows of {name} keep matching {where!r} after being updated")
             seen |= keys
             client.upsert(name, [{**row, "vector": list(row["vector"]), "removed_in": removed_in} for row in batch])
 
