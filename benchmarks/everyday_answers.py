@@ -49,6 +49,7 @@ CONFIGS: dict[str, dict[str, str]] = {
     "before": BEFORE,
     "before sentences": BEFORE_SENTENCES,
     "default": {},
+    "no lead": {"CHAT__ANSWER_LEAD": "false"},
     "sentence ranking only": {"CHAT__EVIDENCE_MEANING_WEIGHT": "0"},
     "rewrite": {"CHAT__REWRITE_QUERY": "true"},
     "no-repack": {"LLM__LOCAL__EXTRA_BUFFERS": "false"},

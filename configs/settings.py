@@ -328,6 +328,13 @@ class ChatSettings(BaseModel):
         "counted by kbchat's estimate (the unit it was tuned in), not the model's tokenizer; 0 sends whole passages "
         "(as many as fit the context window).",
     )
+    answer_lead: bool = Field(
+        True,
+        description="In knowledge-base chat, begin the answer for the model with the kb_answer_lead template "
+        "('根据资料[1]，' / 'According to [1],'), so a small model answers from the best passage and in the "
+        "question's language. Applies to models kbchat can hand the start of an answer to: the built-in ones, "
+        "whose chat template it renders itself. Other models answer as usual.",
+    )
     evidence_meaning_weight: float = Field(
         2.0,
         ge=0.0,

@@ -122,9 +122,17 @@ class ChatContext:
     def prompt_size(self, messages: list[dict[str, Any]]) -> int:
         return sum(message_tokens(self.count, {"content": str(m.get("content") or "")}) for m in messages)
 
-    async def stream(self, messages: list[dict[str, Any]], **kwargs: Any) -> AsyncGenerator[str, None]:
-        """Stream the model's answer to ``messages``, counting tokens both ways."""
+    async def stream(self, messages: list[dict[str, Any]], lead: str = "", **kwargs: Any) -> AsyncGenerator[str, None]:
+        """Stream the model's answer to ``messages``, counting tokens both ways.
+
+        ``lead``: words the answer begins with, handed to the model to continue where it can (see
+        ``ChatModel.continues_answers``; elsewhere it is dropped). They come with the model's first piece.
+        """
         self.prompt_tokens += self.prompt_size(messages)
+        if not self.llm.continues_answers:
+            lead = ""
+        if lead:
+            kwargs["lead"] = lead
         temperature = self.request.temperature
         if temperature is None and self.request.mode == "kb":
             temperature = self.settings.llm.kb_temperature
@@ -133,6 +141,8 @@ class ChatContext:
         answer = []
         try:
             async for piece in self.llm.stream(messages, **kwargs):
+                if lead and not answer:
+                    piece = lead + piece
                 answer.append(piece)
                 yield piece
         finally:

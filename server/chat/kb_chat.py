@@ -36,6 +36,8 @@ from server.llm.tokens import approx_token_count
 # Template of the user message that carries the passages when the system template has no {context}.
 KB_QUESTION_TEMPLATE = "kb_question"
 NO_MATCH_TEMPLATE = "kb_no_match"
+# The words a knowledge-base answer begins with, for models that continue an answer (chat.answer_lead).
+ANSWER_LEAD_TEMPLATE = "kb_answer_lead"
 # Stand-ins for prompts files written before these templates existed.
 KB_QUESTION_DEFAULT = "{context}\n\n{question}"
 NO_MATCH_DEFAULT = "No passage in knowledge base '{kb}' matched the question (threshold {threshold})."
@@ -174,5 +176,6 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
             yield event
         return
     messages = ctx.messages(ctx.render(template, kb=kb_name), _question_with_passages(ctx, sources, hits, passages))
-    async for event in ctx.answer(messages):
+    lead = ctx.localized(ANSWER_LEAD_TEMPLATE, default="") if chat.answer_lead else ""
+    async for event in ctx.answer(messages, lead=lead):
         yield event

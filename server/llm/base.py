@@ -10,11 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 from configs.settings import LLMModelConfig
 from server.errors import UpstreamError
 from server.llm.tokens import approx_token_count
+
+if TYPE_CHECKING:
+    from server.llm.chat_template import PromptFormat
+    from server.llm.tokenizers import Lazy
 
 # One chat message as the OpenAI wire format has it: role, content and, for tool turns, more keys.
 Message = dict[str, Any]
@@ -80,6 +84,9 @@ class ChatModel(ABC):
         self.default_temperature = default_temperature
         # How prompts are measured; the registry gives each model the best counter it can reach.
         self.token_counter: Callable[[str], int] = approx_token_count
+        # The chat template the model's server applies, where kbchat can render it (built-in models); an
+        # adapter that can complete plain text then ``continues_answers``.
+        self.prompt_format: Lazy[PromptFormat] | None = None
 
     def sampling(self, temperature: float | None = None, max_tokens: int | None = None,
                  stop: list[str] | None = None) -> Sampling:
@@ -91,9 +98,21 @@ class ChatModel(ABC):
         )
 
     def stream(self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None,
-               stop: list[str] | None = None) -> AsyncIterator[str]:
-        """Yield the answer's text deltas; failures raise LLMError."""
-        return self._stream(messages, self.sampling(temperature, max_tokens, stop))
+               stop: list[str] | None = None, lead: str = "") -> AsyncIterator[str]:
+        """Yield the answer's text deltas; failures raise LLMError.
+
+        ``lead``: the first words of the answer, given to the model to continue from when it
+        ``continues_answers`` (and ignored otherwise). The deltas are what follows the lead.
+        """
+        sampling = self.sampling(temperature, max_tokens, stop)
+        if lead and self.continues_answers:
+            return self._continue(messages, lead, sampling)
+        return self._stream(messages, sampling)
+
+    @property
+    def continues_answers(self) -> bool:
+        """Whether the model can be handed the beginning of its answer to continue (see ``stream``)."""
+        return False
 
     async def complete(self, messages: list[Message], *, temperature: float | None = None,
                        max_tokens: int | None = None, stop: list[str] | None = None) -> str:
@@ -130,6 +149,10 @@ class ChatModel(ABC):
 
     async def _complete(self, messages: list[Message], sampling: Sampling) -> str:
         return "".join([delta async for delta in self._stream(messages, sampling)])
+
+    def _continue(self, messages: list[Message], lead: str, sampling: Sampling) -> AsyncIterator[str]:
+        """Yield what follows ``lead`` in the answer; adapters whose ``continues_answers`` is true implement it."""
+        raise NotImplementedError(f"model {self.name!r} cannot continue an answer")
 
     async def _complete_with_tools(self, messages: list[Message], tools: list[ToolSpec],
                                    sampling: Sampling) -> ToolTurn:

@@ -108,17 +108,44 @@ class OpenAICompatibleModel(ChatModel):
 
     async def _stream(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[str]:
         kwargs = self._request(messages, sampling)
+
+        def text(chunk: Any) -> str | None:
+            delta = chunk.choices[0].delta
+            return delta.content if delta is not None else None
+
+        async for piece in self._pieces(lambda: self._client.chat.completions.create(stream=True, **kwargs), text):
+            yield piece
+
+    @property
+    def continues_answers(self) -> bool:
+        return self.prompt_format is not None and self.prompt_format.get() is not None
+
+    async def _continue(self, messages: list[Message], lead: str, sampling: Sampling) -> AsyncIterator[str]:
+        """The chat prompt as the server renders it, the lead after it, completed as plain text."""
+        prompt_format = self.prompt_format.get() if self.prompt_format is not None else None
+        if prompt_format is None:
+            raise LLMError(f"model {self.name!r} cannot continue an answer", code=BAD_RESPONSE)
+        kwargs = self._request(messages, sampling)
+        del kwargs["messages"]
+        kwargs["prompt"] = prompt_format.render(messages) + lead
+        kwargs["stop"] = [*sampling.stop, *prompt_format.stop]
+        async for piece in self._pieces(lambda: self._client.completions.create(stream=True, **kwargs),
+                                        lambda chunk: chunk.choices[0].text):
+            yield piece
+
+    async def _pieces(self, send: Callable[[], Awaitable[Any]], text: Callable[[Any], str | None]) -> AsyncIterator[str]:
+        """The text of each streamed chunk of the response ``send()`` opens, with errors mapped to LLMError."""
         started = False
         try:
-            response = await self._connect(lambda: self._client.chat.completions.create(stream=True, **kwargs))
+            response = await self._connect(send)
             async with response:
                 async for chunk in response:
                     started = True
                     if not chunk.choices:
                         continue
-                    delta = chunk.choices[0].delta
-                    if delta is not None and delta.content:
-                        yield delta.content
+                    piece = text(chunk)
+                    if piece:
+                        yield piece
         except LLMError:
             raise
         except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:

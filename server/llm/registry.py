@@ -11,6 +11,7 @@ from configs import Settings
 from configs.settings import LLMModelConfig
 from server.errors import AppError, NotFound
 from server.llm.base import ChatModel
+from server.llm.chat_template import builtin_prompt_format
 from server.llm.tokenizers import token_counter
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class LLMRegistry:
                 config = self.config(name)
                 model = PROVIDERS[config.kind].build(name, config, self.settings.llm.temperature)
                 model.token_counter = token_counter(self.settings, name, config)
+                model.prompt_format = builtin_prompt_format(self.settings, config)
                 self._models[name] = model
             return model
 

@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlparse
 
 from configs import Settings
@@ -24,41 +25,57 @@ from server.llm.tokens import approx_token_count
 logger = logging.getLogger(__name__)
 
 TokenCounter = Callable[[str], int]
+T = TypeVar("T")
 # Seconds before a vocabulary that could not be loaded (e.g. weights still being assembled) is tried again.
 RETRY_SECONDS = 30.0
 
 
-class LazyCounter:
-    """Counts with the counter ``load()`` makes on first use; the estimate while it can't be made."""
+class Lazy(Generic[T]):
+    """What ``load()`` makes, made on first use; None while it can't be made (tried again after RETRY_SECONDS)."""
 
-    def __init__(self, label: str, load: Callable[[], TokenCounter | None]) -> None:
+    def __init__(self, label: str, load: Callable[[], T | None]) -> None:
         self.label = label
         self._load = load
-        self._counter: TokenCounter | None = None
+        self._value: T | None = None
         self._next_try = 0.0
         self._lock = threading.Lock()
 
+    def get(self) -> T | None:
+        if self._value is not None:
+            return self._value
+        with self._lock:
+            if self._value is None and time.monotonic() >= self._next_try:
+                try:
+                    self._value = self._load()
+                except Exception as exc:  # noqa: BLE001 - any failure leaves the fallback in place
+                    logger.info("%s: not available yet (%s)", self.label, exc)
+                if self._value is None:
+                    self._next_try = time.monotonic() + RETRY_SECONDS
+            return self._value
+
+
+class LazyCounter(Lazy[TokenCounter]):
+    """Counts with the counter ``load()`` makes on first use; the estimate while it can't be made."""
+
+    def __init__(self, label: str, load: Callable[[], TokenCounter | None]) -> None:
+        super().__init__(label, load)
+
     def __call__(self, text: str) -> int:
-        counter = self._counter or self._try_load()
+        counter = self.get()
         return counter(text) if counter is not None else approx_token_count(text)
 
-    def _try_load(self) -> TokenCounter | None:
-        with self._lock:
-            if self._counter is None and time.monotonic() >= self._next_try:
-                try:
-                    self._counter = self._load()
-                except Exception as exc:  # noqa: BLE001 - any failure leaves the estimate in place
-                    logger.info("token counts for %s are estimated: %s", self.label, exc)
-                if self._counter is None:
-                    self._next_try = time.monotonic() + RETRY_SECONDS
-            return self._counter
+
+@functools.lru_cache(maxsize=4)
+def gguf_vocabulary(path: Path) -> Any:
+    """A GGUF file's vocabulary and metadata, loaded by llama.cpp without the weights (once per process)."""
+    from llama_cpp import Llama
+
+    return Llama(str(path), vocab_only=True, n_ctx=64, verbose=False)
 
 
 def gguf_counter(path: Path) -> TokenCounter:
     """Count with a GGUF file's own vocabulary (llama.cpp loads the vocabulary only, not the weights)."""
-    from llama_cpp import Llama
-
-    vocab = Llama(str(path), vocab_only=True, n_ctx=64, verbose=False)
+    vocab = gguf_vocabulary(path)
     lock = threading.Lock()
 
     def count(text: str) -> int:
@@ -80,7 +97,7 @@ def tiktoken_counter(model: str) -> TokenCounter:
     return lambda text: len(encoding.encode(text, disallowed_special=()))
 
 
-def _builtin_gguf(settings: Settings, config: LLMModelConfig) -> Path | None:
+def builtin_gguf(settings: Settings, config: LLMModelConfig) -> Path | None:
     from server.llm.local.assemble import assembled_path, is_ready
     from server.llm.local.builtin import BUILTIN_MODELS, locate_files
 
@@ -96,7 +113,7 @@ def token_counter(settings: Settings, name: str, config: LLMModelConfig) -> Toke
     """The best counter kbchat can have for this model (see the module's description)."""
     if config.builtin:
         def load_gguf() -> TokenCounter | None:
-            path = _builtin_gguf(settings, config)
+            path = builtin_gguf(settings, config)
             return gguf_counter(path) if path is not None else None
 
         return LazyCounter(name, load_gguf)

@@ -11,6 +11,8 @@ import pytest
 
 from configs import Settings
 from server.cli import llm as llm_cli
+from server.llm.local.assemble import ensure_weights
+from server.llm.local.builtin import BUILTIN_MODELS
 from server.llm.local.serve import ModelServer, ModelServerError
 from server.llm.registry import LLMRegistry
 from tests.fakes.fixtures import free_port
@@ -143,3 +145,35 @@ def test_the_model_process_runs_with_the_configured_openmp_wait_policy(smollm2_s
         assert env["PYTHONPATH"].endswith("/elsewhere")
     with pytest.raises(ValueError, match="omp_wait_policy"):
         Settings(llm={"local": {"omp_wait_policy": "SPIN"}})
+
+
+def test_an_answer_begun_for_the_model_is_continued_from_the_chat_prompt(smollm2_server, tmp_path):
+    """kbchat renders the GGUF's chat template as the server does: the same prompt tokens, the same answer."""
+    settings = Settings(paths={"data_root": tmp_path},
+                        llm={"default_model": "smollm2-135m", "local": {"port": smollm2_server.port}})
+    model = LLMRegistry(settings).get()
+    assert not model.continues_answers  # its weights are not verified in this data root yet
+    ensure_weights(BUILTIN_MODELS["smollm2-135m"], settings.paths.model_dir)
+    model = LLMRegistry(settings).get()
+    assert model.continues_answers and model.prompt_format is not None
+    prompt_format = model.prompt_format.get()
+    assert prompt_format is not None
+    messages = [{"role": "system", "content": "You answer in one word."}, *QUESTION]
+    prompt = prompt_format.render(messages)
+    client = openai.OpenAI(base_url=smollm2_server.base_url, api_key="x", max_retries=0, timeout=120)
+    chat = client.chat.completions.create(model="smollm2-135m", messages=messages, max_tokens=8, temperature=0)
+    plain = client.completions.create(model="smollm2-135m", prompt=prompt, max_tokens=8, temperature=0,
+                                      stop=list(prompt_format.stop))
+    assert chat.usage is not None and plain.usage is not None
+    assert plain.usage.prompt_tokens == chat.usage.prompt_tokens
+    assert plain.choices[0].text == chat.choices[0].message.content
+
+    lead = "The capital of France is"
+    expected = client.completions.create(model="smollm2-135m", prompt=prompt + lead, max_tokens=8, temperature=0,
+                                         stop=list(prompt_format.stop)).choices[0].text
+
+    async def run():
+        return [d async for d in model.stream(messages, lead=lead, max_tokens=8, temperature=0)]
+
+    deltas = asyncio.run(run())
+    assert "".join(deltas) == expected and expected.strip()
