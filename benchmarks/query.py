@@ -19,9 +19,11 @@ build time, latency and recall, and a recommendation of the index per size.
 
 --quick measures 10k and 100k only; 1M (1.5 GB of vectors, a long HNSW build on 2 cores) is full mode.
 
-``--stores faiss,pgvector`` runs part 1 once per vector store in the same run. For pgvector a throwaway
+``--stores faiss,pgvector,milvus`` runs part 1 once per vector store in the same run. For pgvector a throwaway
 PostgreSQL 16 with pgvector is started from the ``pgserver`` wheel (as the tests do); its floor is the same
-query encoded plus the raw SQL nearest-neighbour query on the store's table through psycopg.
+query encoded plus the raw SQL nearest-neighbour query on the store's table through psycopg. For milvus each size
+gets its own milvus-lite database file in the scratch folder; its floor is the same query encoded plus a bare
+``MilvusClient.search`` of the store's collection (no filter, same limit).
 """
 
 from __future__ import annotations
@@ -165,15 +167,39 @@ def raw_pgvector_search(url: str, vectors: dict[str, np.ndarray], questions: lis
         return time_calls(lambda q: conn.execute(sql, (vectors[q],)).fetchall(), questions)
 
 
+def raw_milvus_search(uri: str, vectors: dict[str, np.ndarray], questions: list[str]) -> list[float]:
+    """The floor of a Milvus search: a bare ``MilvusClient.search`` of the store's collection for the same vectors.
+
+    milvus-lite serves one process at a time, so this goes through the process's client of that database."""
+    from server.knowledge_base.vector_store.milvus_store import client_for, collection_name
+
+    client = client_for(uri, None)
+    name = collection_name("synthetic", next(iter(vectors.values())).shape[0])
+    return time_calls(lambda q: client.search(name, data=[vectors[q].tolist()], limit=20, anns_field="vector",
+                                              output_fields=["chunk_id"], search_params={"metric_type": "COSINE"}),
+                      questions)
+
+
+def raw_engine_search(store: str, overrides: dict[str, str], vectors: dict[str, np.ndarray],
+                      questions: list[str]) -> list[float] | None:
+    """Latencies of the store's engine queried directly, or None for FAISS (measured separately, in memory)."""
+    if store == "pgvector":
+        return raw_pgvector_search(overrides["pgvector_url"], vectors, questions)
+    if store == "milvus":
+        return raw_milvus_search(overrides["milvus_uri"], vectors, questions)
+    return None
+
+
 def measure_size(n: int, pool: list[str], questions: list[str], work: Path, seed: int, store: str = "faiss",
-                 pg_url: str | None = None) -> dict[str, Any]:
+                 overrides: dict[str, str] | None = None) -> dict[str, Any]:
+    """Part 1 at n chunks on one store; ``overrides`` are kb settings naming its database (pgvector_url, milvus_uri)."""
     import faiss
 
     logger.info("pipeline at %d chunks on %s", n, store)
     texts = synthetic_texts(n, pool, seed)
     vectors = ann.unit_vectors(n, seed=seed)
     out: dict[str, Any] = {"n": n, "store": store}
-    overrides = {"pgvector_url": pg_url} if pg_url else {}
+    overrides = overrides or {}
     with open_manager(work / f"{store}-n{n}", **overrides) as manager:
         manager.create_kb("synthetic", embed_model=E5, vector_store=store)
         out["build"] = fill_store(manager, "synthetic", texts, vectors)
@@ -200,8 +226,9 @@ def measure_size(n: int, pool: list[str], questions: list[str], work: Path, seed
         out["modes"][f"vector, FAISS {cores} threads"] = latency_summary(times)
         query_vectors = {}
         encode = time_calls(lambda q: query_vectors.__setitem__(q, embedder.embed_query(q)), questions)
-        if pg_url:
-            out["raw_engine"] = latency_summary(raw_pgvector_search(pg_url, query_vectors, questions))
+        raw_engine = raw_engine_search(store, overrides, query_vectors, questions)
+        if raw_engine is not None:
+            out["raw_engine"] = latency_summary(raw_engine)
     out["query_encode"] = latency_summary(encode)
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(vectors)
@@ -217,8 +244,34 @@ def measure_size(n: int, pool: list[str], questions: list[str], work: Path, seed
     return out
 
 
+def store_comparison(pipeline: list[dict[str, Any]]) -> list[list[Any]]:
+    """One row per size and store: search p50s against FAISS and against the engine's own query, and save times."""
+    faiss_runs = {s["n"]: s for s in pipeline if s["store"] == "faiss"}
+    rows = []
+    for size in pipeline:
+        base = faiss_runs.get(size["n"])
+        vector, hybrid, build = size["modes"]["vector"], size["modes"]["hybrid"], size["build"]
+        engine = "IndexFlatIP" if size["store"] == "faiss" else "bare client"
+
+        def to_faiss(value: float, key: str) -> float | None:
+            reference = base["modes"][key]["p50_ms"] if base else None
+            return round(value / reference, 2) if reference else None
+
+        first_file = base["build"]["one_file_add_and_save_s"] if base else None
+        rows.append([f"{size['n']:,}", size["store"], hybrid["p50_ms"], to_faiss(hybrid["p50_ms"], "hybrid"),
+                     vector["p50_ms"], to_faiss(vector["p50_ms"], "vector"), f"{size['raw_engine']['p50_ms']} ({engine})",
+                     vector["ratio_to_floor"], build["bm25_build_and_save_s"], build["one_file_add_and_save_s"],
+                     round(build["one_file_add_and_save_s"] / first_file, 2) if first_file else None])
+    return rows
+
+
 def print_tables(result: dict[str, Any]) -> str:
     out = []
+    if len({s["store"] for s in result["pipeline"]}) > 1:
+        out.append(print_table("Vector stores in one run (top_k 5; floor = e5 query encoding + the engine's raw query)", [
+            "chunks", "store", "hybrid p50 ms", "hybrid / FAISS", "vector p50 ms", "vector / FAISS",
+            "raw engine query p50 ms", "vector p50 / floor p50", "first save s", f"+1 file ({FILE_CHUNKS} chunks) s",
+            "+1 file / FAISS"], store_comparison(result["pipeline"])))
     rows = []
     faiss_p50 = {(s["n"], mode): st["p50_ms"] for s in result["pipeline"] if s["store"] == "faiss"
                  for mode, st in s["modes"].items()}
@@ -272,8 +325,17 @@ def run(sizes: list[int], ann_sizes: list[int], n_queries: int, seed: int, work:
         with running_cluster() as cluster:
             for n in sizes:
                 url = cluster.create_database()
-                pipeline.append(measure_size(n, pool, questions, work, seed, "pgvector", url))
+                pipeline.append(measure_size(n, pool, questions, work, seed, "pgvector", {"pgvector_url": url}))
                 cluster.drop_database(url)
+    if "milvus" in stores:
+        from server.knowledge_base.vector_store.milvus_store import dispose_clients
+
+        for n in sizes:
+            try:
+                pipeline.append(measure_size(n, pool, questions, work, seed, "milvus",
+                                             {"milvus_uri": str(work / f"milvus-n{n}.db")}))
+            finally:
+                dispose_clients()
     ann_rows = []
     for n in ann_sizes:
         logger.info("index comparison at %d vectors", n)
@@ -296,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=None, help="comma-separated chunk counts (default 10k,100k[,1M])")
     parser.add_argument("--queries", type=int, default=None, help="questions per mode (default 100 quick, 300 full)")
-    parser.add_argument("--stores", default="faiss", help="comma-separated vector stores: faiss, pgvector")
+    parser.add_argument("--stores", default="faiss", help="comma-separated vector stores: faiss, pgvector, milvus")
     parser.add_argument("--no-ann", action="store_true", help="skip part 2, the index comparison")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)

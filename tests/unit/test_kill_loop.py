@@ -7,14 +7,14 @@ indexed before the kills still found by vector and BM25 search. Re-running the b
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-
-import logging
 
 import pytest
 
@@ -50,9 +50,9 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def run_writer(paths, kb: str, action: str, round_: int) -> subprocess.Popen:
+def run_writer(paths, env: dict[str, str], kb: str, action: str, round_: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", WRITER, str(paths[0]), str(paths[1]), kb, action, str(round_), str(FILES)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **env})
 
 
 def assert_consistent(manager, kb: str) -> None:
@@ -72,8 +72,10 @@ def assert_consistent(manager, kb: str) -> None:
         assert hits and hits[0].metadata["source"] == "baseline.txt", (mode, hits)
 
 
-@pytest.mark.timeout(1200)
-def test_random_kills_while_writing_leave_database_and_index_in_agreement(tmp_path, manager):
+@pytest.mark.timeout(1800)
+def test_random_kills_while_writing_leave_database_and_index_in_agreement(tmp_path, backend_manager, backend_env):
+    """On FAISS and on pgvector (conftest.PROCESS_BACKENDS); the writers get the backend through their environment."""
+    manager = backend_manager
     paths = (manager.settings.paths.data_root, tmp_path / "kill-cache")
     manager.create_kb("k")
     manager.add_files("k", [("baseline.txt", b"Baseline notes about the lighthouse keeper and his logbook.")])
@@ -81,7 +83,7 @@ def test_random_kills_while_writing_leave_database_and_index_in_agreement(tmp_pa
     duration = {}
     for action in ("add", "rebuild"):
         started = time.monotonic()
-        writer = run_writer(paths, "k", action, 0)
+        writer = run_writer(paths, backend_env, "k", action, 0)
         out, _ = writer.communicate(timeout=600)
         assert writer.returncode == 0, out
         duration[action] = time.monotonic() - started
@@ -91,7 +93,7 @@ def test_random_kills_while_writing_leave_database_and_index_in_agreement(tmp_pa
     killed = 0
     for round_ in range(1, KILLS + 1):
         action = "rebuild" if round_ % 4 == 0 else "add"
-        writer = run_writer(paths, "k", action, round_)
+        writer = run_writer(paths, backend_env, "k", action, round_)
         time.sleep(rng.uniform(0.05, 0.95) * duration[action])
         if writer.poll() is None:
             writer.send_signal(signal.SIGKILL)
@@ -102,7 +104,7 @@ def test_random_kills_while_writing_leave_database_and_index_in_agreement(tmp_pa
     logger.info("writers killed: %d of %d; uninterrupted rounds took %s s", killed, KILLS, duration)
     assert killed >= KILLS // 2, f"only {killed} of {KILLS} writers were still running when killed"
 
-    final = run_writer(paths, "k", "add", KILLS + 1)
+    final = run_writer(paths, backend_env, "k", "add", KILLS + 1)
     out, _ = final.communicate(timeout=600)
     assert final.returncode == 0, out
     assert_consistent(manager, "k")

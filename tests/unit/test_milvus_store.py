@@ -94,22 +94,41 @@ def test_a_rebuild_replaces_every_vector_and_may_reuse_ids(tmp_path, options):
     assert rows(options) == [(1, 1, 2), (1, 2, None), (2, 1, 2)]
 
 
+# Another process opening the KB's store and searching it, as `kbchat kb` commands do.
+SEARCH_IN_ANOTHER_PROCESS = (
+    "import sys, pathlib, numpy as np\n"
+    "from server.knowledge_base.vector_store import StoreOptions, open_store\n"
+    "options = StoreOptions(milvus_uri=sys.argv[2])\n"
+    "store = open_store('milvus', pathlib.Path(sys.argv[1]), 'kb', 'model-a', options)\n"
+    "q = np.zeros(8, dtype=np.float32); q[1] = 1\n"
+    "print(len(store), [(d.doc_id, round(s, 3)) for d, s in store.vector_search(q, 2)])\n"
+)
+
+
+def search_in_another_process(tmp_path, options) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SEARCH_IN_ANOTHER_PROCESS, str(tmp_path / "kb"),
+                           str(options.milvus_uri)], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          check=False, env={"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin"})
+
+
 def test_the_milvus_lite_file_is_searched_by_the_next_process(tmp_path, options):
     filled(tmp_path, options)
     dispose_clients()  # milvus-lite serves one process at a time: this one lets go, as at a restart
-    script = (
-        "import sys, pathlib, numpy as np\n"
-        "from server.knowledge_base.vector_store import StoreOptions, open_store\n"
-        "options = StoreOptions(milvus_uri=sys.argv[2])\n"
-        "store = open_store('milvus', pathlib.Path(sys.argv[1]), 'kb', 'model-a', options)\n"
-        "q = np.zeros(8, dtype=np.float32); q[1] = 1\n"
-        "print(len(store), [(d.doc_id, round(s, 3)) for d, s in store.vector_search(q, 2)])\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "kb"), str(options.milvus_uri)], cwd=REPO,
-                         capture_output=True, text=True, timeout=120, check=False,
-                         env={"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin"})
+    out = search_in_another_process(tmp_path, options)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "2 [('b0', 1.0), ('a0', 0.0)]"
+
+
+def test_a_second_process_on_a_held_milvus_lite_file_gets_an_error_that_says_why(tmp_path, options):
+    # milvus-lite locks its folder for the process that opened it: several writers (or API replicas) on a
+    # milvus knowledge base need a Milvus server, so the writer tests of test_store_processes.py skip it.
+    filled(tmp_path, options)  # this process holds the file, as a running API server would
+    out = search_in_another_process(tmp_path, options)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert "VectorDatabaseUnavailable" in last and "kb.milvus_uri" in last, out.stderr
+    assert "serves one process at a time; for several, use a Milvus server" in last, out.stderr
+    assert [d.doc_id for d, _ in open_kb(tmp_path, options).vector_search(unit(0, 1), 2)] == ["b0", "a0"]
 
 
 def test_a_deleted_kb_takes_its_collections_with_it(tmp_path, options):

@@ -1,12 +1,20 @@
-"""Several processes writing one knowledge base: none loses another's chunks, and readers see new versions."""
+"""Several processes writing one knowledge base: none loses another's chunks, and readers see new versions.
+
+Each test that writes from several processes runs on FAISS and on pgvector (see ``backend_manager``). milvus-lite
+serves one process at a time by design, so for it a second process must get an error that says so
+(test_milvus_store.py); several writers need a Milvus server, which these tests cannot start.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -32,15 +40,30 @@ ADD_FILES = textwrap.dedent("""
 """)
 
 
+class Paths(NamedTuple):
+    """Where the other processes find the knowledge bases of the ``manager`` fixture."""
+
+    data_root: Path
+    cache_dir: Path
+    env: dict[str, str]
+
+
 @pytest.fixture
-def paths(manager):
-    """The data root and embedding cache of the ``manager`` fixture, for the other processes."""
-    return manager.settings.paths.data_root, manager.settings.paths.cache_dir
+def manager(backend_manager):
+    """Every test here runs on each store that several processes may write (conftest.PROCESS_BACKENDS)."""
+    return backend_manager
 
 
-def add_in_process(paths, kb, *names) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", ADD_FILES, str(paths[0]), str(paths[1]), kb, *names],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+@pytest.fixture
+def paths(manager, backend_env) -> Paths:
+    """The data root, embedding cache and backend of the ``manager`` fixture, for the other processes."""
+    return Paths(manager.settings.paths.data_root, manager.settings.paths.cache_dir, backend_env)
+
+
+def add_in_process(paths: Paths, kb, *names) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", ADD_FILES, str(paths.data_root), str(paths.cache_dir), kb, *names],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **paths.env})
 
 
 def finish(proc: subprocess.Popen) -> None:
@@ -138,8 +161,9 @@ KILLED_BETWEEN_SAVE_AND_RECORD = textwrap.dedent("""
 def test_start_up_removes_chunks_a_killed_write_left_without_rows(manager, paths):
     manager.create_kb("t")
     manager.add_files("t", [doc("alpha.txt")])
-    proc = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_SAVE_AND_RECORD, str(paths[0]), str(paths[1]), "t",
-                           "zebra.txt"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_SAVE_AND_RECORD, str(paths.data_root),
+                           str(paths.cache_dir), "t", "zebra.txt"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **paths.env})
     assert proc.returncode == 9, proc.stderr
     # The index holds zebra.txt's chunks; the database has no row for the file, which its content
     # folder holds, so it is listed as pending (waiting to be indexed), and the counts disagree.
