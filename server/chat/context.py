@@ -138,7 +138,7 @@ class ChatContext:
             temperature = self.settings.llm.kb_temperature
         kwargs.setdefault("temperature", temperature)
         kwargs.setdefault("max_tokens", self.max_tokens)
-        answer = []
+        answer: list[str] = []
         try:
             async for piece in self.llm.stream(messages, **kwargs):
                 if lead and not answer:

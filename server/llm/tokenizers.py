@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import threading
@@ -70,7 +71,10 @@ def gguf_vocabulary(path: Path) -> Any:
     """A GGUF file's vocabulary and metadata, loaded by llama.cpp without the weights (once per process)."""
     from llama_cpp import Llama
 
-    return Llama(str(path), vocab_only=True, n_ctx=64, verbose=False)
+    vocab = Llama(str(path), vocab_only=True, n_ctx=64, verbose=False)
+    # Freed before the interpreter tears down llama_cpp's module: later, its finaliser fails noisily.
+    atexit.register(vocab.close)
+    return vocab
 
 
 def gguf_counter(path: Path) -> TokenCounter:

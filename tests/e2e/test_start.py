@@ -124,6 +124,9 @@ def test_start_all_parts_with_local_model_leaves_no_orphans(tmp_path, cleanup):
     assert s.process.wait(timeout=60) == 0
     assert_all_gone(children)
     with socket.socket() as sock:  # the model port is free again
+        # Nothing listens there any more; connections the server closed may linger in TIME_WAIT, which
+        # SO_REUSEADDR lets a new listener ignore (as every server does), while a live listener still refuses it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", s.ports["llm"]))
 
 
