@@ -102,7 +102,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "chat.status.waiting": ("模型正忙：前面还有 {n} 个问题，已等待 {s} 秒",
                             "The model is busy: {n} ahead of you, waiting {s} s"),
     "chat.status.reading": ("模型正在阅读（{tokens} 个词元），{s} 秒", "The model is reading ({tokens} tokens), {s} s"),
-    "chat.status.rewriting": ("正在结合上文改写问题以便检索，{s} 秒", "Rewriting the question for the search, {s} s"),
+    "chat.status.rewriting": ("正在改写问题以便检索，{s} 秒", "Rewriting the question for the search, {s} s"),
     "chat.status.reading_plain": ("模型正在阅读，{s} 秒", "The model is reading, {s} s"),
     "chat.status.first": ("{s} 秒后开始回答", "Answer started after {s} s"),
     "chat.status.writing": ("正在回答 · 每秒 {rate} 个词元", "Writing · {rate} tokens/s"),
