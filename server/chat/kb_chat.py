@@ -8,6 +8,11 @@ which keeps the prompt short: on a CPU every prompt token not already cached cos
 With query rewriting (``rewrite_query``) the question's own evidence is still shown first; the search
 then runs again with a hypothetical answer the model writes, and a second ``sources`` event replaces
 the first when it found other passages. Clients keep the last ``sources`` event.
+
+When even the closest sentence of the passages is far from the question (below the embedding model's
+``relevance_floor``, with ``chat.refuse_unsupported``), the answer says that the knowledge base does not
+say, in the question's language, without asking the model: a small model invents an answer and cites a
+passage for it when asked anyway. The passages are still shown.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from server.chat.events import ChatEvent
 from server.chat.evidence import Passage, choose
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
+from server.chat.relevance import closest_text, unsupported
 from server.chat.rewrite import rewrites_by_default, standalone_question, with_hypothetical_answer
 from server.chat.schemas import Source
 from server.chat.sources import SOURCE_TEXT_MAX, kb_source
@@ -36,11 +42,14 @@ from server.llm.tokens import approx_token_count
 # Template of the user message that carries the passages when the system template has no {context}.
 KB_QUESTION_TEMPLATE = "kb_question"
 NO_MATCH_TEMPLATE = "kb_no_match"
+# The answer when no passage found comes close to the question (chat.refuse_unsupported).
+UNSUPPORTED_TEMPLATE = "kb_unsupported"
 # The words a knowledge-base answer begins with, for models that continue an answer (chat.answer_lead).
 ANSWER_LEAD_TEMPLATE = "kb_answer_lead"
 # Stand-ins for prompts files written before these templates existed.
 KB_QUESTION_DEFAULT = "{context}\n\n{question}"
 NO_MATCH_DEFAULT = "No passage in knowledge base '{kb}' matched the question (threshold {threshold})."
+UNSUPPORTED_DEFAULT = "The knowledge base '{kb}' does not seem to say. The passages found are above."
 
 
 def effective_threshold(ctx: ChatContext, kb_name: str) -> float:
@@ -96,6 +105,8 @@ class _Evidence:
     hits: list[SearchHit]
     passages: list[Passage]
     sources: list[Source]
+    # Per hit, its sentences' cosines with the question (None: not computed, or the hit has no sentence vectors).
+    similarities: list[list[float] | None] | None = None
 
 
 def _ids(evidence: _Evidence) -> list[str]:
@@ -113,11 +124,32 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
         return _Evidence([], [], [])
     texts = [hit.text for hit in hits]
     similarities = None
-    if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0:
+    if (chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0) or _refuses_unsupported(ctx):
         similarities = await anyio.to_thread.run_sync(kb.sentence_similarities, question, hits)
-    passages = choose_evidence(ctx, question, texts, template, similarities)
+    weighed = similarities if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0 else None
+    passages = choose_evidence(ctx, question, texts, template, weighed)
     sources = [with_highlights(kb_source(i, hit, kb_name), p) for i, (hit, p) in enumerate(zip(hits, passages), 1)]
-    return _Evidence(hits, passages, sources)
+    return _Evidence(hits, passages, sources, similarities)
+
+
+def _refuses_unsupported(ctx: ChatContext) -> bool:
+    refuse = ctx.request.refuse_unsupported
+    return ctx.settings.chat.refuse_unsupported if refuse is None else refuse
+
+
+async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -> bool:
+    """Whether the knowledge base holds nothing close enough to the question to answer it
+    (chat.refuse_unsupported, see relevance.py)."""
+    if not found.hits or not _refuses_unsupported(ctx):
+        return False
+    kb = ctx.knowledge_bases()
+    nearest = await anyio.to_thread.run_sync(kb.nearest_chunk, kb_name, question)
+    closest = closest_text(found.hits, found.similarities, nearest)
+    if closest is None:
+        return False
+    ctx.meta["closest_score"] = round(closest[0], 4)
+    floor = await anyio.to_thread.run_sync(kb.relevance_floor, kb_name, ctx.lang)
+    return unsupported(closest, ctx.lang, floor)
 
 
 def _question_with_passages(ctx: ChatContext, sources: list[Source], hits: list[SearchHit],
@@ -151,6 +183,12 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     if found.sources or not hyde:
         # Evidence first: what the question finds is shown before any model time is spent on it.
         yield events.sources(found.sources)
+    if await _unsupported(ctx, kb_name, question, found):
+        # Judged on the question's own search, so no model time goes into rewriting it either.
+        ctx.meta["unsupported"] = True
+        unsupported = ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT)
+        yield events.delta(ctx.render(unsupported, kb=kb_name))
+        return
     if hyde:
         # Then the search again with a hypothetical answer in the documents' words; the passages it
         # finds replace the first ones when they differ.

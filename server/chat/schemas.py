@@ -47,6 +47,10 @@ class ChatOptions(BaseModel):
     rewrite_query: bool | None = Field(
         None, description="Search with a hypothetical answer written by the model too (HyDE); None uses the setting."
     )
+    refuse_unsupported: bool | None = Field(
+        None, description="In kb mode, say the knowledge base does not say when no passage comes close to the "
+        "question, without asking the model; None uses the setting chat.refuse_unsupported."
+    )
     engine: str | None = Field(None, max_length=50, description="Web search engine in search mode.")
     result_count: int | None = Field(None, ge=1, le=20, description="Web results fetched.")
     bilingual: bool = Field(False, description="Answer Chinese questions by way of English.")

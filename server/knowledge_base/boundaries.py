@@ -21,6 +21,7 @@ _ABBREVIATIONS = frozenset(
 )
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_LATIN = re.compile(r"[A-Za-z]")
 
 
 def _starts(pattern: re.Pattern[str], text: str, start: int, end: int) -> list[int]:
@@ -75,6 +76,13 @@ def word_starts(text: str, start: int, end: int) -> list[int]:
 def has_cjk(text: str) -> bool:
     """Whether the text holds Chinese, Japanese or Korean characters (cut anywhere when needed)."""
     return _CJK.search(text) is not None
+
+
+def mostly_cjk(text: str) -> bool:
+    """Whether a text is written in Chinese, Japanese or Korean rather than a Latin script: it has at least one
+    such character for every three Latin letters."""
+    cjk = len(_CJK.findall(text))
+    return cjk > 0 and 3 * cjk >= len(_LATIN.findall(text))
 
 
 def pieces(text: str, starts: list[int], start: int, end: int) -> list[tuple[int, int]]:

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -187,6 +188,9 @@ class EmbeddingService:
     def __init__(self, kb_settings: KBSettings, cache_path: Path | None) -> None:
         self.kb_settings = kb_settings
         self.cache = EmbeddingCache(cache_path) if cache_path is not None else None
+        # The last queries' vectors by (model, text): a chat question is searched, then its evidence scored.
+        self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._queries_lock = threading.Lock()
 
     def names(self) -> list[str]:
         return list(self.kb_settings.embed_models)
@@ -207,7 +211,23 @@ class EmbeddingService:
         return load_embedder(name, self.config(name))
 
     def embed_query(self, name: str | None, text: str) -> np.ndarray:
-        return self.get(name).embed_query(text)
+        """The query vector (read-only); the last ``kb.query_cache`` queries are not encoded again."""
+        name = name or self.kb_settings.default_embed_model
+        size = self.kb_settings.query_cache
+        key = (name, text)
+        with self._queries_lock:
+            vector = self._queries.get(key)
+            if vector is not None:
+                self._queries.move_to_end(key)
+                return vector
+        vector = self.get(name).embed_query(text)
+        vector.flags.writeable = False
+        if size > 0:
+            with self._queries_lock:
+                self._queries[key] = vector
+                while len(self._queries) > size:
+                    self._queries.popitem(last=False)
+        return vector
 
     def embed_passages(self, name: str | None, texts: list[str], progress: ProgressFn | None = None) -> np.ndarray:
         """Passage vectors, taken from the cache where possible; progress(done, total) after each batch."""

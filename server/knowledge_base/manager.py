@@ -283,6 +283,20 @@ class KnowledgeBaseManager:
         return min(applied_threshold(requested, cfg, self.embeddings.config(self.kb_row(name).embed_model))
                    for name in split_kb_names(kb))
 
+    def nearest_chunk(self, kb: str, query: str) -> SearchHit | None:
+        """The chunk of ``kb`` (or of several "+"-joined ones) whose vector is closest to the query's, whatever
+        its score; its score is that cosine."""
+        hits = self.search(kb, query, top_k=1, score_threshold=0.0, mode="vector", rerank=False)
+        return hits[0] if hits else None
+
+    def relevance_floor(self, kb: str, lang: str) -> float | None:
+        """The cosine below which ``kb``'s passages are taken not to answer a question in ``lang`` (its embedding
+        model's ``relevance_floor``); for several "+"-joined knowledge bases the lowest, and None when any of
+        their models has none."""
+        configs = [self.embeddings.config(self.kb_row(name).embed_model) for name in split_kb_names(kb)]
+        floors = [next((v for k, v in c.relevance_floor.items() if k == lang), None) for c in configs]
+        return None if any(f is None for f in floors) else min(f for f in floors if f is not None)
+
     def search(self, kb: str, query: str, top_k: int | None = None, score_threshold: float | None = None,
                mode: str | None = None, file_name: str | None = None, rerank: bool = True) -> SearchResult:
         """Top chunks for a query; scores in [0, 1] (see retriever.py for their meaning per mode).

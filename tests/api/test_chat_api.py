@@ -130,6 +130,37 @@ def test_model_dying_mid_stream_gives_an_error_event_and_an_incomplete_stored_an
     assert stored["content"] == "Half of " and stored["meta"]["incomplete"] is True
 
 
+RULES_ZH = {"rules.md": "# 员工手册\n\n## 试用期\n\n劳动合同期限一年以上不满三年的，试用期不得超过二个月。"
+            "试用期工资不得低于本单位相同岗位最低档工资的百分之八十。\n\n## 年休假\n\n职工连续工作满一年的，享受带薪年休假五天。\n"}
+
+
+@pytest.mark.parametrize(("kb", "far", "near", "says"), [
+    ("garden", "How much does a garden shed cost?", "How often should the compost heap be turned?",
+     'The knowledge base "garden" does not seem to answer this question'),
+    ("rules_zh", "个人所得税起征点是多少？", "签了两年合同，试用期最长可以多久？", '知识库"rules_zh"中似乎没有能回答这个问题的内容'),
+])
+def test_kb_chat_says_the_kb_does_not_say_when_no_passage_is_close_without_asking_the_model(
+        app, client, fake, kb, far, near, says):
+    if kb == "rules_zh" and "rules_zh" not in [k["name"] for k in client.get("/kbs").json()]:
+        app.state.services.kb.create_kb(kb)
+        app.state.services.kb.add_files(kb, [(f, t.encode()) for f, t in RULES_ZH.items()])
+    asked = len(fake.requests)
+    events, _ = sse(client, "kb", query=far, kb_name=kb)
+    # The passages found are still shown, and the answer says the knowledge base does not say.
+    assert next(e for e in events if e["type"] == "sources")["sources"]
+    assert text_of(events).startswith(says) and len(fake.requests) == asked
+    stored = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]
+    assert stored["content"] == text_of(events) and stored["meta"]["unsupported"] is True
+    assert 0 < stored["meta"]["closest_score"] < 1
+    # Asked anyway on request, and always for a question that a passage is close to.
+    fake.queue("An answer [1].")
+    events, _ = sse(client, "kb", query=far, kb_name=kb, refuse_unsupported=False)
+    assert text_of(events) == "An answer [1]." and len(fake.requests) == asked + 1
+    fake.queue("An answer [1].")
+    events, _ = sse(client, "kb", query=near, kb_name=kb)
+    assert text_of(events) == "An answer [1]." and len(fake.requests) == asked + 2
+
+
 def test_kb_chat_shows_the_evidence_first_then_answers_from_its_sentences(client, fake):
     fake.queue("Turn the heap every two weeks [1].")
     events, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=2)

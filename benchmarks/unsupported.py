@@ -1,0 +1,108 @@
+"""Questions the documents do not answer: how often knowledge-base chat says so, and what it costs.
+
+    python -m benchmarks.unsupported [--split tuning,heldout] [--sets laws_zh,files_en]
+
+Each everyday set has a companion of questions its documents do not answer (``sets/<set>_unanswerable.jsonl``:
+near the documents' subject, like a tax question over the labour laws, or far from it; the first 15 Chinese
+and 10 English ones are held out). KB chat refuses without asking the model when the question's cosine with the
+closest sentence of the passages found, or with the nearest chunk, is below the embedding model's
+``relevance_floor``
+(``server/chat/relevance.py``). This runs the same search (``chat.kb_passages`` passages, default settings)
+and the same judgement for every question of both kinds and reports:
+
+* unanswerable refused: the share of unanswerable questions KB chat declines (higher is better);
+* answerable refused: the share of the everyday set's own questions it declines (each one an answer lost);
+
+at the configured floors, then for a range of floors on the tuning part, which is how they were chosen.
+Without the floor every question goes to the model; the built-in 1.5B model then answers nearly every
+unanswerable question with an invented fact and a citation (see the README).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.common import base_parser, print_table, require_shared_data, scratch_dir, setup_logging, write_result
+from benchmarks.everyday import EMBEDDING_CACHE, SETS, SETS_DIR, EverydaySet, build_kb, load_questions
+from benchmarks.kbtools import open_manager
+from server.chat.relevance import closest_text, judged_language
+
+logger = logging.getLogger("benchmarks.unsupported")
+
+# Held-out questions at the start of each unanswerable set.
+UNANSWERABLE_HELDOUT = {"laws_zh": 15, "files_en": 10}
+SWEEP = [round(0.80 + 0.005 * i, 3) for i in range(21)]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One question's closeness to the knowledge base (None: nothing found, or not in its language)."""
+
+    qid: str
+    answerable: bool
+    closest: float | None
+
+
+def unanswerable(spec: EverydaySet, split: str) -> list[tuple[str, str]]:
+    path = SETS_DIR / f"{spec.name}_unanswerable.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    held = UNANSWERABLE_HELDOUT[spec.name]
+    rows = rows[:held] if split == "heldout" else rows[held:] if split == "tuning" else rows
+    return [(r["id"], r["question"]) for r in rows]
+
+
+def score(manager: Any, kb: str, lang: str, qid: str, question: str, answerable: bool) -> Scored:
+    hits = manager.search(kb, question, top_k=manager.settings.chat.kb_passages)
+    closest = closest_text(hits, manager.sentence_similarities(question, hits), manager.nearest_chunk(kb, question))
+    judged = closest is not None and judged_language(closest, lang)
+    return Scored(qid, answerable, round(closest[0], 4) if judged and closest else None)
+
+
+def refused(rows: list[Scored], answerable: bool, floor: float | None) -> float:
+    group = [r for r in rows if r.answerable == answerable]
+    if not group or floor is None:
+        return 0.0
+    return sum(r.closest is not None and r.closest < floor for r in group) / len(group)
+
+
+def run(set_names: list[str], splits: list[str], manager: Any) -> dict[str, Any]:
+    table, sweep, scored = [], [], {}
+    for name in set_names:
+        spec = SETS[name]
+        build_kb(manager, spec)
+        floor = manager.relevance_floor(name, spec.lang)
+        for split in splits:
+            rows = [score(manager, name, spec.lang, q.qid, q.question, True) for q in load_questions(spec, split)]
+            rows += [score(manager, name, spec.lang, qid, text, False) for qid, text in unanswerable(spec, split)]
+            scored[f"{name}/{split}"] = [r.__dict__ for r in rows]
+            counts = (sum(r.answerable for r in rows), sum(not r.answerable for r in rows))
+            table.append([name, split, floor, counts[1], refused(rows, False, floor), counts[0],
+                          refused(rows, True, floor)])
+            if split == "tuning":
+                sweep += [[name, f, refused(rows, False, f), refused(rows, True, f)] for f in SWEEP]
+    print_table("Questions the documents do not answer, at the configured floors",
+                ["set", "part", "floor", "unanswerable", "unanswerable refused", "answerable", "answerable refused"],
+                table)
+    print_table("Floors on the tuning part", ["set", "floor", "unanswerable refused", "answerable refused"], sweep)
+    return {"table": table, "sweep": sweep, "scored": scored}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--split", default="tuning,heldout", help="comma-separated parts: heldout, tuning, all")
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated set names")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    require_shared_data()
+    with scratch_dir("unsupported", args.keep) as work, open_manager(work, cache_dir=EMBEDDING_CACHE) as manager:
+        result = run(args.sets.split(","), args.split.split(","), manager)
+    write_result("unsupported", result, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
