@@ -216,7 +216,7 @@ class EmbeddingService:
         size = self.kb_settings.query_cache
         key = (name, text)
         with self._queries_lock:
-            vector = self._queries.get(key)
+            vector = self._queries.get(key) if size > 0 else None
             if vector is not None:
                 self._queries.move_to_end(key)
                 return vector

@@ -85,6 +85,20 @@ def test_cached_passages_cost_no_encoding(service, encode_calls):
     assert encode_calls == [["第三条 新增的条文。"]]  # only the new text, once
 
 
+def test_recent_queries_are_encoded_once_unless_the_query_cache_is_off(service, encode_calls):
+    first = service.embed_query(E5, "试用期最长多久？")
+    assert service.embed_query(E5, "试用期最长多久？") is first and len(encode_calls) == 1
+    assert not first.flags.writeable  # shared between callers, so nobody may change it
+    service.kb_settings.query_cache = 1
+    service.embed_query(E5, "another question")
+    service.embed_query(E5, "试用期最长多久？")  # pushed out by the other one
+    assert len(encode_calls) == 3
+    service.kb_settings.query_cache = 0
+    service.embed_query(E5, "another question")
+    service.embed_query(E5, "another question")
+    assert len(encode_calls) == 5
+
+
 def test_cache_survives_a_new_service(tmp_path, monkeypatch):
     path = tmp_path / "emb.sqlite"
     first = EmbeddingService(KBSettings(), path)
