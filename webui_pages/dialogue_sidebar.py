@@ -149,6 +149,12 @@ def render_chat_options(ctx: UIContext, public: dict[str, Any], conversation: di
         ))
         # Equal to the server's default: leave it to the server.
         options["rewrite_query"] = None if rewrite == default_rewrite else rewrite
+        default_refuse = bool(public.get("refuse_unsupported"))
+        refuse = remember("opt_refuse", st.toggle(
+            t("opt.refuse"), value=bool(remembered("opt_refuse", default_refuse)), key="opt_refuse",
+            help=t("opt.refuse_help"),
+        ))
+        options["refuse_unsupported"] = None if refuse == default_refuse else refuse
     elif mode == "search":
         engines = [str(e) for e in public.get("engines") or []]
         options["engine"] = _select(t("opt.engine"), engines, "opt_engine", public.get("default_engine"))

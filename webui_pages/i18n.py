@@ -60,6 +60,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "opt.rewrite_help": ("让模型先按文档的说法写一段假设答案，一起用来检索：口语化的问题更容易找到对的段落，但要多等一次生成。",
                          "The model first writes a short answer in the documents' words and the search uses it too: "
                          "everyday questions find the right passage more often, after one more short generation."),
+    "opt.refuse": ("资料无关时不让模型作答", "Decline when no passage is close"),
+    "opt.refuse_help": ("找到的资料都与问题相距较远时，直接说明知识库中似乎没有答案，不让模型编造；关掉后模型总会作答。",
+                        "When every passage found is far from the question, say the knowledge base does not seem to "
+                        "answer it instead of letting the model make something up; off, the model always answers."),
     "opt.kb_more_help": ("在多个知识库中一起检索，按排名合并结果。", "Search these knowledge bases too; their results are merged by rank."),
     "opt.temperature": ("温度", "Temperature"),
     "opt.history_turns": ("历史对话轮数", "History turns"),

@@ -36,6 +36,7 @@ class PublicSettings(BaseModel):
     kb_passages: int
     max_query_chars: int
     rewrite_query: bool
+    refuse_unsupported: bool
     score_threshold: float | None
     score_thresholds: dict[str, float]
     embed_models: dict[str, EmbedModelInfo]

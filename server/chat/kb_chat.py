@@ -49,7 +49,7 @@ ANSWER_LEAD_TEMPLATE = "kb_answer_lead"
 # Stand-ins for prompts files written before these templates existed.
 KB_QUESTION_DEFAULT = "{context}\n\n{question}"
 NO_MATCH_DEFAULT = "No passage in knowledge base '{kb}' matched the question (threshold {threshold})."
-UNSUPPORTED_DEFAULT = "The knowledge base '{kb}' does not seem to say. The passages found are above."
+UNSUPPORTED_DEFAULT = "The knowledge base '{kb}' does not seem to answer this question; see the closest passages."
 
 
 def effective_threshold(ctx: ChatContext, kb_name: str) -> float:

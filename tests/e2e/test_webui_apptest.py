@@ -166,6 +166,31 @@ def test_rewrite_toggle_sends_rewrite_query_only_when_changed(webui_env, kb, fak
     assert hyde and hyde[-1]["messages"][-1]["content"] == "How much holiday do I get?"
 
 
+def test_a_question_the_kb_does_not_answer_is_declined_unless_the_toggle_is_off(webui_env, kb, fake_model):
+    fake_model.default_reply = "Spot 12 [1]."
+    at = chat_app()
+    set_mode(at, "kb")
+    at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
+    assert at.sidebar.toggle(key="opt_refuse").value is True
+    before = len(fake_model.requests)
+
+    def answers_asked():  # requests for an answer, not for the conversation's title
+        return [r for r in fake_model.requests[before:]
+                if not r["messages"][0]["content"].startswith("Write a short title")]
+
+    ask(at, "Which employee parking spot is mine?")
+    answer = at.chat_message[-1].markdown[0].value
+    assert answer.startswith(f'The knowledge base "{kb}" does not seem to answer') and not answers_asked()
+    assert [e for e in at.chat_message[-1].status if e.label.startswith("Sources (")], "the passages are not shown"
+    # In a new conversation (a follow-up would be rewritten by the model first), with the toggle off.
+    at = chat_app()
+    set_mode(at, "kb")
+    at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
+    at.sidebar.toggle(key="opt_refuse").set_value(False).run()
+    ask(at, "Which employee parking spot is mine?")
+    assert "Spot 12" in at.chat_message[-1].markdown[0].value and answers_asked()
+
+
 def test_files_dropped_into_the_conversation_are_searched(webui_env, api, fake_model):
     fake_model.default_reply = "The office closes at six on Fridays [1]."
     at = chat_app()

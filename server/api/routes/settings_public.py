@@ -37,6 +37,7 @@ async def public_settings(services: ServicesDep) -> PublicSettings:
         kb_passages=chat.kb_passages,
         max_query_chars=MAX_QUERY_CHARS,
         rewrite_query=rewrites_by_default(settings, next((m.builtin for m in models if m.default), None)),
+        refuse_unsupported=chat.refuse_unsupported,
         score_threshold=kb.score_threshold,
         score_thresholds={name: cfg.score_threshold for name, cfg in kb.embed_models.items()},
         embed_models={
