@@ -151,6 +151,32 @@ def test_pdf_text_layer_is_loaded_per_page(tmp_path):
     assert "Quarterly report" in doc.text and "Revenue grew by 12 percent." in doc.text
 
 
+def _pdf_of_pages(pages: list[list[str]]) -> bytes:
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for lines in pages:
+        writer.add_page(PdfReader(io.BytesIO(_pdf_with_text(lines))).pages[0])
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdf_running_heads_and_page_numbers_are_dropped_from_every_page(tmp_path):
+    bodies = ["Revenue grew by 12 percent.", "Costs fell by 3 percent.", "Staff rose to 40 people.",
+              "The outlook is stable."]
+    pages = [[f"Annual report 2024 / Vol. 7, No. {n}", body, f"Page {n} of 4"] for n, body in enumerate(bodies, 1)]
+    path = tmp_path / "report.pdf"
+    path.write_bytes(_pdf_of_pages(pages))
+    docs = load_file(path)
+    assert [d.text for d in docs] == bodies
+    # Two pages are too few to tell a running head from a repeated line.
+    path.write_bytes(_pdf_of_pages(pages[:2]))
+    assert all("Annual report 2024" in d.text for d in load_file(path))
+
+
 def test_pdf_without_text_layer_says_it_needs_ocr(tmp_path):
     from pypdf import PdfWriter
 

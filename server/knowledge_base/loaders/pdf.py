@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from pypdf import PageObject, PdfReader
@@ -29,6 +30,10 @@ RENDER_PX = 2000
 # A page's content stream this short draws nothing that could be text (a blank page's is empty or a few ops).
 _EMPTY_CONTENT_BYTES = 64
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Running heads and feet are looked for in documents of at least this many pages with text.
+RUNNING_MIN_PAGES = 3
+_DIGITS = re.compile(r"\d")
+_SPACES = re.compile(r"\s+")
 
 
 def load_pdf(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
@@ -49,6 +54,7 @@ def load_pdf(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
     if options.pdf_tables:
         for number, text in tabled_pages(path, source, [n for n, t in enumerate(texts, start=1) if t]).items():
             texts[number - 1] = text
+    texts = without_running_lines(texts)
     ocr_texts: dict[int, str] = {}
     if options.ocr:
         ocr_texts = _ocr_pages(path, source, pages, texts, options)
@@ -67,6 +73,34 @@ def load_pdf(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
         raise UnreadableFile(
             source, f"the PDF has no text layer ({len(pages)} page(s) of images, e.g. a scan); {hint}")
     return docs
+
+
+def _line_key(line: str) -> str:
+    return _SPACES.sub(" ", _DIGITS.sub("#", line)).strip()
+
+
+def without_running_lines(texts: list[str]) -> list[str]:
+    """The page texts without their running heads and feet: lines that recur, digits aside, on at least half
+    of the pages with text (and on three or more), such as "Federal Register / Vol. 85, No. 152 / ...", page
+    numbers and typesetting codes. The text layer puts them wherever the page drew them, often mid-sentence,
+    where they would split a sentence in two for the search and the model. A line made of two such lines run
+    together goes too."""
+    pages = [t for t in texts if t]
+    if len(pages) < RUNNING_MIN_PAGES:
+        return texts
+    counts: Counter[str] = Counter()
+    for text in pages:
+        counts.update({key for key in map(_line_key, text.splitlines()) if key})
+    running = {key for key, n in counts.items() if n >= max(RUNNING_MIN_PAGES, len(pages) / 2)}
+    if not running:
+        return texts
+
+    def is_running(key: str) -> bool:
+        return key in running or any(key.startswith(r) and key[len(r):].strip() in running
+                                     for r in running if len(r) >= 20)
+
+    return ["\n".join(line for line in text.splitlines() if not is_running(_line_key(line))).strip()
+            for text in texts]
 
 
 def _page_text(page: PageObject, number: int, source: str) -> str:
