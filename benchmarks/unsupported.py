@@ -4,11 +4,10 @@
 
 Each everyday set has a companion of questions its documents do not answer (``sets/<set>_unanswerable.jsonl``:
 near the documents' subject, like a tax question over the labour laws, or far from it; the first 15 Chinese
-and 10 English ones are held out). KB chat refuses without asking the model when the question's cosine with the
-closest sentence of the passages found, or with the nearest chunk, is below the embedding model's
-``relevance_floor``
-(``server/chat/relevance.py``). This runs the same search (``chat.kb_passages`` passages, default settings)
-and the same judgement for every question of both kinds and reports:
+and 10 English ones are held out). KB chat refuses without asking the model when the question's cosine with
+the closest chunk of the knowledge base, by the chunk's vector or its closest sentence's, is below the
+embedding model's ``relevance_floor`` (``server/chat/relevance.py``). This makes the same judgement, on a
+knowledge base built with the default settings, for every question of both kinds and reports:
 
 * unanswerable refused: the share of unanswerable questions KB chat declines (higher is better);
 * answerable refused: the share of the everyday set's own questions it declines (each one an answer lost);
@@ -29,7 +28,7 @@ from typing import Any
 from benchmarks.common import base_parser, print_table, require_shared_data, scratch_dir, setup_logging, write_result
 from benchmarks.everyday import EMBEDDING_CACHE, SETS, SETS_DIR, EverydaySet, build_kb, load_questions
 from benchmarks.kbtools import open_manager
-from server.chat.relevance import closest_text, judged_language
+from server.chat.relevance import judged_language
 
 logger = logging.getLogger("benchmarks.unsupported")
 
@@ -56,10 +55,9 @@ def unanswerable(spec: EverydaySet, split: str) -> list[tuple[str, str]]:
 
 
 def score(manager: Any, kb: str, lang: str, qid: str, question: str, answerable: bool) -> Scored:
-    hits = manager.search(kb, question, top_k=manager.settings.chat.kb_passages)
-    closest = closest_text(hits, manager.sentence_similarities(question, hits), manager.nearest_chunk(kb, question))
+    closest = manager.closest_chunk(kb, question)
     judged = closest is not None and judged_language(closest, lang)
-    return Scored(qid, answerable, round(closest[0], 4) if judged and closest else None)
+    return Scored(qid, answerable, round(closest.score, 4) if judged and closest else None)
 
 
 def refused(rows: list[Scored], answerable: bool, floor: float | None) -> float:

@@ -84,9 +84,10 @@ class EmbedModelConfig(BaseModel):
     relevance_floor: dict[Literal["zh", "en"], float] = Field(
         default_factory=dict,
         description="By question language ('zh': with Chinese characters, 'en': without), the cosine of the "
-        "question with the closest sentence of the passages found below which knowledge-base chat answers that "
-        "the knowledge base does not say, without asking the model (chat.refuse_unsupported). No entry: the "
-        "model always answers. Calibrated on the everyday sets (benchmarks/unsupported.py).",
+        "question with the knowledge base's closest chunk (its vector or its closest sentence's) below which "
+        "knowledge-base chat answers that the knowledge base does not say, without asking the model "
+        "(chat.refuse_unsupported). No entry: the model always answers. Calibrated on the everyday sets "
+        "(benchmarks/unsupported.py).",
     )
 
 
@@ -350,9 +351,9 @@ class ChatSettings(BaseModel):
     )
     refuse_unsupported: bool = Field(
         True,
-        description="In knowledge-base chat, when no passage found comes close to the question (its closest "
-        "sentence is below the embedding model's relevance_floor), answer with the kb_unsupported template and "
-        "show the passages, instead of asking the model: the built-in models invent an answer then.",
+        description="In knowledge-base chat, when nothing in the knowledge base comes close to the question (below "
+        "the embedding model's relevance_floor), answer with the kb_unsupported template and show the passages "
+        "found, instead of asking the model: the built-in models invent an answer then.",
     )
     evidence_meaning_weight: float = Field(
         2.0,

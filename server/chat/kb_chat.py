@@ -9,10 +9,10 @@ With query rewriting (``rewrite_query``) the question's own evidence is still sh
 then runs again with a hypothetical answer the model writes, and a second ``sources`` event replaces
 the first when it found other passages. Clients keep the last ``sources`` event.
 
-When even the closest sentence of the passages is far from the question (below the embedding model's
-``relevance_floor``, with ``chat.refuse_unsupported``), the answer says that the knowledge base does not
-say, in the question's language, without asking the model: a small model invents an answer and cites a
-passage for it when asked anyway. The passages are still shown.
+When nothing in the knowledge base comes close to the question (relevance.py, with
+``chat.refuse_unsupported``), the answer says that the knowledge base does not seem to say, in the
+question's language, without asking the model: a small model invents an answer and cites a passage for it
+when asked anyway. The passages are still shown.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from server.chat.events import ChatEvent
 from server.chat.evidence import Passage, choose
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
-from server.chat.relevance import closest_text, unsupported
+from server.chat.relevance import unsupported
 from server.chat.rewrite import rewrites_by_default, standalone_question, with_hypothetical_answer
 from server.chat.schemas import Source
 from server.chat.sources import SOURCE_TEXT_MAX, kb_source
@@ -105,8 +105,6 @@ class _Evidence:
     hits: list[SearchHit]
     passages: list[Passage]
     sources: list[Source]
-    # Per hit, its sentences' cosines with the question (None: not computed, or the hit has no sentence vectors).
-    similarities: list[list[float] | None] | None = None
 
 
 def _ids(evidence: _Evidence) -> list[str]:
@@ -124,30 +122,24 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
         return _Evidence([], [], [])
     texts = [hit.text for hit in hits]
     similarities = None
-    if (chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0) or _refuses_unsupported(ctx):
+    if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0:
         similarities = await anyio.to_thread.run_sync(kb.sentence_similarities, question, hits)
-    weighed = similarities if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0 else None
-    passages = choose_evidence(ctx, question, texts, template, weighed)
+    passages = choose_evidence(ctx, question, texts, template, similarities)
     sources = [with_highlights(kb_source(i, hit, kb_name), p) for i, (hit, p) in enumerate(zip(hits, passages), 1)]
-    return _Evidence(hits, passages, sources, similarities)
-
-
-def _refuses_unsupported(ctx: ChatContext) -> bool:
-    refuse = ctx.request.refuse_unsupported
-    return ctx.settings.chat.refuse_unsupported if refuse is None else refuse
+    return _Evidence(hits, passages, sources)
 
 
 async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -> bool:
     """Whether the knowledge base holds nothing close enough to the question to answer it
     (chat.refuse_unsupported, see relevance.py)."""
-    if not found.hits or not _refuses_unsupported(ctx):
+    refuse = ctx.request.refuse_unsupported
+    if not found.hits or not (ctx.settings.chat.refuse_unsupported if refuse is None else refuse):
         return False
     kb = ctx.knowledge_bases()
-    nearest = await anyio.to_thread.run_sync(kb.nearest_chunk, kb_name, question)
-    closest = closest_text(found.hits, found.similarities, nearest)
+    closest = await anyio.to_thread.run_sync(kb.closest_chunk, kb_name, question)
     if closest is None:
         return False
-    ctx.meta["closest_score"] = round(closest[0], 4)
+    ctx.meta["closest_score"] = closest.score
     floor = await anyio.to_thread.run_sync(kb.relevance_floor, kb_name, ctx.lang)
     return unsupported(closest, ctx.lang, floor)
 
@@ -186,8 +178,8 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     if await _unsupported(ctx, kb_name, question, found):
         # Judged on the question's own search, so no model time goes into rewriting it either.
         ctx.meta["unsupported"] = True
-        unsupported = ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT)
-        yield events.delta(ctx.render(unsupported, kb=kb_name))
+        reply = ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT)
+        yield events.delta(ctx.render(reply, kb=kb_name))
         return
     if hyde:
         # Then the search again with a hypothetical answer in the documents' words; the passages it

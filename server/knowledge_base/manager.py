@@ -283,11 +283,21 @@ class KnowledgeBaseManager:
         return min(applied_threshold(requested, cfg, self.embeddings.config(self.kb_row(name).embed_model))
                    for name in split_kb_names(kb))
 
-    def nearest_chunk(self, kb: str, query: str) -> SearchHit | None:
-        """The chunk of ``kb`` (or of several "+"-joined ones) whose vector is closest to the query's, whatever
-        its score; its score is that cosine."""
-        hits = self.search(kb, query, top_k=1, score_threshold=0.0, mode="vector", rerank=False)
-        return hits[0] if hits else None
+    def closest_chunk(self, kb: str, query: str) -> SearchHit | None:
+        """The chunk of ``kb`` (or of several "+"-joined ones) that comes closest to the query, by its own vector
+        or by its closest sentence's, whatever the score; its score is that cosine. None for an empty one."""
+        best: tuple[float, SearchHit] | None = None
+        for name in split_kb_names(kb):
+            store = self.pool.get(name)
+            if len(store) == 0:
+                continue
+            vector = self.embeddings.embed_query(self.kb_row(name).embed_model, query)
+            for doc, score in store.vector_search(vector, 1) + store.sentence_search(vector, 1):
+                if best is None or score > best[0]:
+                    hit = SearchHit(doc_id=doc.doc_id, text=doc.text, score=round(float(score), 6),
+                                    metadata={**doc.metadata, "kb": name}, rank=1)
+                    best = (score, hit)
+        return None if best is None else best[1]
 
     def relevance_floor(self, kb: str, lang: str) -> float | None:
         """The cosine below which ``kb``'s passages are taken not to answer a question in ``lang`` (its embedding
