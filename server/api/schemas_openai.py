@@ -50,7 +50,8 @@ class ChatCompletionRequest(BaseModel):
 
     kbchat extensions (send them as extra body fields): ``conversation_id`` stores the exchange in
     that conversation (otherwise /v1 chats are not stored); ``top_k``, ``score_threshold`` and
-    ``search_mode`` tune retrieval for ``kb/<name>`` models.
+    ``search_mode`` tune retrieval for ``kb/<name>`` models, and ``refuse_unsupported: false`` has the model answer
+    even when nothing in the knowledge base comes close to the question.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -69,6 +70,7 @@ class ChatCompletionRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=100)
     score_threshold: float | None = Field(None, ge=0.0, le=1.0)
     search_mode: SearchMode | None = None
+    refuse_unsupported: bool | None = None
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens

@@ -112,6 +112,18 @@ def test_kb_model_answers_from_the_knowledge_base_with_sources(client, fake):
     assert "six hours of direct sun" in prompt and "How much sun do tomatoes need?" in prompt
 
 
+def test_kb_model_declines_a_question_the_kb_does_not_answer_unless_told_not_to(client, fake):
+    asked = len(fake.requests)
+    question = [{"role": "user", "content": "How much does a garden shed cost?"}]
+    reply = client.chat.completions.create(model="kb/garden", messages=question)
+    assert reply.choices[0].message.content.startswith('The knowledge base "garden" does not seem to answer')
+    assert reply.model_extra["sources"] and len(fake.requests) == asked
+    fake.queue("About 300 euros [1].")
+    reply = client.chat.completions.create(model="kb/garden", messages=question,
+                                           extra_body={"refuse_unsupported": False})
+    assert reply.choices[0].message.content == "About 300 euros [1]." and len(fake.requests) == asked + 1
+
+
 def test_kb_model_stream_sends_sources_in_the_final_chunk(client, fake):
     # With history, the model first rewrites the question to stand alone, then answers it.
     fake.queue("How often should I turn the compost heap?", "Turn it every two weeks [1].")

@@ -209,6 +209,7 @@ def _chat_request(body: ChatCompletionRequest, model_name: str) -> ChatRequest:
         "top_k": body.top_k,
         "score_threshold": body.score_threshold,
         "search_mode": body.search_mode,
+        "refuse_unsupported": body.refuse_unsupported,
         "stream": body.stream,
         # Without a conversation id, /v1 chats leave no trace in the conversation list.
         "store": bool(body.conversation_id),
