@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import random
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -20,6 +23,8 @@ T = TypeVar("T")
 
 
 SETTING = "paths.database_url"
+# How long a SQLite connection waits for another one's lock before "database is locked".
+SQLITE_BUSY_SECONDS = 30
 # A bare postgresql:// means psycopg 3, the driver kbchat installs (SQLAlchemy 2.0 would pick psycopg2).
 _DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg"}
 
@@ -53,7 +58,7 @@ class Database:
             path = parsed.database
             if path and path != ":memory:" and not path.startswith("file:"):
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}
         else:
             kwargs["pool_pre_ping"] = True
         try:
@@ -132,6 +137,21 @@ class Database:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")
+    _wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _wal(cur: Any) -> None:
+    """Switch the database to write-ahead logging. Switching needs the database to itself, and SQLite reports
+    "database is locked" at once, without waiting out its busy timeout, while another process is creating or
+    switching the same new database; so a locked attempt is retried, for up to SQLITE_BUSY_SECONDS."""
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02 + 0.08 * random.random())
