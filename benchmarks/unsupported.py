@@ -20,7 +20,6 @@ unanswerable question with an invented fact and a citation (see the README).
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +28,6 @@ from benchmarks.common import base_parser, print_table, require_shared_data, scr
 from benchmarks.everyday import EMBEDDING_CACHE, SETS, SETS_DIR, EverydaySet, build_kb, load_questions
 from benchmarks.kbtools import open_manager
 from server.chat.relevance import judged_language
-
-logger = logging.getLogger("benchmarks.unsupported")
 
 # Held-out questions at the start of each unanswerable set.
 UNANSWERABLE_HELDOUT = {"laws_zh": 15, "files_en": 10}

@@ -42,7 +42,7 @@ from server.llm.tokens import approx_token_count
 # Template of the user message that carries the passages when the system template has no {context}.
 KB_QUESTION_TEMPLATE = "kb_question"
 NO_MATCH_TEMPLATE = "kb_no_match"
-# The answer when no passage found comes close to the question (chat.refuse_unsupported).
+# The answer when nothing in the knowledge base comes close to the question (chat.refuse_unsupported).
 UNSUPPORTED_TEMPLATE = "kb_unsupported"
 # The words a knowledge-base answer begins with, for models that continue an answer (chat.answer_lead).
 ANSWER_LEAD_TEMPLATE = "kb_answer_lead"
@@ -136,11 +136,13 @@ async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Ev
     if not found.hits or not (ctx.settings.chat.refuse_unsupported if refuse is None else refuse):
         return False
     kb = ctx.knowledge_bases()
-    closest = await anyio.to_thread.run_sync(kb.closest_chunk, kb_name, question)
-    if closest is None:
-        return False
-    ctx.meta["closest_score"] = closest.score
-    floor = await anyio.to_thread.run_sync(kb.relevance_floor, kb_name, ctx.lang)
+
+    def judge() -> tuple[SearchHit | None, float | None]:
+        return kb.closest_chunk(kb_name, question), kb.relevance_floor(kb_name, ctx.lang)
+
+    closest, floor = await anyio.to_thread.run_sync(judge)
+    if closest is not None:
+        ctx.meta["closest_score"] = closest.score
     return unsupported(closest, ctx.lang, floor)
 
 
@@ -176,7 +178,7 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         # Evidence first: what the question finds is shown before any model time is spent on it.
         yield events.sources(found.sources)
     if await _unsupported(ctx, kb_name, question, found):
-        # Judged on the question's own search, so no model time goes into rewriting it either.
+        # Judged before any rewriting, so no model time is spent on the question at all.
         ctx.meta["unsupported"] = True
         reply = ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT)
         yield events.delta(ctx.render(reply, kb=kb_name))

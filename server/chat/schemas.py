@@ -48,7 +48,7 @@ class ChatOptions(BaseModel):
         None, description="Search with a hypothetical answer written by the model too (HyDE); None uses the setting."
     )
     refuse_unsupported: bool | None = Field(
-        None, description="In kb mode, say the knowledge base does not say when no passage comes close to the "
+        None, description="In kb mode, say the knowledge base does not say when nothing in it comes close to the "
         "question, without asking the model; None uses the setting chat.refuse_unsupported."
     )
     engine: str | None = Field(None, max_length=50, description="Web search engine in search mode.")
