@@ -330,9 +330,18 @@ class ChatSettings(BaseModel):
     rewrite_query: bool | Literal["auto"] = Field(
         "auto",
         description="In knowledge-base chat, let the chat model write a short hypothetical answer in the documents' "
-        "words and search again with it (HyDE); the question's own evidence shows first. 'auto': on, except for a "
-        "built-in local model on a CPU without AVX-512 or AMX, where the rewrite costs several seconds. Follow-up "
-        "questions are always rewritten to stand alone.",
+        "words and search again with it (HyDE); the question's own evidence shows first. 'auto': on for models behind "
+        "an API, and for a built-in model when its server read prompts at least rewrite_min_prompt_speed tokens/s at "
+        "start-up; below that the rewrite costs several seconds. Follow-up questions are always rewritten to stand "
+        "alone.",
+    )
+    # benchmarks/prompt_speed.py, the 1.5B model: 33 tokens/s on a 2-core AVX2 EPYC and 66 on a 2-core AMX Xeon
+    # VM, where the rewrite added 5.7 s p50, against 217 on an AVX-512 EPYC, where it added 1.6 s.
+    rewrite_min_prompt_speed: float = Field(
+        150.0,
+        gt=0,
+        description="With rewrite_query 'auto', the prompt tokens/s a built-in model must read for the rewrite to "
+        "run; the model server times a prompt when it starts (GET /speed on its port).",
     )
     evidence_tokens: int = Field(
         320,

@@ -36,6 +36,8 @@ class PublicSettings(BaseModel):
     kb_passages: int
     max_query_chars: int
     rewrite_query: bool
+    # Prompt tokens/s the default built-in model read when its server started; None when unknown or not built in.
+    prompt_speed: float | None = None
     refuse_unsupported: bool
     score_threshold: float | None
     score_thresholds: dict[str, float]

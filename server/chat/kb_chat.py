@@ -168,7 +168,7 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     chat = ctx.settings.chat
     hyde = request.rewrite_query
     if hyde is None:
-        hyde = rewrites_by_default(ctx.settings, ctx.llm.config.builtin)
+        hyde = rewrites_by_default(ctx.settings, ctx.llm.config.builtin, await ctx.llm.prompt_speed())
     if ctx.history:
         yield events.status("rewriting")
     question = await _standalone(ctx)

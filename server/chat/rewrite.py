@@ -18,7 +18,6 @@ import logging
 from configs import Settings
 from server.chat.context import ChatContext
 from server.errors import AppError
-from server.llm.local.cpu import reads_prompts_fast
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +30,20 @@ CONDENSE_TURNS = 2
 CONDENSE_CHARS = 400
 
 
-def rewrites_by_default(settings: Settings, model_builtin: str | None, flags: frozenset[str] | None = None) -> bool:
+def rewrites_by_default(settings: Settings, model_builtin: str | None, prompt_speed: float | None) -> bool:
     """``chat.rewrite_query`` resolved: ``auto`` rewrites unless a built-in local model reads prompts slowly.
 
-    On the tuning questions a rewrite lifted laws hit@5 from 0.83 to 0.93 and answers containing the short
-    answer from 0.30 to 0.40, for 1.6 s p50 on an AVX-512 CPU; a 2-core AVX2 CPU reads prompts about six
-    times slower, so there the rewrite would cost more than the answer itself.
+    ``prompt_speed`` is what the model server measured at start-up (None: unknown, so no rewrite). On the
+    tuning questions a rewrite lifted laws hit@5 from 0.83 to 0.93 and answers containing the short answer
+    from 0.30 to 0.40, for 1.6 s p50 where prompts are read at about 200 tokens/s; at 33–66 tokens/s it costs
+    more than the answer itself.
     """
     setting = settings.chat.rewrite_query
     if setting != "auto":
         return bool(setting)
-    return model_builtin is None or reads_prompts_fast(flags)
+    if model_builtin is None:
+        return True
+    return prompt_speed is not None and prompt_speed >= settings.chat.rewrite_min_prompt_speed
 
 
 async def _ask(ctx: ChatContext, template: str, text: str, max_tokens: int) -> str:

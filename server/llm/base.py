@@ -138,6 +138,10 @@ class ChatModel(ABC):
         """Generations of this model running or waiting right now, when the provider tells; else None."""
         return None
 
+    async def prompt_speed(self) -> float | None:
+        """Prompt tokens the model reads per second on this machine, when its server tells; else None."""
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release connections; the default adapter holds none."""
 

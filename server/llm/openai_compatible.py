@@ -60,6 +60,7 @@ class OpenAICompatibleModel(ChatModel):
             base_url=config.base_url, api_key=key or "not-needed", timeout=config.timeout, max_retries=0
         )
         self._http: httpx.AsyncClient | None = None  # for the bundled server's queue, made on first use
+        self._prompt_speed: float | None = None
 
     # ---- error mapping -------------------------------------------------------------------------
 
@@ -203,19 +204,36 @@ class OpenAICompatibleModel(ChatModel):
             calls.append({"id": call.id, "name": function.name, "arguments": arguments})
         return {"content": message.content, "tool_calls": calls}
 
-    async def queue_depth(self) -> int | None:
-        """The bundled model server's proxy answers GET /queue; other servers are not asked."""
+    async def _bundled_status(self, path: str) -> dict[str, Any] | None:
+        """GET one of the bundled model server proxy's own endpoints; None for other servers or on failure."""
         if not self.config.builtin:
             return None
-        url = self.base_url.rstrip("/").removesuffix("/v1") + "/queue"
+        url = self.base_url.rstrip("/").removesuffix("/v1") + path
+        headers = {"Authorization": f"Bearer {self.config.api_key.get_secret_value()}"} if self.config.api_key else {}
         try:
             if self._http is None:
                 self._http = httpx.AsyncClient(timeout=QUEUE_TIMEOUT, trust_env=False)
-            response = await self._http.get(url)
-            body = response.json()
-            return int(body["active"]) + int(body["waiting"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            body = (await self._http.get(url, headers=headers)).json()
+        except (httpx.HTTPError, ValueError):
             return None
+        return body if isinstance(body, dict) else None
+
+    async def queue_depth(self) -> int | None:
+        """The bundled model server's proxy answers GET /queue; other servers are not asked."""
+        body = await self._bundled_status("/queue")
+        try:
+            return int(body["active"]) + int(body["waiting"]) if body else None
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    async def prompt_speed(self) -> float | None:
+        """The bundled model server's proxy answers GET /speed with what it timed at start-up; once known, the
+        figure is kept, so a server too busy to answer in time does not change it."""
+        if self._prompt_speed is None:
+            body = await self._bundled_status("/speed")
+            value = body.get("prompt_tokens_per_s") if body else None
+            self._prompt_speed = float(value) if isinstance(value, int | float) else None
+        return self._prompt_speed
 
     async def aclose(self) -> None:
         await self._client.close()

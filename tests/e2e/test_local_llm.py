@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import socket
 
+import httpx
 import openai
 import pytest
 
 from configs import Settings
+from server.chat.rewrite import rewrites_by_default
 from server.cli import llm as llm_cli
 from server.llm.local.assemble import ensure_weights
 from server.llm.local.builtin import BUILTIN_MODELS
@@ -56,6 +58,24 @@ def test_registry_adapter_streams_from_local_model(smollm2_server, tmp_path):
 
     deltas = asyncio.run(run())
     assert len(deltas) >= 2 and "".join(deltas).strip()
+
+
+def test_the_model_server_reports_the_prompt_speed_it_measured_and_auto_rewriting_follows_it(smollm2_server, tmp_path):
+    speed = httpx.get(smollm2_server.base_url.removesuffix("/v1") + "/speed", timeout=10).json()
+    assert speed["prompt_tokens"] > 100 and speed["prompt_tokens_per_s"] > 0
+
+    def resolved(min_speed: float) -> tuple[float | None, bool]:
+        settings = Settings(
+            paths={"data_root": tmp_path},
+            llm={"default_model": "smollm2-135m", "local": {"port": smollm2_server.port}},
+            chat={"rewrite_query": "auto", "rewrite_min_prompt_speed": min_speed},
+        )
+        model = LLMRegistry(settings).get()
+        measured = asyncio.run(model.prompt_speed())
+        return measured, rewrites_by_default(settings, model.config.builtin, measured)
+
+    assert resolved(speed["prompt_tokens_per_s"] / 2) == (speed["prompt_tokens_per_s"], True)
+    assert resolved(speed["prompt_tokens_per_s"] * 2) == (speed["prompt_tokens_per_s"], False)
 
 
 def test_concurrent_chats_all_complete_without_interrupting_each_other(smollm2_server):

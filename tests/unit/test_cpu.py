@@ -51,13 +51,17 @@ def test_prompt_cache_and_prompt_lookup_decoding_reach_the_model_process(tmp_pat
     assert tuned[tuned.index("--draft_model_num_pred_tokens") + 1] == "8"
 
 
-def test_auto_rewriting_is_on_unless_a_built_in_model_reads_prompts_slowly():
+def test_auto_rewriting_follows_the_prompt_speed_the_model_server_measured():
     from server.chat.rewrite import rewrites_by_default
 
     auto = Settings(chat={"rewrite_query": "auto"})
-    assert rewrites_by_default(auto, "qwen2.5-coder-1.5b", AVX2) is False  # ~33 prompt tokens/s: too slow
-    assert rewrites_by_default(auto, "qwen2.5-coder-1.5b", AVX2 | {"avx512f"}) is True
-    assert rewrites_by_default(auto, "qwen2.5-coder-1.5b", AVX2 | {"amx_tile"}) is True
-    assert rewrites_by_default(auto, None, AVX2) is True  # a model behind an API
-    assert rewrites_by_default(Settings(chat={"rewrite_query": False}), None, AVX2 | {"avx512f"}) is False
-    assert rewrites_by_default(Settings(chat={"rewrite_query": True}), "qwen2.5-coder-1.5b", AVX2) is True
+    qwen = "qwen2.5-coder-1.5b"
+    assert rewrites_by_default(auto, qwen, 33.0) is False  # a 2-core AVX2 EPYC: too slow
+    assert rewrites_by_default(auto, qwen, 66.0) is False  # a 2-core AMX Xeon VM, whatever its flags say
+    assert rewrites_by_default(auto, qwen, 217.0) is True
+    assert rewrites_by_default(auto, qwen, None) is False  # not measured: assume the slow kind
+    assert rewrites_by_default(auto, None, None) is True  # a model behind an API
+    lower = Settings(chat={"rewrite_query": "auto", "rewrite_min_prompt_speed": 60})
+    assert rewrites_by_default(lower, qwen, 66.0) is True
+    assert rewrites_by_default(Settings(chat={"rewrite_query": False}), None, 500.0) is False
+    assert rewrites_by_default(Settings(chat={"rewrite_query": True}), qwen, 10.0) is True

@@ -10,12 +10,21 @@ from fastapi import APIRouter
 from configs.prompts import templates_by_mode
 from configs.settings import SearchMode
 from server.api.deps import ServicesDep
+from server.errors import AppError
+from server.services import Services
 from server.api.schemas_settings import EmbedModelInfo, ModelInfo, PublicSettings
 from server.chat.rewrite import rewrites_by_default
 from server.chat.schemas import CHAT_MODES
 from server.limits import MAX_QUERY_CHARS
 
 router = APIRouter(tags=["settings"])
+
+
+async def _default_prompt_speed(services: Services) -> float | None:
+    try:
+        return await services.llms.get().prompt_speed()
+    except AppError:
+        return None  # a misconfigured default model is reported when it is used
 
 
 @router.get("/settings/public", response_model=PublicSettings)
@@ -26,6 +35,8 @@ async def public_settings(services: ServicesDep) -> PublicSettings:
     kbs = await anyio.to_thread.run_sync(services.kb.list_kbs)
     templates = services.chat.template_names()
     models = [ModelInfo.model_validate(m) for m in services.llms.describe()]
+    default = next((m for m in models if m.default), None)
+    prompt_speed = await _default_prompt_speed(services) if default and default.builtin else None
     return PublicSettings(
         models=models,
         default_model=services.llms.default_name,
@@ -36,7 +47,8 @@ async def public_settings(services: ServicesDep) -> PublicSettings:
         top_k=kb.top_k,
         kb_passages=chat.kb_passages,
         max_query_chars=MAX_QUERY_CHARS,
-        rewrite_query=rewrites_by_default(settings, next((m.builtin for m in models if m.default), None)),
+        rewrite_query=rewrites_by_default(settings, default.builtin if default else None, prompt_speed),
+        prompt_speed=prompt_speed,
         refuse_unsupported=chat.refuse_unsupported,
         score_threshold=kb.score_threshold,
         score_thresholds={name: cfg.score_threshold for name, cfg in kb.embed_models.items()},

@@ -21,13 +21,6 @@ def cpu_flags(path: Path = CPUINFO) -> frozenset[str]:
     return frozenset()
 
 
-def reads_prompts_fast(flags: frozenset[str] | None = None) -> bool:
-    """Whether the CPU has AVX-512 or AMX, with which the built-in 1.5B model reads about 200 prompt tokens/s
-    or more (benchmarks/prompt_speed.py), against about 33 on a 2-core AVX2 EPYC."""
-    flags = cpu_flags() if flags is None else flags
-    return any(flag.startswith(("amx", "avx512")) for flag in flags)
-
-
 def use_extra_buffers(setting: bool | Literal["auto"], flags: frozenset[str] | None = None) -> bool:
     """Whether llama.cpp may repack weights into its CPU-specific buffer types.
 

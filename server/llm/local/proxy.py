@@ -4,7 +4,8 @@ llama_cpp.server runs one generation at a time; by default a new request even in
 the one streaming. The proxy lets one generation through at a time, makes the others wait
 in arrival order, and answers 503 once ``max_queue`` requests are already waiting. Bytes
 (SSE included) are forwarded unchanged. A client that goes away stops its generation.
-``GET /queue`` tells how many generations are running and waiting.
+``GET /queue`` tells how many generations are running and waiting, ``GET /speed`` how fast the
+model read a prompt when it started.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import AppError
+from server.llm.local.speed import PromptSpeed
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ logger = logging.getLogger(__name__)
 GATED_PATHS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
 # Answered by the proxy itself: how many generations run and wait, so a client can say where it stands.
 QUEUE_PATH = "/queue"
+SPEED_PATH = "/speed"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 
 
@@ -50,6 +53,7 @@ class QueueProxy:
         self.access_check = access_check
         self.waiting = 0
         self.active = 0
+        self.prompt_speed: PromptSpeed | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -126,6 +130,13 @@ class QueueProxy:
             return
         if scope["method"] == "GET" and path == QUEUE_PATH:
             await self._json(send, 200, {"active": self.active, "waiting": self.waiting, "max_queue": self.max_queue})
+            return
+        if scope["method"] == "GET" and path == SPEED_PATH:
+            speed = self.prompt_speed
+            await self._json(send, 200, {
+                "prompt_tokens": speed.prompt_tokens if speed else None,
+                "prompt_tokens_per_s": round(speed.tokens_per_s, 1) if speed else None,
+            })  # fmt: skip
             return
         if scope["method"] != "POST" or path not in GATED_PATHS:
             await self._forward(scope, body, send)

@@ -3,7 +3,8 @@
 The model process (``python -m server.llm.local.llama_server``, i.e. llama_cpp.server) listens
 on a private loopback port; the proxy listens on ``settings.llm.local.host:port`` and lets
 one generation through at a time. Start-up waits until the model answers ``GET /v1/models``
-and fails loudly, with the tail of the model process's output, if it exits or times out.
+and fails loudly, with the tail of the model process's output, if it exits or times out; then it
+times one prompt (speed.py), which the proxy reports at ``GET /speed``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from server.llm.local.assemble import Progress, ensure_weights
 from server.llm.local.builtin import BuiltinModel
 from server.llm.local.cpu import use_extra_buffers
 from server.llm.local.proxy import QueueProxy, serve_in_thread
+from server.llm.local.speed import measure_prompt_speed
 
 logger = logging.getLogger(__name__)
 
@@ -141,13 +143,18 @@ class ModelServer:
         try:
             self._start_backend()
             self._wait_backend_ready()
+            self.proxy.prompt_speed = measure_prompt_speed(self.backend_url, self.alias, self.local.start_timeout)
             self.proxy.upstream = self.backend_url
             self._start_proxy(sock)
         except BaseException:
             sock.close()
             self.stop()
             raise
-        logger.info("model %s ready at %s (loaded in %.1fs)", self.alias, self.base_url, self.load_seconds)
+        speed = self.proxy.prompt_speed
+        logger.info(
+            "model %s ready at %s (loaded in %.1fs; reads %s prompt tokens/s)",
+            self.alias, self.base_url, self.load_seconds, f"{speed.tokens_per_s:.0f}" if speed else "unknown",
+        )  # fmt: skip
 
     def _bind_public(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.local.host else socket.AF_INET
