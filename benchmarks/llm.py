@@ -1,6 +1,7 @@
 """Model serving: time to first token and tokens/s of each built-in model, direct and through kbchat.
 
     python -m benchmarks.llm [--quick] [--models smollm2-135m,qwen2.5-coder-1.5b] [--out PATH]
+                             [--wait-only] [--no-openmp-llama DIR]
 
 For each installed built-in model, in one run and with the same prompts, greedy decoding and the
 same n_ctx / threads as `kbchat llm serve`:
@@ -25,16 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks.common import base_parser, free_port, print_table, scratch_dir, setup_logging, write_result
+from benchmarks.common import REPO_ROOT, base_parser, free_port, print_table, scratch_dir, setup_logging, write_result
 from benchmarks.llm_common import (
     CONTEXT_TARGETS,
     KBCHAT,
@@ -66,33 +69,56 @@ def prompt_eval_speed(gguf: Path, settings: Any, n_tokens: int) -> dict[str, flo
 
 WAIT_VARIANTS = (("2 threads, OpenMP spin (llama.cpp default)", {}, 2),
                  ("2 threads, OMP_WAIT_POLICY=PASSIVE (kbchat llm serve)", {"OMP_WAIT_POLICY": "PASSIVE"}, 2),
+                 ("2 threads, GOMP_SPINCOUNT=20000 (spin briefly, then sleep)", {"GOMP_SPINCOUNT": "20000"}, 2),
                  ("1 thread", {}, 1))
+# A KB-sized prompt (about 450 tokens) for the prompt reading speed of each setting.
+LONG_PROMPT = " ".join(PROMPTS * 6)
 
 
-def wait_policy_study(gguf: Path, name: str, settings: Any, work: Path, count, max_tokens: int) -> list[dict]:
-    """Decode speed of bare llama_cpp.server per thread setting, as the machine is and beside one more busy process.
+def wait_variants(no_openmp: Path | None) -> list[tuple[str, dict[str, str], int]]:
+    """The thread settings studied; with ``no_openmp``, a folder holding a llama_cpp package built with
+    ``CMAKE_ARGS=-DGGML_OPENMP=OFF`` (``pip install --no-deps --target DIR <wheel>``), that build too."""
+    variants = list(WAIT_VARIANTS)
+    if no_openmp is not None:
+        path = os.pathsep.join([str(no_openmp), str(REPO_ROOT)])
+        variants.append(("2 threads, llama.cpp built without OpenMP", {"PYTHONPATH": path}, 2))
+    return variants
+
+
+def wait_policy_study(gguf: Path, name: str, settings: Any, work: Path, count, max_tokens: int,
+                      no_openmp: Path | None = None) -> list[dict]:
+    """Decode and prompt speed of bare llama_cpp.server per thread setting, as the machine is and beside one
+    more busy process.
 
     OpenMP threads that spin while waiting are fastest alone but collapse when another process wants a
-    core (the API encoding a query, an ingestion); this shows the trade-off behind the serving default.
+    core (the API encoding a query, an ingestion); threads that sleep read prompts more slowly, since
+    every step of a prompt's matrix work wakes them. This shows the trade-off behind the serving default.
     """
     rows = []
     for busy in (False, True):
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
-            for label, env, threads in WAIT_VARIANTS:
+            for label, env, threads in wait_variants(no_openmp):
                 port = free_port()
                 cmd = [sys.executable, "-m", "server.llm.local.llama_server", "--", "--model", str(gguf),
                        "--model_alias", name, "--host", "127.0.0.1", "--port", str(port),
                        "--n_ctx", str(settings.llm.local.n_ctx), "--n_threads", str(threads),
                        "--n_threads_batch", str(threads), "--interrupt_requests", "False", "--verbose", "False"]
-                server = ServerProcess("llama-raw", cmd, f"http://127.0.0.1:{port}/v1/models", work, env,
-                                       timeout=600, unset=() if env else ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))
+                unset = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                server = ServerProcess("llama-raw", cmd, f"http://127.0.0.1:{port}/v1/models", work,
+                                       env, timeout=600, unset=tuple(u for u in unset if u not in env))
                 with server:
                     url = f"http://127.0.0.1:{port}/v1"
                     asyncio.run(openai_runs(url, name, PROMPTS[-1:], 4, "warm-up"))
                     stats = summarise_runs(asyncio.run(openai_runs(url, name, PROMPTS[:2], max_tokens, label)), count)
+                    # Each run's own tag leads the prompt, so nothing of it is cached.
+                    long_runs = [asyncio.run(openai_runs(url, name, [LONG_PROMPT], 1, f"{label} long {i}"))[0]
+                                 for i in range(3)]
+                ttft = summarise_runs(long_runs, count)["ttft_ms"]["p50_ms"]
                 rows.append({"model": name, "machine": "+1 busy process" if busy else "no added load", "setting": label,
-                             "ttft_p50_ms": stats["ttft_ms"]["p50_ms"], "decode_tok_s": stats["decode_tok_s"]})
+                             "ttft_p50_ms": stats["ttft_ms"]["p50_ms"], "decode_tok_s": stats["decode_tok_s"],
+                             "long_prompt_tokens": count(LONG_PROMPT),
+                             "prompt_tok_s": round(count(LONG_PROMPT) / (ttft / 1000), 1) if ttft else None})
                 logger.info("%s", rows[-1])
         finally:
             if hog is not None:
@@ -142,16 +168,34 @@ def build_kb(api_url: str, kb: str, passages: list[str]) -> float:
     return statistics.fmean(approx_token_count(c) for c in chunks) if chunks else 120.0
 
 
-def measure_model(name: str, quick: bool, work: Path) -> dict[str, Any]:
-    from llama_cpp import Llama
-
-    from benchmarks import datasets
+def _model(name: str) -> tuple[Any, Path]:
     from configs import load_settings
     from server.llm.local.assemble import ensure_weights
     from server.llm.local.builtin import get_builtin
 
     settings = load_settings()
-    gguf = ensure_weights(get_builtin(name), settings.paths.model_dir)
+    return settings, ensure_weights(get_builtin(name), settings.paths.model_dir)
+
+
+def _token_counter(gguf: Path) -> Callable[[str], int]:
+    """The model's own tokenizer (vocabulary only), counting the tokens of a text."""
+    from llama_cpp import Llama
+
+    counter = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    return lambda text: len(counter.tokenize(text.encode(), add_bos=False))
+
+
+def measure_wait_policies(name: str, quick: bool, work: Path, no_openmp: Path | None) -> dict[str, Any]:
+    """The thread-setting study alone (``--wait-only``)."""
+    settings, gguf = _model(name)
+    rows = wait_policy_study(gguf, name, settings, work, _token_counter(gguf), 32 if quick else 64, no_openmp)
+    return {"model": name, "gguf": str(gguf), "paths": {}, "prompt_eval_tok_s": {}, "wait_policy": rows}
+
+
+def measure_model(name: str, quick: bool, work: Path, no_openmp: Path | None = None) -> dict[str, Any]:
+    from benchmarks import datasets
+
+    settings, gguf = _model(name)
     n_prompts, max_tokens = (2, 48) if quick else (5, 128)
     prompts = PROMPTS[:n_prompts]
     out: dict[str, Any] = {"model": name, "gguf": str(gguf), "max_tokens": max_tokens, "prompts": n_prompts,
@@ -164,11 +208,7 @@ def measure_model(name: str, quick: bool, work: Path) -> dict[str, Any]:
     direct_runs(llm, PROMPTS[-1:], 4, "warm-up")
     runs = direct_runs(llm, prompts, max_tokens, "direct")
     del llm
-    counter = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
-
-    def count(text: str) -> int:
-        return len(counter.tokenize(text.encode(), add_bos=False))
-
+    count = _token_counter(gguf)
     out["paths"] = {"direct llama_cpp (in process)": summarise_runs(runs, count)}
     port = free_port()
     env = {"KBCHAT_PATHS__MODEL_DIR": str(settings.paths.model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port),
@@ -191,7 +231,7 @@ def measure_model(name: str, quick: bool, work: Path) -> dict[str, Any]:
         squad = datasets.sample(datasets.load("squad-judge"), 1, 7, 60)
         out["kb_ttft"] = kb_ttft(api.base_url, name, squad.passages, squad.questions[0].text, CONTEXT_TARGETS)
     if not quick or name == "smollm2-135m":
-        out["wait_policy"] = wait_policy_study(gguf, name, settings, work, count, 32 if quick else 64)
+        out["wait_policy"] = wait_policy_study(gguf, name, settings, work, count, 32 if quick else 64, no_openmp)
     direct = out["paths"]["direct llama_cpp (in process)"]
     for stats in out["paths"].values():
         stats["ttft_ratio_to_direct"] = _ratio(stats["ttft_ms"]["p50_ms"], direct["ttft_ms"]["p50_ms"])
@@ -228,11 +268,12 @@ def print_tables(results: list[dict[str, Any]]) -> str:
     out.append(print_table("KB chat time to first token by context size",
                            ["model", "target context tokens", "top_k", "prompt tokens (server)", "TTFT ms", "error"],
                            rows))
-    rows = [[r["model"], r["machine"], r["setting"], r["ttft_p50_ms"], r["decode_tok_s"]]
+    rows = [[r["model"], r["machine"], r["setting"], r["ttft_p50_ms"], r["decode_tok_s"], r.get("prompt_tok_s")]
             for res in results for r in res.get("wait_policy", [])]
-    out.append(print_table("Bare llama_cpp.server decode speed by thread setting",
-                           ["model", "machine", "setting", "TTFT p50 ms", "decode tok/s"], rows))
-    rows = [[res["model"], *res["prompt_eval_tok_s"].values()] for res in results]
+    out.append(print_table("Bare llama_cpp.server speed by thread setting",
+                           ["model", "machine", "setting", "TTFT p50 ms", "decode tok/s",
+                            "prompt tok/s (~450 tokens)"], rows))
+    rows = [[res["model"], *res["prompt_eval_tok_s"].values()] for res in results if res["prompt_eval_tok_s"]]
     out.append(print_table("Prompt processing speed in process (tokens/s)", ["model", "1 thread", "2 threads"], rows))
     return "".join(out)
 
@@ -240,6 +281,9 @@ def print_tables(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--models", default=None, help="comma-separated built-in model names (default: all installed)")
+    parser.add_argument("--wait-only", action="store_true", help="only the thread-setting study")
+    parser.add_argument("--no-openmp-llama", type=Path, default=None,
+                        help="folder with a llama_cpp package built without OpenMP, studied as one more setting")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     names, missing = installed_models(args.models.split(",") if args.models else None)
@@ -250,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_dir("llm", args.keep) as work:
         for name in names:
             logger.info("measuring %s", name)
-            results.append(measure_model(name, args.quick, work / name))
+            measure = measure_wait_policies if args.wait_only else measure_model
+            results.append(measure(name, args.quick, work / name, args.no_openmp_llama))
     payload = {"quick": args.quick, "skipped": missing, "results": results,
                "seconds": round(time.perf_counter() - started, 1)}
     payload["tables"] = print_tables(results)

@@ -10,12 +10,12 @@ from fastapi import APIRouter
 from configs.prompts import templates_by_mode
 from configs.settings import SearchMode
 from server.api.deps import ServicesDep
-from server.errors import AppError
-from server.services import Services
 from server.api.schemas_settings import EmbedModelInfo, ModelInfo, PublicSettings
 from server.chat.rewrite import rewrites_by_default
 from server.chat.schemas import CHAT_MODES
+from server.errors import AppError
 from server.limits import MAX_QUERY_CHARS
+from server.services import Services
 
 router = APIRouter(tags=["settings"])
 

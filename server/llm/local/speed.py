@@ -2,9 +2,11 @@
 
 Prompt reading decides most of a knowledge-base answer's wait on a CPU: the built-in 1.5B model reads
 about 33 tokens/s on a 2-core AVX2 EPYC, 66 on a 2-core AMX Xeon virtual machine and 217 on an AVX-512
-EPYC (benchmarks/prompt_speed.py). CPU flags do not tell these apart, so the model server times a
-prompt of known length right after loading and choices that cost model time (the HyDE rewrite) follow
-the figure. The first request also pages the weights in, so a short one runs before the timed one.
+EPYC in process (benchmarks/prompt_speed.py), and the model server, whose threads sleep while they wait
+(``llm.local.omp_wait_policy``), read 20-40 on that Xeon. CPU flags do not tell these apart, so the model
+server times a prompt of known length right after loading and choices that cost model time (the HyDE
+rewrite) follow the figure. The first request also pages the weights in, so a short one runs before the
+timed one.
 """
 
 from __future__ import annotations
