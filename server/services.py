@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from configs import Settings
 from server.chat.services import ChatServices
 from server.db import Database
 from server.knowledge_base.manager import KnowledgeBaseManager
+from server.llm.local.status import local_model_busy
 from server.llm.registry import LLMRegistry
 
 logger = logging.getLogger(__name__)
@@ -35,5 +37,6 @@ def build_services(settings: Settings) -> Services:
     db.create_tables()
     kb = KnowledgeBaseManager(settings, db)
     llms = LLMRegistry(settings)
+    kb.foreground.add_probe(partial(local_model_busy, settings))
     chat = ChatServices(settings, db, kb, llms)
     return Services(settings=settings, db=db, kb=kb, llms=llms, chat=chat)

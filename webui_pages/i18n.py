@@ -202,6 +202,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "up.overall": ("总进度：{done}/{total} 个文件", "Overall: {done} of {total} files"),
     "up.waiting": ("等待中", "waiting"),
     "up.reading": ("读取与切分", "reading and splitting"),
+    "up.paused": ("先让对话回答完，随后继续", "paused while a chat answer is written"),
     "up.embedding": ("向量化 {done}/{total} 个片段", "embedding {done}/{total} chunks"),
     "up.ocr_pages": ("文字识别 第 {done}/{total} 页", "OCR page {done}/{total}"),
     "up.ocr": ("文字识别 (OCR)", "OCR"),

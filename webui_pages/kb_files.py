@@ -28,6 +28,7 @@ class _UploadProgress:
         self.overall = st.progress(0.0, text=ctx.t("up.overall", done=0, total=self.total))
         self.box = st.container(border=True)
         waiting = ctx.t("up.waiting")
+        self.shares: dict[str, float] = {}  # each file's share done, kept while its embedding is paused
         self.bars = {
             name: self.box.progress(0.0, text=f":material/hourglass_empty: {name} · {waiting}") for name in names
         }
@@ -66,10 +67,14 @@ class _UploadProgress:
             chunks_total = int(event.get("chunks_total") or 0)
             chunks_done = int(event.get("chunks_done") or 0)
             share = chunks_done / chunks_total if chunks_total else 0.5
+            self.shares[name] = share
             self._bar(name).progress(
                 min(max(share, 0.02), 1.0),
                 text=f":material/settings: {name} · {t('up.embedding', done=chunks_done, total=chunks_total)}",
             )
+        elif stage == "paused":
+            self._bar(name).progress(min(max(self.shares.get(name, 0.0), 0.02), 1.0),
+                                     text=f":material/pause_circle: {name} · {t('up.paused')}")
         elif stage == "file_done":
             self._bar(name).progress(1.0, text=f":material/check_circle: {name} · {message or t('up.file_done')}")
         elif stage == "error":

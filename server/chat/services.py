@@ -124,6 +124,14 @@ class ChatServices:
 
     async def _events(self, request: ChatRequest, failures: list[AppError] | None
                       ) -> AsyncGenerator[ChatEvent, None]:
+        # Adding files waits while the answer is made, so it gets the cores.
+        with self.kb.foreground.answering():
+            async with contextlib.aclosing(self._answer_events(request, failures)) as stream:
+                async for event in stream:
+                    yield event
+
+    async def _answer_events(self, request: ChatRequest, failures: list[AppError] | None
+                             ) -> AsyncGenerator[ChatEvent, None]:
         started = time.perf_counter()
         try:
             ctx = await self._context(request)

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from configs import Settings
 from configs.settings import PROJECT_ROOT
@@ -21,6 +22,7 @@ from server.knowledge_base import maintenance as mt
 from server.knowledge_base.embeddings import use_sleeping_openmp_threads
 from server.knowledge_base.manager import KnowledgeBaseManager
 from server.knowledge_base.schemas import FileResult, ProgressEvent
+from server.llm.local.status import local_model_busy
 
 SAMPLES_SOURCE = PROJECT_ROOT / "knowledge_base" / "samples" / "content"
 
@@ -88,6 +90,8 @@ def open_manager(settings: Settings, *, clear_tables: bool = False) -> Iterator[
             db.drop_tables()
         db.create_tables()
         manager = KnowledgeBaseManager(settings, db)
+        # Files added here give way to answers of the model server that the app uses.
+        manager.foreground.add_probe(partial(local_model_busy, settings))
         try:
             yield manager
         finally:

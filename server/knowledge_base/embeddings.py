@@ -14,7 +14,8 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 from configs.settings import EmbedModelConfig, KBSettings
 from server.errors import InvalidInput, ServiceUnavailable
 from server.knowledge_base.embedding_cache import EmbeddingCache, text_key
+from server.knowledge_base.foreground import Foreground
 from server.knowledge_base.sentences import sentences
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,33 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / norms, dtype=np.float32)
 
 
+class EncoderLock:
+    """One encode at a time (the native engines are not documented as re-entrant), and a query waiting for
+    the engine goes before the next batch of passages: a question is not kept behind a whole upload."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held = False
+        self._queries = 0
+
+    @contextmanager
+    def hold(self, query: bool) -> Iterator[None]:
+        with self._cond:
+            self._queries += query
+            try:
+                while self._held or (not query and self._queries):
+                    self._cond.wait()
+            finally:
+                self._queries -= query
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held = False
+                self._cond.notify_all()
+
+
 class Embedder(ABC):
     """Turns passages and queries into normalised float32 vectors."""
 
@@ -59,8 +88,7 @@ class Embedder(ABC):
     def __init__(self, name: str, config: EmbedModelConfig) -> None:
         self.name = name
         self.config = config
-        # One encode at a time per model: the native engines are not documented as re-entrant.
-        self._lock = threading.Lock()
+        self._lock = EncoderLock()
 
     def embed_documents(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """Passage vectors, shape (len(texts), dim), encoded in batches (default config.batch_size)."""
@@ -69,13 +97,13 @@ class Embedder(ABC):
         parts = []
         size = batch_size or self.config.batch_size
         for start in range(0, len(texts), size):
-            with self._lock:
+            with self._lock.hold(query=False):
                 parts.append(self._encode(texts[start : start + size], is_query=False))
         return normalize(np.concatenate(parts, axis=0))
 
     def embed_query(self, text: str) -> np.ndarray:
         """The query vector, shape (dim,)."""
-        with self._lock:
+        with self._lock.hold(query=True):
             vector: np.ndarray = normalize(self._encode([text], is_query=True))[0]
         return vector
 
@@ -188,6 +216,8 @@ class EmbeddingService:
     def __init__(self, kb_settings: KBSettings, cache_path: Path | None) -> None:
         self.kb_settings = kb_settings
         self.cache = EmbeddingCache(cache_path) if cache_path is not None else None
+        # Ingestion (background=True) waits here while chat answers are under way.
+        self.foreground = Foreground(kb_settings.yield_to_chat, kb_settings.yield_max_seconds)
         # The last queries' vectors by (model, text): a chat question is searched, then its evidence scored.
         self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._queries_lock = threading.Lock()
@@ -229,8 +259,11 @@ class EmbeddingService:
                     self._queries.popitem(last=False)
         return vector
 
-    def embed_passages(self, name: str | None, texts: list[str], progress: ProgressFn | None = None) -> np.ndarray:
-        """Passage vectors, taken from the cache where possible; progress(done, total) after each batch."""
+    def embed_passages(self, name: str | None, texts: list[str], progress: ProgressFn | None = None,
+                       background: bool = False, on_pause: Callable[[], None] | None = None) -> np.ndarray:
+        """Passage vectors, taken from the cache where possible; progress(done, total) after each batch.
+        ``background`` work (adding files) gives way to chat answers before each batch it encodes, calling
+        ``on_pause`` when it starts to wait."""
         name = name or self.kb_settings.default_embed_model
         embedder = self.get(name)
         total = len(texts)
@@ -255,6 +288,8 @@ class EmbeddingService:
         step = self.config(name).batch_size
         for start in range(0, len(unique), step):
             batch = unique[start : start + step]
+            if background:
+                self.foreground.give_way(on_pause)
             vectors = embedder.embed_documents([texts[i] for i in batch], step)
             for i, vector in zip(batch, vectors):
                 out[i] = vector
@@ -270,7 +305,8 @@ class EmbeddingService:
         return out
 
     def embed_chunks(self, name: str | None, index_texts: list[str], texts: list[str], with_sentences: bool,
-                     progress: ProgressFn | None = None) -> tuple[np.ndarray, list[np.ndarray] | None]:
+                     progress: ProgressFn | None = None, background: bool = False,
+                     on_pause: Callable[[], None] | None = None) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Vectors of chunks (their index texts) and, if asked, of each chunk's sentences (one matrix per
         chunk, a row per sentence of ``sentences.sentences(text)``), embedded in one pass."""
         groups = [sentences(text) for text in texts] if with_sentences else []
@@ -278,7 +314,7 @@ class EmbeddingService:
         chunks = len(index_texts)
         # Progress is reported in chunks, the unit users see, however many sentences come with them.
         in_chunks = None if progress is None else lambda done, total: progress(done * chunks // max(total, 1), chunks)
-        vectors = self.embed_passages(name, index_texts + flat, in_chunks)
+        vectors = self.embed_passages(name, index_texts + flat, in_chunks, background, on_pause)
         if not with_sentences:
             return vectors, None
         bounds = np.cumsum([len(index_texts)] + [len(group) for group in groups])

@@ -238,7 +238,7 @@ class KBIndexer:
         texts = [index_text(c.text, c.metadata, with_headings) for c in chunks]
         vectors, sentence_vectors = self.ctx.embeddings.embed_chunks(
             job.embed_model, texts, [c.text for c in chunks], self.ctx.settings.sentence_vectors,
-            lambda d, t: reporter.chunks(job.name, d, t))
+            lambda d, t: reporter.chunks(job.name, d, t), background=True, on_pause=lambda: reporter.paused(job.name))
         return Prepared(chunks, vectors, sentence_vectors, loader_name(job.ext))
 
     @staticmethod

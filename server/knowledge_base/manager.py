@@ -24,6 +24,7 @@ from server.db.records import KBRecord
 from server.errors import Conflict, InvalidInput, NotFound
 from server.knowledge_base.context import KBContext
 from server.knowledge_base.embeddings import EmbeddingService
+from server.knowledge_base.foreground import Foreground
 from server.knowledge_base.indexer import KBIndexer
 from server.knowledge_base.ingestion import AddRequest, check_upload
 from server.knowledge_base.names import (
@@ -98,6 +99,11 @@ class KnowledgeBaseManager:
     @property
     def embeddings(self) -> EmbeddingService:
         return self.ctx.embeddings
+
+    @property
+    def foreground(self) -> Foreground:
+        """Chat answers run inside ``foreground.answering()``; adding files gives way to them."""
+        return self.ctx.embeddings.foreground
 
     # ----- layout
     def kb_dir(self, kb: str) -> Path:

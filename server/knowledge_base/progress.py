@@ -36,6 +36,10 @@ class Reporter:
     def chunks(self, name: str, done: int, total: int) -> None:
         self._send(stage="chunks", file_name=name, chunks_done=done, chunks_total=total)
 
+    def paused(self, name: str) -> None:
+        """Embedding the file waits for a chat answer to end (see foreground.py)."""
+        self._send(stage="paused", file_name=name, message="waiting for a chat answer to end")
+
     def file_done(self, result: FileResult) -> None:
         self.files_done += 1
         if result.status == "error":

@@ -54,7 +54,9 @@ class FileResult(BaseModel):
 class ProgressEvent(BaseModel):
     """Progress of an ingestion or rebuild, reported file by file and batch by batch."""
 
-    stage: Literal["file_start", "file_done", "ocr", "chunks", "saving", "done", "error"]
+    stage: Literal["file_start", "file_done", "ocr", "chunks", "paused", "saving", "done", "error"] = Field(
+        description="'paused': embedding waits while a chat answer is written (kb.yield_to_chat)."
+    )
     file_name: str = ""
     files_done: int = 0
     files_total: int = 0

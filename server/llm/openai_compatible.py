@@ -12,6 +12,7 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from configs.settings import LLMModelConfig
+from server.llm.local.status import QUEUE_PATH, SPEED_PATH, auth_headers, queue_depth_of, status_url
 from server.llm.base import (
     BAD_RESPONSE,
     OVERLOADED,
@@ -208,29 +209,24 @@ class OpenAICompatibleModel(ChatModel):
         """GET one of the bundled model server proxy's own endpoints; None for other servers or on failure."""
         if not self.config.builtin:
             return None
-        url = self.base_url.rstrip("/").removesuffix("/v1") + path
-        headers = {"Authorization": f"Bearer {self.config.api_key.get_secret_value()}"} if self.config.api_key else {}
         try:
             if self._http is None:
                 self._http = httpx.AsyncClient(timeout=QUEUE_TIMEOUT, trust_env=False)
-            body = (await self._http.get(url, headers=headers)).json()
+            response = await self._http.get(status_url(self.base_url, path), headers=auth_headers(self.config.api_key))
+            body = response.json()
         except (httpx.HTTPError, ValueError):
             return None
         return body if isinstance(body, dict) else None
 
     async def queue_depth(self) -> int | None:
         """The bundled model server's proxy answers GET /queue; other servers are not asked."""
-        body = await self._bundled_status("/queue")
-        try:
-            return int(body["active"]) + int(body["waiting"]) if body else None
-        except (KeyError, TypeError, ValueError):
-            return None
+        return queue_depth_of(await self._bundled_status(QUEUE_PATH))
 
     async def prompt_speed(self) -> float | None:
         """The bundled model server's proxy answers GET /speed with what it timed at start-up; once known, the
         figure is kept, so a server too busy to answer in time does not change it."""
         if self._prompt_speed is None:
-            body = await self._bundled_status("/speed")
+            body = await self._bundled_status(SPEED_PATH)
             value = body.get("prompt_tokens_per_s") if body else None
             self._prompt_speed = float(value) if isinstance(value, int | float) else None
         return self._prompt_speed

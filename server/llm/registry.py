@@ -12,6 +12,7 @@ from configs.settings import LLMModelConfig
 from server.errors import AppError, NotFound
 from server.llm.base import ChatModel
 from server.llm.chat_template import builtin_prompt_format
+from server.llm.local.status import local_base_url
 from server.llm.tokenizers import token_counter
 
 logger = logging.getLogger(__name__)
@@ -86,9 +87,7 @@ class LLMRegistry:
         return list(self.settings.llm.models)
 
     def local_base_url(self) -> str:
-        local = self.settings.llm.local
-        host = "127.0.0.1" if local.host in ("0.0.0.0", "::", "") else local.host
-        return f"http://{host}:{local.port}/v1"
+        return local_base_url(self.settings)
 
     def config(self, name: str | None = None) -> LLMModelConfig:
         """The model's settings with built-in models resolved to the bundled server's URL and alias."""

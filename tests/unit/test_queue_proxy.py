@@ -184,3 +184,36 @@ def test_an_answer_waiting_for_the_bundled_model_says_how_many_are_ahead(fake_op
     assert len(statuses) >= 2 and all(s["ahead"] == 1 for s in statuses)
     assert "".join(e["text"] for e in events if e["type"] == "delta") == "second answer"
     assert sse_text(first.text) == "first answer"
+
+
+def test_the_status_calls_carry_the_api_key_when_one_is_configured(fake_openai, proxied, tmp_path):
+    """Behind ``server.api_key`` the proxy refuses a bare GET /queue; the chat adapter's queue and speed calls and
+    the probe adding files uses send the key, and see a generation under way."""
+    from server.llm.local.speed import PromptSpeed
+    from server.llm.local.status import local_model_busy
+    from server.llm.registry import LLMRegistry
+
+    settings = Settings(paths={"data_root": tmp_path}, server={"api_key": "s3cret"})
+    fake_openai.queue_hang(3.0)
+    proxy, url = proxied(2, access_check=lambda auth, host: check_access(settings, auth, host))
+    proxy.prompt_speed = PromptSpeed(prompt_tokens=135, tokens_per_s=42.0)
+    settings = Settings(
+        paths={"data_root": tmp_path}, server={"api_key": "s3cret"},
+        llm={"default_model": "local", "models": {"local": {"kind": "openai_compatible", "builtin": "smollm2-135m"}},
+             "local": {"port": int(url.rsplit(":", 1)[1])}},
+    )
+    assert httpx.get(f"{url}/queue", timeout=10).status_code == 401
+    model = LLMRegistry(settings).get()
+
+    async def generation_under_way() -> tuple[int | None, float | None, bool]:
+        headers = {"Authorization": "Bearer s3cret"}
+        async with httpx.AsyncClient(timeout=30) as client:
+            blocker = asyncio.create_task(client.post(f"{url}/v1/chat/completions", json=BODY, headers=headers))
+            await wait_for(lambda: proxy.active == 1)
+            seen = await model.queue_depth(), await model.prompt_speed(), await asyncio.to_thread(
+                local_model_busy, settings)
+            await blocker
+            return seen
+
+    assert asyncio.run(generation_under_way()) == (1, 42.0, True)
+    assert local_model_busy(settings) is False

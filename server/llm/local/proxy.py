@@ -25,14 +25,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import AppError
 from server.llm.local.speed import PromptSpeed
+from server.llm.local.status import QUEUE_PATH, SPEED_PATH
 
 logger = logging.getLogger(__name__)
 
 # Endpoints that run the model and therefore wait their turn.
 GATED_PATHS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
-# Answered by the proxy itself: how many generations run and wait, so a client can say where it stands.
-QUEUE_PATH = "/queue"
-SPEED_PATH = "/speed"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 
 
