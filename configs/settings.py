@@ -185,7 +185,7 @@ class KBSettings(BaseModel):
     yield_to_chat: bool = Field(
         True,
         description="While a chat answer is under way (in this process, or at the built-in model server), adding "
-        "files pauses before each batch it embeds, so the answer gets the cores.",
+        "files pauses before it reads a file, OCRs a page or embeds a batch, so the answer gets the cores.",
     )
     yield_max_seconds: float = Field(
         30.0,

@@ -3,8 +3,8 @@
 On a small CPU the embedding engine and the chat model share the same cores: while a 50-file upload is
 being embedded, a chat answer reads its prompt at a fraction of its idle speed. ``Foreground`` is the
 signal between them. Chat answers run inside ``answering()``; other processes' answers are seen through
-probes (the bundled model server's queue). Ingestion calls ``give_way()`` before each slice of texts it
-embeds and waits there while anything is being answered.
+probes (the bundled model server's queue). Ingestion calls ``give_way()`` before it reads a file, OCRs a
+page or embeds a batch of texts, and waits there while anything is being answered.
 
 The wait is bounded, so ingestion cannot starve: after waiting ``max_wait`` seconds in a row it runs for
 the next ``max_wait`` seconds without waiting, then gives way again. Under a steady stream of questions

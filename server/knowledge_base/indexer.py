@@ -13,6 +13,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -228,8 +229,16 @@ class KBIndexer:
     def _prepare(self, job: FileJob, with_headings: bool, reporter: Reporter) -> Prepared:
         """Load, split and embed one file (nothing is stored yet)."""
         ocr = self.ctx.settings.ocr if job.ocr is None else job.ocr
-        options = LoadOptions(ocr=ocr, on_ocr_page=lambda done, total: reporter.ocr_page(job.name, done, total))
-        docs = load_file(job.source, source=job.name, options=options)
+        # Reading the file, each page OCR reads and each batch embedded give way to chat answers first.
+        foreground, paused = self.ctx.embeddings.foreground, partial(reporter.paused, job.name)
+
+        def ocr_page(done: int, total: int) -> None:
+            reporter.ocr_page(job.name, done, total)
+            if done < total:
+                foreground.give_way(paused)
+
+        foreground.give_way(paused)
+        docs = load_file(job.source, source=job.name, options=LoadOptions(ocr=ocr, on_ocr_page=ocr_page))
         params = job.params
         counter = self.ctx.embeddings.get(job.embed_model).count_tokens if params.unit == "tokens" else None
         chunks = split_documents(docs, params.size, params.overlap, params.unit, counter)
@@ -238,7 +247,7 @@ class KBIndexer:
         texts = [index_text(c.text, c.metadata, with_headings) for c in chunks]
         vectors, sentence_vectors = self.ctx.embeddings.embed_chunks(
             job.embed_model, texts, [c.text for c in chunks], self.ctx.settings.sentence_vectors,
-            lambda d, t: reporter.chunks(job.name, d, t), background=True, on_pause=lambda: reporter.paused(job.name))
+            lambda d, t: reporter.chunks(job.name, d, t), background=True, on_pause=paused)
         return Prepared(chunks, vectors, sentence_vectors, loader_name(job.ext))
 
     @staticmethod
