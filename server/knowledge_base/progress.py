@@ -37,7 +37,7 @@ class Reporter:
         self._send(stage="chunks", file_name=name, chunks_done=done, chunks_total=total)
 
     def paused(self, name: str) -> None:
-        """Embedding the file waits for a chat answer to end (see foreground.py)."""
+        """Adding the file waits for a chat answer to end (see foreground.py)."""
         self._send(stage="paused", file_name=name, message="waiting for a chat answer to end")
 
     def file_done(self, result: FileResult) -> None:

@@ -55,7 +55,7 @@ class ProgressEvent(BaseModel):
     """Progress of an ingestion or rebuild, reported file by file and batch by batch."""
 
     stage: Literal["file_start", "file_done", "ocr", "chunks", "paused", "saving", "done", "error"] = Field(
-        description="'paused': embedding waits while a chat answer is written (kb.yield_to_chat)."
+        description="'paused': adding the file waits while a chat answer is written (kb.yield_to_chat)."
     )
     file_name: str = ""
     files_done: int = 0

@@ -12,7 +12,6 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from configs.settings import LLMModelConfig
-from server.llm.local.status import QUEUE_PATH, SPEED_PATH, auth_headers, queue_depth_of, status_url
 from server.llm.base import (
     BAD_RESPONSE,
     OVERLOADED,
@@ -26,6 +25,7 @@ from server.llm.base import (
     ToolSpec,
     ToolTurn,
 )
+from server.llm.local.status import QUEUE_PATH, SPEED_PATH, auth_headers, queue_depth_of, status_url
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
