@@ -213,24 +213,19 @@ class Rewriter:
 
     def __call__(self, question: str) -> str:
         if question not in self.cache:
-            started = time.perf_counter()
-            self.cache[question] = asyncio.run(self._rewrite(question))
-            self.seconds.append(time.perf_counter() - started)
+            texts, seconds = asyncio.run(self._rewrite(question))
+            self.cache[question] = texts[question]
+            self.seconds += seconds
             logger.debug("rewrote %r -> %r", question, self.cache[question])
         return self.cache[question]
 
-    async def _rewrite(self, question: str) -> str:
-        from configs.prompts import load_prompts
-        from server.chat.context import ChatContext
-        from server.chat.rewrite import with_hypothetical_answer
-        from server.chat.schemas import ChatRequest
+    async def _rewrite(self, question: str) -> tuple[dict[str, str], list[float]]:
+        from server.chat.rewrite import search_texts
         from server.llm.registry import LLMRegistry
 
         registry = LLMRegistry(self.settings)
         try:
-            ctx = ChatContext(request=ChatRequest(query=question), settings=self.settings, llm=registry.get(),
-                              templates=load_prompts(self.settings.chat.prompts_file), history=[], kb=None)
-            return await with_hypothetical_answer(ctx, question)
+            return await search_texts(self.settings, registry.get(), [question])
         finally:
             await registry.aclose()
 

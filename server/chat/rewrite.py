@@ -14,10 +14,14 @@ written (kb_chat.py).
 from __future__ import annotations
 
 import logging
+import time
 
 from configs import Settings
+from configs.prompts import load_prompts
 from server.chat.context import ChatContext
+from server.chat.schemas import ChatRequest
 from server.errors import AppError
+from server.llm.base import ChatModel
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +83,19 @@ async def with_hypothetical_answer(ctx: ChatContext, question: str) -> str:
         return question
     answer = await _ask(ctx, template, question, HYDE_TOKENS)
     return f"{question}\n{answer}" if answer else question
+
+
+async def search_texts(settings: Settings, llm: ChatModel, questions: list[str]) -> tuple[dict[str, str], list[float]]:
+    """What KB chat with ``rewrite_query`` would search for each question (the question and the model's
+    hypothetical answer; the question alone when the model fails), outside a chat, and the seconds each took:
+    for ``kbchat eval --rewrite`` and the retrieval benchmark."""
+    templates = load_prompts(settings.chat.prompts_file)
+    texts: dict[str, str] = {}
+    seconds: list[float] = []
+    for question in dict.fromkeys(questions):
+        ctx = ChatContext(request=ChatRequest(query=question), settings=settings, llm=llm, templates=templates,
+                          history=[])
+        started = time.perf_counter()
+        texts[question] = await with_hypothetical_answer(ctx, question)
+        seconds.append(time.perf_counter() - started)
+    return texts, seconds

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import get_args
@@ -12,7 +14,7 @@ from configs import Settings
 from configs.settings import SearchMode
 from server.cli.init import open_manager
 from server.cli.output import say
-from server.errors import AppError
+from server.errors import AppError, ServiceUnavailable
 from server.knowledge_base.evaluation import evaluate_kb, load_questions
 
 COLUMNS = ("label", "questions", "hit@1", "hit@3", "hit@5", "hit@10", "MRR@10", "p50_ms")
@@ -30,7 +32,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--modes", default=",".join(get_args(SearchMode)), help="comma-separated search modes")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     parser.add_argument("--misses", action="store_true", help="list the questions missed in the top 5")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="also search each question with a hypothetical answer the default chat model writes "
+                        "(KB chat's rewrite_query); the model must be running, e.g. `kbchat llm serve`")
     parser.set_defaults(func=run)
+
+
+async def _rewrite(settings: Settings, questions: list[str]) -> tuple[dict[str, str], list[float]]:
+    """Each question with the default model's hypothetical answer; ServiceUnavailable if the model wrote none."""
+    # Imported here: every other kbchat command starts without the chat layer.
+    from server.chat.rewrite import search_texts
+    from server.llm.registry import LLMRegistry
+
+    registry = LLMRegistry(settings)
+    try:
+        rewritten, seconds = await search_texts(settings, registry.get(), questions)
+    finally:
+        await registry.aclose()
+    if all(text == question for question, text in rewritten.items()):
+        raise ServiceUnavailable(f"the chat model {registry.default_name!r} wrote no hypothetical answer (see the "
+                                 "log); is it running? Start it with `kbchat llm serve` or `kbchat start`")
+    return rewritten, seconds
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,6 +61,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         questions = load_questions(args.questions)
         with open_manager(settings) as manager:
             reports = evaluate_kb(manager, args.name, questions, modes)
+            if args.rewrite:
+                rewritten, seconds = asyncio.run(_rewrite(settings, [q.question for q in questions]))
+                reports += evaluate_kb(manager, args.name, questions, modes, rewritten)
+                say(f"rewrites: {sum(rewritten[q] != q for q in rewritten)} of {len(rewritten)} questions, "
+                    f"{statistics.median(seconds):.2f} s p50 each (not in p50_ms)", file=sys.stderr)
     except AppError as exc:
         say(f"error: {exc.message}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ import json
 import statistics
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -143,13 +143,17 @@ def evaluate(label: str, search: SearchFn, questions: Sequence[EvalQuestion]) ->
 
 
 def evaluate_kb(manager: KnowledgeBaseManager, kb: str, questions: Sequence[EvalQuestion],
-                modes: Sequence[str] = get_args(SearchMode)) -> list[dict[str, Any]]:
-    """One report per search mode over the knowledge base ``kb`` (top 10, no score threshold)."""
+                modes: Sequence[str] = get_args(SearchMode), rewritten: Mapping[str, str] | None = None,
+                ) -> list[dict[str, Any]]:
+    """One report per search mode over the knowledge base ``kb`` (top 10, no score threshold); with
+    ``rewritten`` (question -> text to search instead), labelled "<mode> + rewrite"."""
     manager.get_kb(kb)
     reports = []
     for mode in modes:
         def search(text: str, mode: str = mode) -> list[SearchHit]:
-            return manager.search(kb, text, top_k=10, score_threshold=0.0, mode=mode)
+            query = rewritten.get(text, text) if rewritten is not None else text
+            return manager.search(kb, query, top_k=10, score_threshold=0.0, mode=mode)
 
-        reports.append(evaluate(mode, search, questions).as_dict())
+        label = f"{mode} + rewrite" if rewritten is not None else mode
+        reports.append(evaluate(label, search, questions).as_dict())
     return reports

@@ -64,3 +64,36 @@ def test_evidence_cut_by_a_chunk_boundary_still_counts():
     assert not question.is_hit("a.md", "something else entirely")
     with pytest.raises(InvalidInput, match="line 1 is not JSON"):
         parse_questions(["{oops"])
+
+
+def test_eval_with_rewrite_searches_with_the_models_hypothetical_answer(garden, capsys, monkeypatch, fake_openai):
+    """--rewrite adds a "<mode> + rewrite" row per mode, searched with the question and the answer the chat model
+    imagines (here a fake OpenAI-compatible model), as KB chat's rewrite_query does."""
+    monkeypatch.setenv("KBCHAT_LLM__DEFAULT_MODEL", "fake")
+    monkeypatch.setenv("KBCHAT_LLM__MODELS", json.dumps(
+        {"fake": {"kind": "openai_compatible", "base_url": fake_openai.base_url, "model": "fake-model"}}))
+    questions = garden / "questions.jsonl"
+    questions.write_text(json.dumps({"id": "q1", "question": "how do I look after my scraps pile?",
+                                     "evidence": "every two weeks"}) + "\n", encoding="utf-8")
+    fake_openai.default_reply = "Turn the compost pile every two weeks so it gets air."
+    capsys.readouterr()
+    assert main(["eval", "garden", str(questions), "--modes", "bm25", "--json", "--rewrite"]) == 0
+    captured = capsys.readouterr()
+    reports = {r["label"]: r for r in json.loads(captured.out)}
+    assert set(reports) == {"bm25", "bm25 + rewrite"}
+    assert reports["bm25 + rewrite"]["hit@1"] == 1.0 and reports["bm25"]["hit@1"] < 1.0
+    assert "rewrites: 1 of 1 questions" in captured.err
+    sent = fake_openai.requests[-1]["messages"]
+    assert sent[-1]["content"] == "how do I look after my scraps pile?"
+
+
+def test_eval_with_rewrite_says_when_the_model_is_not_running(garden, capsys, monkeypatch):
+    from tests.fakes.fixtures import free_port
+
+    monkeypatch.setenv("KBCHAT_LLM__LOCAL__PORT", str(free_port()))
+    questions = garden / "questions.jsonl"
+    questions.write_text('{"question": "compost", "file": "garden.md"}\n', encoding="utf-8")
+    capsys.readouterr()
+    assert main(["eval", "garden", str(questions), "--rewrite"]) == 1
+    err = capsys.readouterr().err
+    assert "wrote no hypothetical answer" in err and "kbchat llm serve" in err
