@@ -52,6 +52,9 @@ CONFIGS: dict[str, dict[str, str]] = {
     "no lead": {"CHAT__ANSWER_LEAD": "false"},
     "sentence ranking only": {"CHAT__EVIDENCE_MEANING_WEIGHT": "0"},
     "rewrite": {"CHAT__REWRITE_QUERY": "true"},
+    # The rewrite's own prompt displaces the answer's cached system prompt in llama.cpp's one KV slot; a RAM
+    # prompt cache keeps both.
+    "rewrite prompt cache": {"CHAT__REWRITE_QUERY": "true", "LLM__LOCAL__PROMPT_CACHE_MB": "1024"},
     "no-repack": {"LLM__LOCAL__EXTRA_BUFFERS": "false"},
     "5 passages": {"CHAT__KB_PASSAGES": "5"},
     "5 passages evidence 400": {"CHAT__KB_PASSAGES": "5", "CHAT__EVIDENCE_TOKENS": "400"},
