@@ -56,7 +56,7 @@ def test_a_steady_stream_of_answers_cannot_stop_indexing():
     gate = Foreground(enabled=True, max_wait=0.3, poll=0.01)
     gate.add_probe(lambda: True)
     first = gate.give_way()
-    assert first == pytest.approx(0.3, abs=0.25)
+    assert 0.3 <= first < 10  # the whole bound, however slow the machine
     assert gate.give_way() == 0.0  # then it runs as long without waiting
 
 
@@ -104,7 +104,7 @@ def test_a_query_goes_before_the_next_batch_of_passages(service):
     def slow(texts, *, is_query):
         order.append("query" if is_query else "passages")
         started.set()
-        time.sleep(0.05)
+        time.sleep(0.2)  # a batch long enough that a busy machine still asks the query within a few of them
         return real(texts, is_query=is_query)
 
     embedder._encode = slow  # type: ignore[method-assign]
