@@ -177,9 +177,11 @@ class ApiClient:
                 "file_name": file_name}
         return self._json("POST", f"/kbs/{_segment(kb)}/search", json={k: v for k, v in body.items() if v is not None})
 
-    def evaluate(self, kb: str, questions: str) -> list[dict[str, Any]]:
-        """Retrieval reports per search mode for JSON Lines questions (see POST /kbs/{kb}/eval)."""
-        return self._json("POST", f"/kbs/{_segment(kb)}/eval", json={"questions": questions})["reports"]
+    def evaluate(self, kb: str, questions: str, rewrite: bool = False) -> list[dict[str, Any]]:
+        """Retrieval reports per search mode for JSON Lines questions (see POST /kbs/{kb}/eval); with
+        ``rewrite``, each mode again searched with the chat model's rewrite of each question."""
+        body = {"questions": questions, "rewrite": rewrite}
+        return self._json("POST", f"/kbs/{_segment(kb)}/eval", json=body)["reports"]
 
     def rebuild_stream(self, kb: str) -> EventStream:
         return self.stream("POST", f"/kbs/{_segment(kb)}/rebuild")

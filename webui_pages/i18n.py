@@ -174,6 +174,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     "eval.file": ("问题文件（.jsonl）", "Question file (.jsonl)"),
     "eval.run": ("开始评测", "Evaluate"),
     "eval.running": ("正在逐个检索问题…", "Searching every question…"),
+    "eval.rewrite": ("同时用对话模型改写问题再检索", "Also search with the chat model's rewrite of each question"),
+    "eval.rewrite_help": ("对话模型先为每个问题写一段假设的回答，再用问题加这段回答检索（即知识库对话的“改写问题”）。"
+                          "每个问题要多花几秒，最多 200 个问题。",
+                          "The chat model first writes a hypothetical answer to each question, and the question "
+                          "plus that answer is searched (KB chat's query rewriting). It adds a few seconds per "
+                          "question; 200 questions at most."),
+    "eval.running_rewrite": ("正在让模型改写每个问题并检索，每个问题需要几秒…",
+                             "The model is rewriting every question, a few seconds each, then searching…"),
+    "eval.rewrite_short": ("改写", "rewrite"),
+    "eval.rewrite_s": ("改写耗时中位数（秒）", "Median rewrite time (s)"),
     "eval.no_file": ("请先选择一个问题文件。", "Choose a question file first."),
     "eval.not_utf8": ("问题文件不是 UTF-8 编码的文本。", "The question file is not UTF-8 text."),
     "eval.mode": ("检索方式", "Search mode"),

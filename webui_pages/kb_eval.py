@@ -23,6 +23,7 @@ def render_eval(ctx: UIContext, kb: str) -> None:
     st.code(EXAMPLE, language="json", wrap_lines=True)
     with st.form("kb_eval_form", border=False):
         upload = st.file_uploader(t("eval.file"), type=["jsonl", "json", "txt"], key="kb_eval_file")
+        rewrite = st.checkbox(t("eval.rewrite"), help=t("eval.rewrite_help"), key="kb_eval_rewrite")
         submitted = st.form_submit_button(t("eval.run"), icon=":material/fact_check:", type="primary")
     if submitted:
         if upload is None:
@@ -34,8 +35,8 @@ def render_eval(ctx: UIContext, kb: str) -> None:
                 st.error(t("eval.not_utf8"), icon=":material/error:")
                 return
             try:
-                with st.spinner(t("eval.running")):
-                    reports = ctx.api.evaluate(kb, text)
+                with st.spinner(t("eval.running_rewrite" if rewrite else "eval.running")):
+                    reports = ctx.api.evaluate(kb, text, rewrite=rewrite)
             except ApiError as err:
                 show_error(ctx, err)
                 return
@@ -49,12 +50,20 @@ def _render_reports(ctx: UIContext, reports: list[dict[str, Any]]) -> None:
     t = ctx.t
     rows = [
         {
-            t("eval.mode"): t(f"search_mode.{r['label']}", default=r["label"]),
+            t("eval.mode"): _mode_label(ctx, r["label"]),
             t("eval.questions"): r["questions"],
             "hit@1": r["hit@1"], "hit@3": r["hit@3"], "hit@5": r["hit@5"], "MRR@10": r["MRR@10"],
             t("eval.p50"): r["p50_ms"],
+            **({t("eval.rewrite_s"): r.get("rewrite_s_p50")} if any("rewrite_s_p50" in x for x in reports) else {}),
             t("eval.missed"): ", ".join(r["misses@5"][:20]),
         }
         for r in reports
     ]
     st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def _mode_label(ctx: UIContext, label: str) -> str:
+    """A report's search mode in the page's language; "<mode> + rewrite" keeps its suffix translated."""
+    mode, plus, _ = label.partition(" + rewrite")
+    name = ctx.t(f"search_mode.{mode}", default=mode)
+    return f"{name} + {ctx.t('eval.rewrite_short')}" if plus else name

@@ -40,6 +40,9 @@ class EvalRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
     questions: str = Field(min_length=1, max_length=5_000_000)
     modes: list[SearchMode] = Field(default_factory=lambda: list(get_args(SearchMode)))
+    rewrite: bool = Field(False, description="Also search each question with the hypothetical answer the chat "
+                          "model writes (KB chat's rewrite_query); reported as '<mode> + rewrite'.")
+    model: str | None = Field(None, description="The chat model that rewrites; default: the default model.")
 
 
 class UpdateChunkRequest(BaseModel):

@@ -20,7 +20,7 @@ from configs import Settings
 from configs.prompts import load_prompts
 from server.chat.context import ChatContext
 from server.chat.schemas import ChatRequest
-from server.errors import AppError
+from server.errors import AppError, ServiceUnavailable
 from server.llm.base import ChatModel
 
 logger = logging.getLogger(__name__)
@@ -99,3 +99,10 @@ async def search_texts(settings: Settings, llm: ChatModel, questions: list[str])
         texts[question] = await with_hypothetical_answer(ctx, question)
         seconds.append(time.perf_counter() - started)
     return texts, seconds
+
+
+def require_rewrites(texts: dict[str, str], model: str) -> None:
+    """ServiceUnavailable when the model rewrote none of the questions: it is down, or wrote nothing."""
+    if all(text == question for question, text in texts.items()):
+        raise ServiceUnavailable(f"the chat model {model!r} wrote no hypothetical answer (see the log); is it "
+                                 "running? Start it with `kbchat llm serve` or `kbchat start`")

@@ -14,7 +14,7 @@ from configs import Settings
 from configs.settings import SearchMode
 from server.cli.init import open_manager
 from server.cli.output import say
-from server.errors import AppError, ServiceUnavailable
+from server.errors import AppError
 from server.knowledge_base.evaluation import evaluate_kb, load_questions
 
 COLUMNS = ("label", "questions", "hit@1", "hit@3", "hit@5", "hit@10", "MRR@10", "p50_ms")
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 async def _rewrite(settings: Settings, questions: list[str]) -> tuple[dict[str, str], list[float]]:
     """Each question with the default model's hypothetical answer; ServiceUnavailable if the model wrote none."""
     # Imported here: every other kbchat command starts without the chat layer.
-    from server.chat.rewrite import search_texts
+    from server.chat.rewrite import require_rewrites, search_texts
     from server.llm.registry import LLMRegistry
 
     registry = LLMRegistry(settings)
@@ -49,9 +49,7 @@ async def _rewrite(settings: Settings, questions: list[str]) -> tuple[dict[str, 
         rewritten, seconds = await search_texts(settings, registry.get(), questions)
     finally:
         await registry.aclose()
-    if all(text == question for question, text in rewritten.items()):
-        raise ServiceUnavailable(f"the chat model {registry.default_name!r} wrote no hypothetical answer (see the "
-                                 "log); is it running? Start it with `kbchat llm serve` or `kbchat start`")
+    require_rewrites(rewritten, registry.default_name)
     return rewritten, seconds
 
 

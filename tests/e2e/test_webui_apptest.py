@@ -486,6 +486,24 @@ def test_evaluation_tab_scores_uploaded_questions_per_mode(webui_env, kb):
     assert set(table["Missed in the top 5"]) == {"ghost"}
 
 
+def test_evaluation_tab_runs_each_mode_again_with_the_models_rewrite(webui_env, kb, fake_model):
+    fake_model.default_reply = "Every employee gets thirty days of paid annual leave."
+    at = kb_app()
+    at.selectbox(key="kb_pick_en").set_value(kb).run()
+    question = '{"id": "leave", "question": "time off rules", "file": "handbook.md"}'
+    at.file_uploader(key="kb_eval_file").set_value([("mine.jsonl", question.encode(), "application/json")])
+    at.checkbox(key="kb_eval_rewrite").check()
+    next(b for b in at.button if b.label == "Evaluate").click().run()
+    no_exception(at)
+    table = at.dataframe[-1].value
+    assert list(table["Search mode"]) == ["Vector", "BM25 keywords", "Hybrid", "Vector + rewrite",
+                                          "BM25 keywords + rewrite", "Hybrid + rewrite"]
+    assert list(table["hit@1"])[-1] == 1.0
+    rewrite_seconds = list(table["Median rewrite time (s)"])
+    assert all(v >= 0 for v in rewrite_seconds[3:])
+    assert any(r["messages"][-1]["content"] == "time off rules" for r in fake_model.requests)
+
+
 def test_file_delete_from_disk_needs_confirmation(webui_env, api, kb):
     at = kb_app()
     at.selectbox(key="kb_pick_en").set_value(kb).run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
@@ -24,6 +25,7 @@ from server.api.schemas_kb import (
 )
 from server.api.transport import SSE_CONTENT, SSE_DONE, SSE_MEDIA_TYPE, sse, sse_response_doc
 from server.api.uploads import multipart_openapi, read_settings_upload
+from server.chat.rewrite import require_rewrites, search_texts
 from server.errors import AppError, InvalidInput
 from server.knowledge_base.evaluation import evaluate_kb, parse_questions
 from server.knowledge_base.manager import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
@@ -45,6 +47,10 @@ DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The stored file, with the media type of its extension.", "content": {"*/*": {"schema": {
         "type": "string", "format": "binary"}}}},
 }
+
+
+# KB page and API evaluation with rewriting: the model writes an answer for each question, seconds apiece.
+MAX_REWRITTEN_QUESTIONS = 200
 
 
 async def _run(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
@@ -215,7 +221,19 @@ async def search(kb: str, body: SearchRequest, services: ServicesDep) -> list[Se
 async def evaluate(kb: str, body: EvalRequest, services: ServicesDep) -> EvalReports:
     """Score retrieval on your own questions: hit@1/3/5/10, MRR@10 and latency per search mode."""
     questions = parse_questions(body.questions.splitlines())
-    return EvalReports(reports=await _run(evaluate_kb, services.kb, kb, questions, body.modes))
+    if body.rewrite and len(questions) > MAX_REWRITTEN_QUESTIONS:
+        raise InvalidInput(f"with rewrite, at most {MAX_REWRITTEN_QUESTIONS} questions are evaluated at once "
+                           f"(the file holds {len(questions)}): the model writes an answer for each")
+    reports = await _run(evaluate_kb, services.kb, kb, questions, body.modes)
+    if body.rewrite:
+        model = services.llms.get(body.model)
+        rewritten, seconds = await search_texts(services.settings, model, [q.question for q in questions])
+        require_rewrites(rewritten, body.model or services.llms.default_name)
+        more = await _run(evaluate_kb, services.kb, kb, questions, body.modes, rewritten)
+        for report in more:
+            report["rewrite_s_p50"] = round(statistics.median(seconds), 2)
+        reports += more
+    return EvalReports(reports=reports)
 
 
 @router.post("/kbs/{kb}/rebuild", response_class=StreamingResponse, responses=sse_response_doc(PROGRESS_DOC))

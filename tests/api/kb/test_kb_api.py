@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from configs import Settings
+from server.llm.registry import LLMRegistry
 from tests.api.kb_support import LEASE, NOTE, assert_error
 
 def sse_events(response) -> list:
@@ -193,6 +195,32 @@ def test_eval_scores_each_mode_on_uploaded_questions_and_explains_bad_ones(clien
     assert "line 1" in error["message"]
     assert_error(client.post("/kbs/docs/eval", json={"questions": "not json"}), 422)
     assert_error(client.post("/kbs/absent/eval", json={"questions": lines[0]}), 404)
+
+
+def test_eval_with_rewrite_adds_each_mode_searched_with_the_models_hypothetical_answer(client, kb, fake):
+    """The KB page's evaluation with rewriting: the chat model (a fake OpenAI-compatible one here) writes an
+    answer in the documents' words, and "<mode> + rewrite" searches with it."""
+    services = client.app.state.services
+    fake_settings = Settings(llm={"default_model": "fake", "models": {
+        "fake": {"kind": "openai_compatible", "base_url": fake.base_url, "model": "fake-model"}}})
+    services.llms = LLMRegistry(fake_settings)
+    fake.default_reply = "The tenant must pay the rent on the first day of every month."
+    line = json.dumps({"id": "q", "question": "by when do I owe my landlord money", "file": "lease.txt",
+                       "evidence": "first day of every month"})
+    response = client.post("/kbs/docs/eval", json={"questions": line, "modes": ["bm25"], "rewrite": True})
+    assert response.status_code == 200, response.text
+    reports = {r["label"]: r for r in response.json()["reports"]}
+    assert set(reports) == {"bm25", "bm25 + rewrite"}
+    assert reports["bm25"]["hit@1"] == 0.0 and reports["bm25 + rewrite"]["hit@1"] == 1.0
+    assert reports["bm25 + rewrite"]["rewrite_s_p50"] >= 0 and "rewrite_s_p50" not in reports["bm25"]
+    assert fake.requests[-1]["messages"][-1]["content"] == "by when do I owe my landlord money"
+
+    fake.default_reply = ""  # a model that writes nothing: the evaluation says so instead of a silent copy
+    error = assert_error(client.post("/kbs/docs/eval", json={"questions": line, "rewrite": True}), 503)
+    assert "wrote no hypothetical answer" in error["message"]
+    many = "\n".join(line for _ in range(201))
+    error = assert_error(client.post("/kbs/docs/eval", json={"questions": many, "rewrite": True}), 422)
+    assert "at most 200 questions" in error["message"]
 
 
 def test_search_in_unknown_file_is_404(client, kb):
