@@ -47,9 +47,8 @@ from benchmarks.common import (
 )
 from benchmarks.datasets import RetrievalSet
 from benchmarks.kbtools import ingest_passages, open_manager, passage_file_name
-from benchmarks.llm_common import KBCHAT
 from benchmarks.metrics import contains_answer
-from benchmarks.procs import ServerProcess, api_server
+from benchmarks.procs import api_server, model_server
 
 logger = logging.getLogger("benchmarks.answers")
 
@@ -141,8 +140,7 @@ def run(n: int, model: str, quick: bool, seed: int, work: Path, tuning: bool = F
     port = free_port()
     env = {"KBCHAT_PATHS__MODEL_DIR": str(model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port),
            "KBCHAT_LLM__DEFAULT_MODEL": model, "KBCHAT_PATHS__DATA_ROOT": str(data_root)}
-    serve = ServerProcess("model-server", [*KBCHAT, "llm", "serve", "--model", model, "--port", str(port)],
-                          f"http://127.0.0.1:{port}/v1/models", work, env, timeout=600)
+    serve = model_server(model, port, work, env)
     results = {}
     with serve, api_server(data_root, work, env) as api:
         for lang, rset in sets.items():

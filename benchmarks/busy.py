@@ -34,8 +34,7 @@ from benchmarks.common import base_parser, free_port, print_table, require_share
 from benchmarks.everyday import EMBEDDING_CACHE, SETS, build_kb, load_questions
 from benchmarks.everyday_answers import WARM_UP, ask
 from benchmarks.kbtools import E5, open_manager
-from benchmarks.llm_common import KBCHAT
-from benchmarks.procs import ServerProcess, api_server
+from benchmarks.procs import api_server, model_server
 from configs.settings import KBSettings
 
 logger = logging.getLogger("benchmarks.busy")
@@ -84,8 +83,7 @@ def run(model: str, n_questions: int, n_files: int, configs: list[str], work: Pa
     # No query-vector cache: each question asked during the upload is encoded again, as a new one would be.
     env = {"KBCHAT_PATHS__MODEL_DIR": str(model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port),
            "KBCHAT_LLM__DEFAULT_MODEL": model, "KBCHAT_PATHS__DATA_ROOT": str(data_root), "KBCHAT_KB__QUERY_CACHE": "0"}
-    serve = ServerProcess("model-server", [*KBCHAT, "llm", "serve", "--model", model, "--port", str(port)],
-                          f"http://127.0.0.1:{port}/v1/models", work, env, timeout=600)
+    serve = model_server(model, port, work, env)
     results: dict[str, Any] = {}
     table = []
     with serve:

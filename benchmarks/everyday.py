@@ -185,8 +185,7 @@ class Rewriter:
 
     def __init__(self, model: str, work: Path) -> None:
         from benchmarks.common import free_port
-        from benchmarks.llm_common import KBCHAT
-        from benchmarks.procs import ServerProcess
+        from benchmarks.procs import model_server
         from configs import load_settings
         from server.cli.llm import resolve_builtin
         from server.llm.local.assemble import ensure_weights
@@ -195,8 +194,7 @@ class Rewriter:
         ensure_weights(resolve_builtin(settings, model), settings.paths.model_dir)
         port = free_port()
         env = {"KBCHAT_PATHS__MODEL_DIR": str(settings.paths.model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port)}
-        self.server = ServerProcess("rewrite-model", [*KBCHAT, "llm", "serve", "--model", model, "--port", str(port)],
-                                    f"http://127.0.0.1:{port}/v1/models", work, env, timeout=600)
+        self.server = model_server(model, port, work, env, name="rewrite-model")
         self.settings = settings.model_copy(
             update={"llm": settings.llm.model_copy(update={"default_model": model}, deep=True)}, deep=True)
         self.settings.llm.local.port = port

@@ -29,9 +29,8 @@ import httpx
 from benchmarks.common import free_port, percentile, print_table
 from benchmarks.everyday import EMBEDDING_CACHE, SETS, EverydayQuestion, build_kb, load_questions
 from benchmarks.kbtools import open_manager
-from benchmarks.llm_common import KBCHAT
 from benchmarks.metrics import contains_answer
-from benchmarks.procs import ServerProcess, api_server
+from benchmarks.procs import api_server, model_server
 
 logger = logging.getLogger("benchmarks.everyday_answers")
 
@@ -147,9 +146,7 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
                "KBCHAT_LLM__DEFAULT_MODEL": model, "KBCHAT_PATHS__DATA_ROOT": str(data_root),
                **{f"KBCHAT_{k}": v for k, v in CONFIGS[config].items()}}
         served = env["KBCHAT_LLM__DEFAULT_MODEL"]
-        serve = ServerProcess(f"model-server-{config}", [*KBCHAT, "llm", "serve", "--model", served, "--port",
-                                                         str(port)],
-                              f"http://127.0.0.1:{port}/v1/models", work, env, timeout=600)
+        serve = model_server(served, port, work, env, name=f"model-server-{config}")
         with serve, api_server(data_root, work, env) as api, \
                 httpx.Client(base_url=api.base_url, timeout=900.0, trust_env=False) as client:
             # One unmeasured question, asked by no set, loads the encoder and the model's system prompt as a

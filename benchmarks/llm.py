@@ -40,7 +40,6 @@ import httpx
 from benchmarks.common import REPO_ROOT, base_parser, free_port, print_table, scratch_dir, setup_logging, write_result
 from benchmarks.llm_common import (
     CONTEXT_TARGETS,
-    KBCHAT,
     PROMPTS,
     chat_runs,
     direct_runs,
@@ -48,7 +47,7 @@ from benchmarks.llm_common import (
     openai_runs,
     summarise_runs,
 )
-from benchmarks.procs import ServerProcess, api_server
+from benchmarks.procs import ServerProcess, api_server, model_server
 
 logger = logging.getLogger("benchmarks.llm")
 
@@ -67,21 +66,27 @@ def prompt_eval_speed(gguf: Path, settings: Any, n_tokens: int) -> dict[str, flo
     return speeds
 
 
-WAIT_VARIANTS = (("2 threads, OpenMP spin (llama.cpp default)", {}, 2),
-                 ("2 threads, OMP_WAIT_POLICY=PASSIVE (kbchat llm serve)", {"OMP_WAIT_POLICY": "PASSIVE"}, 2),
-                 ("2 threads, GOMP_SPINCOUNT=20000 (spin briefly, then sleep)", {"GOMP_SPINCOUNT": "20000"}, 2),
-                 ("1 thread", {}, 1))
+# label, environment, threads, launcher flags
+WaitVariant = tuple[str, dict[str, str], int, tuple[str, ...]]
+WAIT_VARIANTS: tuple[WaitVariant, ...] = (
+    ("2 threads, OpenMP spin (llama.cpp default)", {}, 2, ()),
+    ("2 threads, OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, 2, ()),
+    ("2 threads, GOMP_SPINCOUNT=20000 (spin briefly, then sleep)", {"GOMP_SPINCOUNT": "20000"}, 2, ()),
+    ("1 thread", {}, 1, ()),
+    ("2 threads, 1 while other processes are busy (adaptive_threads)", {}, 2, ("--adaptive-threads",)),
+    ("adaptive_threads with OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, 2, ("--adaptive-threads",)),
+)
 # A KB-sized prompt (about 450 tokens) for the prompt reading speed of each setting.
 LONG_PROMPT = " ".join(PROMPTS * 6)
 
 
-def wait_variants(no_openmp: Path | None) -> list[tuple[str, dict[str, str], int]]:
+def wait_variants(no_openmp: Path | None) -> list[WaitVariant]:
     """The thread settings studied; with ``no_openmp``, a folder holding a llama_cpp package built with
     ``CMAKE_ARGS=-DGGML_OPENMP=OFF`` (``pip install --no-deps --target DIR <wheel>``), that build too."""
     variants = list(WAIT_VARIANTS)
     if no_openmp is not None:
         path = os.pathsep.join([str(no_openmp), str(REPO_ROOT)])
-        variants.append(("2 threads, llama.cpp built without OpenMP", {"PYTHONPATH": path}, 2))
+        variants.append(("2 threads, llama.cpp built without OpenMP", {"PYTHONPATH": path}, 2, ()))
     return variants
 
 
@@ -98,9 +103,9 @@ def wait_policy_study(gguf: Path, name: str, settings: Any, work: Path, count, m
     for busy in (False, True):
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
-            for label, env, threads in wait_variants(no_openmp):
+            for label, env, threads, flags in wait_variants(no_openmp):
                 port = free_port()
-                cmd = [sys.executable, "-m", "server.llm.local.llama_server", "--", "--model", str(gguf),
+                cmd = [sys.executable, "-m", "server.llm.local.llama_server", *flags, "--", "--model", str(gguf),
                        "--model_alias", name, "--host", "127.0.0.1", "--port", str(port),
                        "--n_ctx", str(settings.llm.local.n_ctx), "--n_threads", str(threads),
                        "--n_threads_batch", str(threads), "--interrupt_requests", "False", "--verbose", "False"]
@@ -214,8 +219,7 @@ def measure_model(name: str, quick: bool, work: Path, no_openmp: Path | None = N
     env = {"KBCHAT_PATHS__MODEL_DIR": str(settings.paths.model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port),
            "KBCHAT_LLM__DEFAULT_MODEL": name, "KBCHAT_PATHS__DATA_ROOT": str(work / "data"),
            "KBCHAT_CHAT__LLM_TITLES": "false"}
-    serve = ServerProcess("model-server", [*KBCHAT, "llm", "serve", "--model", name, "--port", str(port)],
-                          f"http://127.0.0.1:{port}/v1/models", work, env, timeout=900)
+    serve = model_server(name, port, work, env, timeout=900)
     with serve, api_server(work / "data", work, env) as api:
         model_url = f"http://127.0.0.1:{port}/v1"
         asyncio.run(openai_runs(model_url, name, PROMPTS[-1:], 4, "warm-up"))

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import latency_summary
-from benchmarks.procs import sse_events
+from benchmarks.procs import KBCHAT, sse_events
 
 PROMPTS = [
     "Write a short paragraph explaining what a knowledge base is and why people build one.",
@@ -23,7 +23,6 @@ PROMPTS = [
 SYSTEM = "You are a helpful assistant."
 CONTEXT_TARGETS = (500, 1000, 2000)
 # The `kbchat` command of this interpreter, without relying on PATH.
-KBCHAT = [sys.executable, "-c", "import sys; from server.cli import main; sys.exit(main())"]
 
 
 def messages_for(prompt: str, tag: str) -> list[dict[str, str]]:

@@ -74,6 +74,17 @@ class ServerProcess:
             self.proc.wait(timeout=5)
 
 
+# The kbchat command line, run by this interpreter from the repository.
+KBCHAT = [sys.executable, "-c", "import sys; from server.cli import main; sys.exit(main())"]
+
+
+def model_server(model: str, port: int, log_dir: Path, env: dict[str, str] | None = None,
+                 name: str = "model-server", timeout: float = 600.0) -> ServerProcess:
+    """`kbchat llm serve --model MODEL` on ``port`` in a child process, ready once it lists its model."""
+    return ServerProcess(name, [*KBCHAT, "llm", "serve", "--model", model, "--port", str(port)],
+                         f"http://127.0.0.1:{port}/v1/models", log_dir, env, timeout)
+
+
 def api_server(data_root: Path, log_dir: Path, env: dict[str, str] | None = None, timeout: float = 180.0,
                port: int | None = None) -> ServerProcess:
     """kbchat's API under uvicorn in a child process, configured through KBCHAT_ environment variables."""

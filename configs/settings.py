@@ -248,6 +248,11 @@ class LocalServerSettings(BaseModel):
         description="OMP_WAIT_POLICY of the model process: PASSIVE idle threads sleep, ACTIVE they spin "
         "(faster on a machine with nothing else running); inherit keeps the environment's value.",
     )
+    adaptive_threads: bool = Field(
+        False,
+        description="Let the model process drop to one thread while other processes use a good part of a core, "
+        "and use all n_threads again when they are quiet (checked between tokens).",
+    )
     prompt_cache_mb: int = Field(
         0,
         ge=0,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import subprocess
+import sys
+import time
 
 import httpx
 import openai
@@ -197,3 +200,29 @@ def test_an_answer_begun_for_the_model_is_continued_from_the_chat_prompt(smollm2
 
     deltas = asyncio.run(run())
     assert "".join(deltas) == expected and expected.strip()
+
+
+def test_the_model_continues_on_one_thread_beside_a_busy_process(tmp_path):
+    """llm.local.adaptive_threads: with another process keeping a core busy, the model drops to one thread."""
+    settings = Settings(
+        paths={"data_root": tmp_path},
+        llm={"local": {"port": free_port(), "n_ctx": 2048, "n_threads": 2, "start_timeout": 180,
+                       "adaptive_threads": True}},
+    )
+    server = ModelServer.for_builtin(settings, BUILTIN_MODELS["smollm2-135m"])
+    assert "--adaptive-threads" in server.command()
+    server.start()
+    hog = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 300\nwhile time.time() < end: pass"])
+    try:
+        client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=300)
+        time.sleep(1.5)  # the hog has been busy for longer than a reading
+        answer = client.chat.completions.create(model="smollm2-135m", messages=QUESTION, max_tokens=24, temperature=0)
+        assert answer.choices[0].message.content.strip()
+        deadline = time.monotonic() + 30
+        while "the model continues on 1 thread" not in server.stderr_tail() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "the model continues on 1 thread" in server.stderr_tail()
+    finally:
+        hog.kill()
+        hog.wait()
+        server.stop()

@@ -1,14 +1,17 @@
 """Entry point running llama_cpp.server, the library's own OpenAI-compatible server, with load tweaks.
 
-Usage: ``python -m server.llm.local.llama_server [--extra-buffers] -- <llama_cpp.server arguments>``.
+Usage: ``python -m server.llm.local.llama_server [--extra-buffers] [--adaptive-threads] -- <llama_cpp.server
+arguments>``.
 
 Without ``--extra-buffers`` llama.cpp is told not to repack weights into extra buffer types:
 llama-cpp-python built natively on a CPU with AMX routes matrix products through the AMX
-kernels, which crash with SIGSEGV on some virtual machines.
+kernels, which crash with SIGSEGV on some virtual machines. With ``--adaptive-threads`` the model uses
+``--n_threads`` threads while the other processes are quiet and one while they are busy (``threads.py``).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -31,11 +34,22 @@ def disable_extra_buffers() -> None:
     capi.llama_model_default_params = default_params
 
 
+# Lines of kbchat's own loggers in this process begin with this; the parent logs them (serve.py).
+KBCHAT_LOG_PREFIX = "kbchat: "
+FLAGS = ("--extra-buffers", "--adaptive-threads")
+
+
 def main(argv: list[str]) -> None:
-    extra = "--extra-buffers" in argv
-    args = argv[argv.index("--") + 1 :] if "--" in argv else [a for a in argv if a != "--extra-buffers"]
-    if not extra:
+    flags = argv[: argv.index("--")] if "--" in argv else [a for a in argv if a in FLAGS]
+    args = argv[argv.index("--") + 1 :] if "--" in argv else [a for a in argv if a not in FLAGS]
+    if "--extra-buffers" not in flags:
         disable_extra_buffers()
+    if "--adaptive-threads" in flags:
+        from server.llm.local.threads import install
+
+        logging.basicConfig(level=logging.WARNING, format=KBCHAT_LOG_PREFIX + "%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("server.llm.local.threads").setLevel(logging.INFO)
+        install(int(args[args.index("--n_threads") + 1]) if "--n_threads" in args else 2)
     from llama_cpp.server.__main__ import main as llama_main
 
     sys.argv = ["llama_cpp.server", *args]

@@ -32,6 +32,7 @@ from server.errors import ServiceUnavailable
 from server.llm.local.assemble import Progress, ensure_weights
 from server.llm.local.builtin import BuiltinModel
 from server.llm.local.cpu import use_extra_buffers
+from server.llm.local.llama_server import KBCHAT_LOG_PREFIX
 from server.llm.local.proxy import QueueProxy, serve_in_thread
 from server.llm.local.speed import measure_prompt_speed
 
@@ -133,6 +134,8 @@ class ModelServer:
         launcher = [sys.executable, "-m", "server.llm.local.llama_server"]
         if use_extra_buffers(self.local.extra_buffers):
             launcher.append("--extra-buffers")
+        if self.local.adaptive_threads:
+            launcher.append("--adaptive-threads")
         return [*launcher, "--", *args]
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -201,7 +204,10 @@ class ModelServer:
             line = raw.decode("utf-8", "replace").rstrip()
             if line:
                 self._tail.append(line)
-                logger.debug("llama: %s", line)
+                if line.startswith(KBCHAT_LOG_PREFIX):
+                    logger.info("model process: %s", line[len(KBCHAT_LOG_PREFIX) :])
+                else:
+                    logger.debug("llama: %s", line)
 
     def _failure(self, what: str) -> ModelServerError:
         if self._reader is not None:
