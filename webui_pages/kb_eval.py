@@ -54,7 +54,8 @@ def _render_reports(ctx: UIContext, reports: list[dict[str, Any]]) -> None:
             t("eval.questions"): r["questions"],
             "hit@1": r["hit@1"], "hit@3": r["hit@3"], "hit@5": r["hit@5"], "MRR@10": r["MRR@10"],
             t("eval.p50"): r["p50_ms"],
-            **({t("eval.rewrite_s"): r.get("rewrite_s_p50")} if any("rewrite_s_p50" in x for x in reports) else {}),
+            **({t("eval.rewrite_s"): _seconds(r.get("rewrite_s_p50"))} if any("rewrite_s_p50" in x for x in reports)
+               else {}),
             t("eval.missed"): ", ".join(r["misses@5"][:20]),
         }
         for r in reports
@@ -67,3 +68,8 @@ def _mode_label(ctx: UIContext, label: str) -> str:
     mode, plus, _ = label.partition(" + rewrite")
     name = ctx.t(f"search_mode.{mode}", default=mode)
     return f"{name} + {ctx.t('eval.rewrite_short')}" if plus else name
+
+
+def _seconds(value: float | None) -> str:
+    """A rewrite time for the table; a dash for the rows searched without rewriting."""
+    return "–" if value is None else f"{value:.2f}"
