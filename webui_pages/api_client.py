@@ -18,6 +18,8 @@ __all__ = ["ApiClient", "ApiError", "EventStream"]
 
 # Connecting to a local API is instant; a long connect wait only delays the "API is down" message.
 CONNECT_TIMEOUT = 5.0
+# An evaluation with query rewriting: the model writes an answer to each of up to 200 questions.
+REWRITE_EVAL_TIMEOUT = 3600.0
 
 
 def _segment(value: str) -> str:
@@ -181,7 +183,10 @@ class ApiClient:
         """Retrieval reports per search mode for JSON Lines questions (see POST /kbs/{kb}/eval); with
         ``rewrite``, each mode again searched with the chat model's rewrite of each question."""
         body = {"questions": questions, "rewrite": rewrite}
-        return self._json("POST", f"/kbs/{_segment(kb)}/eval", json=body)["reports"]
+        options: dict[str, Any] = {"json": body}
+        if rewrite:  # the model spends seconds on each question, up to 200 of them
+            options["timeout"] = httpx.Timeout(REWRITE_EVAL_TIMEOUT, connect=CONNECT_TIMEOUT)
+        return self._json("POST", f"/kbs/{_segment(kb)}/eval", **options)["reports"]
 
     def rebuild_stream(self, kb: str) -> EventStream:
         return self.stream("POST", f"/kbs/{_segment(kb)}/rebuild")
