@@ -135,11 +135,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
-    """p50/p95/p99/mean in milliseconds of a list of durations in seconds."""
+    """p50/p90/p95/p99/mean in milliseconds of a list of durations in seconds."""
     ms = [s * 1000.0 for s in seconds]
     return {
         "n": len(ms),
         "p50_ms": round(percentile(ms, 50), 3),
+        "p90_ms": round(percentile(ms, 90), 3),
         "p95_ms": round(percentile(ms, 95), 3),
         "p99_ms": round(percentile(ms, 99), 3),
         "mean_ms": round(statistics.fmean(ms), 3) if ms else float("nan"),

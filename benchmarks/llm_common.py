@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import latency_summary
+from benchmarks.common import latency_summary, percentile
 from benchmarks.procs import KBCHAT, sse_events
 
 PROMPTS = [
@@ -19,6 +19,11 @@ PROMPTS = [
     "Explain briefly why the sky looks blue during the day and red at sunset.",
     "Give a short overview of how a bicycle gear system works.",
     "Summarise in a few sentences what a database index is for.",
+    "Explain in a short paragraph how bread rises when it is baked.",
+    "Describe briefly what a compiler does with a program's source code.",
+    "Give a few sentences on why leaves change colour in autumn.",
+    "Explain shortly how a refrigerator keeps food cold.",
+    "Describe in a few sentences what a spreadsheet is used for.",
 ]
 SYSTEM = "You are a helpful assistant."
 CONTEXT_TARGETS = (500, 1000, 2000)
@@ -49,6 +54,7 @@ def summarise_runs(runs: list[dict[str, Any]], count_tokens) -> dict[str, Any]:
         "answered": len(ttfts),
         "ttft_ms": latency_summary(ttfts),
         "decode_tok_s": round(statistics.fmean(speeds), 2) if speeds else None,
+        "decode_tok_s_p50": round(percentile(speeds, 50), 2) if speeds else None,
         "end_to_end_tok_s": round(sum(tokens) / sum(totals), 2) if totals and sum(totals) > 0 else None,
         "mean_tokens": round(statistics.fmean(tokens), 1) if tokens else None,
     }
