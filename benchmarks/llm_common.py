@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import latency_summary, percentile
-from benchmarks.procs import KBCHAT, sse_events
+from benchmarks.procs import sse_events
 
 PROMPTS = [
     "Write a short paragraph explaining what a knowledge base is and why people build one.",
@@ -27,7 +26,6 @@ PROMPTS = [
 ]
 SYSTEM = "You are a helpful assistant."
 CONTEXT_TARGETS = (500, 1000, 2000)
-# The `kbchat` command of this interpreter, without relying on PATH.
 
 
 def messages_for(prompt: str, tag: str) -> list[dict[str, str]]:
