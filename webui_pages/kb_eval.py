@@ -48,14 +48,14 @@ def render_eval(ctx: UIContext, kb: str) -> None:
 
 def _render_reports(ctx: UIContext, reports: list[dict[str, Any]]) -> None:
     t = ctx.t
+    rewrote = any("rewrite_s_p50" in r for r in reports)
     rows = [
         {
             t("eval.mode"): _mode_label(ctx, r["label"]),
             t("eval.questions"): r["questions"],
             "hit@1": r["hit@1"], "hit@3": r["hit@3"], "hit@5": r["hit@5"], "MRR@10": r["MRR@10"],
             t("eval.p50"): r["p50_ms"],
-            **({t("eval.rewrite_s"): _seconds(r.get("rewrite_s_p50"))} if any("rewrite_s_p50" in x for x in reports)
-               else {}),
+            **({t("eval.rewrite_s"): _seconds(r.get("rewrite_s_p50"))} if rewrote else {}),
             t("eval.missed"): ", ".join(r["misses@5"][:20]),
         }
         for r in reports

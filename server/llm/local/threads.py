@@ -102,8 +102,6 @@ def install(threads: int) -> ThreadGovernor:
 
     governor = ThreadGovernor(threads)
     original = Llama.eval
-    if getattr(original, "_kbchat_governed", False):
-        return governor
 
     def governed_eval(self: Any, tokens: Any) -> None:
         chosen = governor.choose()
@@ -112,6 +110,5 @@ def install(threads: int) -> ThreadGovernor:
             self._kbchat_threads = chosen
         original(self, tokens)
 
-    governed_eval._kbchat_governed = True  # type: ignore[attr-defined]
     Llama.eval = governed_eval  # type: ignore[method-assign]
     return governor
