@@ -11,7 +11,8 @@ same n_ctx / threads as `kbchat llm serve`:
 * API /v1: kbchat's API (uvicorn child process) `/v1/chat/completions`, which goes to the model server;
 * API chat: kbchat's `/chat/llm` SSE (adds kbchat's system prompt, so its prompt is longer).
 
-Each path answers the same ten prompts (two with --quick). TTFT (p50 and p90) is the time from sending the
+Each path answers the same ten prompts (two with --quick); the in-process model stays loaded beside the
+servers, and each prompt goes down the four paths in turn, in an order rotated per prompt. TTFT (p50 and p90) is the time from sending the
 request to the first non-empty text delta; decode tokens/s (mean and p50 over the answers) is
 (tokens - 1) / (time of last delta - time of first delta), tokens counted with the model's own
 tokenizer on the streamed text. Each path tags its prompts differently and starts with an
@@ -198,7 +199,8 @@ def measure_wait_policies(name: str, quick: bool, work: Path, no_openmp: Path | 
     return {"model": name, "gguf": str(gguf), "paths": {}, "prompt_eval_tok_s": {}, "wait_policy": rows}
 
 
-def measure_model(name: str, quick: bool, work: Path, no_openmp: Path | None = None) -> dict[str, Any]:
+def measure_model(name: str, quick: bool, work: Path, no_openmp: Path | None = None,
+                  wait_study: bool = True) -> dict[str, Any]:
     from benchmarks import datasets
 
     settings, gguf = _model(name)
@@ -209,14 +211,12 @@ def measure_model(name: str, quick: bool, work: Path, no_openmp: Path | None = N
                            "n_ctx": settings.llm.local.n_ctx, "n_threads": settings.llm.local.n_threads}
     out["prompt_eval_tok_s"] = prompt_eval_speed(gguf, settings, 256 if quick else 512)
 
-    # Direct, in process; then the model's own tokenizer (vocabulary only) counts the tokens of every path.
+    # Direct, in process, loaded beside the servers; the model's own tokenizer (vocabulary only) counts the
+    # tokens of every path.
     llm, load_s = load_direct(gguf, settings)
     out["direct_load_s"] = round(load_s, 2)
     direct_runs(llm, PROMPTS[-1:], 4, "warm-up")
-    runs = direct_runs(llm, prompts, max_tokens, "direct")
-    del llm
     count = _token_counter(gguf)
-    out["paths"] = {"direct llama_cpp (in process)": summarise_runs(runs, count)}
     port = free_port()
     env = {"KBCHAT_PATHS__MODEL_DIR": str(settings.paths.model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port),
            "KBCHAT_LLM__DEFAULT_MODEL": name, "KBCHAT_PATHS__DATA_ROOT": str(work / "data"),
@@ -225,18 +225,29 @@ def measure_model(name: str, quick: bool, work: Path, no_openmp: Path | None = N
     with serve, api_server(work / "data", work, env) as api:
         model_url = f"http://127.0.0.1:{port}/v1"
         asyncio.run(openai_runs(model_url, name, PROMPTS[-1:], 4, "warm-up"))
-        runs = asyncio.run(openai_runs(model_url, name, prompts, max_tokens, "server"))
-        out["paths"]["model server /v1"] = summarise_runs(runs, count)
         # The API's first requests set up its clients and connections: warm both paths up, unmeasured.
         asyncio.run(openai_runs(f"{api.base_url}/v1", name, PROMPTS[-1:], 4, "api-v1 warm-up"))
         asyncio.run(chat_runs(api.base_url, llm_payloads(PROMPTS[-1:], name, 4, "api-chat warm-up")))
-        runs = asyncio.run(openai_runs(f"{api.base_url}/v1", name, prompts, max_tokens, "api-v1"))
-        out["paths"]["API /v1/chat/completions"] = summarise_runs(runs, count)
-        runs = asyncio.run(chat_runs(api.base_url, llm_payloads(prompts, name, max_tokens, "api-chat")))
-        out["paths"]["API /chat/llm"] = summarise_runs(runs, count)
+        paths: dict[str, Callable[[str], list[dict]]] = {
+            "direct llama_cpp (in process)": lambda p: direct_runs(llm, [p], max_tokens, "direct"),
+            "model server /v1": lambda p: asyncio.run(openai_runs(model_url, name, [p], max_tokens, "server")),
+            "API /v1/chat/completions": lambda p: asyncio.run(
+                openai_runs(f"{api.base_url}/v1", name, [p], max_tokens, "api-v1")),
+            "API /chat/llm": lambda p: asyncio.run(
+                chat_runs(api.base_url, llm_payloads([p], name, max_tokens, "api-chat"))),
+        }
+        runs: dict[str, list[dict]] = {path: [] for path in paths}
+        for i, prompt in enumerate(prompts):
+            # Each prompt goes down every path, in an order rotated per prompt, so a drift in the machine's
+            # speed during the run weighs on all paths alike.
+            order = list(paths)[i % len(paths):] + list(paths)[:i % len(paths)]
+            for path in order:
+                runs[path] += paths[path](prompt)
+        out["paths"] = {path: summarise_runs(path_runs, count) for path, path_runs in runs.items()}
         squad = datasets.sample(datasets.load("squad-judge"), 1, 7, 60)
         out["kb_ttft"] = kb_ttft(api.base_url, name, squad.passages, squad.questions[0].text, CONTEXT_TARGETS)
-    if not quick or name == "smollm2-135m":
+    del llm
+    if (not quick or name == "smollm2-135m") and wait_study:
         out["wait_policy"] = wait_policy_study(gguf, name, settings, work, count, 32 if quick else 64, no_openmp)
     direct = out["paths"]["direct llama_cpp (in process)"]
     for stats in out["paths"].values():
@@ -290,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--models", default=None, help="comma-separated built-in model names (default: all installed)")
     parser.add_argument("--wait-only", action="store_true", help="only the thread-setting study")
+    parser.add_argument("--serving-only", action="store_true", help="skip the thread-setting study")
     parser.add_argument("--no-openmp-llama", type=Path, default=None,
                         help="folder with a llama_cpp package built without OpenMP, studied as one more setting")
     args = parser.parse_args(argv)
@@ -302,8 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_dir("llm", args.keep) as work:
         for name in names:
             logger.info("measuring %s", name)
-            measure = measure_wait_policies if args.wait_only else measure_model
-            results.append(measure(name, args.quick, work / name, args.no_openmp_llama))
+            if args.wait_only:
+                results.append(measure_wait_policies(name, args.quick, work / name, args.no_openmp_llama))
+            else:
+                results.append(measure_model(name, args.quick, work / name, args.no_openmp_llama,
+                                             wait_study=not args.serving_only))
     payload = {"quick": args.quick, "skipped": missing, "results": results,
                "seconds": round(time.perf_counter() - started, 1)}
     payload["tables"] = print_tables(results)
