@@ -253,6 +253,12 @@ class LocalServerSettings(BaseModel):
         description="Let the model process drop to one thread while other processes use a good part of a core, "
         "and use all n_threads again when they are quiet (checked between tokens).",
     )
+    logits_all: bool = Field(
+        False,
+        description="Compute the logits of every prompt token, as llama_cpp.server does by default, for clients "
+        "that ask the model server for logprobs; off, only the last token's are computed, and prompts are read "
+        "faster.",
+    )
     prompt_cache_mb: int = Field(
         0,
         ge=0,

@@ -122,6 +122,9 @@ class ModelServer:
             "--n_threads_batch", str(self.local.n_threads),
             # Without this a new request cuts off the answer being streamed; the proxy queues instead.
             "--interrupt_requests", "False",
+            # llama_cpp.server computes and copies the logits of every prompt token by default (for logprobs);
+            # an answer needs only the last token's.
+            "--logits_all", str(self.local.logits_all),
             "--verbose", "False",
         ]  # fmt: skip
         if self.chat_format:
