@@ -56,6 +56,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     "rewrite prompt cache": {"CHAT__REWRITE_QUERY": "true", "LLM__LOCAL__PROMPT_CACHE_MB": "1024"},
     "no-repack": {"LLM__LOCAL__EXTRA_BUFFERS": "false"},
     "5 passages": {"CHAT__KB_PASSAGES": "5"},
+    "2 passages": {"CHAT__KB_PASSAGES": "2"},
+    "1 passage": {"CHAT__KB_PASSAGES": "1"},
     "5 passages evidence 400": {"CHAT__KB_PASSAGES": "5", "CHAT__EVIDENCE_TOKENS": "400"},
     "evidence 200": {"CHAT__EVIDENCE_TOKENS": "200"},
     "evidence 480": {"CHAT__EVIDENCE_TOKENS": "480"},
