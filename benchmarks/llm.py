@@ -1,7 +1,7 @@
 """Model serving: time to first token and tokens/s of each built-in model, direct and through kbchat.
 
     python -m benchmarks.llm [--quick] [--models smollm2-135m,qwen2.5-coder-1.5b] [--out PATH]
-                             [--wait-only] [--no-openmp-llama DIR]
+                             [--wait-only | --serving-only] [--no-openmp-llama DIR]
 
 For each installed built-in model, in one run and with the same prompts, greedy decoding and the
 same n_ctx / threads as `kbchat llm serve`:
@@ -12,8 +12,8 @@ same n_ctx / threads as `kbchat llm serve`:
 * API chat: kbchat's `/chat/llm` SSE (adds kbchat's system prompt, so its prompt is longer).
 
 Each path answers the same ten prompts (two with --quick); the in-process model stays loaded beside the
-servers, and each prompt goes down the four paths in turn, in an order rotated per prompt. TTFT (p50 and p90) is the time from sending the
-request to the first non-empty text delta; decode tokens/s (mean and p50 over the answers) is
+servers, and each prompt goes down the four paths in turn, in an order rotated per prompt. TTFT (p50 and
+p90) is the time from sending the request to the first non-empty text delta; decode tokens/s (mean and p50 over the answers) is
 (tokens - 1) / (time of last delta - time of first delta), tokens counted with the model's own
 tokenizer on the streamed text. Each path tags its prompts differently and starts with an
 unmeasured warm-up request (the API paths one each), so no path profits from another's cached prompt, from
@@ -236,12 +236,13 @@ def measure_model(name: str, quick: bool, work: Path, no_openmp: Path | None = N
             "API /chat/llm": lambda p: asyncio.run(
                 chat_runs(api.base_url, llm_payloads([p], name, max_tokens, "api-chat"))),
         }
-        runs: dict[str, list[dict]] = {path: [] for path in paths}
+        names = list(paths)
+        runs: dict[str, list[dict]] = {path: [] for path in names}
         for i, prompt in enumerate(prompts):
             # Each prompt goes down every path, in an order rotated per prompt, so a drift in the machine's
             # speed during the run weighs on all paths alike.
-            order = list(paths)[i % len(paths):] + list(paths)[:i % len(paths)]
-            for path in order:
+            shift = i % len(names)
+            for path in names[shift:] + names[:shift]:
                 runs[path] += paths[path](prompt)
         out["paths"] = {path: summarise_runs(path_runs, count) for path, path_runs in runs.items()}
         squad = datasets.sample(datasets.load("squad-judge"), 1, 7, 60)
