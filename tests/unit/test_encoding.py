@@ -146,3 +146,32 @@ def test_real_cp1252_html_file_loads(shared_data):
     for word in ("schöne", "köstlich", "L'été", "niño", "€"):
         assert word in text
     assert "\ufffd" not in text
+
+
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        WESTERN.encode("utf-8").decode("latin-1"),  # UTF-8 read as Latin-1: C1 controls in the text
+        # UTF-8 read as cp1252 ("â€“"), bytes cp1252 leaves undefined kept as C1 controls, as browsers do
+        "".join(chr(b) if b in (0x81, 0x8D, 0x8F, 0x90, 0x9D) else bytes([b]).decode("cp1252")
+                for b in WESTERN.encode("utf-8")),
+    ],
+    ids=["latin-1", "cp1252"],
+)
+def test_utf8_once_decoded_as_a_western_code_page_is_repaired(tmp_path, garbled):
+    path = tmp_path / "copied.txt"
+    path.write_text(garbled, encoding="utf-8")
+    assert read_text(path) == WESTERN
+
+
+def test_real_text_with_accents_before_symbols_is_not_repaired(tmp_path):
+    # Letters that open a UTF-8 sequence, followed by characters that continue one, but no sure sign.
+    text = "« Un café\u00a0» au CAFÉ\u00a0: 50°C, São Paulo ±2, 中文。\n"
+    path = tmp_path / "french.txt"
+    path.write_text(text, encoding="utf-8")
+    assert read_text(path) == text
+
+
+def test_real_garbled_text_file_reads_with_its_dashes(shared_data):
+    [doc] = load_file(shared_data / "docs" / "en" / "files" / "unstructured_norwich-city.txt")
+    assert "1986–1990 Watford" in doc.text and "\u0080" not in doc.text

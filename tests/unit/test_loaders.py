@@ -143,6 +143,42 @@ def test_html_drops_scripts_and_navigation_and_keeps_structure(tmp_path):
         assert gone not in doc.text
 
 
+def test_html_page_is_read_from_its_main_content_without_site_chrome(tmp_path):
+    languages = "".join(f'<li><a href="/{c}" hreflang="{c}">Language {c}</a></li>' for c in ("de", "fr", "ja", "zh"))
+    article = "<p>Ducks are waterfowl of the family Anatidae. They live in fresh water and sea water.</p>" * 3
+    path = tmp_path / "page.html"
+    path.write_text(
+        "<html><head><title>Duck</title></head><body>"
+        f"<div id='menu'><ul><li><a href='/'>Main page</a></li><li><a href='/r'>Random article</a></li></ul></div>"
+        f"<div role='search'>Search the site</div><main><h1>Duck</h1><ul>{languages}</ul>{article}"
+        "<ul><li>Mallard</li><li>Teal</li></ul></main>"
+        "<div role='contentinfo'>Text is available under a licence.</div></body></html>",
+        encoding="utf-8",
+    )
+    [doc] = load_file(path)
+    assert doc.metadata["title"] == "Duck"
+    assert doc.text.startswith("# Duck\n\nDucks are waterfowl")
+    assert "- Mallard\n- Teal" in doc.text
+    for gone in ("Main page", "Random article", "Search the site", "Language de", "licence"):
+        assert gone not in doc.text
+
+
+def test_html_main_holding_little_of_the_page_is_not_taken_for_it(tmp_path):
+    path = tmp_path / "page.html"
+    body = "<p>The warranty covers parts and labour for two years from the date of purchase.</p>" * 4
+    path.write_text(f"<html><body><main><p>Sign in</p></main><div>{body}</div></body></html>", encoding="utf-8")
+    [doc] = load_file(path)
+    assert "Sign in" in doc.text and "The warranty covers parts" in doc.text
+
+
+def test_real_wikipedia_page_drops_its_language_list_and_footer(shared_data):
+    [doc] = _load(shared_data, "en/files/docling_wiki_duck.html")
+    assert doc.text.startswith("# Duck")
+    assert "Duck is the common name for numerous species of waterfowl" in doc.text
+    for gone in ("Afrikaans", "Jump to content", "Privacy policy", "This page was last edited"):
+        assert gone not in doc.text
+
+
 def test_pdf_text_layer_is_loaded_per_page(tmp_path):
     path = tmp_path / "report.pdf"
     path.write_bytes(_pdf_with_text(["Quarterly report", "Revenue grew by 12 percent."]))

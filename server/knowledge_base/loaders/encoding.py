@@ -16,6 +16,8 @@ from pathlib import Path
 
 import charset_normalizer
 
+from server.knowledge_base.loaders.mojibake import repair_mojibake
+
 logger = logging.getLogger(__name__)
 
 BOMS = (  # UTF-32 first: its little-endian BOM starts with the UTF-16 one.
@@ -43,10 +45,12 @@ def decode_bytes(data: bytes, name: str = "<bytes>") -> str:
 
 
 def detect_and_decode(data: bytes, name: str = "<bytes>") -> tuple[str, str]:
-    """Return (text, encoding name) for bytes of unknown encoding."""
+    """Return (text, encoding name) for bytes of unknown encoding, with UTF-8 that was once read as
+    Latin-1 or cp1252 repaired (mojibake.py) before the text is judged."""
     from server.knowledge_base.loaders import UnreadableFile
 
     text, encoding = _detect(data, name)
+    text = repair_mojibake(text, name)
     if not _plausible_text(text):
         raise UnreadableFile(name, f"looks like binary data, not text (decoded as {encoding})")
     return text, encoding

@@ -1,4 +1,7 @@
-"""Loaders for HTML and EPUB: markup to text, headings kept as Markdown '#' lines."""
+"""Loaders for HTML and EPUB: markup to text, headings kept as Markdown '#' lines.
+
+A saved web page is read from its main content when it marks one (<main>), without the site's menus,
+search boxes, footers and lists of the page in other languages."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, ProcessingInstruction, Tag, XMLParsedAsHTMLWarning
 
 from server.knowledge_base.loaders.encoding import BOMS, detect_and_decode
+from server.knowledge_base.loaders.mojibake import repair_mojibake
 from server.knowledge_base.loaders.office import check_zip
 from server.knowledge_base.loaders.tables import render_table
 from server.knowledge_base.types import LoadedDoc, loaded_doc
@@ -20,6 +24,11 @@ _BLOCKS = {
     "blockquote", "pre", "form", "fieldset", "figure", "figcaption", "address", "hr", "body", "html",
     "center", "details", "summary", "caption", "tbody", "thead",
 }  # fmt: skip
+# Page chrome by its ARIA landmark role: menus, site banners, footers and search boxes.
+_CHROME_ROLES = re.compile(r"^(navigation|banner|contentinfo|search)$", re.I)
+# A page whose <main> (or role="main") holds at least this share of its text is read from there alone:
+# the rest is menus, language lists and footers. Below it, <main> is taken for a widget, not the page.
+MAIN_SHARE = 0.3
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9._:-]+)""", re.I)
@@ -61,13 +70,45 @@ def html_to_text(markup: str | bytes) -> tuple[str, str | None]:
         tag.decompose()
     for tag in soup.find_all(hidden=True):
         tag.decompose()
+    for tag in soup.find_all(role=_CHROME_ROLES):
+        if not tag.decomposed:
+            tag.decompose()
+    for tag in soup.find_all(["ul", "ol"]):
+        if not tag.decomposed and _language_switcher(tag):
+            tag.decompose()
     parts: list[str] = []
-    _walk(soup, parts)
+    _walk(_content_root(soup), parts)
     text = _clean("".join(parts))
     if not title:
         match = re.search(r"^#+ (.+)$", text, re.M)
         title = match.group(1) if match else None
     return text, title or None
+
+
+def _text_size(tag: Tag) -> int:
+    return sum(len(piece.strip()) for piece in tag.find_all(string=True)
+               if not isinstance(piece, (Comment, Doctype, ProcessingInstruction)))
+
+
+def _language_switcher(tag: Tag) -> bool:
+    """A list of links to the page in other languages (links with hreflang): the page's words in 100
+    languages match nothing a reader asks."""
+    items = tag.find_all("li", recursive=False)
+    linked = sum(1 for item in items if item.find("a", hreflang=True))
+    return len(items) >= 3 and linked >= 0.8 * len(items)
+
+
+def _content_root(soup: BeautifulSoup) -> Tag:
+    """The page's main content: its one <main> (or role="main") element when that holds at least
+    MAIN_SHARE of the page's text, else the whole page. A page saved from a site keeps its menus,
+    language lists and footers outside <main>; read whole, they become chunks that match any question."""
+    mains = soup.find_all(lambda tag: tag.name == "main" or str(tag.get("role", "")).lower() == "main")
+    ids = {id(tag) for tag in mains}
+    outermost = [tag for tag in mains if not any(id(parent) in ids for parent in tag.parents)]
+    if len(outermost) != 1:
+        return soup
+    total = _text_size(soup)
+    return outermost[0] if total and _text_size(outermost[0]) >= MAIN_SHARE * total else soup
 
 
 def _walk(root: Tag, out: list[str]) -> None:
@@ -121,7 +162,7 @@ def _clean(text: str) -> str:
 
 def load_html(path: Path, source: str) -> list[LoadedDoc]:
     """An HTML page as one LoadedDoc."""
-    text, title = html_to_text(decode_html(path.read_bytes(), source))
+    text, title = html_to_text(repair_mojibake(decode_html(path.read_bytes(), source), source))
     return [loaded_doc(text, source, title)]
 
 
