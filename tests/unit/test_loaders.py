@@ -171,10 +171,24 @@ def test_html_main_holding_little_of_the_page_is_not_taken_for_it(tmp_path):
     assert "Sign in" in doc.text and "The warranty covers parts" in doc.text
 
 
+def test_html_table_of_labelled_values_reads_as_label_value_lines(tmp_path):
+    path = tmp_path / "infobox.html"
+    path.write_text(
+        "<html><body><p>Ducks are birds.</p><table>"
+        "<tr><th colspan='2'>Duck</th></tr><tr><th colspan='2'>Scientific classification</th></tr>"
+        "<tr><td>Kingdom:</td><td>Animalia</td></tr><tr><td>Class:</td><td>Aves</td></tr>"
+        "<tr><th>Family</th><td>Anatidae</td></tr></table></body></html>",
+        encoding="utf-8",
+    )
+    [doc] = load_file(path)
+    assert "Duck\n\nScientific classification\n\nKingdom: Animalia\n\nClass: Aves\n\nFamily: Anatidae" in doc.text
+
+
 def test_real_wikipedia_page_drops_its_language_list_and_footer(shared_data):
     [doc] = _load(shared_data, "en/files/docling_wiki_duck.html")
     assert doc.text.startswith("# Duck")
     assert "Duck is the common name for numerous species of waterfowl" in doc.text
+    assert "Kingdom: Animalia" in doc.text
     for gone in ("Afrikaans", "Jump to content", "Privacy policy", "This page was last edited"):
         assert gone not in doc.text
 

@@ -14,7 +14,7 @@ from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, ProcessingInst
 from server.knowledge_base.loaders.encoding import BOMS, detect_and_decode
 from server.knowledge_base.loaders.mojibake import repair_mojibake
 from server.knowledge_base.loaders.office import check_zip
-from server.knowledge_base.loaders.tables import render_table
+from server.knowledge_base.loaders.tables import ROW_SEPARATOR, render_table
 from server.knowledge_base.types import LoadedDoc, loaded_doc
 
 _DROP = ("script", "style", "nav", "noscript", "template", "svg", "head", "iframe", "object", "button", "select")
@@ -145,12 +145,37 @@ def _walk(root: Tag, out: list[str]) -> None:
 
 
 def _table(table: Tag) -> str:
-    rows = []
+    rows: list[list[Tag]] = []
     for tr in table.find_all("tr"):
         if tr.find_parent("table") is not table:
             continue  # rows of nested tables are part of their cell's text
-        rows.append([cell.get_text(" ") for cell in tr.find_all(["td", "th"], recursive=False)])
-    return render_table(rows).text
+        rows.append(tr.find_all(["td", "th"], recursive=False))
+    texts = [[" ".join(cell.get_text(" ").split()) for cell in row] for row in rows]
+    if _key_value(rows, texts):
+        return ROW_SEPARATOR.join(_key_value_line(row) for row in texts if any(row))
+    return render_table(texts).text
+
+
+def _key_value(rows: list[list[Tag]], texts: list[list[str]]) -> bool:
+    """A table of labelled values (an infobox, a data sheet): no row wider than two cells, no header row
+    of two <th>, and the rows of two name their value in the first, a <th> or a label ending in a colon.
+    Read with a header row, such a table would label every value with the first row's cells."""
+    if any(len(row) > 2 for row in rows):
+        return False
+    first = next((row for row in rows if row), [])
+    if len(first) == 2 and all(cell.name == "th" for cell in first):
+        return False  # a header row over two columns ("Year", "Sales"), each row headed by its own <th>
+    pairs = [(row, text) for row, text in zip(rows, texts) if len(row) == 2 and all(text)]
+    labelled = sum(1 for row, text in pairs if row[0].name == "th" or text[0].endswith((":", "：")))
+    return len(pairs) >= 2 and labelled >= 0.8 * len(pairs)
+
+
+def _key_value_line(cells: list[str]) -> str:
+    """'label: value' for a labelled row, the text alone for a heading row of one cell."""
+    cells = [cell for cell in cells if cell]
+    if len(cells) == 2:
+        return f"{cells[0].rstrip(':：').strip()}: {cells[1]}"
+    return "; ".join(cells)
 
 
 def _clean(text: str) -> str:
