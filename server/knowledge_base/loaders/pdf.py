@@ -1,6 +1,7 @@
 """PDF loader: the text layer of each page through pypdf; OCR for pages without one and for pictures.
 
-A page whose text layer holds a ruled table is read by pdfplumber instead, the table as rows (pdf_tables.py).
+A page whose text layer holds a ruled table is read by pdfplumber instead, the table as rows (pdf_tables.py),
+and so is a page set in columns, one column after the other (pdf_columns.py); other pages keep pypdf's text.
 A page with no text layer (a scan) is rendered by poppler's pdftoppm and read by OCR; on a page that has
 text, pictures large enough to hold text are OCRed too and their text follows the page's.
 """
@@ -11,13 +12,14 @@ import logging
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 
 from pypdf import PageObject, PdfReader
 from pypdf.errors import FileNotDecryptedError, PyPdfError
 
 from server.knowledge_base.loaders.ocr import ocr_image, ocr_picture
-from server.knowledge_base.loaders.pdf_tables import tabled_pages
+from server.knowledge_base.loaders.pdf_layout import laid_out_pages
 from server.knowledge_base.loaders.tools import find_tool, run_tool
 from server.knowledge_base.types import LoadedDoc, LoadOptions, loaded_doc
 
@@ -34,6 +36,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 RUNNING_MIN_PAGES = 3
 _DIGITS = re.compile(r"\d")
 _SPACES = re.compile(r"\s+")
+_LEADING_NUMBER = re.compile(r"^#+ ")
+_TRAILING_NUMBER = re.compile(r" #+$")
 
 
 def load_pdf(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
@@ -51,10 +55,11 @@ def load_pdf(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
         raise UnreadableFile(source, f"corrupt PDF ({exc})") from exc
     title = _title(reader)
     texts = [_page_text(page, number, source) for number, page in enumerate(pages, start=1)]
-    if options.pdf_tables:
-        for number, text in tabled_pages(path, source, [n for n, t in enumerate(texts, start=1) if t]).items():
-            texts[number - 1] = text
-    texts = without_running_lines(texts)
+    with_text = [n for n, t in enumerate(texts, start=1) if t]
+    laid_out = laid_out_pages(path, source, with_text, tables=options.pdf_tables)
+    for number, page in laid_out.items():
+        texts[number - 1] = page.text
+    texts = without_running_lines(texts, [number for number, page in laid_out.items() if page.in_columns])
     ocr_texts: dict[int, str] = {}
     if options.ocr:
         ocr_texts = _ocr_pages(path, source, pages, texts, options)
@@ -79,12 +84,19 @@ def _line_key(line: str) -> str:
     return _SPACES.sub(" ", _DIGITS.sub("#", line)).strip()
 
 
-def without_running_lines(texts: list[str]) -> list[str]:
+def _unnumbered(key: str) -> str:
+    """A line key less a number it starts with, or else one it ends with: the page number of a running head."""
+    return _LEADING_NUMBER.sub("", key) if _LEADING_NUMBER.match(key) else _TRAILING_NUMBER.sub("", key)
+
+
+def without_running_lines(texts: list[str], in_columns: Collection[int] = ()) -> list[str]:
     """The page texts without their running heads and feet: lines that recur, digits aside, on at least half
     of the pages with text (and on three or more), such as "Federal Register / Vol. 85, No. 152 / ...", page
     numbers and typesetting codes. The text layer puts them wherever the page drew them, often mid-sentence,
     where they would split a sentence in two for the search and the model. A line made of two such lines run
-    together goes too."""
+    together goes too. On pages read in columns (numbers 1-based) a head goes also when it has its page
+    number at the other end: read by position, the number stands where the page shows it, not where the
+    text layer drew it."""
     pages = [t for t in texts if t]
     if len(pages) < RUNNING_MIN_PAGES:
         return texts
@@ -95,12 +107,17 @@ def without_running_lines(texts: list[str]) -> list[str]:
     if not running:
         return texts
 
-    def is_running(key: str) -> bool:
-        return key in running or any(key.startswith(r) and key[len(r):].strip() in running
-                                     for r in running if len(r) >= 20)
+    unnumbered = {_unnumbered(key) for key in running}
+    columns = set(in_columns)
 
-    return ["\n".join(line for line in text.splitlines() if not is_running(_line_key(line))).strip()
-            for text in texts]
+    def is_running(key: str, number: int) -> bool:
+        if key in running or any(key.startswith(r) and key[len(r):].strip() in running
+                                 for r in running if len(r) >= 20):
+            return True
+        return number in columns and _unnumbered(key) != key and _unnumbered(key) in unnumbered
+
+    return ["\n".join(line for line in text.splitlines() if not is_running(_line_key(line), number)).strip()
+            for number, text in enumerate(texts, start=1)]
 
 
 def _page_text(page: PageObject, number: int, source: str) -> str:
