@@ -18,6 +18,7 @@ from server.knowledge_base.loaders import load_file
 from server.knowledge_base.loaders.pdf import without_running_lines
 from server.knowledge_base.loaders.pdf_columns import Word, columns_in_order
 from server.knowledge_base.types import LoadOptions
+from tests.pdf_support import pdf_file
 
 # (font, size, x, y, text): F1 is Helvetica, F2 a CJK font (STSong-Light, UCS-2 encoded).
 Run = tuple[str, float, float, float, str]
@@ -70,17 +71,7 @@ def _pdf(runs: list[Run], drawing: str = "") -> bytes:
         b"<< /Type /FontDescriptor /FontName /STSong-Light /Flags 6 /FontBBox [0 -200 1000 900]"
         b" /ItalicAngle 0 /Ascent 880 /Descent -120 /CapHeight 880 /StemV 93 >>",
     ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return pdf_file(objects)
 
 
 def _rows_across(left: list[str], right: list[str], top: float = 700, pitch: float = 14,
