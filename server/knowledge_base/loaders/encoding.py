@@ -32,10 +32,11 @@ _MIN_COMMON_RATIO = 0.6  # share of non-ASCII characters that must be common CJK
 _CJK_PUNCT = set("，。、；：？！“”‘’（）《》〈〉【】「」『』—…·～﹏　％＃＆＊＋－／＜＝＞＠［］＿｛｝｜")
 
 
-def read_text(path: Path) -> str:
-    """Read a text file, detecting its encoding; raises UnreadableFile when no encoding fits."""
+def read_text(path: Path, name: str | None = None) -> str:
+    """Read a text file, detecting its encoding; raises UnreadableFile when no encoding fits. ``name`` is
+    the file's name in messages and logs (an upload is read from a staged copy under another name)."""
     path = Path(path)
-    return decode_bytes(path.read_bytes(), path.name)
+    return decode_bytes(path.read_bytes(), name or path.name)
 
 
 def decode_bytes(data: bytes, name: str = "<bytes>") -> str:

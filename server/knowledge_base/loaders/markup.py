@@ -42,7 +42,7 @@ def _paragraphs(text: str) -> str:
 
 def load_rst(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
     """A reStructuredText file, its section titles turned into '#' headings (levels in order of first use)."""
-    lines = read_text(path).splitlines()
+    lines = read_text(path, source).splitlines()
     styles: list[str] = []
     out: list[str] = []
     title = None
@@ -71,7 +71,7 @@ def load_org(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
     """An Org-mode file: '*' headings become '#' headings, #+TITLE names the document, other #+ lines go."""
     out: list[str] = []
     title = None
-    for line in read_text(path).splitlines():
+    for line in read_text(path, source).splitlines():
         keyword = _ORG_KEYWORD.match(line)
         if keyword:
             if keyword.group(1).upper() == "TITLE" and keyword.group(2).strip():

@@ -21,19 +21,19 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 def load_txt(path: Path, source: str) -> list[LoadedDoc]:
     """A whole text file as one LoadedDoc."""
-    return [LoadedDoc(text=read_text(path), metadata={"source": source})]
+    return [LoadedDoc(text=read_text(path, source), metadata={"source": source})]
 
 
 def load_markdown(path: Path, source: str) -> list[LoadedDoc]:
     """A whole Markdown file as one LoadedDoc; HTML comments are dropped since they never render."""
-    text = _HTML_COMMENT.sub("", read_text(path))
+    text = _HTML_COMMENT.sub("", read_text(path, source))
     match = _FIRST_HEADING.search(text)
     return [loaded_doc(text, source, match.group(1) if match else None)]
 
 
 def load_csv(path: Path, source: str) -> list[LoadedDoc]:
     """A CSV file as one LoadedDoc of 'column: value; ...' paragraphs, one per row (row 1 is the header)."""
-    text = read_text(path)
+    text = read_text(path, source)
     sample = text[:8192]
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
@@ -48,7 +48,7 @@ def load_json(path: Path, source: str) -> list[LoadedDoc]:
     from server.knowledge_base.loaders import UnreadableFile
 
     try:
-        data = json.loads(read_text(path))
+        data = json.loads(read_text(path, source))
     except json.JSONDecodeError as exc:
         raise UnreadableFile(source, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     return [LoadedDoc(text=_pretty(data), metadata={"source": source})]
@@ -59,7 +59,7 @@ def load_jsonl(path: Path, source: str) -> list[LoadedDoc]:
     from server.knowledge_base.loaders import UnreadableFile
 
     records = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(read_text(path, source).splitlines(), start=1):
         if not line.strip():
             continue
         try:
