@@ -38,12 +38,13 @@ _CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "
 
 
 def decode_html(data: bytes, name: str) -> str:
-    """Decode HTML bytes: BOM, valid UTF-8, a declared charset that really decodes, then detection."""
+    """Decode HTML bytes: BOM, valid UTF-8, a declared charset that really decodes, then detection; UTF-8
+    once read as Latin-1 or cp1252 is repaired on every path (detection repairs its own)."""
     if not any(data.startswith(bom) for bom, _ in BOMS):
         try:
             # Non-ASCII text that is valid UTF-8 by accident does not occur in practice, while
             # pages saved as UTF-8 that still declare their old charset are common.
-            return data.decode("utf-8")
+            return repair_mojibake(data.decode("utf-8"), name)
         except UnicodeDecodeError:
             pass
         head = data[:4096]
@@ -51,7 +52,7 @@ def decode_html(data: bytes, name: str) -> str:
         if match:
             label = match.group(1).decode("ascii").lower()
             try:
-                return data.decode(_CHARSET_ALIASES.get(label, label))
+                return repair_mojibake(data.decode(_CHARSET_ALIASES.get(label, label)), name)
             except (LookupError, UnicodeDecodeError):
                 pass  # a wrong declaration is common; fall back to detection
     return detect_and_decode(data, name)[0]
@@ -187,7 +188,7 @@ def _clean(text: str) -> str:
 
 def load_html(path: Path, source: str) -> list[LoadedDoc]:
     """An HTML page as one LoadedDoc."""
-    text, title = html_to_text(repair_mojibake(decode_html(path.read_bytes(), source), source))
+    text, title = html_to_text(decode_html(path.read_bytes(), source))
     return [loaded_doc(text, source, title)]
 
 
