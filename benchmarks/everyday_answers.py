@@ -60,6 +60,9 @@ CONFIGS: dict[str, dict[str, str]] = {
     "1 passage": {"CHAT__KB_PASSAGES": "1"},
     "5 passages evidence 400": {"CHAT__KB_PASSAGES": "5", "CHAT__EVIDENCE_TOKENS": "400"},
     "evidence 200": {"CHAT__EVIDENCE_TOKENS": "200"},
+    # The evidence as it was before chat.first_token_seconds cut it to the model's measured prompt speed.
+    "no first-token cut": {"CHAT__FIRST_TOKEN_SECONDS": "0"},
+    "min evidence 160": {"CHAT__MIN_EVIDENCE_TOKENS": "160"},
     "evidence 480": {"CHAT__EVIDENCE_TOKENS": "480"},
     "prompt cache": {"LLM__LOCAL__PROMPT_CACHE_MB": "1024"},
     # llama_cpp.server's own default: the logits of every prompt token.

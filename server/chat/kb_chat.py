@@ -3,7 +3,9 @@
 The ``sources`` event comes first, before the model reads anything, with the sentences of each
 passage that bear on the question (``highlights``), so the user has the evidence within a second
 even when the model is slow. The model then reads only those sentences (``chat.evidence_tokens``),
-which keeps the prompt short: on a CPU every prompt token not already cached costs time.
+which keeps the prompt short: on a CPU every prompt token not already cached costs time. With a built-in
+model, fewer of them where the model reads slowly, so that the new part of the prompt takes about
+``chat.first_token_seconds`` at the speed the model server measures (``evidence_budget``).
 
 With query rewriting (``rewrite_query``) the question's own evidence is still shown first; the search
 then runs again with a hypothetical answer the model writes, and a second ``sources`` event replaces
@@ -70,9 +72,38 @@ def with_highlights(source: Source, passage: Passage) -> Source:
     return out
 
 
+def evidence_budget(ctx: ChatContext, hits: list[SearchHit], sources: list[Source], lead: str,
+                    prompt_speed: float | None, system_tokens: int = 0) -> int:
+    """``chat.evidence_tokens``, cut so the model reads the new part of its prompt in ``chat.first_token_seconds``.
+
+    The new part is what the model has not cached: the last user message (question, passage labels and evidence)
+    and the history before it, the answer's lead, and their message framing. The system prompt is read once and
+    kept, unless a rewrite of the question came between (the model server keeps one prompt): then its
+    ``system_tokens`` count too. It applies to questions in ``chat.first_token_languages`` asked of built-in
+    models whose server says how fast they read (``prompt_speed``). The budget is in kbchat's estimate, so the
+    room left in model tokens is converted by these passages' own ratio of the two counts. It never falls below ``chat.min_evidence_tokens``.
+    """
+    chat = ctx.settings.chat
+    wanted = chat.evidence_tokens
+    if (wanted <= 0 or chat.first_token_seconds <= 0 or not prompt_speed or not ctx.llm.config.builtin
+            or ctx.lang not in chat.first_token_languages):
+        return wanted
+    frame = ctx.render(ctx.localized(KB_QUESTION_TEMPLATE, default=KB_QUESTION_DEFAULT), context="",
+                       question=ctx.question)
+    labels = "".join(f"[{s['index']}] {title_of(s, hit.metadata)}\n" for s, hit in zip(sources, hits))
+    history = sum(ctx.count(m["content"]) + MESSAGE_OVERHEAD for m in ctx.history)
+    fixed = ctx.count(frame) + ctx.count(labels) + ctx.count(lead) + history + system_tokens + 2 * MESSAGE_OVERHEAD
+    room = prompt_speed * chat.first_token_seconds - fixed
+    texts = [hit.text for hit in hits]
+    model_tokens = sum(ctx.count(t) for t in texts)
+    ratio = sum(approx_token_count(t) for t in texts) / model_tokens if model_tokens else 1.0
+    return max(min(chat.min_evidence_tokens, wanted), min(wanted, int(room * ratio)))
+
+
 def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template: str,
-                    similarities: list[list[float] | None] | None = None) -> list[Passage]:
-    """The sentences the model reads: ``chat.evidence_tokens`` of them, or whole passages when it is 0.
+                    similarities: list[list[float] | None] | None = None, wanted: int | None = None) -> list[Passage]:
+    """The sentences the model reads: ``wanted`` tokens of them (``chat.evidence_tokens`` unless given), or whole
+    passages when it is 0.
 
     ``similarities``: each passage's sentence cosines with the question (``sentence_similarities``).
     Whole passages that overflow the model's window fall back to choosing sentences within it.
@@ -81,7 +112,7 @@ def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template:
     its counts the same budget held 1.7 times the text, and the laws were answered worse (see the README).
     """
     room = ctx.budget - ctx.count(template) - ctx.count(ctx.question) - 3 * MESSAGE_OVERHEAD
-    wanted = ctx.settings.chat.evidence_tokens
+    wanted = ctx.settings.chat.evidence_tokens if wanted is None else wanted
     budget = max(1, min(wanted, room)) if wanted > 0 else 0
     weight = ctx.settings.chat.evidence_meaning_weight
     passages = choose(question, texts, budget, approx_token_count, similarities, weight)
@@ -111,7 +142,16 @@ def _ids(evidence: _Evidence) -> list[str]:
     return [hit.doc_id for hit in evidence.hits]
 
 
-async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, template: str) -> _Evidence:
+@dataclass(frozen=True)
+class _Reading:
+    """How fast the model reads prompts (None: unknown) and how many system prompt tokens it reads anew."""
+
+    prompt_speed: float | None = None
+    system_tokens: int = 0
+
+
+async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, template: str,
+                reading: _Reading = _Reading()) -> _Evidence:
     """Search with ``query`` and choose the evidence sentences for ``question`` in what was found."""
     request, chat = ctx.request, ctx.settings.chat
     kb = ctx.knowledge_bases()
@@ -124,9 +164,18 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
     similarities = None
     if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0:
         similarities = await anyio.to_thread.run_sync(kb.sentence_similarities, question, hits)
-    passages = choose_evidence(ctx, question, texts, template, similarities)
-    sources = [with_highlights(kb_source(i, hit, kb_name), p) for i, (hit, p) in enumerate(zip(hits, passages), 1)]
+    sources = [kb_source(i, hit, kb_name) for i, hit in enumerate(hits, 1)]
+    wanted = evidence_budget(ctx, hits, sources, _lead(ctx), reading.prompt_speed, reading.system_tokens)
+    if wanted != chat.evidence_tokens:
+        ctx.meta["evidence_tokens"] = wanted
+    passages = choose_evidence(ctx, question, texts, template, similarities, wanted)
+    sources = [with_highlights(source, p) for source, p in zip(sources, passages)]
     return _Evidence(hits, passages, sources)
+
+
+def _lead(ctx: ChatContext) -> str:
+    """The first words of the answer handed to the model (``chat.answer_lead``), or none."""
+    return ctx.localized(ANSWER_LEAD_TEMPLATE, default="") if ctx.settings.chat.answer_lead else ""
 
 
 async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -> bool:
@@ -166,14 +215,18 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         raise InvalidInput("knowledge-base chat needs kb_name")
     ctx.meta["kb_name"] = kb_name
     chat = ctx.settings.chat
+    prompt_speed = await ctx.llm.prompt_speed()
     hyde = request.rewrite_query
     if hyde is None:
-        hyde = rewrites_by_default(ctx.settings, ctx.llm.config.builtin, await ctx.llm.prompt_speed())
+        hyde = rewrites_by_default(ctx.settings, ctx.llm.config.builtin, prompt_speed)
     if ctx.history:
         yield events.status("rewriting")
     question = await _standalone(ctx)
     template = ctx.template(chat.kb_prompt_template)
-    found = await _find(ctx, kb_name, question, question, template)
+    # A rewrite (of a follow-up, or HyDE) displaces the cached system prompt from the model server.
+    rewrites = bool(ctx.history) or hyde
+    reading = _Reading(prompt_speed, ctx.count(ctx.render(template, kb=kb_name)) if rewrites else 0)
+    found = await _find(ctx, kb_name, question, question, template, reading)
     if found.sources or not hyde:
         # Evidence first: what the question finds is shown before any model time is spent on it.
         yield events.sources(found.sources)
@@ -189,7 +242,7 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         yield events.status("rewriting")
         query = await with_hypothetical_answer(ctx, question)
         ctx.meta["search_query"] = query
-        better = await _find(ctx, kb_name, query, question, template)
+        better = await _find(ctx, kb_name, query, question, template, reading)
         if better.hits and _ids(better) != _ids(found):
             found = better
             yield events.sources(found.sources)
@@ -208,6 +261,5 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
             yield event
         return
     messages = ctx.messages(ctx.render(template, kb=kb_name), _question_with_passages(ctx, sources, hits, passages))
-    lead = ctx.localized(ANSWER_LEAD_TEMPLATE, default="") if chat.answer_lead else ""
-    async for event in ctx.answer(messages, lead=lead):
+    async for event in ctx.answer(messages, lead=_lead(ctx)):
         yield event

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -32,6 +33,8 @@ T = TypeVar("T")
 
 # Seconds to wait for the bundled model server to say how busy it is; a status line is not worth more.
 QUEUE_TIMEOUT = 1.0
+# Seconds a known prompt speed is kept before the model server is asked again (it follows recent prompts).
+SPEED_REFRESH_S = 15.0
 
 
 def _status_message(exc: openai.APIStatusError) -> str:
@@ -62,6 +65,7 @@ class OpenAICompatibleModel(ChatModel):
         )
         self._http: httpx.AsyncClient | None = None  # for the bundled server's queue, made on first use
         self._prompt_speed: float | None = None
+        self._prompt_speed_at: float | None = None
 
     # ---- error mapping -------------------------------------------------------------------------
 
@@ -223,12 +227,17 @@ class OpenAICompatibleModel(ChatModel):
         return queue_depth_of(await self._bundled_status(QUEUE_PATH))
 
     async def prompt_speed(self) -> float | None:
-        """The bundled model server's proxy answers GET /speed with what it timed at start-up; once known, the
-        figure is kept, so a server too busy to answer in time does not change it."""
-        if self._prompt_speed is None:
+        """The bundled model server's proxy answers GET /speed: tokens/s over the model's recent prompts, or as
+        timed at start-up. Once known, it is asked again at most every ``SPEED_REFRESH_S`` seconds, and a server
+        too busy to answer in time leaves the last figure in place."""
+        now = time.monotonic()
+        if self._prompt_speed_at is None or now - self._prompt_speed_at >= SPEED_REFRESH_S:
             body = await self._bundled_status(SPEED_PATH)
             value = body.get("prompt_tokens_per_s") if body else None
-            self._prompt_speed = float(value) if isinstance(value, int | float) else None
+            if isinstance(value, int | float) and value > 0:
+                self._prompt_speed = float(value)
+            if self._prompt_speed is not None:
+                self._prompt_speed_at = now
         return self._prompt_speed
 
     async def aclose(self) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from tests.fakes.fake_openai import FakeOpenAI
 
-__all__ = ["fake_openai", "free_port", "smollm2_server", "SmolLM2Server"]
+__all__ = ["fake_openai", "free_port", "proxied", "smollm2_server", "SmolLM2Server"]
 
 
 def free_port() -> int:
@@ -24,6 +25,28 @@ def fake_openai() -> Iterator[FakeOpenAI]:
     """A running FakeOpenAI server; script it with queue(), queue_error(), ..."""
     with FakeOpenAI() as server:
         yield server
+
+
+@pytest.fixture
+def proxied(fake_openai: FakeOpenAI) -> Iterator[Callable[..., tuple[Any, str]]]:
+    """Start the model server's queueing proxy (max_queue chosen by the test) in front of the fake server;
+    returns (proxy, its base URL without /v1)."""
+    from server.llm.local.proxy import QueueProxy, serve_in_thread
+
+    started = []
+
+    def start(max_queue: int, upstream: str | None = None, access_check=None) -> tuple[QueueProxy, str]:
+        proxy = QueueProxy(upstream or fake_openai.base_url.removesuffix("/v1"), max_queue, access_check=access_check)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server, thread = serve_in_thread(proxy, sock, name="test-proxy")
+        started.append((server, thread))
+        return proxy, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for server, thread in started:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 class SmolLM2Server:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 
 import httpx
@@ -12,29 +11,9 @@ import pytest
 
 from configs import Settings
 from server.auth import check_access
-from server.llm.local.proxy import QueueProxy, serve_in_thread
 from tests.fakes.fixtures import free_port
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-
-
-@pytest.fixture
-def proxied(fake_openai):
-    """Start a proxy (max_queue chosen by the test) forwarding to the fake server."""
-    started = []
-
-    def start(max_queue: int, upstream: str | None = None, access_check=None) -> tuple[QueueProxy, str]:
-        proxy = QueueProxy(upstream or fake_openai.base_url.removesuffix("/v1"), max_queue, access_check=access_check)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        server, thread = serve_in_thread(proxy, sock, name="test-proxy")
-        started.append((server, thread))
-        return proxy, f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    yield start
-    for server, thread in started:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 async def wait_for(predicate, timeout: float = 5.0) -> None:

@@ -7,13 +7,19 @@ Without ``--extra-buffers`` llama.cpp is told not to repack weights into extra b
 llama-cpp-python built natively on a CPU with AMX routes matrix products through the AMX
 kernels, which crash with SIGSEGV on some virtual machines. With ``--adaptive-threads`` the model uses
 ``--n_threads`` threads while the other processes are quiet and one while they are busy (``threads.py``).
+With ``KBCHAT_PROMPT_TIMING_FILE`` set, every prompt the model reads is timed into that file
+(``prompt_timing.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
+
+from server.llm.local.prompt_timing import TIMING_FILE_ENV, install as time_prompts
 
 
 def disable_extra_buffers() -> None:
@@ -44,6 +50,9 @@ def main(argv: list[str]) -> None:
     args = argv[argv.index("--") + 1 :] if "--" in argv else [a for a in argv if a not in FLAGS]
     if "--extra-buffers" not in flags:
         disable_extra_buffers()
+    if os.environ.get(TIMING_FILE_ENV):
+        # Installed first, so the thread governor's own wait before a prompt is not timed with it.
+        time_prompts(Path(os.environ[TIMING_FILE_ENV]))
     if "--adaptive-threads" in flags:
         from server.llm.local.threads import install
 

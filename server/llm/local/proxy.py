@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import AppError
+from server.llm.local.prompt_timing import read_prompt_speed
 from server.llm.local.speed import PromptSpeed
 from server.llm.local.status import QUEUE_PATH, SPEED_PATH
 
@@ -52,6 +54,8 @@ class QueueProxy:
         self.waiting = 0
         self.active = 0
         self.prompt_speed: PromptSpeed | None = None
+        # Where the model process writes how fast it read its recent prompts (prompt_timing.py).
+        self.timing_file: Path | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -119,6 +123,18 @@ class QueueProxy:
             return exc
         return None
 
+    def speed_report(self) -> dict[str, Any]:
+        """``GET /speed``: prompt tokens/s over the model's recent prompts, else as timed at start-up."""
+        start_up = self.prompt_speed
+        recent = read_prompt_speed(self.timing_file)
+        speed = recent if recent is not None else (start_up.tokens_per_s if start_up else None)
+        return {
+            "prompt_tokens_per_s": round(speed, 1) if speed is not None else None,
+            "measured_on": "recent prompts" if recent is not None else "start-up" if start_up else None,
+            "start_up_tokens_per_s": round(start_up.tokens_per_s, 1) if start_up else None,
+            "prompt_tokens": start_up.prompt_tokens if start_up else None,
+        }
+
     async def _handle(self, scope: Scope, body: bytes, send: Send) -> None:
         path = scope["path"]
         refusal = self._refusal(scope)
@@ -130,11 +146,7 @@ class QueueProxy:
             await self._json(send, 200, {"active": self.active, "waiting": self.waiting, "max_queue": self.max_queue})
             return
         if scope["method"] == "GET" and path == SPEED_PATH:
-            speed = self.prompt_speed
-            await self._json(send, 200, {
-                "prompt_tokens": speed.prompt_tokens if speed else None,
-                "prompt_tokens_per_s": round(speed.tokens_per_s, 1) if speed else None,
-            })  # fmt: skip
+            await self._json(send, 200, self.speed_report())
             return
         if scope["method"] != "POST" or path not in GATED_PATHS:
             await self._forward(scope, body, send)

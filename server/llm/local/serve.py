@@ -4,7 +4,8 @@ The model process (``python -m server.llm.local.llama_server``, i.e. llama_cpp.s
 on a private loopback port; the proxy listens on ``settings.llm.local.host:port`` and lets
 one generation through at a time. Start-up waits until the model answers ``GET /v1/models``
 and fails loudly, with the tail of the model process's output, if it exits or times out; then it
-times one prompt (speed.py), which the proxy reports at ``GET /speed``.
+times one prompt (speed.py). The model process times every prompt it reads after that
+(prompt_timing.py), and the proxy reports the latest figure at ``GET /speed``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -33,6 +35,7 @@ from server.llm.local.assemble import Progress, ensure_weights
 from server.llm.local.builtin import BuiltinModel
 from server.llm.local.cpu import use_extra_buffers
 from server.llm.local.llama_server import KBCHAT_LOG_PREFIX
+from server.llm.local.prompt_timing import TIMING_FILE_ENV
 from server.llm.local.proxy import QueueProxy, serve_in_thread
 from server.llm.local.speed import measure_prompt_speed
 
@@ -87,6 +90,7 @@ class ModelServer:
         self._uvicorn: uvicorn.Server | None = None
         self._proxy_thread: threading.Thread | None = None
         self.load_seconds = 0.0
+        self._run_dir: tempfile.TemporaryDirectory[str] | None = None
 
     @classmethod
     def for_builtin(cls, settings: Settings, model: BuiltinModel, progress: Progress | None = None) -> "ModelServer":
@@ -184,10 +188,14 @@ class ModelServer:
         # programs share the cores, spinning threads starve each other and generation slows ~10x.
         if self.local.omp_wait_policy != "inherit":
             env["OMP_WAIT_POLICY"] = self.local.omp_wait_policy
+        if self.proxy.timing_file is not None:
+            env[TIMING_FILE_ENV] = str(self.proxy.timing_file)
         return env
 
     def _start_backend(self) -> None:
         self.backend_port = _free_loopback_port()
+        self._run_dir = tempfile.TemporaryDirectory(prefix="kbchat-model-")
+        self.proxy.timing_file = Path(self._run_dir.name) / "prompt_timing.json"
         env = self.backend_env(os.environ)
         logger.info("starting model process for %s (%s)", self.alias, self.gguf)
         self.process = subprocess.Popen(
@@ -274,6 +282,9 @@ class ModelServer:
                 process.wait(timeout=timeout)
         if self._reader is not None:
             self._reader.join(timeout=2)
+        if self._run_dir is not None:
+            self._run_dir.cleanup()
+            self._run_dir = None
 
     def __enter__(self) -> "ModelServer":
         self.start()

@@ -1,0 +1,73 @@
+"""chat.first_token_seconds: a built-in model that reads prompts slowly gets fewer evidence sentences.
+
+The model is a fake behind the real queueing proxy, configured as the bundled SmolLM2 would be, so the chat
+adapter asks the proxy's GET /speed as it does in production; the proxy reports the speed the test sets.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from configs import Settings
+from server.llm.local.assemble import ensure_weights
+from server.llm.local.builtin import BUILTIN_MODELS
+from server.llm.local.speed import PromptSpeed
+from server.services import build_services
+from tests.chat_support import collect
+
+MANUAL = " ".join(
+    f"Step {n}: check that the {part} is clean and tight before the engine is started." for n, part in enumerate(
+        ["oil filter", "fuel line", "spark plug", "air intake", "propeller bolt", "exhaust clamp", "battery lead",
+         "cooling fin", "throttle cable", "magneto switch", "carburettor bowl", "starter ring"], 1)
+)
+QUESTION = "What should I check before starting the engine?"
+
+
+@pytest.fixture
+def ask(fake_openai, proxied, tmp_path):
+    """Ask the question of a one-file KB with the model reading ``speed`` prompt tokens/s; returns
+    (highlighted sentences, the user message the model got, the stored answer's metadata)."""
+    proxy, url = proxied(2)
+    ensure_weights(BUILTIN_MODELS["smollm2-135m"], tmp_path / "models")
+
+    def run(speed: float, first_token_seconds: float, languages: tuple[str, ...] = ("en",)
+            ) -> tuple[list[str], str, dict]:
+        proxy.prompt_speed = PromptSpeed(prompt_tokens=150, tokens_per_s=speed)
+        settings = Settings(
+            paths={"data_root": tmp_path / f"data-{speed}-{first_token_seconds}-{'-'.join(languages)}", "model_dir": tmp_path / "models"},
+            llm={"default_model": "local",
+                 "models": {"local": {"kind": "openai_compatible", "builtin": "smollm2-135m"}},
+                 "local": {"port": int(url.rsplit(":", 1)[1])}},
+            chat={"llm_titles": False, "rewrite_query": False, "answer_lead": False, "refuse_unsupported": False,
+                  "first_token_seconds": first_token_seconds, "first_token_languages": list(languages)},
+        )
+        services = build_services(settings)
+        services.kb.create_kb("engine")
+        services.kb.add_files("engine", [("manual.txt", MANUAL.encode())])
+        fake_openai.queue("Check the oil filter [1].")
+        events = collect(services, mode="kb", query=QUESTION, kb_name="engine", top_k=1)
+        sources = next(e for e in events if e["type"] == "sources")["sources"]
+        marked = [sources[0]["text"][a:b] for a, b in sources[0]["highlights"]]
+        user = fake_openai.requests[-1]["messages"][-1]["content"]
+        done = next(e for e in events if e["type"] == "done")
+        return marked, user, done
+
+    return run
+
+
+def test_a_slow_model_reads_fewer_evidence_sentences_and_a_fast_one_all_it_may(ask):
+    fast, fast_prompt, _ = ask(10_000.0, 5.0)
+    slow, slow_prompt, _ = ask(10.0, 5.0)  # 50 tokens in 5 s: the floor of a sentence or two
+    uncut, uncut_prompt, _ = ask(10.0, 0.0)  # the cut switched off
+    assert len(fast) == len(uncut) >= 4
+    assert fast_prompt == uncut_prompt
+    assert 1 <= len(slow) <= len(fast) / 2
+    assert len(slow_prompt) < len(fast_prompt) - sum(len(s) for s in fast) / 2
+    # What the model reads is what the user sees highlighted, and the question is always in it.
+    assert all(sentence in slow_prompt for sentence in slow) and QUESTION in slow_prompt
+
+
+def test_questions_in_other_languages_keep_all_their_evidence(ask):
+    fast, fast_prompt, _ = ask(10_000.0, 5.0)
+    slow_zh_only, prompt, _ = ask(10.0, 5.0, ("zh",))  # an English question: not cut
+    assert slow_zh_only == fast and prompt == fast_prompt
