@@ -81,7 +81,8 @@ def evidence_budget(ctx: ChatContext, hits: list[SearchHit], sources: list[Sourc
     kept, unless a rewrite of the question came between (the model server keeps one prompt): then its
     ``system_tokens`` count too. It applies to questions in ``chat.first_token_languages`` asked of built-in
     models whose server says how fast they read (``prompt_speed``). The budget is in kbchat's estimate, so the
-    room left in model tokens is converted by these passages' own ratio of the two counts. It never falls below ``chat.min_evidence_tokens``.
+    room left in model tokens is converted by these passages' own ratio of the two counts. It never falls below
+    ``chat.min_evidence_tokens``.
     """
     chat = ctx.settings.chat
     wanted = chat.evidence_tokens
@@ -136,6 +137,7 @@ class _Evidence:
     hits: list[SearchHit]
     passages: list[Passage]
     sources: list[Source]
+    evidence_tokens: int = 0  # the budget the sentences were chosen with (evidence_budget)
 
 
 def _ids(evidence: _Evidence) -> list[str]:
@@ -166,11 +168,9 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
         similarities = await anyio.to_thread.run_sync(kb.sentence_similarities, question, hits)
     sources = [kb_source(i, hit, kb_name) for i, hit in enumerate(hits, 1)]
     wanted = evidence_budget(ctx, hits, sources, _lead(ctx), reading.prompt_speed, reading.system_tokens)
-    if wanted != chat.evidence_tokens:
-        ctx.meta["evidence_tokens"] = wanted
     passages = choose_evidence(ctx, question, texts, template, similarities, wanted)
     sources = [with_highlights(source, p) for source, p in zip(sources, passages)]
-    return _Evidence(hits, passages, sources)
+    return _Evidence(hits, passages, sources, wanted)
 
 
 def _lead(ctx: ChatContext) -> str:
@@ -254,6 +254,8 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         yield events.delta(ctx.render(no_match, kb=kb_name, threshold=f"{threshold:g}"))
         return
     hits, passages, sources = found.hits, found.passages, found.sources
+    if found.evidence_tokens != chat.evidence_tokens:
+        ctx.meta["evidence_tokens"] = found.evidence_tokens
     if "{context}" in template:
         # A template of the older layout: passages in the system prompt, the question after them.
         system, _ = fit_passages(ctx, template, [(s, p.excerpt()) for s, p in zip(sources, passages)], kb=kb_name)

@@ -194,7 +194,8 @@ class ModelServer:
 
     def _start_backend(self) -> None:
         self.backend_port = _free_loopback_port()
-        self._run_dir = tempfile.TemporaryDirectory(prefix="kbchat-model-")
+        if self._run_dir is None:
+            self._run_dir = tempfile.TemporaryDirectory(prefix="kbchat-model-")
         self.proxy.timing_file = Path(self._run_dir.name) / "prompt_timing.json"
         env = self.backend_env(os.environ)
         logger.info("starting model process for %s (%s)", self.alias, self.gguf)
