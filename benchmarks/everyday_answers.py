@@ -63,6 +63,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     # The evidence as it was before chat.first_token_seconds cut it to the model's measured prompt speed.
     "no first-token cut": {"CHAT__FIRST_TOKEN_SECONDS": "0"},
     "min evidence 160": {"CHAT__MIN_EVIDENCE_TOKENS": "160"},
+    # The model server's threads as they were before adaptive threads with a brief spin became the default.
+    "passive threads": {"LLM__LOCAL__OMP_WAIT_POLICY": "PASSIVE", "LLM__LOCAL__ADAPTIVE_THREADS": "false"},
     "evidence 480": {"CHAT__EVIDENCE_TOKENS": "480"},
     "prompt cache": {"LLM__LOCAL__PROMPT_CACHE_MB": "1024"},
     # llama_cpp.server's own default: the logits of every prompt token.

@@ -3,14 +3,16 @@
 Run through ``python -m benchmarks.everyday --evidence``. For each question whose top ``chat.kb_passages``
 passages (default search) include one holding the gold evidence, the sentences are chosen as KB chat
 chooses them (``server.chat.evidence.choose``, ``chat.evidence_tokens`` budget, the sentences' cosines
-from ``sentence_similarities``) at several ``chat.evidence_meaning_weight`` values; a question counts
-when the chosen text holds the evidence's first 12 characters (normalised), so an evidence that runs
-over a sentence end still counts.
+from ``sentence_similarities``) at several ``chat.evidence_meaning_weight`` values, then at the smaller
+budgets a slow model's first-token cut leaves. A question counts when the chosen text holds the
+evidence's first 12 characters (normalised), so an evidence that runs over a sentence end still counts;
+"an answer held" when it holds one of the short answers.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.common import print_table
@@ -22,32 +24,57 @@ from server.llm.tokens import approx_token_count
 logger = logging.getLogger("benchmarks.everyday_evidence")
 
 WEIGHTS = (0.0, 1.0, 2.0, 4.0)
+# Budgets a slow model's first-token cut leaves (chat.first_token_seconds).
+CUT_BUDGETS = (160, 100, 60)
 PREFIX = 12
 
 
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    budget: int
+    weight: float
+
+
+def variants(budget: int, weight: float) -> list[Variant]:
+    """The meaning weights at the default budget, then the smaller budgets at the default weight."""
+    out = [Variant(f"budget {budget}, weight {w:g}", budget, w) for w in WEIGHTS]
+    return out + [Variant(f"budget {cut}, weight {weight:g}", cut, weight) for cut in CUT_BUDGETS]
+
+
 def run(manager: Any, set_names: list[str], splits: list[str], limit: int | None) -> dict[str, Any]:
-    budget, passages = manager.settings.chat.evidence_tokens, manager.settings.chat.kb_passages
+    chat = manager.settings.chat
+    studied = variants(chat.evidence_tokens, chat.evidence_meaning_weight)
     rows, runs = [], []
     for name in set_names:
         build_kb(manager, SETS[name])
         for split in splits:
             asked = 0
-            held = dict.fromkeys(WEIGHTS, 0)
+            held = {v: [0, 0, 0] for v in studied}  # evidence held, an answer held, tokens
             for question in load_questions(SETS[name], split)[:limit]:
-                hits = manager.search(name, question.question, top_k=passages)
+                hits = manager.search(name, question.question, top_k=chat.kb_passages)
                 if not any(question.is_hit(h.metadata.get("source"), h.text) for h in hits):
                     continue
                 asked += 1
                 similarities = manager.sentence_similarities(question.question, hits)
                 wanted = normalise(question.evidence or "")[:PREFIX]
-                for weight in WEIGHTS:
-                    chosen = choose(question.question, [h.text for h in hits], budget, approx_token_count,
-                                    similarities, weight)
-                    held[weight] += wanted in normalise("".join(p.excerpt() for p in chosen))
-            shares = {w: round(held[w] / asked, 3) if asked else None for w in WEIGHTS}
-            runs.append({"set": name, "split": split, "questions_with_gold_retrieved": asked,
-                         "evidence_held_by_meaning_weight": shares})
-            rows.append([name, split, asked, *shares.values()])
+                answers = [normalise(a) for a in question.answers]
+                for v in studied:
+                    chosen = choose(question.question, [h.text for h in hits], v.budget, approx_token_count,
+                                    similarities, v.weight)
+                    text = "".join(p.excerpt() for p in chosen)
+                    held[v][0] += wanted in normalise(text)
+                    held[v][1] += any(a in normalise(text) for a in answers)
+                    held[v][2] += approx_token_count(text)
+            for v in studied:
+                share = [round(x / asked, 3) if asked else None for x in held[v][:2]]
+                tokens = round(held[v][2] / asked) if asked else None
+                runs.append({"set": name, "split": split, "variant": v.label, "budget": v.budget,
+                             "meaning_weight": v.weight,
+                             "questions_with_gold_retrieved": asked, "evidence_held": share[0],
+                             "answer_held": share[1], "evidence_tokens_mean": tokens})
+                rows.append([name, split, asked, v.label, *share, tokens])
     table = print_table("Chosen evidence holds the gold (questions whose gold passage was retrieved)",
-                        ["set", "split", "questions", *(f"weight {w:g}" for w in WEIGHTS)], rows)
+                        ["set", "split", "questions", "variant", "evidence held", "an answer held",
+                         "tokens mean"], rows)
     return {"evidence": runs, "tables": table}

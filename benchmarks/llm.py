@@ -1,7 +1,8 @@
 """Model serving: time to first token and tokens/s of each built-in model, direct and through kbchat.
 
     python -m benchmarks.llm [--quick] [--models smollm2-135m,qwen2.5-coder-1.5b] [--out PATH]
-                             [--wait-only | --serving-only] [--no-openmp-llama DIR]
+                             [--wait-only [--wait-settings "1 thread;2 threads, OMP"]] [--serving-only]
+                             [--no-openmp-llama DIR]
 
 For each installed built-in model, in one run and with the same prompts, greedy decoding and the
 same n_ctx / threads as `kbchat llm serve`:
@@ -78,22 +79,25 @@ WAIT_VARIANTS: tuple[WaitVariant, ...] = (
     ("2 threads, 1 while other processes are busy (adaptive_threads)", {}, 2, ("--adaptive-threads",)),
     ("adaptive_threads with OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, 2, ("--adaptive-threads",)),
 )
+# One busy process, which also stops when the benchmark is killed before it can stop it.
+BUSY_LOOP = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
 # A KB-sized prompt (about 450 tokens) for the prompt reading speed of each setting.
 LONG_PROMPT = " ".join(PROMPTS[:5] * 6)
 
 
-def wait_variants(no_openmp: Path | None) -> list[WaitVariant]:
+def wait_variants(no_openmp: Path | None, only: tuple[str, ...] = ()) -> list[WaitVariant]:
     """The thread settings studied; with ``no_openmp``, a folder holding a llama_cpp package built with
-    ``CMAKE_ARGS=-DGGML_OPENMP=OFF`` (``pip install --no-deps --target DIR <wheel>``), that build too."""
+    ``CMAKE_ARGS=-DGGML_OPENMP=OFF`` (``pip install --no-deps --target DIR <wheel>``), that build too.
+    ``only``: the settings whose labels begin with one of these (all when empty)."""
     variants = list(WAIT_VARIANTS)
     if no_openmp is not None:
         path = os.pathsep.join([str(no_openmp), str(REPO_ROOT)])
         variants.append(("2 threads, llama.cpp built without OpenMP", {"PYTHONPATH": path}, 2, ()))
-    return variants
+    return [v for v in variants if not only or v[0].startswith(only)]
 
 
 def wait_policy_study(gguf: Path, name: str, settings: Any, work: Path, count, max_tokens: int,
-                      no_openmp: Path | None = None) -> list[dict]:
+                      no_openmp: Path | None = None, only: tuple[str, ...] = ()) -> list[dict]:
     """Decode and prompt speed of bare llama_cpp.server per thread setting, as the machine is and beside one
     more busy process.
 
@@ -103,9 +107,9 @@ def wait_policy_study(gguf: Path, name: str, settings: Any, work: Path, count, m
     """
     rows = []
     for busy in (False, True):
-        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        hog = subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) if busy else None
         try:
-            for label, env, threads, flags in wait_variants(no_openmp):
+            for label, env, threads, flags in wait_variants(no_openmp, only):
                 port = free_port()
                 cmd = [sys.executable, "-m", "server.llm.local.llama_server", *flags, "--", "--model", str(gguf),
                        "--model_alias", name, "--host", "127.0.0.1", "--port", str(port),
@@ -192,10 +196,12 @@ def _token_counter(gguf: Path) -> Callable[[str], int]:
     return lambda text: len(counter.tokenize(text.encode(), add_bos=False))
 
 
-def measure_wait_policies(name: str, quick: bool, work: Path, no_openmp: Path | None) -> dict[str, Any]:
+def measure_wait_policies(name: str, quick: bool, work: Path, no_openmp: Path | None,
+                          only: tuple[str, ...] = ()) -> dict[str, Any]:
     """The thread-setting study alone (``--wait-only``)."""
     settings, gguf = _model(name)
-    rows = wait_policy_study(gguf, name, settings, work, _token_counter(gguf), 32 if quick else 64, no_openmp)
+    rows = wait_policy_study(gguf, name, settings, work, _token_counter(gguf), 32 if quick else 64, no_openmp,
+                             only)
     return {"model": name, "gguf": str(gguf), "paths": {}, "prompt_eval_tok_s": {}, "wait_policy": rows}
 
 
@@ -305,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serving-only", action="store_true", help="skip the thread-setting study")
     parser.add_argument("--no-openmp-llama", type=Path, default=None,
                         help="folder with a llama_cpp package built without OpenMP, studied as one more setting")
+    parser.add_argument("--wait-settings", default="",
+                        help="';'-separated beginnings of the thread settings' labels to study (default: all)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     names, missing = installed_models(args.models.split(",") if args.models else None)
@@ -316,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             logger.info("measuring %s", name)
             if args.wait_only:
-                results.append(measure_wait_policies(name, args.quick, work / name, args.no_openmp_llama))
+                only = tuple(x.strip() for x in args.wait_settings.split(";") if x.strip())
+                results.append(measure_wait_policies(name, args.quick, work / name, args.no_openmp_llama, only))
             else:
                 results.append(measure_model(name, args.quick, work / name, args.no_openmp_llama,
                                              wait_study=not args.serving_only))

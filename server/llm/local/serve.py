@@ -186,7 +186,9 @@ class ModelServer:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         # llama.cpp's OpenMP threads spin while waiting by default; when the API, embeddings or other
         # programs share the cores, spinning threads starve each other and generation slows ~10x.
-        if self.local.omp_wait_policy != "inherit":
+        if self.local.omp_wait_policy == "brief":
+            env.pop("OMP_WAIT_POLICY", None)
+        elif self.local.omp_wait_policy != "inherit":
             env["OMP_WAIT_POLICY"] = self.local.omp_wait_policy
         if self.proxy.timing_file is not None:
             env[TIMING_FILE_ENV] = str(self.proxy.timing_file)
