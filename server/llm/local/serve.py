@@ -184,8 +184,10 @@ class ModelServer:
         """The model process's environment: ``environ`` plus the project on PYTHONPATH and the wait policy."""
         env = dict(environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-        # llama.cpp's OpenMP threads spin while waiting by default; when the API, embeddings or other
-        # programs share the cores, spinning threads starve each other and generation slows ~10x.
+        # llama.cpp's OpenMP threads spin while waiting unless told otherwise; when the API, embeddings or
+        # other programs share the cores, spinning threads starve each other and generation slows ~10x. The
+        # default, brief, leaves the runtime's short spin (OMP_WAIT_POLICY unset, whatever the parent set) to go
+        # with adaptive threads, which drop to one thread while another process is busy.
         if self.local.omp_wait_policy == "brief":
             env.pop("OMP_WAIT_POLICY", None)
         elif self.local.omp_wait_policy != "inherit":
