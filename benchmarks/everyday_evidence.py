@@ -12,6 +12,7 @@ evidence's first 12 characters (normalised), so an evidence that runs over a sen
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,7 @@ def run(manager: Any, set_names: list[str], splits: list[str], limit: int | None
         build_kb(manager, SETS[name])
         for split in splits:
             asked = 0
-            held = {v: [0, 0, 0] for v in studied}  # evidence held, an answer held, tokens
+            held: dict[Variant, Counter[str]] = {v: Counter() for v in studied}
             for question in load_questions(SETS[name], split)[:limit]:
                 hits = manager.search(name, question.question, top_k=chat.kb_passages)
                 if not any(question.is_hit(h.metadata.get("source"), h.text) for h in hits):
@@ -63,12 +64,12 @@ def run(manager: Any, set_names: list[str], splits: list[str], limit: int | None
                     chosen = choose(question.question, [h.text for h in hits], v.budget, approx_token_count,
                                     similarities, v.weight)
                     text = "".join(p.excerpt() for p in chosen)
-                    held[v][0] += wanted in normalise(text)
-                    held[v][1] += any(a in normalise(text) for a in answers)
-                    held[v][2] += approx_token_count(text)
+                    norm = normalise(text)
+                    held[v].update(evidence=wanted in norm, answer=any(a in norm for a in answers),
+                                   tokens=approx_token_count(text))
             for v in studied:
-                share = [round(x / asked, 3) if asked else None for x in held[v][:2]]
-                tokens = round(held[v][2] / asked) if asked else None
+                share = [round(held[v][k] / asked, 3) if asked else None for k in ("evidence", "answer")]
+                tokens = round(held[v]["tokens"] / asked) if asked else None
                 runs.append({"set": name, "split": split, "variant": v.label, "budget": v.budget,
                              "meaning_weight": v.weight,
                              "questions_with_gold_retrieved": asked, "evidence_held": share[0],
