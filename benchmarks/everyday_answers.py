@@ -11,7 +11,9 @@ to ``POST /chat/kb`` streaming, temperature 0, no history. Per answer it records
   the time spent reading: it includes retrieval and queueing);
 * contains answer: a short answer string occurs in the answer (normalised);
 * cites gold: the answer cites [n] for a source that holds the gold evidence;
-* right language: a Chinese question got an answer with CJK characters, an English one without.
+* right language: a Chinese question got an answer with CJK characters, an English one without;
+* figures noted: the answer states a figure that neither its sources nor the question hold, so KB chat notes it
+  after the answer (``chat.check_figures``; reported apart for answers with and without the short answer).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from benchmarks.everyday import EMBEDDING_CACHE, SETS, EverydayQuestion, build_k
 from benchmarks.kbtools import open_manager
 from benchmarks.metrics import contains_answer
 from benchmarks.procs import api_server, model_server
+from server.chat.figures import unsupported_figures
 
 logger = logging.getLogger("benchmarks.everyday_answers")
 
@@ -115,7 +118,8 @@ def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str) -
     has_cjk = bool(_CJK.search(answer))
     row.update(answer=answer, contains_answer=contains_answer([answer], question.answers),
                gold_retrieved=bool(gold), cites_gold=bool(cited & gold),
-               right_language=has_cjk if question.lang == "zh" else not has_cjk)
+               right_language=has_cjk if question.lang == "zh" else not has_cjk,
+               unsupported_figures=unsupported_figures(answer, [question.question, *(s["text"] for s in sources)]))
     return row
 
 
@@ -129,6 +133,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r[key] for r in ok if r.get(key) is not None]
         return round(percentile(values, q), 2) if values else None
 
+    def noted(right: bool) -> float | None:
+        among = [r for r in ok if bool(r.get("contains_answer")) == right]
+        return round(sum(bool(r.get("unsupported_figures")) for r in among) / len(among), 3) if among else None
+
     prompt = [r["prompt_tokens"] for r in ok if r.get("prompt_tokens")]
     speed = [r["prompt_tokens"] / r["ttft_s"] for r in ok if r.get("prompt_tokens") and r.get("ttft_s")]
     return {
@@ -139,6 +147,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "sources_s_p50": p("sources_s", 50), "ttft_s_p50": p("ttft_s", 50), "ttft_s_p90": p("ttft_s", 90),
         "total_s_p50": p("total_s", 50), "total_s_p90": p("total_s", 90),
         "prompt_tok_per_s_p50": round(statistics.median(speed), 1) if speed else None,
+        "figures_noted_wrong": noted(False), "figures_noted_right": noted(True),
     }
 
 
@@ -180,11 +189,13 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
                 table.append([config, name, summary["questions"], summary["contains_answer"],
                               summary["cites_gold"], summary["right_language"], summary["gold_retrieved"],
                               summary["prompt_tokens_p50"], summary["sources_s_p50"], summary["ttft_s_p50"],
-                              summary["total_s_p50"], summary["total_s_p90"], summary["prompt_tok_per_s_p50"]])
+                              summary["total_s_p50"], summary["total_s_p90"], summary["prompt_tok_per_s_p50"],
+                              summary["figures_noted_wrong"], summary["figures_noted_right"]])
     tables = print_table(
         f"KB chat on everyday questions ({model}, {split}, temperature 0)",
         ["config", "set", "questions", "contains answer", "cites gold", "right language", "gold retrieved",
-         "prompt tokens p50", "sources s p50", "TTFT s p50", "total s p50", "total s p90", "prompt tok/s p50"],
+         "prompt tokens p50", "sources s p50", "TTFT s p50", "total s p50", "total s p90", "prompt tok/s p50",
+         "figures noted, wrong answers", "figures noted, right answers"],
         table)
     return {"model": model, "split": split, "builds": builds, "configs": {c: CONFIGS[c] for c in configs},
             "results": results, "tables": tables}

@@ -414,6 +414,12 @@ class ChatSettings(BaseModel):
         "the embedding model's relevance_floor), answer with the kb_unsupported template and show the passages "
         "found, instead of asking the model: the built-in models invent an answer then.",
     )
+    check_figures: bool = Field(
+        True,
+        description="In knowledge-base chat, after an answer that states a figure (a number, amount, period, "
+        "percentage) which neither the passages shown nor the question hold, add a note naming it (template "
+        "kb_unverified_figures): a small model writes a number when the passages lack it.",
+    )
     evidence_meaning_weight: float = Field(
         2.0,
         ge=0.0,

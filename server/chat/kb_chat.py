@@ -14,7 +14,8 @@ the first when it found other passages. Clients keep the last ``sources`` event.
 When nothing in the knowledge base comes close to the question (relevance.py, with
 ``chat.refuse_unsupported``), the answer says that the knowledge base does not seem to say, in the
 question's language, without asking the model: a small model invents an answer and cites a passage for it
-when asked anyway. The passages are still shown.
+when asked anyway. The passages are still shown. When the answer states a figure that neither the passages
+nor the question hold (figures.py, with ``chat.check_figures``), a note after it names that figure.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from server.chat import events
 from server.chat.context import ChatContext
 from server.chat.events import ChatEvent
 from server.chat.evidence import Passage, choose
+from server.chat.figures import unsupported_figures
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
 from server.chat.relevance import unsupported
@@ -48,10 +50,13 @@ NO_MATCH_TEMPLATE = "kb_no_match"
 UNSUPPORTED_TEMPLATE = "kb_unsupported"
 # The words a knowledge-base answer begins with, for models that continue an answer (chat.answer_lead).
 ANSWER_LEAD_TEMPLATE = "kb_answer_lead"
+# The note after an answer naming figures the passages do not hold (chat.check_figures).
+FIGURES_TEMPLATE = "kb_unverified_figures"
 # Stand-ins for prompts files written before these templates existed.
 KB_QUESTION_DEFAULT = "{context}\n\n{question}"
 NO_MATCH_DEFAULT = "No passage in knowledge base '{kb}' matched the question (threshold {threshold})."
 UNSUPPORTED_DEFAULT = "The knowledge base '{kb}' does not seem to answer this question; see the closest passages."
+FIGURES_DEFAULT = "\n\n(Not found in the passages: {figures}. Check the sources before relying on it.)"
 
 
 def effective_threshold(ctx: ChatContext, kb_name: str) -> float:
@@ -256,12 +261,33 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     hits, passages, sources = found.hits, found.passages, found.sources
     if found.evidence_tokens != chat.evidence_tokens:
         ctx.meta["evidence_tokens"] = found.evidence_tokens
+    grounds = [question, ctx.question, *(m["content"] for m in ctx.history if m.get("role") == "user"),
+               *(hit.text for hit in hits)]
     if "{context}" in template:
         # A template of the older layout: passages in the system prompt, the question after them.
         system, _ = fit_passages(ctx, template, [(s, p.excerpt()) for s, p in zip(sources, passages)], kb=kb_name)
-        async for event in answer_from(ctx, system):
-            yield event
-        return
-    messages = ctx.messages(ctx.render(template, kb=kb_name), _question_with_passages(ctx, sources, hits, passages))
-    async for event in ctx.answer(messages, lead=_lead(ctx)):
+        answer = answer_from(ctx, system)
+    else:
+        messages = ctx.messages(ctx.render(template, kb=kb_name), _question_with_passages(ctx, sources, hits, passages))
+        answer = ctx.answer(messages, lead=_lead(ctx))
+    async for event in _figures_checked(ctx, answer, grounds):
         yield event
+
+
+async def _figures_checked(ctx: ChatContext, answer: AsyncGenerator[ChatEvent, None], grounds: list[str]
+                           ) -> AsyncGenerator[ChatEvent, None]:
+    """The answer's events, then, with ``chat.check_figures``, a note naming the figures it states that none
+    of ``grounds`` (the passages shown, the question) holds (figures.py)."""
+    parts: list[str] = []
+    async for event in answer:
+        if event["type"] == "delta":
+            parts.append(event["text"])
+        yield event
+    if not ctx.settings.chat.check_figures:
+        return
+    missing = unsupported_figures("".join(parts), grounds)
+    if missing:
+        ctx.meta["unsupported_figures"] = missing
+        note = ctx.localized(FIGURES_TEMPLATE, default=FIGURES_DEFAULT)
+        listed = "、".join(f"“{f}”" for f in missing) if ctx.lang == "zh" else ", ".join(missing)
+        yield events.delta(ctx.render(note, figures=listed))

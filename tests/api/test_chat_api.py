@@ -134,6 +134,12 @@ RULES_ZH = {"rules.md": "# 员工手册\n\n## 试用期\n\n劳动合同期限一
             "试用期工资不得低于本单位相同岗位最低档工资的百分之八十。\n\n## 年休假\n\n职工连续工作满一年的，享受带薪年休假五天。\n"}
 
 
+def with_rules_kb(app, client):
+    if "rules_zh" not in [k["name"] for k in client.get("/kbs").json()]:
+        app.state.services.kb.create_kb("rules_zh")
+        app.state.services.kb.add_files("rules_zh", [(f, t.encode()) for f, t in RULES_ZH.items()])
+
+
 @pytest.mark.parametrize(("kb", "far", "near", "says"), [
     ("garden", "How much does a garden shed cost?", "How often should the compost heap be turned?",
      'The knowledge base "garden" does not seem to answer this question'),
@@ -141,9 +147,8 @@ RULES_ZH = {"rules.md": "# 员工手册\n\n## 试用期\n\n劳动合同期限一
 ])
 def test_kb_chat_says_the_kb_does_not_say_when_no_passage_is_close_without_asking_the_model(
         app, client, fake, kb, far, near, says):
-    if kb == "rules_zh" and "rules_zh" not in [k["name"] for k in client.get("/kbs").json()]:
-        app.state.services.kb.create_kb(kb)
-        app.state.services.kb.add_files(kb, [(f, t.encode()) for f, t in RULES_ZH.items()])
+    if kb == "rules_zh":
+        with_rules_kb(app, client)
     asked = len(fake.requests)
     events, _ = sse(client, "kb", query=far, kb_name=kb)
     # The passages found are still shown, and the answer says the knowledge base does not say.
@@ -159,6 +164,36 @@ def test_kb_chat_says_the_kb_does_not_say_when_no_passage_is_close_without_askin
     fake.queue("An answer [1].")
     events, _ = sse(client, "kb", query=near, kb_name=kb)
     assert text_of(events) == "An answer [1]." and len(fake.requests) == asked + 2
+
+
+@pytest.mark.parametrize(("kb", "query", "wrong", "figures", "note", "right"), [
+    ("garden", "How often should the compost heap be turned?", "Turn it every 3 weeks, 10 times a year [1].",
+     ["3", "10"], "(Not found in the passages: 3, 10. Check the sources before relying on it.)",
+     "Turn it every two weeks [1]."),
+    ("rules_zh", "签了两年合同，试用期最长可以多久？", "试用期最长六个月，工资打8折[1]。", ["六个月", "8折"],
+     "（资料中找不到答案里的“六个月”、“8折”，请以出处原文为准。）", "试用期不得超过2个月，工资不低于80%[1]。"),
+])
+def test_kb_chat_notes_the_figures_of_an_answer_that_the_passages_do_not_hold(
+        app, client, fake, kb, query, wrong, figures, note, right):
+    if kb == "rules_zh":
+        with_rules_kb(app, client)
+    fake.queue(wrong)
+    events, _ = sse(client, "kb", query=query, kb_name=kb)
+    assert text_of(events) == f"{wrong}\n\n{note}"
+    stored = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]
+    assert stored["content"] == text_of(events) and stored["meta"]["unsupported_figures"] == figures
+    # Figures the passages or the question hold, in whatever spelling, get no note.
+    fake.queue(right)
+    events, _ = sse(client, "kb", query=query, kb_name=kb)
+    assert text_of(events) == right
+    chat = app.state.services.settings.chat
+    chat.check_figures = False
+    try:
+        fake.queue(wrong)
+        events, _ = sse(client, "kb", query=query, kb_name=kb)
+        assert text_of(events) == wrong
+    finally:
+        chat.check_figures = True
 
 
 def test_kb_chat_shows_the_evidence_first_then_answers_from_its_sentences(client, fake):

@@ -121,7 +121,10 @@ def test_kb_model_declines_a_question_the_kb_does_not_answer_unless_told_not_to(
     fake.queue("About 300 euros [1].")
     reply = client.chat.completions.create(model="kb/garden", messages=question,
                                            extra_body={"refuse_unsupported": False})
-    assert reply.choices[0].message.content == "About 300 euros [1]." and len(fake.requests) == asked + 1
+    # Asked anyway, the invented price gets the note that the passages do not hold it.
+    assert reply.choices[0].message.content == (
+        "About 300 euros [1].\n\n(Not found in the passages: 300. Check the sources before relying on it.)")
+    assert len(fake.requests) == asked + 1
 
 
 def test_kb_model_stream_sends_sources_in_the_final_chunk(client, fake):

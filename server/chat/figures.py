@@ -1,0 +1,95 @@
+"""Figures in an answer that its passages do not hold.
+
+A small model reading passages that are on topic but lack the number asked for writes one anyway
+("13 people died", 「最少能赔25元」), and cites a passage for it. A figure is easy to check: every number
+the answer states (Arabic digits, Chinese numerals before a unit, 百分之…) is compared by value with the
+numbers of the passages the user sees and of the question. One found in neither is named to the user after
+the answer (``chat.check_figures``), so a wrong figure is not taken on trust. Values, not spellings, are
+compared: 「一千元」 holds 1000, 「5万」 50000, "46,293" 46293 and "15,50" 15.5.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+
+_CITATION = re.compile(r"\[\d+\]")
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+_CN_MYRIADS = {"万": 10**4, "亿": 10**8}
+_CN_CHARS = "".join(_CN_DIGITS) + "".join(_CN_UNITS) + "".join(_CN_MYRIADS)
+# A run of Chinese numerals counts as a figure only where it is one: before a unit or measure word, after
+# 百分之 or 第; otherwise 一 and 万 are parts of words (一般, 统一, 万一, 千万). The unit is kept in the spelling
+# the user is shown.
+_UNITS = "个月|个小时|个|天|日|年|月|周岁|周|倍|元|块|岁|次|人|小时|分钟|公里|米|件|台|名|份|成|折|%|项|条|款|级"
+# Arabic numbers with thousands separators or a decimal part, a Chinese myriad after them, and a unit.
+_ARABIC = re.compile(rf"(?P<n>\d+(?:[.,]\d+)*(?:\s*[万亿])?)(?:{_UNITS})?")
+_CN_NUMBER = re.compile(rf"(?:(?<=百分之)|(?<=第))(?P<n>[{_CN_CHARS}]+)|(?P<m>(?!百分之)[{_CN_CHARS}]+)(?:{_UNITS})")
+
+
+def _arabic(text: str) -> Decimal | None:
+    text = text.replace(" ", "")
+    scale = _CN_MYRIADS.get(text[-1], 1)
+    digits = text.rstrip("".join(_CN_MYRIADS))
+    # A comma before exactly three digits separates thousands; another comma or point is a decimal mark.
+    groups = re.split(r"[.,]", digits)
+    marks = re.findall(r"[.,]", digits)
+    whole = groups[0]
+    fraction = ""
+    for mark, group in zip(marks, groups[1:]):
+        if mark == "," and len(group) == 3 and not fraction:
+            whole += group
+        elif not fraction:
+            fraction = group
+        else:
+            return None  # a date or version (1.2.3): not one number
+    try:
+        return Decimal(f"{whole}.{fraction}" if fraction else whole) * scale
+    except InvalidOperation:
+        return None
+
+
+def _chinese(text: str) -> int | None:
+    if len(text) > 1 and all(c in _CN_DIGITS for c in text):
+        return int("".join(str(_CN_DIGITS[c]) for c in text))  # 二〇一八
+    total = section = number = 0
+    for char in text:
+        if char in _CN_DIGITS:
+            number = _CN_DIGITS[char]
+        elif char in _CN_UNITS:
+            section += (number or 1) * _CN_UNITS[char]
+            number = 0
+        else:
+            if not (section or number or total):
+                return None  # a bare 万 or 亿
+            total = (total + section + number) * _CN_MYRIADS[char]
+            section = number = 0
+    return total + section + number
+
+
+def figures(text: str) -> dict[Decimal, str]:
+    """The numbers ``text`` states, by value, in the order they first appear, each with its first spelling;
+    [n] citations are not numbers."""
+    text = _CITATION.sub(" ", text)
+    found: list[tuple[int, Decimal, str]] = []
+    for match in _ARABIC.finditer(text):
+        value = _arabic(match.group("n"))
+        if value is not None:
+            found.append((match.start(), value, match.group()))
+    for match in _CN_NUMBER.finditer(text):
+        number = _chinese(match.group("n") or match.group("m"))
+        if number is not None:
+            found.append((match.start(), Decimal(number), match.group()))
+    out: dict[Decimal, str] = {}
+    for _, value, spelling in sorted(found, key=lambda f: f[0]):
+        out.setdefault(value.normalize(), spelling)
+    return out
+
+
+def unsupported_figures(answer: str, grounds: Iterable[str]) -> list[str]:
+    """The figures of ``answer``, as it spells them, that none of ``grounds`` (passages, question) holds."""
+    known: set[Decimal] = set()
+    for text in grounds:
+        known.update(figures(text))
+    return [spelling for value, spelling in figures(answer).items() if value not in known]
