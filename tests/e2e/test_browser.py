@@ -44,8 +44,10 @@ DOC_TEXT = (
 QUESTION = "How many days of paid annual leave does an employee get?"
 ANSWER = (
     "Each employee gets twenty-five days of paid annual leave [1]. "
-    "Days that are not used expire in March, so plan your holidays early in the year."
+    "Days that are not used expire in March; up to 5 may be carried over, so plan your holidays early."
 )
+# The answer's "5" is in no passage: KB chat notes it after the answer.
+FIGURE_NOTE = "(Not found in the passages: 5. Check the sources before relying on it.)"
 REASON = "It should also say who approves the leave."
 
 
@@ -195,6 +197,7 @@ def _ask_kb_question(page, fake, proxy: str) -> str:
     _wait_until_idle(page)
     # Once the page settles the answer is drawn once, from the stored conversation, without Stop.
     expect(page.get_by_text(ANSWER)).to_have_count(1)
+    expect(page.get_by_text(FIGURE_NOTE)).to_have_count(1)
     expect(page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop")).to_have_count(0)
     conv_id = parse_qs(urlparse(page.url).query).get("conv", [""])[0]
     assert conv_id, f"the conversation id is not in the URL: {page.url}"
