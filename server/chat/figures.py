@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 
 _CITATION = re.compile(r"\[\d+\]")
+# List markers are not figures: "1. ", "2、" at the start of a line, "(1)" and "（2）" anywhere.
+_LIST_MARKER = re.compile(r"^[ \t]*\d{1,2}[.、)）](?!\d)|[(（]\d{1,2}[)）]", re.M)
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_MYRIADS = {"万": 10**4, "亿": 10**8}
@@ -70,8 +72,8 @@ def _chinese(text: str) -> int | None:
 
 def figures(text: str) -> dict[Decimal, str]:
     """The numbers ``text`` states, by value, in the order they first appear, each with its first spelling;
-    [n] citations are not numbers."""
-    text = _CITATION.sub(" ", text)
+    [n] citations and list markers are not numbers."""
+    text = _LIST_MARKER.sub(" ", _CITATION.sub(" ", text))
     found: list[tuple[int, Decimal, str]] = []
     for match in _ARABIC.finditer(text):
         value = _arabic(match.group("n"))

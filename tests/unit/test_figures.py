@@ -17,6 +17,7 @@ from server.chat.figures import figures, unsupported_figures
     ("46,293 CHF, 15,50 EUR and 2103.15348", {46293: "46,293", Decimal("15.5"): "15,50",
                                                Decimal("2103.15348"): "2103.15348"}),
     ("300% and 7 days", {300: "300%", 7: "7"}),
+    ("1.5 days at most\n2. then 3 more", {Decimal("1.5"): "1.5", 3: "3"}),  # a number, then a list marker
 ])
 def test_figures_are_read_by_value_in_either_script(text, values):
     assert figures(text) == {Decimal(v).normalize(): s for v, s in values.items()}
@@ -26,6 +27,7 @@ def test_figures_are_read_by_value_in_either_script(text, values):
     "一般来说，统一办理；万一出事，千万别慌。",  # 一 and 万 inside words
     "根据资料[1]和[2]，可以。",  # citations
     "Install version P12.1.2 first.",  # a version, not a number
+    "1. 先协商；\n2、再仲裁。\n（1）书面；(2) 口头",  # list markers
 ])
 def test_words_citations_and_versions_are_not_figures(text):
     assert figures(text) == {}
