@@ -14,6 +14,10 @@ to ``POST /chat/kb`` streaming, temperature 0, no history. Per answer it records
 * right language: a Chinese question got an answer with CJK characters, an English one without;
 * figures noted: the answer states a figure that neither its sources nor the question hold, so KB chat notes it
   after the answer (``chat.check_figures``; reported apart for answers with and without the short answer).
+
+With ``--unanswerable`` it asks each set's questions that its documents do not answer instead
+(``sets/<set>_unanswerable.jsonl``) and reports how many KB chat declined before asking the model
+(``chat.refuse_unsupported``) and, of those the model answered, how many answers carry a figure note.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from benchmarks.everyday import EMBEDDING_CACHE, SETS, EverydayQuestion, build_k
 from benchmarks.kbtools import open_manager
 from benchmarks.metrics import contains_answer
 from benchmarks.procs import api_server, model_server
+from benchmarks.unsupported import unanswerable
 from server.chat.figures import unsupported_figures
 
 logger = logging.getLogger("benchmarks.everyday_answers")
@@ -151,15 +156,31 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def summarise_unanswerable(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Declined without the model (no completion tokens), and figure notes among the answers the model wrote."""
+    ok = [r for r in rows if not r.get("error")]
+    answered = [r for r in ok if r.get("completion_tokens")]
+    return {"questions": len(rows), "errors": len(rows) - len(ok),
+            "declined": round((len(ok) - len(answered)) / len(ok), 3) if ok else None,
+            "answered": len(answered),
+            "figures_noted": round(sum(bool(r.get("unsupported_figures")) for r in answered) / len(answered), 3)
+            if answered else None}
+
+
 def run(model: str, split: str, n: int | None, set_names: list[str], configs: list[str], work: Path,
-        model_dir: Path) -> dict[str, Any]:
+        model_dir: Path, unanswerable_only: bool = False) -> dict[str, Any]:
     data_root = work / "data"
     builds = {}
     questions: dict[str, list[EverydayQuestion]] = {}
     with open_manager(data_root, cache_dir=EMBEDDING_CACHE) as manager:
         for name in set_names:
-            builds[name] = build_kb(manager, SETS[name])
-            questions[name] = load_questions(SETS[name], split)[:n]
+            spec = SETS[name]
+            builds[name] = build_kb(manager, spec)
+            if unanswerable_only:
+                questions[name] = [EverydayQuestion(qid, text, None, None, (), spec.lang)
+                                   for qid, text in unanswerable(spec, split)][:n]
+            else:
+                questions[name] = load_questions(spec, split)[:n]
     results: dict[str, Any] = {}
     table = []
     for config in configs:
@@ -182,6 +203,13 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
                     logger.info("%s %s %d/%d ttft %.1fs total %.1fs contains=%s lang=%s", config, name, i,
                                 len(questions[name]), row.get("ttft_s") or -1, row.get("total_s") or -1,
                                 row.get("contains_answer"), row.get("right_language"))
+                if unanswerable_only:
+                    summary = summarise_unanswerable(rows)
+                    results[f"{config}/{name}"] = {"config": config, "set": name, "model": served,
+                                                   "settings": CONFIGS[config], "summary": summary, "rows": rows}
+                    table.append([config, name, summary["questions"], summary["declined"], summary["answered"],
+                                  summary["figures_noted"]])
+                    continue
                 summary = summarise(rows)
                 results[f"{config}/{name}"] = {"config": config, "set": name, "model": served,
                                                "settings": CONFIGS[config],
@@ -191,6 +219,13 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
                               summary["prompt_tokens_p50"], summary["sources_s_p50"], summary["ttft_s_p50"],
                               summary["total_s_p50"], summary["total_s_p90"], summary["prompt_tok_per_s_p50"],
                               summary["figures_noted_wrong"], summary["figures_noted_right"]])
+    if unanswerable_only:
+        tables = print_table(
+            f"KB chat on questions the documents do not answer ({model}, {split}, temperature 0)",
+            ["config", "set", "questions", "declined before the model", "answered by the model",
+             "figures noted in those answers"], table)
+        return {"model": model, "split": split, "builds": builds, "configs": {c: CONFIGS[c] for c in configs},
+                "results": results, "tables": tables}
     tables = print_table(
         f"KB chat on everyday questions ({model}, {split}, temperature 0)",
         ["config", "set", "questions", "contains answer", "cites gold", "right language", "gold retrieved",
