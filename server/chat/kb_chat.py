@@ -278,14 +278,13 @@ async def _figures_checked(ctx: ChatContext, answer: AsyncGenerator[ChatEvent, N
                            ) -> AsyncGenerator[ChatEvent, None]:
     """The answer's events, then, with ``chat.check_figures``, a note naming the figures it states that none
     of ``grounds`` (the passages shown, the question) holds (figures.py)."""
-    parts: list[str] = []
+    told = events.AnswerAccumulator()
     async for event in answer:
-        if event["type"] == "delta":
-            parts.append(event["text"])
+        told.add(event)
         yield event
     if not ctx.settings.chat.check_figures:
         return
-    missing = unsupported_figures("".join(parts), grounds)
+    missing = unsupported_figures(told.text, grounds)
     if missing:
         ctx.meta["unsupported_figures"] = missing
         note = ctx.localized(FIGURES_TEMPLATE, default=FIGURES_DEFAULT)
