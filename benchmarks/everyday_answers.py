@@ -124,7 +124,8 @@ def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str) -
     row.update(answer=answer, contains_answer=contains_answer([answer], question.answers),
                gold_retrieved=bool(gold), cites_gold=bool(cited & gold),
                right_language=has_cjk if question.lang == "zh" else not has_cjk,
-               unsupported_figures=unsupported_figures(answer, [question.question, *(s["text"] for s in sources)]))
+               unsupported_figures=unsupported_figures(answer, [question.question, *(s["text"] for s in sources)]),
+               passages=[s["text"] for s in sources])
     return row
 
 

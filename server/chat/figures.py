@@ -5,7 +5,10 @@ A small model reading passages that are on topic but lack the number asked for w
 the answer states (Arabic digits, Chinese numerals before a unit, 百分之…) is compared by value with the
 numbers of the passages the user sees and of the question. One found in neither is named to the user after
 the answer (``chat.check_figures``), so a wrong figure is not taken on trust. Values, not spellings, are
-compared: 「一千元」 holds 1000, 「5万」 50000, "46,293" 46293 and "15,50" 15.5.
+compared: 「一千元」 holds 1000, 「5万」 50000, "46,293" 46293 and "15,50" 15.5. A figure with a unit counts
+as held only where the same value comes with the same kind of unit (天 and 日, 元 and 块, 三倍 and 百分之三百
+alike) or with none: 「判五年」 is not held by a passage that says 五日. Figures without a unit (most English
+ones), and the number one (一周 is as often "a week" as a count), are compared by value alone.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 _CITATION = re.compile(r"\[\d+\]")
 # List markers are not figures: "1. ", "2、" at the start of a line, "(1)" and "（2）" anywhere.
@@ -26,8 +30,25 @@ _CN_CHARS = "".join(_CN_DIGITS) + "".join(_CN_UNITS) + "".join(_CN_MYRIADS)
 # the user is shown.
 _UNITS = "个月|个小时|个|天|日|年|月|周岁|周|倍|元|块|岁|次|人|小时|分钟|公里|米|件|台|名|份|成|折|%|项|条|款|级"
 # Arabic numbers with thousands separators or a decimal part, a Chinese myriad after them, and a unit.
-_ARABIC = re.compile(rf"(?P<n>\d+(?:[.,]\d+)*(?:\s*[万亿])?)(?:{_UNITS})?")
-_CN_NUMBER = re.compile(rf"(?:(?<=百分之)|(?<=第))(?P<n>[{_CN_CHARS}]+)|(?P<m>(?!百分之)[{_CN_CHARS}]+)(?:{_UNITS})")
+_ARABIC = re.compile(rf"(?P<n>\d+(?:[.,]\d+)*(?:\s*[万亿])?)(?P<u>{_UNITS})?")
+_CN_NUMBER = re.compile(
+    rf"(?:(?<=百分之)(?P<p>[{_CN_CHARS}]+))|(?:(?<=第)(?P<o>[{_CN_CHARS}]+))|(?P<m>(?!百分之)[{_CN_CHARS}]+)(?P<u>{_UNITS})")
+# Units that name the same kind of quantity, and 倍 as a percentage (三倍 = 百分之三百).
+_UNIT_KINDS = {"个月": "月", "个小时": "小时", "天": "日", "周岁": "岁", "块": "元", "名": "人", "倍": "%"}
+_UNIT_SCALES = {"倍": 100}
+
+
+class Figure(NamedTuple):
+    """A number an answer or passage states: its value and the kind of its unit ("" for none; "第" for an
+    ordinal such as 第十九条)."""
+
+    value: Decimal
+    unit: str
+
+
+def _figure(value: Decimal, unit: str | None) -> Figure:
+    unit = unit or ""
+    return Figure((value * _UNIT_SCALES.get(unit, 1)).normalize(), _UNIT_KINDS.get(unit, unit))
 
 
 def _arabic(text: str) -> Decimal | None:
@@ -70,28 +91,39 @@ def _chinese(text: str) -> int | None:
     return total + section + number
 
 
-def figures(text: str) -> dict[Decimal, str]:
-    """The numbers ``text`` states, by value, in the order they first appear, each with its first spelling;
-    [n] citations and list markers are not numbers."""
+def figures(text: str) -> dict[Figure, str]:
+    """The numbers ``text`` states, with the kinds of their units, in the order they first appear, each with
+    its first spelling; [n] citations and list markers are not numbers."""
     text = _LIST_MARKER.sub(" ", _CITATION.sub(" ", text))
-    found: list[tuple[int, Decimal, str]] = []
+    found: list[tuple[int, Figure, str]] = []
     for match in _ARABIC.finditer(text):
         value = _arabic(match.group("n"))
         if value is not None:
-            found.append((match.start(), value, match.group()))
+            found.append((match.start(), _figure(value, match.group("u")), match.group()))
     for match in _CN_NUMBER.finditer(text):
-        number = _chinese(match.group("n") or match.group("m"))
+        number = _chinese(match.group("p") or match.group("o") or match.group("m"))
         if number is not None:
-            found.append((match.start(), Decimal(number), match.group()))
-    out: dict[Decimal, str] = {}
-    for _, value, spelling in sorted(found, key=lambda f: f[0]):
-        out.setdefault(value.normalize(), spelling)
+            unit = "%" if match.group("p") else "第" if match.group("o") else match.group("u")
+            found.append((match.start(), _figure(Decimal(number), unit), match.group()))
+    out: dict[Figure, str] = {}
+    for _, figure, spelling in sorted(found, key=lambda f: f[0]):
+        out.setdefault(figure, spelling)
     return out
 
 
 def unsupported_figures(answer: str, grounds: Iterable[str]) -> list[str]:
-    """The figures of ``answer``, as it spells them, that none of ``grounds`` (passages, question) holds."""
-    known: set[Decimal] = set()
+    """The figures of ``answer``, as it spells them, that none of ``grounds`` (passages, question) holds: the
+    same value with the same kind of unit, or with none on either side."""
+    known: set[Figure] = set()
     for text in grounds:
         known.update(figures(text))
-    return [spelling for value, spelling in figures(answer).items() if value not in known]
+    values = {figure.value for figure in known}
+    bare = {figure.value for figure in known if not figure.unit}
+    missing = []
+    for figure, spelling in figures(answer).items():
+        # 一周, 一次, 一个 are as often "per" or "a" as a count: one is compared by value alone.
+        by_unit = figure.unit and figure.value != 1
+        held = figure in known or figure.value in bare if by_unit else figure.value in values
+        if not held:
+            missing.append(spelling)
+    return list(dict.fromkeys(missing))
