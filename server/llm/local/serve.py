@@ -14,6 +14,7 @@ import collections
 import ctypes
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -42,6 +43,10 @@ from server.llm.local.speed import measure_prompt_speed
 logger = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 30
+# gRPC's C core logs from its fork handlers when a process that has served gRPC starts the model process
+# ("E1204 22:40:01.123 12 ev_epoll1_linux.cc:373] ..."): the parent's noise, not the model's output, so it is
+# kept out of the tail that explains a failed start.
+_GRPC_CORE_LOG = re.compile(r"^[EWID]\d{4} [\d:.]+\s+\d+ \S+\.(?:cc|c|h):\d+\]")
 
 
 class ModelServerError(ServiceUnavailable):
@@ -219,6 +224,9 @@ class ModelServer:
         for raw in self.process.stdout:
             line = raw.decode("utf-8", "replace").rstrip()
             if line:
+                if _GRPC_CORE_LOG.match(line):
+                    logger.debug("gRPC in the model process: %s", line)
+                    continue
                 self._tail.append(line)
                 if line.startswith(KBCHAT_LOG_PREFIX):
                     logger.info("model process: %s", line[len(KBCHAT_LOG_PREFIX) :])
