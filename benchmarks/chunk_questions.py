@@ -74,9 +74,9 @@ class Writer:
         key = hashlib.sha1(text.encode("utf-8")).hexdigest()
         if key not in self.cache:
             started = time.perf_counter()
-            out = self.llm.create_chat_completion(
+            out: Any = self.llm.create_chat_completion(
                 messages=[{"role": "system", "content": self.prompt}, {"role": "user", "content": text}],
-                temperature=0.0, max_tokens=160)
+                temperature=0.0, max_tokens=160, stream=False)
             self.seconds.append(time.perf_counter() - started)
             self.completion_tokens.append(int(out["usage"]["completion_tokens"]))
             self.cache[key] = parse_questions(str(out["choices"][0]["message"]["content"] or ""))
