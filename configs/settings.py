@@ -404,7 +404,7 @@ class ChatSettings(BaseModel):
     answer_lead: bool = Field(
         True,
         description="In knowledge-base chat, begin the answer for the model with the kb_answer_lead template "
-        "('根据资料[1]，' / 'According to [1],'), so a small model answers from the best passage and in the "
+        "('根据资料[' / 'According to ['), so a small model answers from a passage it names and in the "
         "question's language. Applies to models kbchat can hand the start of an answer to: the built-in ones, "
         "whose chat template it renders itself. Other models answer as usual.",
     )

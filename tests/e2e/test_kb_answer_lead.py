@@ -50,8 +50,8 @@ def stored_answer(client: TestClient, answer: dict) -> str:
 
 
 @pytest.mark.parametrize(("query", "lead"), [
-    ("How often should I turn the compost heap?", "According to [1],"),
-    ("堆肥多久翻一次？", "根据资料[1]，"),
+    ("How often should I turn the compost heap?", "According to ["),
+    ("堆肥多久翻一次？", "根据资料["),
 ])
 def test_the_answer_begins_with_the_lead_in_the_question_s_language(client, query, lead):
     answer = ask(client, query)
@@ -63,4 +63,4 @@ def test_the_answer_begins_with_the_lead_in_the_question_s_language(client, quer
 def test_without_the_lead_the_model_begins_the_answer_itself(client, settings, monkeypatch):
     monkeypatch.setattr(settings.chat, "answer_lead", False)
     answer = ask(client, "How often should I turn the compost heap?")
-    assert answer["answer"].strip() and not answer["answer"].startswith("According to [1],")
+    assert answer["answer"].strip() and not answer["answer"].startswith("According to [")
