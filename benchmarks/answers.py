@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="--everyday: which part of the question sets")
     parser.add_argument("--sets", default="laws_zh,files_en", help="--everyday: comma-separated sets")
     parser.add_argument("--configs", default="before,default", help="--everyday: comma-separated chat configurations")
+    parser.add_argument("--skip", type=int, default=0,
+                        help="--everyday: leave out the first this many questions of each set's part (then --n)")
     parser.add_argument("--unanswerable", action="store_true",
                         help="--everyday: ask the questions the documents do not answer (sets/*_unanswerable.jsonl)")
     args = parser.parse_args(argv)
@@ -201,7 +203,7 @@ def _everyday(args: Any, model: str) -> int:
     n = args.n or (5 if args.quick else None)
     with scratch_dir("answers-everyday", args.keep) as work:
         result = everyday_answers.run(model, args.split, n, args.sets.split(","), args.configs.split(","), work,
-                                      settings.paths.model_dir, args.unanswerable)
+                                      settings.paths.model_dir, args.unanswerable, args.skip)
     write_result("answers_everyday", result, args.out)
     return 0
 

@@ -169,7 +169,7 @@ def summarise_unanswerable(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(model: str, split: str, n: int | None, set_names: list[str], configs: list[str], work: Path,
-        model_dir: Path, unanswerable_only: bool = False) -> dict[str, Any]:
+        model_dir: Path, unanswerable_only: bool = False, skip: int = 0) -> dict[str, Any]:
     data_root = work / "data"
     builds = {}
     questions: dict[str, list[EverydayQuestion]] = {}
@@ -179,9 +179,9 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
             builds[name] = build_kb(manager, spec)
             if unanswerable_only:
                 questions[name] = [EverydayQuestion(qid, text, None, None, (), spec.lang)
-                                   for qid, text in unanswerable(spec, split)][:n]
+                                   for qid, text in unanswerable(spec, split)][skip:][:n]
             else:
-                questions[name] = load_questions(spec, split)[:n]
+                questions[name] = load_questions(spec, split)[skip:][:n]
     results: dict[str, Any] = {}
     table = []
     for config in configs:
