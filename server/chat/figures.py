@@ -123,7 +123,7 @@ def unsupported_figures(answer: str, grounds: Iterable[str]) -> list[str]:
     for figure, spelling in figures(answer).items():
         # 一周, 一次, 一个 are as often "per" or "a" as a count: one is compared by value alone.
         by_unit = figure.unit and figure.value != 1
-        held = figure in known or figure.value in bare if by_unit else figure.value in values
+        held = (figure in known or figure.value in bare) if by_unit else figure.value in values
         if not held:
             missing.append(spelling)
     return list(dict.fromkeys(missing))
