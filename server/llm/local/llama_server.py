@@ -8,13 +8,15 @@ llama-cpp-python built natively on a CPU with AMX routes matrix products through
 kernels, which crash with SIGSEGV on some virtual machines. With ``--adaptive-threads`` the model uses
 ``--n_threads`` threads while the other processes are quiet and one while they are busy (``threads.py``).
 With ``KBCHAT_PROMPT_TIMING_FILE`` set, every prompt the model reads is timed into that file
-(``prompt_timing.py``).
+(``prompt_timing.py``). With ``KBCHAT_PARENT_PID`` set, the process ends when that process does.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,11 +45,30 @@ def disable_extra_buffers() -> None:
 # Lines of kbchat's own loggers in this process begin with this; the parent logs them (serve.py).
 KBCHAT_LOG_PREFIX = "kbchat: "
 FLAGS = ("--extra-buffers", "--adaptive-threads")
+PARENT_PID_ENV = "KBCHAT_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Linux: have SIGTERM sent to this process when ``parent_pid``, which started it, dies, even by SIGKILL.
+
+    Set here, in the model process, rather than between fork and exec in the parent: a parent that has served
+    gRPC runs gRPC's fork handlers there, which can abort the child before it starts.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        return
+    if os.getppid() != parent_pid:  # the parent died before the line above
+        sys.exit(0)
 
 
 def main(argv: list[str]) -> None:
     flags = argv[: argv.index("--")] if "--" in argv else [a for a in argv if a in FLAGS]
     args = argv[argv.index("--") + 1 :] if "--" in argv else [a for a in argv if a not in FLAGS]
+    if os.environ.get(PARENT_PID_ENV, "").isdigit():
+        die_with_parent(int(os.environ[PARENT_PID_ENV]))
     if "--extra-buffers" not in flags:
         disable_extra_buffers()
     if os.environ.get(TIMING_FILE_ENV):

@@ -11,11 +11,9 @@ times one prompt (speed.py). The model process times every prompt it reads after
 from __future__ import annotations
 
 import collections
-import ctypes
 import logging
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +33,7 @@ from server.errors import ServiceUnavailable
 from server.llm.local.assemble import Progress, ensure_weights
 from server.llm.local.builtin import BuiltinModel
 from server.llm.local.cpu import use_extra_buffers
-from server.llm.local.llama_server import KBCHAT_LOG_PREFIX
+from server.llm.local.llama_server import KBCHAT_LOG_PREFIX, PARENT_PID_ENV
 from server.llm.local.prompt_timing import TIMING_FILE_ENV
 from server.llm.local.proxy import QueueProxy, serve_in_thread
 from server.llm.local.speed import measure_prompt_speed
@@ -53,15 +51,6 @@ class ModelServerError(ServiceUnavailable):
     """The local model server could not start or stopped unexpectedly."""
 
     code = "llm_server_failed"
-
-
-def _die_with_parent() -> None:
-    # Linux: the model process gets SIGTERM if the process that started it dies, even by SIGKILL.
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _free_loopback_port() -> int:
@@ -199,6 +188,8 @@ class ModelServer:
             env["OMP_WAIT_POLICY"] = self.local.omp_wait_policy
         if self.proxy.timing_file is not None:
             env[TIMING_FILE_ENV] = str(self.proxy.timing_file)
+        # The model process ends with this one (llama_server.die_with_parent).
+        env[PARENT_PID_ENV] = str(os.getpid())
         return env
 
     def _start_backend(self) -> None:
@@ -214,7 +205,6 @@ class ModelServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
         self._reader = threading.Thread(target=self._read_output, name="llama-output", daemon=True)
         self._reader.start()
