@@ -119,11 +119,11 @@ def unsupported_figures(answer: str, grounds: Iterable[str]) -> list[str]:
         known.update(figures(text))
     values = {figure.value for figure in known}
     bare = {figure.value for figure in known if not figure.unit}
-    missing = []
-    for figure, spelling in figures(answer).items():
+
+    def held(figure: Figure) -> bool:
         # 一周, 一次, 一个 are as often "per" or "a" as a count: one is compared by value alone.
-        by_unit = figure.unit and figure.value != 1
-        held = (figure in known or figure.value in bare) if by_unit else figure.value in values
-        if not held:
-            missing.append(spelling)
-    return list(dict.fromkeys(missing))
+        if figure.unit and figure.value != 1:
+            return figure in known or figure.value in bare
+        return figure.value in values
+
+    return [spelling for figure, spelling in figures(answer).items() if not held(figure)]
