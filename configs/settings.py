@@ -408,6 +408,15 @@ class ChatSettings(BaseModel):
         "question's language. Applies to models kbchat can hand the start of an answer to: the built-in ones, "
         "whose chat template it renders itself. Other models answer as usual.",
     )
+    question_word_penalty: float = Field(
+        3.0,
+        ge=0.0,
+        le=100.0,
+        description="In knowledge-base chat with a built-in model, lower by this much the logit of every token of "
+        "the question that none of the passages (nor their titles or the answer's lead) holds, so the answer is "
+        "written in the passages' words instead of restating the question; 0 turns it off. Models behind an API "
+        "are not affected: kbchat does not know their token ids.",
+    )
     refuse_unsupported: bool = Field(
         True,
         description="In knowledge-base chat, when nothing in the knowledge base comes close to the question (below "

@@ -35,6 +35,7 @@ from server.chat.evidence import Passage, choose
 from server.chat.figures import unsupported_figures
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
+from server.chat.question_words import question_word_bias
 from server.chat.relevance import unsupported
 from server.chat.rewrite import rewrites_by_default, standalone_question, with_hypothetical_answer
 from server.chat.schemas import Source
@@ -212,6 +213,17 @@ def _question_with_passages(ctx: ChatContext, sources: list[Source], hits: list[
     return ctx.render(template, context="\n\n".join(labelled), question=ctx.question)
 
 
+def _question_word_bias(ctx: ChatContext, sources: list[Source], hits: list[SearchHit], passages: list[Passage],
+                        lead: str) -> dict[int, float] | None:
+    """The logit bias against the question's words that the passages lack (``chat.question_word_penalty``), for
+    models whose tokenizer kbchat has; None otherwise."""
+    tokenizer = ctx.llm.tokenizer.get() if ctx.llm.tokenizer is not None else None
+    if tokenizer is None:
+        return None
+    grounds = [lead, *(p.excerpt() for p in passages), *(title_of(s, hit.metadata) for s, hit in zip(sources, hits))]
+    return question_word_bias(tokenizer, ctx.question, grounds, ctx.settings.chat.question_word_penalty) or None
+
+
 async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     """Answer from the passages of ``request.kb_name`` that pass the threshold; never invent sources."""
     request = ctx.request
@@ -269,7 +281,8 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         answer = answer_from(ctx, system)
     else:
         messages = ctx.messages(ctx.render(template, kb=kb_name), _question_with_passages(ctx, sources, hits, passages))
-        answer = ctx.answer(messages, lead=_lead(ctx))
+        lead = _lead(ctx)
+        answer = ctx.answer(messages, lead=lead, logit_bias=_question_word_bias(ctx, sources, hits, passages, lead))
     async for event in _figures_checked(ctx, answer, grounds):
         yield event
 

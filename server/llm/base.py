@@ -18,7 +18,7 @@ from server.llm.tokens import approx_token_count
 
 if TYPE_CHECKING:
     from server.llm.chat_template import PromptFormat
-    from server.llm.tokenizers import Lazy
+    from server.llm.tokenizers import Lazy, Tokenizer
 
 # One chat message as the OpenAI wire format has it: role, content and, for tool turns, more keys.
 Message = dict[str, Any]
@@ -69,6 +69,8 @@ class Sampling:
     temperature: float
     max_tokens: int
     stop: tuple[str, ...] = ()
+    # (token id, logit bias) pairs in the model's own vocabulary; adapters whose model takes none ignore them.
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
 
 class ChatModel(ABC):
@@ -87,24 +89,29 @@ class ChatModel(ABC):
         # The chat template the model's server applies, where kbchat can render it (built-in models); an
         # adapter that can complete plain text then ``continues_answers``.
         self.prompt_format: Lazy[PromptFormat] | None = None
+        # The model's own tokenizer, where kbchat has it (built-in models): token ids for ``logit_bias``.
+        self.tokenizer: Lazy[Tokenizer] | None = None
 
     def sampling(self, temperature: float | None = None, max_tokens: int | None = None,
-                 stop: list[str] | None = None) -> Sampling:
+                 stop: list[str] | None = None, logit_bias: dict[int, float] | None = None) -> Sampling:
         """The request's options over the model's defaults; never fewer than one token (some providers reject 0)."""
         return Sampling(
             temperature=self.default_temperature if temperature is None else temperature,
             max_tokens=max(1, max_tokens if max_tokens is not None else self.config.max_tokens),
             stop=tuple(stop or ()),
+            logit_bias=tuple(sorted((logit_bias or {}).items())),
         )
 
     def stream(self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None,
-               stop: list[str] | None = None, lead: str = "") -> AsyncIterator[str]:
+               stop: list[str] | None = None, lead: str = "", logit_bias: dict[int, float] | None = None
+               ) -> AsyncIterator[str]:
         """Yield the answer's text deltas; failures raise LLMError.
 
         ``lead``: the first words of the answer, given to the model to continue from when it
         ``continues_answers`` (and ignored otherwise). The deltas are what follows the lead.
+        ``logit_bias``: added to the logits of these token ids (of ``tokenizer``) at every step.
         """
-        sampling = self.sampling(temperature, max_tokens, stop)
+        sampling = self.sampling(temperature, max_tokens, stop, logit_bias)
         if lead and self.continues_answers:
             return self._continue(messages, lead, sampling)
         return self._stream(messages, sampling)

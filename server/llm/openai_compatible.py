@@ -105,6 +105,8 @@ class OpenAICompatibleModel(ChatModel):
             kwargs["stop"] = list(sampling.stop)
         if tools:
             kwargs["tools"] = tools
+        if sampling.logit_bias:
+            kwargs["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
         extra = self.config.options.get("extra_body")
         if isinstance(extra, dict):
             kwargs["extra_body"] = extra

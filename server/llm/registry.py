@@ -13,7 +13,7 @@ from server.errors import AppError, NotFound
 from server.llm.base import ChatModel
 from server.llm.chat_template import builtin_prompt_format
 from server.llm.local.status import local_base_url
-from server.llm.tokenizers import token_counter
+from server.llm.tokenizers import builtin_tokenizer, token_counter
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ class LLMRegistry:
                 model = PROVIDERS[config.kind].build(name, config, self.settings.llm.temperature)
                 model.token_counter = token_counter(self.settings, name, config)
                 model.prompt_format = builtin_prompt_format(self.settings, config)
+                model.tokenizer = builtin_tokenizer(self.settings, name, config)
                 self._models[name] = model
             return model
 

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlparse
@@ -77,18 +78,36 @@ def gguf_vocabulary(path: Path) -> Any:
     return vocab
 
 
-def gguf_counter(path: Path) -> TokenCounter:
-    """Count with a GGUF file's own vocabulary (llama.cpp loads the vocabulary only, not the weights)."""
+@dataclass(frozen=True)
+class Tokenizer:
+    """A model's own tokenizer: text to token ids, and one token id back to its text."""
+
+    encode: Callable[[str], list[int]]
+    decode: Callable[[int], str]
+
+
+def gguf_tokenizer(path: Path) -> Tokenizer:
+    """A GGUF file's own tokenizer (llama.cpp loads the vocabulary only, not the weights)."""
     vocab = gguf_vocabulary(path)
     lock = threading.Lock()
 
-    def count(text: str) -> int:
+    def encode(text: str) -> list[int]:
         if not text:
-            return 0
+            return []
         with lock:
-            return len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
+            return list(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
 
-    return count
+    def decode(token: int) -> str:
+        with lock:
+            return str(vocab.detokenize([token]).decode("utf-8", "replace"))
+
+    return Tokenizer(encode, decode)
+
+
+def gguf_counter(path: Path) -> TokenCounter:
+    """Count with a GGUF file's own vocabulary."""
+    encode = gguf_tokenizer(path).encode
+    return lambda text: len(encode(text))
 
 
 def tiktoken_counter(model: str) -> TokenCounter:
@@ -111,6 +130,19 @@ def builtin_gguf(settings: Settings, config: LLMModelConfig) -> Path | None:
     if model is None or not is_ready(model, settings.paths.model_dir):
         return None
     return locate_files(model)[0] if model.single_file else assembled_path(model, settings.paths.model_dir)
+
+
+def builtin_tokenizer(settings: Settings, name: str, config: LLMModelConfig) -> Lazy[Tokenizer] | None:
+    """A built-in model's own tokenizer, loaded on first use; None for other models, whose token ids kbchat
+    cannot know."""
+    if not config.builtin:
+        return None
+
+    def load() -> Tokenizer | None:
+        path = builtin_gguf(settings, config)
+        return gguf_tokenizer(path) if path is not None else None
+
+    return Lazy(name, load)
 
 
 def token_counter(settings: Settings, name: str, config: LLMModelConfig) -> TokenCounter:

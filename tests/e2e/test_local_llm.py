@@ -49,6 +49,32 @@ def test_streaming_answer_through_openai_sdk(smollm2_server):
     assert "".join(pieces).strip() and finish in ("stop", "length")
 
 
+def test_a_logit_bias_in_the_model_s_own_token_ids_keeps_a_word_out_of_the_answer(smollm2_server, tmp_path):
+    """What chat.question_word_penalty relies on: the registry's model has SmolLM2's tokenizer, and the model
+    server applies a bias given in its token ids (here strong enough to ban the word)."""
+    settings = Settings(
+        paths={"data_root": tmp_path},
+        llm={"default_model": "smollm2-135m", "local": {"port": smollm2_server.port}},
+    )
+    ensure_weights(BUILTIN_MODELS["smollm2-135m"], settings.paths.model_dir)
+    model = LLMRegistry(settings).get()
+    tokenizer = model.tokenizer.get() if model.tokenizer is not None else None
+    assert tokenizer is not None
+    ask = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+
+    banned = {token: -100.0 for word in ("Paris", " Paris", "paris", " paris", "PAR", "Par", " Par")
+              for token in tokenizer.encode(word)}
+
+    async def answer(bias: dict[int, float] | None) -> str:
+        return "".join([d async for d in model.stream(ask, max_tokens=12, temperature=0, logit_bias=bias)])
+
+    async def both() -> tuple[str, str]:
+        return await answer(None), await answer(banned)
+
+    free, biased = asyncio.run(both())
+    assert "Paris" in free and "Paris" not in biased and biased.strip()
+
+
 def test_registry_adapter_streams_from_local_model(smollm2_server, tmp_path):
     settings = Settings(
         paths={"data_root": tmp_path},
