@@ -59,6 +59,10 @@ CONFIGS: dict[str, dict[str, str]] = {
     "no lead": {"CHAT__ANSWER_LEAD": "false"},
     "sentence ranking only": {"CHAT__EVIDENCE_MEANING_WEIGHT": "0"},
     "rewrite": {"CHAT__REWRITE_QUERY": "true"},
+    "no rewrite": {"CHAT__REWRITE_QUERY": "false"},
+    # Before chat.question_word_penalty: the question's own words keep their chances.
+    "no question-word penalty": {"CHAT__QUESTION_WORD_PENALTY": "0"},
+    "question-word penalty 6": {"CHAT__QUESTION_WORD_PENALTY": "6"},
     # The rewrite's own prompt displaces the answer's cached system prompt in llama.cpp's one KV slot; a RAM
     # prompt cache keeps both.
     "rewrite prompt cache": {"CHAT__REWRITE_QUERY": "true", "LLM__LOCAL__PROMPT_CACHE_MB": "1024"},
