@@ -1,10 +1,10 @@
 """Answers in the passages' words: a logit bias against the question's own wording.
 
-Asked 「老板一个月只让我们休两天，按规定一周起码得休几天？」, a 1.5B model tends to restate the question and
-append a yes, a no or a number of its own (「……一周起码得休五天」) instead of stating the rule that answers
-it (「用人单位应当保证劳动者每周至少休息一日」). Lowering the logits of the question's tokens that no passage
-holds (老板, 起码, 几天 ...) leaves the model the passages' words to answer with. Tokens the passages share
-with the question, and punctuation, keep their chances, so the answer still reads naturally.
+Asked 「饭店墙上贴着“谢绝自带酒水，最终解释权归本店”，这种告示算数吗？」, a 1.5B model tends to restate the
+question and append a yes, a no or a number of its own (「……这种告示算数。」) instead of stating the rule that
+answers it. Lowering the logits of the question's tokens that no passage holds (饭店, 墙上, 自带 ...) leaves the
+model the passages' words to answer with (「该告示属于格式条款，其内容无效。」). Tokens the passages share with the
+question, and punctuation, keep their chances, so the answer still reads naturally.
 """
 
 from __future__ import annotations

@@ -86,8 +86,10 @@ class Tokenizer:
     decode: Callable[[int], str]
 
 
+@functools.lru_cache(maxsize=4)
 def gguf_tokenizer(path: Path) -> Tokenizer:
-    """A GGUF file's own tokenizer (llama.cpp loads the vocabulary only, not the weights)."""
+    """A GGUF file's own tokenizer (llama.cpp loads the vocabulary only, not the weights); one per file, so one
+    lock guards each vocabulary however many counters and models use it."""
     vocab = gguf_vocabulary(path)
     lock = threading.Lock()
 
