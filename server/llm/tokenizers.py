@@ -134,27 +134,25 @@ def builtin_gguf(settings: Settings, config: LLMModelConfig) -> Path | None:
     return locate_files(model)[0] if model.single_file else assembled_path(model, settings.paths.model_dir)
 
 
+def _from_builtin_gguf(settings: Settings, config: LLMModelConfig, make: Callable[[Path], T]) -> Callable[[], T | None]:
+    """A loader of what ``make`` builds from a built-in model's GGUF file; None while the file is not ready."""
+    def load() -> T | None:
+        path = builtin_gguf(settings, config)
+        return make(path) if path is not None else None
+
+    return load
+
+
 def builtin_tokenizer(settings: Settings, name: str, config: LLMModelConfig) -> Lazy[Tokenizer] | None:
     """A built-in model's own tokenizer, loaded on first use; None for other models, whose token ids kbchat
     cannot know."""
-    if not config.builtin:
-        return None
-
-    def load() -> Tokenizer | None:
-        path = builtin_gguf(settings, config)
-        return gguf_tokenizer(path) if path is not None else None
-
-    return Lazy(name, load)
+    return Lazy(name, _from_builtin_gguf(settings, config, gguf_tokenizer)) if config.builtin else None
 
 
 def token_counter(settings: Settings, name: str, config: LLMModelConfig) -> TokenCounter:
     """The best counter kbchat can have for this model (see the module's description)."""
     if config.builtin:
-        def load_gguf() -> TokenCounter | None:
-            path = builtin_gguf(settings, config)
-            return gguf_counter(path) if path is not None else None
-
-        return LazyCounter(name, load_gguf)
+        return LazyCounter(name, _from_builtin_gguf(settings, config, gguf_counter))
     host = urlparse(config.base_url).hostname or ""
     if host == "openai.com" or host.endswith(".openai.com"):
         return LazyCounter(name, lambda: tiktoken_counter(config.model or name))
