@@ -361,13 +361,15 @@ class ChatSettings(BaseModel):
         description="In knowledge-base chat, let the chat model write a short hypothetical answer in the documents' "
         "words and search again with it (HyDE); the question's own evidence shows first. 'auto': on for models behind "
         "an API, and for a built-in model when its server read prompts at least rewrite_min_prompt_speed tokens/s at "
-        "start-up; below that the rewrite costs several seconds. Follow-up questions are always rewritten to stand "
+        "start-up; below that the rewrite costs seconds and the built-in models' answers did not gain from it. Follow-up questions are always rewritten to stand "
         "alone.",
     )
-    # benchmarks/prompt_speed.py, the 1.5B model: 33 tokens/s on a 2-core AVX2 EPYC and 66 on a 2-core AMX Xeon
-    # VM, where the rewrite added 5.7 s p50, against 217 on an AVX-512 EPYC, where it added 1.6 s.
+    # The 1.5B model reads 33 prompt tokens/s on a 2-core AVX2 EPYC, 66 on a 2-core AMX Xeon VM and about 200 on
+    # an AVX-512 EPYC (benchmarks/prompt_speed.py). Even at 200 the rewrite added 2.4 s p50 before the first token,
+    # and the laws answers did not gain from its better passages (0.460 without, 0.453 with, 150 tuning questions),
+    # so a built-in model rewrites by default only at a GPU's speeds.
     rewrite_min_prompt_speed: float = Field(
-        150.0,
+        1000.0,
         gt=0,
         description="With rewrite_query 'auto', the prompt tokens/s a built-in model must read for the rewrite to "
         "run; the model server times a prompt when it starts (GET /speed on its port).",
