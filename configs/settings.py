@@ -361,8 +361,8 @@ class ChatSettings(BaseModel):
         description="In knowledge-base chat, let the chat model write a short hypothetical answer in the documents' "
         "words and search again with it (HyDE); the question's own evidence shows first. 'auto': on for models behind "
         "an API, and for a built-in model when its server read prompts at least rewrite_min_prompt_speed tokens/s at "
-        "start-up; below that the rewrite costs seconds and the built-in models' answers did not gain from it. Follow-up questions are always rewritten to stand "
-        "alone.",
+        "start-up; below that the rewrite costs seconds and the built-in models' answers did not gain from it. "
+        "Follow-up questions are always rewritten to stand alone.",
     )
     # The 1.5B model reads 33 prompt tokens/s on a 2-core AVX2 EPYC, 66 on a 2-core AMX Xeon VM and about 200 on
     # an AVX-512 EPYC (benchmarks/prompt_speed.py). Even at 200 the rewrite added 2.4 s p50 before the first token,
