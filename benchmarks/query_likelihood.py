@@ -25,6 +25,7 @@ import numpy as np
 from benchmarks.common import base_parser, print_table, require_shared_data, scratch_dir, setup_logging, write_result
 from benchmarks.everyday import EMBEDDING_CACHE, SETS, EverydayQuestion, build_kb, load_questions
 from benchmarks.kbtools import open_manager
+from server.knowledge_base.evaluation import EvalReport
 from server.knowledge_base.sentences import sentence_spans
 
 logger = logging.getLogger("benchmarks.query_likelihood")
@@ -78,10 +79,6 @@ def short_passage(text: str, title: str, similarities: list[float] | None) -> st
     return f"{title} {text}"[:PASSAGE_CHARS]
 
 
-def hit_at(order: list[int], gold: list[bool], k: int) -> bool:
-    return any(gold[i] for i in order[:k])
-
-
 def rerank_order(scores: list[float], depth: int, prior: float, total: int) -> list[int]:
     """Indexes of the candidates: the first ``depth`` by score minus ``prior`` per rank, then the rest."""
     head = sorted(range(depth), key=lambda i: -(scores[i] - prior * i))
@@ -107,16 +104,17 @@ def score_set(manager: Any, scorer: Scorer, name: str, questions: list[EverydayQ
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """hit@k and MRR@10 of the search order and of each reordering (``EvalReport``, as ``kbchat eval`` scores)."""
     out = []
     configs = [("search order", 0, 0.0)] + [(f"top {d}, prior {p:g}", d, p) for d in (5, CANDIDATES) for p in PRIORS]
     for label, depth, prior in configs:
-        hits = {k: 0 for k in (1, 3, 5)}
+        report = EvalReport(label)
         for row in rows:
             total = len(row["gold"])
             order = rerank_order(row["scores"], min(depth, total), prior, total)
-            for k in hits:
-                hits[k] += hit_at(order, row["gold"], k)
-        out.append({"config": label, **{f"hit@{k}": round(v / max(len(rows), 1), 3) for k, v in hits.items()}})
+            report.add(row.get("qid", ""), [row["gold"][i] for i in order], 0.0)
+        scores = report.as_dict()
+        out.append({"config": label, **{key: scores[key] for key in ("hit@1", "hit@3", "hit@5", "MRR@10")}})
     return out
 
 
@@ -141,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             summary = summarise(rows)
             result["sets"][name] = {"summary": summary, "rows": rows, "tokens_per_question": scorer.tokens / len(rows),
                                     "seconds_p50": statistics.median(seconds)}
-            table += [[name, len(rows), s["config"], s["hit@1"], s["hit@3"], s["hit@5"],
+            table += [[name, len(rows), s["config"], s["hit@1"], s["hit@3"], s["hit@5"], s["MRR@10"],
                        round(scorer.tokens / len(rows)), round(statistics.median(seconds), 1)] for s in summary]
     result["table"] = print_table(
         f"Reranking by query likelihood ({args.model}, {args.split})",
-        ["set", "questions", "order", "hit@1", "hit@3", "hit@5", "prompt tokens per question", "s p50"], table)
+        ["set", "questions", "order", "hit@1", "hit@3", "hit@5", "MRR@10", "prompt tokens per question", "s p50"], table)
     write_result("query_likelihood", result, args.out)
     return 0
 
