@@ -38,6 +38,7 @@ import httpx
 from benchmarks import datasets
 from benchmarks.common import (
     base_parser,
+    builtin_gguf,
     free_port,
     print_table,
     require_shared_data,
@@ -120,8 +121,6 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def run(n: int, model: str, quick: bool, seed: int, work: Path, tuning: bool = False,
         prompt_template: str | None = None) -> dict[str, Any]:
     from configs import load_settings
-    from server.cli.llm import resolve_builtin
-    from server.llm.local.assemble import ensure_weights
 
     started = time.perf_counter()
     sets = prepare_sets(n, quick, seed, tuning)
@@ -136,7 +135,7 @@ def run(n: int, model: str, quick: bool, seed: int, work: Path, tuning: bool = F
             ingest[lang] = report.as_dict()
     settings = load_settings()
     model_dir = settings.paths.model_dir
-    ensure_weights(resolve_builtin(settings, model), model_dir)
+    builtin_gguf(model, settings)
     port = free_port()
     env = {"KBCHAT_PATHS__MODEL_DIR": str(model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port),
            "KBCHAT_LLM__DEFAULT_MODEL": model, "KBCHAT_PATHS__DATA_ROOT": str(data_root)}
@@ -193,13 +192,11 @@ def main(argv: list[str] | None = None) -> int:
 def _everyday(args: Any, model: str) -> int:
     from benchmarks import everyday_answers
     from configs import load_settings
-    from server.cli.llm import resolve_builtin
-    from server.llm.local.assemble import ensure_weights
 
     settings = load_settings()
     for name in {model, *(everyday_answers.CONFIGS[c].get("LLM__DEFAULT_MODEL", model)
                           for c in args.configs.split(","))}:
-        ensure_weights(resolve_builtin(settings, name), settings.paths.model_dir)
+        builtin_gguf(name, settings)
     n = args.n or (5 if args.quick else None)
     with scratch_dir("answers-everyday", args.keep) as work:
         result = everyday_answers.run(model, args.split, n, args.sets.split(","), args.configs.split(","), work,

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from benchmarks import datasets
-from benchmarks.common import base_parser, free_port, print_table, require_shared_data, scratch_dir, \
+from benchmarks.common import base_parser, builtin_gguf, free_port, print_table, require_shared_data, scratch_dir, \
     setup_logging, write_result
 from benchmarks.everyday import EMBEDDING_CACHE, SETS, build_kb, load_questions
 from benchmarks.everyday_answers import WARM_UP, ask
@@ -139,12 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     require_shared_data()
     from configs import load_settings
-    from server.cli.llm import resolve_builtin
-    from server.llm.local.assemble import ensure_weights
 
     settings = load_settings()
     model = args.model or settings.llm.default_model
-    ensure_weights(resolve_builtin(settings, model), settings.paths.model_dir)
+    builtin_gguf(model, settings)
     n_questions, n_files = (2, 10) if args.quick else (args.questions, args.files)
     with scratch_dir("busy", args.keep) as work:
         result = run(model, n_questions, n_files, args.configs.split(","), work, settings.paths.model_dir)

@@ -56,13 +56,9 @@ class Writer:
     def __init__(self, model: str, lang: str) -> None:
         import llama_cpp
 
-        from configs import load_settings
-        from server.cli.llm import resolve_builtin
-        from server.llm.local.assemble import ensure_weights
+        from benchmarks.common import builtin_gguf
 
-        settings = load_settings()
-        path = ensure_weights(resolve_builtin(settings, model), settings.paths.model_dir)
-        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=2048, n_threads=2, verbose=False)
+        self.llm = llama_cpp.Llama(model_path=str(builtin_gguf(model)), n_ctx=2048, n_threads=2, verbose=False)
         self.prompt = PROMPTS[lang]
         self.cache_path = CACHE_DIR / f"{model}-{lang}.json"
         self.cache: dict[str, list[str]] = (json.loads(self.cache_path.read_text(encoding="utf-8"))

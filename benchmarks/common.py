@@ -266,6 +266,16 @@ def make_settings(data_root: Path, **sections: Any):
     return Settings(paths={"data_root": data_root}, **sections)
 
 
+def builtin_gguf(model: str, settings: Any = None) -> Path:
+    """The GGUF file of a built-in model, assembled and checked in the model folder first if needed."""
+    from configs import load_settings
+    from server.cli.llm import resolve_builtin
+    from server.llm.local.assemble import ensure_weights
+
+    settings = settings or load_settings()
+    return ensure_weights(resolve_builtin(settings, model), settings.paths.model_dir)
+
+
 def require_shared_data() -> Path:
     """The evaluation data folder; exits with a clear message when it is missing."""
     if not SHARED_DATA.is_dir():
