@@ -94,18 +94,39 @@ class EmbedModelConfig(BaseModel):
 class RerankSettings(BaseModel):
     """An optional second stage that reorders a search's top candidates with a model."""
 
-    kind: Literal["off", "cross_encoder", "api"] = Field(
+    kind: Literal["off", "cross_encoder", "api", "chat_model"] = Field(
         "off",
         description="off; cross_encoder: a sentence-transformers CrossEncoder (model = id or local folder); "
-        "api: a service speaking the Jina/Cohere or TEI rerank wire format at url. No reranker weights ship "
-        "with kbchat, so it is off by default.",
+        "api: a service speaking the Jina/Cohere or TEI rerank wire format at url; chat_model: the bundled model "
+        "server's chat model, by how likely it finds the question after each candidate (url: its scoring endpoint, "
+        "default the server of llm.local). No reranker weights ship with kbchat, and the chat model reads about "
+        "110 prompt tokens per candidate before the answer, so it is off by default.",
     )
     model: str = Field("", description="Model id or local folder (cross_encoder); model name sent (api).")
     url: str = Field("", description="Full URL of the rerank endpoint, e.g. http://127.0.0.1:9997/v1/rerank.")
     api_key: SecretStr | None = Field(None, description="Bearer key of the rerank service; set it through the env.")
-    candidates: int = Field(20, ge=1, le=200, description="Top candidates of the first search that are reranked.")
+    candidates: int | None = Field(
+        None, ge=1, le=200,
+        description="Top candidates of the first search that are reranked; default 20, or 10 for chat_model.")
     batch_size: int = Field(16, ge=1, description="Pairs scored per batch (cross_encoder).")
-    timeout: float = Field(10.0, gt=0, description="Seconds before a rerank request is abandoned (api).")
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds before a rerank request is abandoned and the first ranking kept; default "
+        "10, or 60 for chat_model, whose scoring waits its turn behind answers being written.")
+    rank_prior: float = Field(
+        0.02, ge=0.0,
+        description="chat_model: a candidate's mean log-probability of the question is lowered by this much per "
+        "place it stood lower in the first search, so the search's order breaks near ties (chosen on the laws "
+        "tuning questions, benchmarks/query_likelihood.py).")
+
+    @property
+    def pool(self) -> int:
+        """How many top candidates are reranked."""
+        return self.candidates or (10 if self.kind == "chat_model" else 20)
+
+    @property
+    def seconds(self) -> float:
+        """How long a rerank request may take."""
+        return self.timeout or (60.0 if self.kind == "chat_model" else 10.0)
 
 
 class KBSettings(BaseModel):

@@ -34,7 +34,7 @@ from server.knowledge_base.names import (
     validate_file_name,
     validate_kb_name,
 )
-from server.knowledge_base.rerank import make_reranker
+from server.knowledge_base.rerank import Reranker, make_reranker, reading_text
 from server.knowledge_base.retriever import (
     FusionParams,
     SearchResult,
@@ -46,8 +46,10 @@ from server.knowledge_base.retriever import (
 from server.knowledge_base.schemas import ChunkInfo, FileInfo, FileResult, KBInfo, ProgressEvent, SearchHit
 from server.knowledge_base.store_pool import StorePool
 from server.knowledge_base.store_migration import migrate_store
-from server.knowledge_base.vector_store import STORE_KINDS, check_kind, set_threads, usable_kinds
+from server.knowledge_base.vector_store import STORE_KINDS, VectorStore, check_kind, set_threads, usable_kinds
 from server.limits import MAX_QUERY_CHARS, without_control_chars
+from server.llm.local.scoring import SCORE_PATH
+from server.llm.local.status import local_base_url, status_url
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +87,8 @@ class KnowledgeBaseManager:
         self.ctx = KBContext.build(settings.kb, db, self.kb_root, Path(paths.cache_dir))
         set_threads(settings.kb.faiss_threads)
         self.indexer = KBIndexer(self.ctx)
-        self.reranker = make_reranker(settings.kb.rerank)
+        self.reranker = make_reranker(settings.kb.rerank, status_url(local_base_url(settings), SCORE_PATH),
+                                      settings.server.api_key)
         self._lock = threading.RLock()
 
     @property
@@ -358,12 +361,29 @@ class KnowledgeBaseManager:
         vector = self.embeddings.embed_query(row.embed_model, query) if mode != "bm25" else None
         params = FusionParams.from_settings(cfg)
         reranker = self.reranker if rerank else None
-        pool = max(top_k, cfg.rerank.candidates) if reranker is not None else top_k
+        pool = max(top_k, cfg.rerank.pool) if reranker is not None else top_k
         hits = retrieve(store, query, vector, top_k=pool, mode=mode, score_threshold=float(threshold),
                         source=file_name, params=params)
-        hits = rerank_hits(reranker, query, hits, top_k) if reranker is not None else hits
+        if reranker is not None:
+            texts = self._reading_texts(reranker, row, store, query, vector, hits)
+            hits = rerank_hits(reranker, query, hits, top_k, texts)
         return SearchResult([hit.model_copy(update={"metadata": {**hit.metadata, "kb": kb}}) for hit in hits],
                             float(threshold))
+
+    def _reading_texts(self, reranker: Reranker, row: KBRecord, store: VectorStore, query: str,
+                       vector: np.ndarray | None, hits: list[SearchHit]) -> list[str] | None:
+        """What the reranker reads of each hit: None for whole texts, else each hit's title and its sentences
+        closest to the query."""
+        if reranker.passage_sentences is None:
+            return None
+        vector = self.embeddings.embed_query(row.embed_model, query) if vector is None else vector
+        texts = []
+        for hit in hits:
+            similarities = store.sentence_scores(hit.doc_id, vector)
+            title = str((hit.metadata.get("heading_path") or [""])[0])
+            texts.append(reading_text(hit.text, title, None if similarities is None else similarities.tolist(),
+                                      reranker.passage_sentences))
+        return texts
 
     def sentence_similarities(self, query: str, hits: list[SearchHit]) -> list[list[float] | None]:
         """Per hit, the cosine of each of its sentences with the query, in text order (see

@@ -142,15 +142,17 @@ def retrieve(
     ]
 
 
-def rerank_hits(reranker: "Reranker", query: str, hits: list[SearchHit], top_k: int) -> list[SearchHit]:
-    """The hits reordered by the reranker's scores (which become their scores), cut to top_k.
+def rerank_hits(reranker: "Reranker", query: str, hits: list[SearchHit], top_k: int,
+                texts: list[str] | None = None) -> list[SearchHit]:
+    """The hits reordered by the reranker's scores (which become their scores), cut to top_k. The reranker reads
+    ``texts``, one per hit, when given, else the hits' texts.
 
     A reranker that fails leaves the first ranking in place: a worse order beats no answer.
     """
     if len(hits) < 2:
         return hits[:top_k]
     try:
-        scores = reranker.scores(query, [hit.text for hit in hits])
+        scores = reranker.scores(query, texts if texts is not None else [hit.text for hit in hits])
     except RerankError as exc:
         logger.warning("keeping the first ranking: %s", exc.message)
         return hits[:top_k]

@@ -6,7 +6,9 @@ import pytest
 
 from configs import Settings
 from server.db.engine import Database
+from configs.settings import RerankSettings
 from server.knowledge_base.manager import KnowledgeBaseManager
+from server.knowledge_base.rerank import ChatModelReranker, RerankError, make_reranker, reading_text
 from tests.fakes.fake_rerank import FakeRerank
 
 DOCS = {
@@ -68,3 +70,30 @@ def test_an_unloadable_cross_encoder_keeps_the_first_ranking(tmp_path, caplog):
         assert len(hits) == 2 and "cannot load reranker" in caplog.text
     finally:
         manager.close()
+
+
+def test_the_chat_model_reads_a_candidate_as_its_title_and_its_sentences_closest_to_the_question():
+    articles = ["第一条 为了保护民事主体的合法权益，调整民事关系，维护社会和经济秩序，适应中国特色社会主义发展要求，制定本法。",
+                "第二条 民法调整平等主体的自然人、法人和非法人组织之间的人身关系和财产关系，本法另有规定的依照其规定。",
+                "第三条 民事主体的人身权利、财产权利以及其他合法权益受法律保护，任何组织或者个人不得侵犯这些权利。"]
+    assert reading_text("".join(articles), "民法典", [0.2, 0.9, 0.5], 2) == "民法典 " + articles[1] + articles[2]
+    english = ("The lease ends after one year unless renewed. The landlord must give thirty days of notice before "
+               "any sale. Rent is due on the first day of each month.")
+    assert reading_text(english, "Lease", [0.9, 0.1, 0.8], 2) == (
+        "Lease The lease ends after one year unless renewed. Rent is due on the first day of each month.")
+    # Without sentence vectors (or when they no longer match the text) the whole text is read.
+    assert reading_text(english, "", None, 2) == english
+    assert reading_text(english, "", [0.5], 2) == english
+
+
+def test_the_chat_model_reranks_ten_candidates_unless_told_otherwise():
+    assert RerankSettings(kind="chat_model").pool == 10
+    assert RerankSettings(kind="api").pool == 20
+    assert RerankSettings(kind="chat_model", candidates=5).pool == 5
+    reranker = make_reranker(RerankSettings(kind="chat_model"), "http://127.0.0.1:9/kbchat/score")
+    assert isinstance(reranker, ChatModelReranker) and reranker.url.endswith("/kbchat/score")
+    zh, en = reranker.prefixes("房东要卖房，我得搬走吗？", ["甲"]), reranker.prefixes("Must I move out?", ["A"])
+    assert zh[0].startswith("资料：甲") and en[0].startswith("Passage: A")
+    with pytest.raises(RerankError, match="failed"):
+        reranker.scores("Must I move out?", ["A", "B"])
+    reranker.close()

@@ -8,7 +8,8 @@ llama-cpp-python built natively on a CPU with AMX routes matrix products through
 kernels, which crash with SIGSEGV on some virtual machines. With ``--adaptive-threads`` the model uses
 ``--n_threads`` threads while the other processes are quiet and one while they are busy (``threads.py``).
 With ``KBCHAT_PROMPT_TIMING_FILE`` set, every prompt the model reads is timed into that file
-(``prompt_timing.py``). With ``KBCHAT_PARENT_PID`` set, the process ends when that process does.
+(``prompt_timing.py``). With ``KBCHAT_PARENT_PID`` set, the process ends when that process does. The server
+also answers ``POST /kbchat/score``, the likelihood of a text after each of several others (``scoring.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from server.llm.local.prompt_timing import TIMING_FILE_ENV, install as time_prompts
+from server.llm.local.scoring import install_route as install_scoring_route
 
 
 def disable_extra_buffers() -> None:
@@ -81,6 +83,8 @@ def main(argv: list[str]) -> None:
         logging.getLogger("server.llm.local.threads").setLevel(logging.INFO)
         install(int(args[args.index("--n_threads") + 1]) if "--n_threads" in args else 2)
     from llama_cpp.server.__main__ import main as llama_main
+
+    install_scoring_route()
 
     sys.argv = ["llama_cpp.server", *args]
     llama_main()

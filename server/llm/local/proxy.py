@@ -26,13 +26,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import AppError
 from server.llm.local.prompt_timing import read_prompt_speed
+from server.llm.local.scoring import SCORE_PATH
 from server.llm.local.speed import PromptSpeed
 from server.llm.local.status import QUEUE_PATH, SPEED_PATH
 
 logger = logging.getLogger(__name__)
 
 # Endpoints that run the model and therefore wait their turn.
-GATED_PATHS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+GATED_PATHS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", SCORE_PATH}
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 
 
