@@ -1,6 +1,7 @@
 """Retrieval on everyday questions over real documents: the colloquial sets in benchmarks/sets/.
 
     python -m benchmarks.everyday [--split heldout|tuning|all] [--sets laws_zh,files_en] [--quick]
+        [--rewrite-model M] [--rerank-model M]
 
 The extractive sets (CMRC, DRCD, SQuAD) reuse their passage's words, so every retriever looks good
 on them. These sets are questions written as people ask them, each with its gold file and a verbatim
@@ -145,7 +146,7 @@ def bm25_without_fillers() -> Iterator[None]:
 
 # Query-time configurations: (label, search mode, settings overrides). Index-time ones need their own KB.
 # Keys starting with "_" are no settings: "_no_fillers" searches inside bm25_without_fillers(), "_rewrite"
-# with the rewriter.
+# with the rewriter, "_rerank" with the chat model reranking.
 # The settings before sentence vectors: chunk vectors and BM25 fused 2:1 at k=60.
 BEFORE_SENTENCES = {"hybrid_sentence_weight": 0.0, "hybrid_vector_weight": 2.0, "rrf_k": 60}
 QUERY_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
@@ -168,6 +169,12 @@ REWRITE_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("bm25 + HyDE", "bm25", {"_rewrite": True}),
     ("hybrid + HyDE", "hybrid", {"_rewrite": True}),
 ]
+# With --rerank-model: the top candidates reordered by that model's query likelihood (kb.rerank.kind chat_model),
+# through the model server's scoring endpoint; latency includes the scoring.
+RERANK_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
+    ("hybrid + chat-model rerank", "hybrid", {"_rerank": True}),
+    ("hybrid + chat-model rerank top 5", "hybrid", {"_rerank": True, "_candidates": 5}),
+]
 
 # Index-time configurations: (label, KB settings used while building and searching).
 INDEX_CONFIGS: dict[str, dict[str, Any]] = {
@@ -178,36 +185,61 @@ INDEX_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-class Rewriter:
-    """Rewrites each question as KB chat does with ``rewrite_query`` (question + hypothetical answer),
-    through the real ``server.chat.rewrite`` code and a built-in model served as ``kbchat llm serve``
-    serves it; remembers the rewrites and the seconds each took."""
+class ServedModel:
+    """A built-in model served as ``kbchat llm serve`` serves it, and settings whose default model it is."""
 
     def __init__(self, model: str, work: Path) -> None:
-        from benchmarks.common import free_port
+        from benchmarks.common import builtin_gguf, free_port
         from benchmarks.procs import model_server
         from configs import load_settings
-        from server.cli.llm import resolve_builtin
-        from server.llm.local.assemble import ensure_weights
 
         settings = load_settings()
-        ensure_weights(resolve_builtin(settings, model), settings.paths.model_dir)
+        builtin_gguf(model, settings)
         port = free_port()
         env = {"KBCHAT_PATHS__MODEL_DIR": str(settings.paths.model_dir), "KBCHAT_LLM__LOCAL__PORT": str(port)}
-        self.server = model_server(model, port, work, env, name="rewrite-model")
+        self.server = model_server(model, port, work, env, name=f"model-{model}")
         self.settings = settings.model_copy(
             update={"llm": settings.llm.model_copy(update={"default_model": model}, deep=True)}, deep=True)
         self.settings.llm.local.port = port
         self.model = model
-        self.cache: dict[str, str] = {}
-        self.seconds: list[float] = []
 
-    def __enter__(self) -> "Rewriter":
+    def __enter__(self) -> "ServedModel":
         self.server.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.server.__exit__(*exc)
+
+
+@contextmanager
+def chat_model_reranking(manager: Any, served: ServedModel, candidates: int | None) -> Iterator[None]:
+    """Searches of ``manager`` reranked by ``served``'s query likelihood, as ``kb.rerank.kind: chat_model``."""
+    from configs.settings import RerankSettings
+    from server.knowledge_base.rerank import make_reranker
+    from server.llm.local.scoring import SCORE_PATH
+    from server.llm.local.status import local_base_url, status_url
+
+    config = RerankSettings(kind="chat_model", candidates=candidates)
+    saved = manager.reranker
+    manager.reranker = make_reranker(config, status_url(local_base_url(served.settings), SCORE_PATH))
+    try:
+        with kb_settings(manager, rerank=config):
+            yield
+    finally:
+        manager.reranker.close()
+        manager.reranker = saved
+
+
+class Rewriter:
+    """Rewrites each question as KB chat does with ``rewrite_query`` (question + hypothetical answer),
+    through the real ``server.chat.rewrite`` code and a served built-in model; remembers the rewrites and the
+    seconds each took."""
+
+    def __init__(self, served: ServedModel) -> None:
+        self.settings = served.settings
+        self.model = served.model
+        self.cache: dict[str, str] = {}
+        self.seconds: list[float] = []
 
     def __call__(self, question: str) -> str:
         if question not in self.cache:
@@ -229,12 +261,18 @@ class Rewriter:
 
 
 def run(set_names: list[str], splits: list[str], work: Path, index_configs: list[str],
-        query_configs: list[str] | None, rewrite_model: str | None = None, limit: int | None = None
-        ) -> dict[str, Any]:
+        query_configs: list[str] | None, rewrite_model: str | None = None, limit: int | None = None,
+        rerank_model: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"splits": splits, "runs": []}
-    rewriter = Rewriter(rewrite_model, work) if rewrite_model else None
-    with rewriter or contextlib.nullcontext():
-        _run_configs(out, set_names, splits, work, index_configs, query_configs, rewriter, limit)
+    served = {name: ServedModel(name, work) for name in {rewrite_model, rerank_model} if name}
+    rewriter = Rewriter(served[rewrite_model]) if rewrite_model else None
+    with contextlib.ExitStack() as stack:
+        for model in served.values():
+            stack.enter_context(model)
+        _run_configs(out, set_names, splits, work, index_configs, query_configs, rewriter, limit,
+                     served.get(rerank_model or ""))
+    if rerank_model:
+        out["rerank_model"] = rerank_model
     if rewriter is not None:
         out["rewrite"] = {"model": rewrite_model, "questions": len(rewriter.seconds),
                           "p50_s": round(statistics.median(rewriter.seconds), 2) if rewriter.seconds else None,
@@ -245,7 +283,7 @@ def run(set_names: list[str], splits: list[str], work: Path, index_configs: list
 
 def _run_configs(out: dict[str, Any], set_names: list[str], splits: list[str], work: Path,
                  index_configs: list[str], query_configs: list[str] | None, rewriter: Rewriter | None,
-                 limit: int | None) -> None:
+                 limit: int | None, reranker: ServedModel | None = None) -> None:
     rows = []
     for index_label in index_configs:
         overrides = INDEX_CONFIGS[index_label]
@@ -253,7 +291,8 @@ def _run_configs(out: dict[str, Any], set_names: list[str], splits: list[str], w
             for name in set_names:
                 spec = SETS[name]
                 build = build_kb(manager, spec)
-                configs = QUERY_CONFIGS + (REWRITE_CONFIGS if rewriter is not None else [])
+                configs = (QUERY_CONFIGS + (REWRITE_CONFIGS if rewriter is not None else [])
+                           + (RERANK_CONFIGS if reranker is not None else []))
                 for split, label, mode, query_overrides in ((sp, *config) for sp in splits for config in configs):
                     if query_configs and label not in query_configs:
                         continue
@@ -266,7 +305,9 @@ def _run_configs(out: dict[str, Any], set_names: list[str], splits: list[str], w
 
                     query_settings = {k: v for k, v in query_overrides.items() if not k.startswith("_")}
                     fillers = bm25_without_fillers() if query_overrides.get("_no_fillers") else contextlib.nullcontext()
-                    with fillers, kb_settings(manager, **query_settings):
+                    reranking = (chat_model_reranking(manager, reranker, query_overrides.get("_candidates"))
+                                 if reranker is not None and query_overrides.get("_rerank") else contextlib.nullcontext())
+                    with fillers, reranking, kb_settings(manager, **query_settings):
                         search(questions[0].question)  # warm-up: load the store and the encoder
                         metrics = evaluate(search, questions)
                     run_row = {"set": name, "split": split, "index": index_label, "config": label, "build": build,
@@ -290,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", default="", help="comma-separated query configs (default: all)")
     parser.add_argument("--rewrite-model", default=None,
                         help="also search with a hypothetical answer written by this built-in model (HyDE)")
+    parser.add_argument("--rerank-model", default=None,
+                        help="also rerank the top candidates by this built-in model's query likelihood")
     parser.add_argument("--n", type=int, default=None, help="at most this many questions per set and part")
     parser.add_argument("--evidence", action="store_true",
                         help="measure the evidence KB chat chooses instead (benchmarks/everyday_evidence.py)")
@@ -305,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with scratch_dir("everyday", args.keep) as work:
         result = run(args.sets.split(","), args.split.split(","), work, args.index.split(","),
-                     [c for c in args.configs.split(",") if c] or None, args.rewrite_model, args.n)
+                     [c for c in args.configs.split(",") if c] or None, args.rewrite_model, args.n,
+                     args.rerank_model)
     write_result("everyday", result, args.out)
     return 0
 

@@ -60,6 +60,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     "sentence ranking only": {"CHAT__EVIDENCE_MEANING_WEIGHT": "0"},
     "rewrite": {"CHAT__REWRITE_QUERY": "true"},
     "no rewrite": {"CHAT__REWRITE_QUERY": "false"},
+    # The search's top 10 reordered by the chat model's query likelihood (kb.rerank.kind chat_model).
+    "chat-model rerank": {"KB__RERANK__KIND": "chat_model"},
     # Before chat.question_word_penalty: the question's own words keep their chances.
     "no question-word penalty": {"CHAT__QUESTION_WORD_PENALTY": "0"},
     "question-word penalty 6": {"CHAT__QUESTION_WORD_PENALTY": "6"},

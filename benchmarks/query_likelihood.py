@@ -3,12 +3,13 @@
     python -m benchmarks.query_likelihood [--sets laws_zh] [--split tuning] [--n 60] [--model qwen2.5-coder-1.5b]
 
 For each everyday question the default hybrid search returns ten chunks. Each is shown to the built-in
-chat model, in process, as a short passage (its title and the two sentences closest to the question),
-followed by the question; the candidate's score is the mean log-probability of the question's tokens
-(query likelihood, "unsupervised passage reranking"). Candidates are reordered by that score minus
-``prior`` times their search rank, for a few priors, over the top 5 and the top 10. It reads about
-1,100 prompt tokens per question with every token's logits, so the seconds per question are reported
-too: that is what the stage would cost before an answer.
+chat model, in process, as ``kb.rerank.kind: chat_model`` shows it (its title and the two sentences closest
+to the question, then the question), scored as the model server scores it (server/llm/local/scoring.py):
+the mean log-probability of the question's tokens (query likelihood). Candidates are reordered by that
+score minus ``prior`` times their search rank, for a few priors, over the top 5 and the top 10: the
+sweep that chose ``kb.rerank.rank_prior``. It reads about 1,100 prompt tokens per question, so the
+seconds per question are reported too. ``benchmarks.everyday --rerank-model`` measures the stage as
+searches run it, through the model server.
 """
 
 from __future__ import annotations
@@ -20,63 +21,36 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from benchmarks.common import base_parser, print_table, require_shared_data, scratch_dir, setup_logging, write_result
+from benchmarks.common import base_parser, builtin_gguf, print_table, require_shared_data, scratch_dir, setup_logging, write_result
 from benchmarks.everyday import EMBEDDING_CACHE, SETS, EverydayQuestion, build_kb, load_questions
 from benchmarks.kbtools import open_manager
+from configs.settings import RerankSettings
 from server.knowledge_base.evaluation import EvalReport
-from server.knowledge_base.sentences import sentence_spans
+from server.knowledge_base.rerank import ChatModelReranker, reading_text
+from server.llm.local.scoring import ContinuationScorer
 
 logger = logging.getLogger("benchmarks.query_likelihood")
 
 CANDIDATES = 10
 PRIORS = (0.0, 0.02, 0.05, 0.1)
-PASSAGE_CHARS = 300
-FRAMES = {
-    "zh": "资料：{passage}\n\n根据上面的资料，一个人问了这样一个问题：",
-    "en": "Passage: {passage}\n\nA question someone asked about this passage:",
-}
 
 
 class Scorer:
-    """A GGUF chat model in process, with every prompt token's logits."""
+    """A built-in GGUF chat model in process, scoring as the model server's ``POST /kbchat/score`` does."""
 
     def __init__(self, path: Path) -> None:
         import llama_cpp
 
-        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
+        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=2, verbose=False)
+        self.scorer = ContinuationScorer()
+        self.reranker = ChatModelReranker(RerankSettings(kind="chat_model"), "")
         self.tokens = 0
 
-    @classmethod
-    def builtin(cls, model: str) -> "Scorer":
-        from configs import load_settings
-        from server.cli.llm import resolve_builtin
-        from server.llm.local.assemble import ensure_weights
-
-        settings = load_settings()
-        return cls(ensure_weights(resolve_builtin(settings, model), settings.paths.model_dir))
-
-    def question_logprob(self, passage: str, question: str, lang: str) -> float:
-        """Mean log-probability of the question's tokens after the passage."""
-        head = self.llm.tokenize(FRAMES[lang].format(passage=passage).encode(), add_bos=False, special=False)
-        tail = self.llm.tokenize(question.encode(), add_bos=False, special=False)
-        self.llm.reset()
-        self.llm.eval(head + tail)
-        self.tokens += len(head) + len(tail)
-        logits = np.asarray(self.llm.scores[len(head) - 1: len(head) + len(tail) - 1], dtype=np.float64)
-        top = logits.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-        return float((logits[np.arange(len(tail)), tail] - log_norm).mean())
-
-
-def short_passage(text: str, title: str, similarities: list[float] | None) -> str:
-    """The title and the two sentences of ``text`` closest to the question, in text order."""
-    spans = sentence_spans(text)
-    if similarities is not None and len(similarities) == len(spans):
-        best = sorted(sorted(range(len(spans)), key=lambda i: -similarities[i])[:2])
-        text = "".join(text[spans[i][0]:spans[i][1]].strip() for i in best)
-    return f"{title} {text}"[:PASSAGE_CHARS]
+    def question_logprobs(self, texts: list[str], question: str) -> list[float]:
+        """Per candidate text, the mean log-probability of the question's tokens after it."""
+        result = self.scorer.score(self.llm, self.reranker.prefixes(question, texts), question)
+        self.tokens += result.tokens
+        return result.logprobs
 
 
 def rerank_order(scores: list[float], depth: int, prior: float, total: int) -> list[int]:
@@ -91,12 +65,9 @@ def score_set(manager: Any, scorer: Scorer, name: str, questions: list[EverydayQ
         hits = manager.search(name, question.question, top_k=CANDIDATES, score_threshold=0.0)
         similarities = manager.sentence_similarities(question.question, hits)
         started = time.perf_counter()
-        scores = [
-            scorer.question_logprob(
-                short_passage(hit.text, (hit.metadata.get("heading_path") or [""])[0], sims), question.question,
-                question.lang)
-            for hit, sims in zip(hits, similarities)
-        ]
+        texts = [reading_text(hit.text, str((hit.metadata.get("heading_path") or [""])[0]), sims,
+                              ChatModelReranker.passage_sentences or 2) for hit, sims in zip(hits, similarities)]
+        scores = scorer.question_logprobs(texts, question.question)
         rows.append({"qid": question.qid, "gold": [question.is_hit(h.metadata.get("source"), h.text) for h in hits],
                      "scores": scores, "seconds": time.perf_counter() - started})
         logger.info("%s %d/%d scored in %.1f s", name, i, len(questions), rows[-1]["seconds"])
@@ -127,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_shared_data()
-    scorer = Scorer.builtin(args.model)
+    scorer = Scorer(builtin_gguf(args.model))
     result: dict[str, Any] = {"model": args.model, "split": args.split, "sets": {}}
     table = []
     with scratch_dir("query_likelihood", args.keep) as work, open_manager(work, cache_dir=EMBEDDING_CACHE) as manager:

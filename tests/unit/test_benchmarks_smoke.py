@@ -133,13 +133,13 @@ def test_everyday_sets_parse_and_their_law_evidence_stands_in_its_article():
 
 
 def test_query_likelihood_prefers_the_passage_that_answers_and_reorders_by_it(tmp_path):
-    from benchmarks.query_likelihood import Scorer, rerank_order, short_passage, summarise
+    from benchmarks.query_likelihood import Scorer, rerank_order, summarise
     from server.llm.local.assemble import ensure_weights
     from server.llm.local.builtin import BUILTIN_MODELS
 
     scorer = Scorer(ensure_weights(BUILTIN_MODELS["smollm2-135m"], tmp_path))
     question = "When was the Eiffel Tower in Paris completed?"
-    scores = [scorer.question_logprob(p, question, "en") for p in EN_PASSAGES]
+    scores = scorer.question_logprobs(list(EN_PASSAGES), question)
     assert scores[0] == max(scores) and all(s < 0 for s in scores)
     assert scorer.tokens > 0
     # A prior of 1 per rank outweighs a score gap of 0.5; none leaves the scores alone. Past the depth, search order.
@@ -148,7 +148,3 @@ def test_query_likelihood_prefers_the_passage_that_answers_and_reorders_by_it(tm
     rows = [{"gold": [False, True, False], "scores": [-2.0, -1.0, -3.0]}]
     by_config = {s["config"]: s for s in summarise(rows)}
     assert by_config["search order"]["hit@1"] == 0.0 and by_config["top 5, prior 0"]["hit@1"] == 1.0
-    # Two sentences closest to the question, in text order, after the title.
-    first, second, third = (f"The {n} rule of the club says something long enough to stand alone." for n in
-                            ("first", "second", "third"))
-    assert short_passage(f"{first} {second} {third}", "Rules", [0.9, 0.1, 0.5]) == f"Rules {first}{third}"
