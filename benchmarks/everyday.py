@@ -170,7 +170,8 @@ REWRITE_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("hybrid + HyDE", "hybrid", {"_rewrite": True}),
 ]
 # With --rerank-model: the top candidates reordered by that model's query likelihood (kb.rerank.kind chat_model),
-# through the model server's scoring endpoint; latency includes the scoring.
+# through the model server's scoring endpoint; latency includes the scoring. Over the top 5, the list is 5 long
+# (MRR@10 is then over 5).
 RERANK_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("hybrid + chat-model rerank", "hybrid", {"_rerank": True}),
     ("hybrid + chat-model rerank top 5", "hybrid", {"_rerank": True, "_candidates": 5}),
@@ -299,9 +300,13 @@ def _run_configs(out: dict[str, Any], set_names: list[str], splits: list[str], w
                     questions = load_questions(spec, split)[:limit]
                     rewrite = rewriter if query_overrides.get("_rewrite") else None
 
-                    def search(text: str, kb: str = spec.name, mode: str = mode, rewrite: Any = rewrite) -> list[Any]:
+                    # A search reranks at least its own top_k, so reranking fewer candidates means a shorter list.
+                    top_k = query_overrides.get("_candidates", 10)
+
+                    def search(text: str, kb: str = spec.name, mode: str = mode, rewrite: Any = rewrite,
+                               top_k: int = top_k) -> list[Any]:
                         query = rewrite(text) if rewrite is not None else text
-                        return manager.search(kb, query, top_k=10, score_threshold=0.0, mode=mode)
+                        return manager.search(kb, query, top_k=top_k, score_threshold=0.0, mode=mode)
 
                     query_settings = {k: v for k, v in query_overrides.items() if not k.startswith("_")}
                     fillers = bm25_without_fillers() if query_overrides.get("_no_fillers") else contextlib.nullcontext()
