@@ -154,6 +154,8 @@ def status_line(t: Any, live: dict[str, Any], now: float | None = None) -> str:
         return ""
     if status.get("stage") == "rewriting":
         return t("chat.status.rewriting", s=int(elapsed))
+    if status.get("stage") == "ranking":
+        return t("chat.status.ranking", s=int(elapsed))
     if status.get("stage") == "waiting" and status.get("ahead"):
         return t("chat.status.waiting", n=status["ahead"], s=int(elapsed))
     tokens = status.get("prompt_tokens")

@@ -243,6 +243,9 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     # A rewrite (of a follow-up, or HyDE) displaces the cached system prompt from the model server.
     rewrites = bool(ctx.history) or hyde
     reading = _Reading(prompt_speed, ctx.count(ctx.render(template, kb=kb_name)) if rewrites else 0)
+    if ctx.settings.kb.rerank.kind != "off":
+        # A reranker (the chat model, say) can take seconds before the passages are known.
+        yield events.status("ranking")
     found = await _find(ctx, kb_name, question, question, template, reading)
     if found.sources or not hyde:
         # Evidence first: what the question finds is shown before any model time is spent on it.

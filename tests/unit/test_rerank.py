@@ -97,3 +97,23 @@ def test_the_chat_model_reranks_ten_candidates_unless_told_otherwise():
     with pytest.raises(RerankError, match="failed"):
         reranker.scores("Must I move out?", ["A", "B"])
     reranker.close()
+
+
+def test_kb_chat_says_it_is_ranking_before_the_reranked_passages_and_the_page_shows_it(tmp_path, rerank, fake_openai):
+    from tests.chat_support import build_garden_kb, collect, kb_services, only
+    from webui_pages.dialogue import status_line
+    from webui_pages.i18n import translate
+
+    services = kb_services(tmp_path, fake_openai.base_url,
+                           kb={"rerank": {"kind": "api", "url": rerank.url + "/v1/rerank", "api_key": FakeRerank.api_key}})
+    build_garden_kb(services)
+    fake_openai.queue("Twice a week [1].")
+    events = collect(services, mode="kb", query="How often should tomato plants be watered?", kb_name="garden", top_k=2,
+                     score_threshold=0.0)
+    kinds = [e["type"] for e in events]
+    ranking = kinds.index("status")
+    assert events[ranking]["stage"] == "ranking" and ranking < kinds.index("sources") < kinds.index("delta")
+    assert rerank.requests and "twice a week" in only(events, "sources")["sources"][0]["text"]
+    live = {"started": 10.0, "status": events[ranking]}
+    assert status_line(lambda key, **kw: translate("en", key, **kw), live, now=13.2) == "Ranking the passages found, 3 s"
+    assert status_line(lambda key, **kw: translate("zh", key, **kw), live, now=13.2) == "正在为检索到的资料重新排序，3 秒"
