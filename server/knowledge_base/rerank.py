@@ -158,7 +158,7 @@ class ChatModelReranker:
     def __init__(self, config: RerankSettings, score_url: str, api_key: SecretStr | None = None) -> None:
         self.config = config
         self.url = config.url or score_url
-        key = (config.api_key or api_key)
+        key = config.api_key or api_key
         headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
         self._client = httpx.Client(timeout=config.seconds, headers=headers, trust_env=False)
 

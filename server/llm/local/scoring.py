@@ -14,7 +14,6 @@ generations, since both run the model.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request  # resolved by FastAPI from this module's names
 
-logger = logging.getLogger(__name__)
 
 SCORE_PATH = "/kbchat/score"
 # The scoring context: enough for ten passages of a few hundred characters and a question, in one batch.
