@@ -34,6 +34,7 @@ from configs.settings import RerankSettings
 from server.errors import UpstreamError
 from server.knowledge_base.boundaries import has_cjk
 from server.knowledge_base.sentences import sentence_spans
+from server.llm.local.status import auth_headers
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +111,7 @@ class ApiReranker:
 
     def __init__(self, config: RerankSettings) -> None:
         self.config = config
-        key = config.api_key.get_secret_value() if config.api_key else ""
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(timeout=config.seconds, headers=headers, trust_env=False)
+        self._client = httpx.Client(timeout=config.seconds, headers=auth_headers(config.api_key), trust_env=False)
 
     def scores(self, query: str, texts: Sequence[str]) -> list[float]:
         body: dict[str, Any] = {"model": self.config.model, "query": query, "documents": list(texts),
@@ -158,9 +157,8 @@ class ChatModelReranker:
     def __init__(self, config: RerankSettings, score_url: str, api_key: SecretStr | None = None) -> None:
         self.config = config
         self.url = config.url or score_url
-        key = config.api_key or api_key
-        headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
-        self._client = httpx.Client(timeout=config.seconds, headers=headers, trust_env=False)
+        self._client = httpx.Client(timeout=config.seconds, headers=auth_headers(config.api_key or api_key),
+                                    trust_env=False)
 
     def prefixes(self, query: str, texts: Sequence[str]) -> list[str]:
         frame = self.frames["zh" if has_cjk(query) else "en"]
