@@ -217,12 +217,11 @@ def chat_model_reranking(manager: Any, served: ServedModel, candidates: int | No
     """Searches of ``manager`` reranked by ``served``'s query likelihood, as ``kb.rerank.kind: chat_model``."""
     from configs.settings import RerankSettings
     from server.knowledge_base.rerank import make_reranker
-    from server.llm.local.scoring import SCORE_PATH
-    from server.llm.local.status import local_base_url, status_url
+    from server.llm.local.status import local_score_url
 
     config = RerankSettings(kind="chat_model", candidates=candidates)
     saved = manager.reranker
-    manager.reranker = make_reranker(config, status_url(local_base_url(served.settings), SCORE_PATH))
+    manager.reranker = make_reranker(config, local_score_url(served.settings))
     try:
         with kb_settings(manager, rerank=config):
             yield

@@ -48,8 +48,7 @@ from server.knowledge_base.store_pool import StorePool
 from server.knowledge_base.store_migration import migrate_store
 from server.knowledge_base.vector_store import STORE_KINDS, VectorStore, check_kind, set_threads, usable_kinds
 from server.limits import MAX_QUERY_CHARS, without_control_chars
-from server.llm.local.scoring import SCORE_PATH
-from server.llm.local.status import local_base_url, status_url
+from server.llm.local.status import local_score_url
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +86,7 @@ class KnowledgeBaseManager:
         self.ctx = KBContext.build(settings.kb, db, self.kb_root, Path(paths.cache_dir))
         set_threads(settings.kb.faiss_threads)
         self.indexer = KBIndexer(self.ctx)
-        self.reranker = make_reranker(settings.kb.rerank, status_url(local_base_url(settings), SCORE_PATH),
-                                      settings.server.api_key)
+        self.reranker = make_reranker(settings.kb.rerank, local_score_url(settings), settings.server.api_key)
         self._lock = threading.RLock()
 
     @property

@@ -11,8 +11,7 @@ from configs import Settings
 from server.db.engine import Database
 from server.knowledge_base.manager import KnowledgeBaseManager
 from server.knowledge_base.rerank import ChatModelReranker, reading_text
-from server.llm.local.scoring import SCORE_PATH
-from server.llm.local.status import status_url
+from server.llm.local.status import SCORE_PATH, status_url
 
 pytestmark = pytest.mark.llm
 

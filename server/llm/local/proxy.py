@@ -26,9 +26,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import AppError
 from server.llm.local.prompt_timing import read_prompt_speed
-from server.llm.local.scoring import SCORE_PATH
 from server.llm.local.speed import PromptSpeed
-from server.llm.local.status import QUEUE_PATH, SPEED_PATH
+from server.llm.local.status import QUEUE_PATH, SCORE_PATH, SPEED_PATH
 
 logger = logging.getLogger(__name__)
 

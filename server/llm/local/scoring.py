@@ -23,8 +23,9 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request  # resolved by FastAPI from this module's names
 
+from server.llm.local.status import SCORE_PATH
 
-SCORE_PATH = "/kbchat/score"
+
 # The scoring context: enough for ten passages of a few hundred characters and a question, in one batch.
 SCORING_CONTEXT = 2048
 MAX_SEQUENCES = 16

@@ -12,6 +12,8 @@ from configs import Settings
 # Answered by the proxy itself: how many generations run and wait, and how fast the model read a prompt.
 QUEUE_PATH = "/queue"
 SPEED_PATH = "/speed"
+# Answered by the model process (scoring.py): how likely the model finds a text after each of several others.
+SCORE_PATH = "/kbchat/score"
 # Seconds to wait for the bundled model server's queue: it answers at once, or it does not run.
 LOCAL_STATUS_TIMEOUT = 0.5
 
@@ -26,6 +28,11 @@ def local_base_url(settings: Settings) -> str:
 def status_url(base_url: str, path: str) -> str:
     """The proxy endpoint ``path`` of a bundled model server whose OpenAI base URL is ``base_url``."""
     return base_url.rstrip("/").removesuffix("/v1") + path
+
+
+def local_score_url(settings: Settings) -> str:
+    """Where the bundled model server (``kbchat llm serve``) scores continuations (``SCORE_PATH``)."""
+    return status_url(local_base_url(settings), SCORE_PATH)
 
 
 def auth_headers(api_key: SecretStr | None) -> dict[str, str]:
