@@ -48,6 +48,7 @@ def test_the_model_server_finds_a_question_likelier_after_the_passage_that_answe
 
 def test_the_scoring_endpoint_refuses_bad_input_with_a_json_error(smollm2_server):
     for body in ({"prefixes": [], "continuation": "why?"}, {"prefixes": ["a"], "continuation": ""},
+                 {"prefixes": ["a", ""], "continuation": "why?"},
                  {"prefixes": "not a list", "continuation": "why?"}):
         response = httpx.post(status_url(smollm2_server.base_url, SCORE_PATH), json=body, timeout=60, trust_env=False)
         assert response.status_code == 422 and response.json()["error"]["message"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
@@ -35,7 +35,8 @@ MAX_CONTINUATION_TOKENS = 256
 
 
 class ScoreRequest(BaseModel):
-    prefixes: list[str] = Field(..., min_length=1, max_length=64, description="Texts the continuation follows.")
+    prefixes: list[Annotated[str, Field(min_length=1)]] = Field(
+        ..., min_length=1, max_length=64, description="Texts the continuation follows (none empty).")
     continuation: str = Field(..., min_length=1, max_length=2000, description="The text whose likelihood is scored.")
 
 
