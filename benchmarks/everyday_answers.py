@@ -62,6 +62,14 @@ CONFIGS: dict[str, dict[str, str]] = {
     "no rewrite": {"CHAT__REWRITE_QUERY": "false"},
     # The search's top 10 reordered by the chat model's query likelihood (kb.rerank.kind chat_model).
     "chat-model rerank": {"KB__RERANK__KIND": "chat_model"},
+    # The evidence's best sentences ordered by the chat model's query likelihood (chat.evidence_scoring), at the
+    # full evidence budget and at smaller ones; "no evidence scoring" is the default before it.
+    "no evidence scoring": {"CHAT__EVIDENCE_SCORING": "false"},
+    "scored evidence 320": {"CHAT__EVIDENCE_SCORING": "true", "CHAT__SCORED_EVIDENCE_TOKENS": "320"},
+    "scored evidence 100": {"CHAT__EVIDENCE_SCORING": "true", "CHAT__SCORED_EVIDENCE_TOKENS": "100"},
+    "scored evidence of 6": {"CHAT__EVIDENCE_SCORING": "true", "CHAT__SCORED_SENTENCES": "6"},
+    "evidence 160": {"CHAT__EVIDENCE_SCORING": "false", "CHAT__EVIDENCE_TOKENS": "160"},
+    "chat-model rerank and scored evidence": {"KB__RERANK__KIND": "chat_model", "CHAT__EVIDENCE_SCORING": "true"},
     # Before chat.question_word_penalty: the question's own words keep their chances.
     "no question-word penalty": {"CHAT__QUESTION_WORD_PENALTY": "0"},
     "question-word penalty 6": {"CHAT__QUESTION_WORD_PENALTY": "6"},

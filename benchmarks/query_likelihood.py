@@ -1,6 +1,7 @@
 """The chat model as a reranker: candidates ordered by how likely the model finds the question after them.
 
     python -m benchmarks.query_likelihood [--sets laws_zh] [--split tuning] [--n 60] [--model qwen2.5-coder-1.5b]
+    python -m benchmarks.query_likelihood --sentences [...]
 
 For each everyday question the default hybrid search returns ten chunks. Each is shown to the built-in
 chat model, in process, as ``kb.rerank.kind: chat_model`` shows it (its title and the two sentences closest
@@ -10,6 +11,12 @@ score minus ``prior`` times their search rank, for a few priors, over the top 5 
 sweep that chose ``kb.rerank.rank_prior``. It reads about 1,100 prompt tokens per question, so the
 seconds per question are reported too. ``benchmarks.everyday --rerank-model`` measures the stage as
 searches run it, through the model server.
+
+``--sentences`` measures ``chat.evidence_scoring`` instead: for each question whose gold passage is among the
+``chat.kb_passages`` found, the ``chat.scored_sentences`` sentences that bear most on it (as knowledge-base chat
+ranks them, ``server.chat.evidence.rank_sentences``) are scored as the chat scores them (title, sentence, then
+the question); reported is how often the first sentence holds the gold evidence (its first 12 characters) or a
+short answer, in the first order and in the model's.
 """
 
 from __future__ import annotations
@@ -25,7 +32,10 @@ from benchmarks.common import base_parser, builtin_gguf, print_table, require_sh
 from benchmarks.everyday import EMBEDDING_CACHE, SETS, EverydayQuestion, build_kb, load_questions
 from benchmarks.kbtools import open_manager
 from configs.settings import RerankSettings
-from server.knowledge_base.evaluation import EvalReport
+from server.chat.evidence import rank_sentences, split_passages
+from server.chat.kb_chat import title_of
+from server.chat.sources import kb_source
+from server.knowledge_base.evaluation import EvalReport, normalise
 from server.knowledge_base.rerank import ChatModelReranker, reading_text
 from server.llm.local.scoring import ContinuationScorer
 
@@ -74,6 +84,44 @@ def score_set(manager: Any, scorer: Scorer, name: str, questions: list[EverydayQ
     return rows
 
 
+def score_sentences(manager: Any, scorer: Scorer, name: str, questions: list[EverydayQuestion]) -> list[dict[str, Any]]:
+    """Per question whose gold passage was found: whether each of the best sentences holds the gold, and its score."""
+    chat = manager.settings.chat
+    rows = []
+    for question in questions:
+        hits = manager.search(name, question.question, top_k=chat.kb_passages)
+        if not any(question.is_hit(h.metadata.get("source"), h.text) for h in hits):
+            continue
+        passages = split_passages([h.text for h in hits])
+        similarities = manager.sentence_similarities(question.question, hits)
+        candidates = rank_sentences(question.question, passages, similarities,
+                                    chat.evidence_meaning_weight)[:chat.scored_sentences]
+        titles = [title_of(kb_source(i, h, name), h.metadata) for i, h in enumerate(hits, 1)]
+        sentences = [passages[c.rank].sentence(c.index) for c in candidates]
+        wanted = [normalise(question.evidence or "")[:12], *(normalise(a) for a in question.answers)]
+        started = time.perf_counter()
+        scores = scorer.question_logprobs([f"{titles[c.rank]}\n{s}" for c, s in zip(candidates, sentences)],
+                                          question.question)
+        rows.append({"qid": question.qid, "scores": scores, "seconds": time.perf_counter() - started,
+                     "gold": [any(w and w in normalise(s) for w in wanted) for s in sentences]})
+    return rows
+
+
+def summarise_sentences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How often the first (and the first two) of the best sentences hold the gold, in each order."""
+    out = []
+    for label, prior in [("first order", None), *((f"model, prior {p:g}", p) for p in PRIORS)]:
+        first = two = 0
+        for row in rows:
+            n = len(row["gold"])
+            order = list(range(n)) if prior is None else rerank_order(row["scores"], n, prior, n)
+            first += row["gold"][order[0]] if order else 0
+            two += any(row["gold"][i] for i in order[:2])
+        out.append({"order": label, "first holds gold": round(first / len(rows), 3) if rows else None,
+                    "first two hold gold": round(two / len(rows), 3) if rows else None})
+    return out
+
+
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """hit@k and MRR@10 of the search order and of each reordering (``EvalReport``, as ``kbchat eval`` scores)."""
     out = []
@@ -95,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="tuning", help="heldout, tuning or all")
     parser.add_argument("--n", type=int, default=None, help="at most this many questions per set")
     parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="built-in chat model that scores")
+    parser.add_argument("--sentences", action="store_true",
+                        help="score the evidence sentences (chat.evidence_scoring) instead of the passages")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_shared_data()
@@ -105,16 +155,24 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.sets.split(","):
             build_kb(manager, SETS[name])
             scorer.tokens = 0
-            rows = score_set(manager, scorer, name, load_questions(SETS[name], args.split)[:args.n])
+            questions = load_questions(SETS[name], args.split)[:args.n]
+            rows = (score_sentences if args.sentences else score_set)(manager, scorer, name, questions)
             seconds = [r["seconds"] for r in rows]
-            summary = summarise(rows)
-            result["sets"][name] = {"summary": summary, "rows": rows, "tokens_per_question": scorer.tokens / len(rows),
-                                    "seconds_p50": statistics.median(seconds)}
-            table += [[name, len(rows), s["config"], s["hit@1"], s["hit@3"], s["hit@5"], s["MRR@10"],
-                       round(scorer.tokens / len(rows)), round(statistics.median(seconds), 1)] for s in summary]
-    result["table"] = print_table(
-        f"Reranking by query likelihood ({args.model}, {args.split})",
-        ["set", "questions", "order", "hit@1", "hit@3", "hit@5", "MRR@10", "prompt tokens per question", "s p50"], table)
+            tokens, p50 = round(scorer.tokens / len(rows)), round(statistics.median(seconds), 1)
+            summary = (summarise_sentences if args.sentences else summarise)(rows)
+            result["sets"][name] = {"summary": summary, "rows": rows, "tokens_per_question": tokens,
+                                    "seconds_p50": p50}
+            table += [[name, len(rows), *s.values(), tokens, p50] for s in summary]
+    if args.sentences:
+        result["table"] = print_table(
+            f"Evidence sentences ordered by query likelihood ({args.model}, {args.split}; questions whose gold "
+            "passage was found)", ["set", "questions", "order", "first holds gold", "first two hold gold",
+                                   "prompt tokens per question", "s p50"], table)
+    else:
+        result["table"] = print_table(
+            f"Reranking by query likelihood ({args.model}, {args.split})",
+            ["set", "questions", "order", "hit@1", "hit@3", "hit@5", "MRR@10", "prompt tokens per question", "s p50"],
+            table)
     write_result("query_likelihood", result, args.out)
     return 0
 

@@ -27,6 +27,7 @@ class Services:
     chat: ChatServices
 
     def close(self) -> None:
+        self.chat.close()
         self.kb.close()
         self.db.dispose()
 

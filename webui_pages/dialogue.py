@@ -152,10 +152,8 @@ def status_line(t: Any, live: dict[str, Any], now: float | None = None) -> str:
     status = live.get("status")
     if not status:
         return ""
-    if status.get("stage") == "rewriting":
-        return t("chat.status.rewriting", s=int(elapsed))
-    if status.get("stage") == "ranking":
-        return t("chat.status.ranking", s=int(elapsed))
+    if status.get("stage") in ("rewriting", "ranking", "weighing"):
+        return t(f"chat.status.{status['stage']}", s=int(elapsed))
     if status.get("stage") == "waiting" and status.get("ahead"):
         return t("chat.status.waiting", n=status["ahead"], s=int(elapsed))
     tokens = status.get("prompt_tokens")

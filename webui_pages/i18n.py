@@ -108,6 +108,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "chat.status.reading": ("模型正在阅读（{tokens} 个词元），{s} 秒", "The model is reading ({tokens} tokens), {s} s"),
     "chat.status.rewriting": ("正在改写问题以便检索，{s} 秒", "Rewriting the question for the search, {s} s"),
     "chat.status.ranking": ("正在为检索到的资料重新排序，{s} 秒", "Ranking the passages found, {s} s"),
+    "chat.status.weighing": ("正在挑出最能回答问题的句子，{s} 秒", "Picking the sentences that answer best, {s} s"),
     "chat.status.reading_plain": ("模型正在阅读，{s} 秒", "The model is reading, {s} s"),
     "chat.status.first": ("{s} 秒后开始回答", "Answer started after {s} s"),
     "chat.status.writing": ("正在回答 · 每秒 {rate} 个词元", "Writing · {rate} tokens/s"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from configs import Settings
 from configs.prompts import LANG_SUFFIX, render
@@ -18,10 +18,13 @@ from server.chat.schemas import ChatRequest
 from server.chat.search_engines import EngineFactory
 from server.errors import InvalidInput, ServiceUnavailable
 from server.knowledge_base.manager import KnowledgeBaseManager
+from server.knowledge_base.rerank import Reranker
 from server.llm.base import ChatModel
 
 # Seconds between status events while an answer waits for its first text.
 STATUS_EVERY = 2.0
+
+T = TypeVar("T")
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
@@ -38,6 +41,31 @@ def _stage(depth: int | None, own: int) -> tuple[str, int | None]:
     return ("waiting" if ahead else "reading"), ahead
 
 
+class Pending(Generic[T]):
+    """Work an answer waits for (a rewrite, a ranking), started at once; ``statuses`` says so until it is done."""
+
+    def __init__(self, work: Awaitable[T]) -> None:
+        self._task = asyncio.ensure_future(work)
+
+    async def statuses(self, stage: str | None) -> AsyncGenerator[ChatEvent, None]:
+        """A ``stage`` status now and every STATUS_EVERY seconds until the work is done (cancelled when the
+        answer is abandoned), so the page's line keeps counting the seconds; none for a ``stage`` of None."""
+        try:
+            if stage is None:
+                await asyncio.wait({self._task})
+                return
+            yield events.status(stage)
+            while not (await asyncio.wait({self._task}, timeout=STATUS_EVERY))[0]:
+                yield events.status(stage)
+        finally:
+            if not self._task.done():
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+
+    def result(self) -> T:
+        return self._task.result()
+
+
 @dataclass
 class ChatContext:
     """One question in flight: the request, its model, templates, history and running token counts."""
@@ -50,6 +78,8 @@ class ChatContext:
     # ChatServices always gives both; a context made for one model call alone (e.g. a rewrite) may not.
     kb: KnowledgeBaseManager | None = None
     engines: EngineFactory | None = None
+    # The chat model scoring evidence sentences (chat.evidence_scoring), when on.
+    evidence_scorer: Reranker | None = None
     question: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -64,7 +64,8 @@ def start(conversation_id: str, message_id: str) -> StartEvent:
 
 def status(stage: str, ahead: int | None = None, *, prompt_tokens: int | None = None) -> StatusEvent:
     """What the answer waits for before its first text: ``rewriting`` the question for retrieval,
-    ``ranking`` the search's candidates with the reranker (``kb.rerank``), ``waiting`` behind ``ahead``
+    ``ranking`` the search's candidates with the reranker (``kb.rerank``), ``weighing`` the evidence sentences
+    with the chat model (``chat.evidence_scoring``), ``waiting`` behind ``ahead``
     other generations of the same model, or ``reading`` (the model reads ``prompt_tokens`` tokens of prompt)."""
     return {"type": "status", "stage": stage, "ahead": ahead, "prompt_tokens": prompt_tokens}
 

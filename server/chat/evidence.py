@@ -43,6 +43,10 @@ class Passage:
     def highlights(self) -> list[tuple[int, int]]:
         return [self.spans[i] for i in self.chosen]
 
+    def sentence(self, i: int) -> str:
+        start, end = self.spans[i]
+        return self.text[start:end].strip()
+
     def excerpt(self) -> str:
         """The chosen sentences in text order; runs of neighbours keep their text, gaps get a mark."""
         runs: list[tuple[int, int]] = []
@@ -55,26 +59,28 @@ class Passage:
         return GAP.join(self.text[s:e].strip() for s, e in runs)
 
 
-def choose(
-    question: str,
-    texts: Sequence[str],
-    budget: int,
-    count: Callable[[str], int],
-    similarities: Sequence[Sequence[float] | None] | None = None,
-    meaning_weight: float = 2.0,
-) -> list[Passage]:
-    """The passages (best first) with the sentences that fit ``budget`` tokens chosen in each.
+@dataclass(frozen=True)
+class Candidate:
+    """One sentence that bears on the question: its score, its passage's rank and its index in that passage."""
 
-    ``similarities`` holds, per passage, the cosine of each of its sentences with the question (None
-    where the passage has no sentence vectors); ``meaning_weight`` weighs it against shared terms. Sentences are taken by score; a passage none of whose
-    sentences scores above zero keeps its first sentence when room remains, so every passage still
-    says what it is. A budget of 0 or less chooses every sentence (whole passages).
+    score: float
+    rank: int
+    index: int
+
+
+def split_passages(texts: Sequence[str]) -> list[Passage]:
+    """The passages (best first), each cut into sentences, none chosen yet."""
+    return [Passage(text=t, rank=r, spans=sentence_spans(t)) for r, t in enumerate(texts)]
+
+
+def rank_sentences(question: str, passages: list[Passage],
+                   similarities: Sequence[Sequence[float] | None] | None = None,
+                   meaning_weight: float = 2.0) -> list[Candidate]:
+    """The passages' sentences that bear on ``question``, best first (sentences scoring zero are left out).
+
+    ``similarities`` holds, per passage, the cosine of each of its sentences with the question (None where the
+    passage has no sentence vectors); ``meaning_weight`` weighs it against shared terms.
     """
-    passages = [Passage(text=t, rank=r, spans=sentence_spans(t)) for r, t in enumerate(texts)]
-    if budget <= 0:
-        for p in passages:
-            p.chosen = list(range(len(p.spans)))
-        return passages
     query = set(query_tokens(question))
     sentence_tokens = [[set(tokenize(p.text[s:e])) for s, e in p.spans] for p in passages]
     df: Counter[str] = Counter()
@@ -87,7 +93,7 @@ def choose(
              for per_passage in sentence_tokens]
     top_terms = max((x for per_passage in terms for x in per_passage), default=0.0) or 1.0
     semantic = _scaled(similarities, passages)
-    candidates: list[tuple[float, int, int]] = []
+    candidates: list[Candidate] = []
     for p, passage_terms in zip(passages, terms):
         for i, term in enumerate(passage_terms):
             score = term / top_terms + meaning_weight * semantic[p.rank][i]
@@ -97,20 +103,32 @@ def choose(
             score *= 1.0 - 0.1 * p.rank
             if i == 0:
                 score += FIRST_SENTENCE_BONUS * score
-            candidates.append((score, p.rank, i))
-    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+            candidates.append(Candidate(score, p.rank, i))
+    candidates.sort(key=lambda c: (-c.score, c.rank, c.index))
+    return candidates
+
+
+def fill(passages: list[Passage], candidates: Sequence[Candidate], budget: int,
+         count: Callable[[str], int]) -> list[Passage]:
+    """Choose sentences in ``candidates``' order within ``budget`` tokens, then the sentence after each chosen
+    one where room remains, then the first sentence of a passage with none chosen. A budget of 0 or less
+    chooses every sentence (whole passages)."""
+    if budget <= 0:
+        for p in passages:
+            p.chosen = list(range(len(p.spans)))
+        return passages
     used = 0
-    for _, rank, i in candidates:
-        p = passages[rank]
-        s, e = p.spans[i]
+    for c in candidates:
+        p = passages[c.rank]
+        s, e = p.spans[c.index]
         cost = count(p.text[s:e])
         if used + cost > budget and (used or cost > budget * 2):
             continue
-        p.chosen.append(i)
+        p.chosen.append(c.index)
         used += cost
     # The sentence after a matching one often holds the answer ("... is represented by:" then the name).
-    for _, rank, i in candidates:
-        p = passages[rank]
+    for c in candidates:
+        p, i = passages[c.rank], c.index
         if i not in p.chosen or i + 1 >= len(p.spans) or i + 1 in p.chosen:
             continue
         s, e = p.spans[i + 1]
@@ -127,6 +145,37 @@ def choose(
                 used += cost
         p.chosen.sort()
     return passages
+
+
+def choose(
+    question: str,
+    texts: Sequence[str],
+    budget: int,
+    count: Callable[[str], int],
+    similarities: Sequence[Sequence[float] | None] | None = None,
+    meaning_weight: float = 2.0,
+    preferred: Sequence[tuple[int, int]] = (),
+) -> list[Passage]:
+    """The passages (best first) with the sentences that fit ``budget`` tokens chosen in each.
+
+    Sentences are taken by score (``rank_sentences``), those named in ``preferred`` ((passage rank, sentence
+    index) pairs, say in the order a model scored them) first; a passage none of whose sentences scores above zero
+    keeps its first sentence when room remains, so every passage still says what it is. A budget of 0 or
+    less chooses every sentence (whole passages).
+    """
+    passages = split_passages(texts)
+    candidates = rank_sentences(question, passages, similarities, meaning_weight) if budget > 0 else []
+    if preferred:
+        first = {(r, i): place for place, (r, i) in enumerate(preferred)}
+        candidates.sort(key=lambda c: first.get((c.rank, c.index), len(first)))
+    return fill(passages, candidates, budget, count)
+
+
+def reordered(candidates: Sequence[Candidate], scores: Sequence[float]) -> list[tuple[int, int]]:
+    """(passage rank, sentence index) of the first ``len(scores)`` candidates, best score first: the
+    ``preferred`` order of ``choose`` after a model scored them."""
+    scored = sorted(zip(scores, range(len(scores))), key=lambda x: -x[0])
+    return [(candidates[i].rank, candidates[i].index) for _, i in scored]
 
 
 def _scaled(similarities: Sequence[Sequence[float] | None] | None, passages: list[Passage]) -> list[list[float]]:

@@ -11,6 +11,11 @@ With query rewriting (``rewrite_query``) the question's own evidence is still sh
 then runs again with a hypothetical answer the model writes, and a second ``sources`` event replaces
 the first when it found other passages. Clients keep the last ``sources`` event.
 
+Then, for a built-in model that reads prompts fast enough (``chat.evidence_scoring``), the model scores the best
+few sentences by how likely it finds the question after each; the passage of the best one becomes [1], the model
+reads a shorter evidence (``chat.scored_evidence_tokens``) with that sentence first, and a second ``sources``
+event shows it.
+
 When nothing in the knowledge base comes close to the question (relevance.py, with
 ``chat.refuse_unsupported``), the answer says that the knowledge base does not seem to say, in the
 question's language, without asking the model: a small model invents an answer and cites a passage for it
@@ -20,7 +25,9 @@ nor the question hold (figures.py, with ``chat.check_figures``), a note after it
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import logging
+import time
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import PurePosixPath
@@ -28,10 +35,11 @@ from typing import Any
 
 import anyio
 
+from configs import Settings
 from server.chat import events
-from server.chat.context import ChatContext
+from server.chat.context import ChatContext, Pending
 from server.chat.events import ChatEvent
-from server.chat.evidence import Passage, choose
+from server.chat.evidence import Passage, choose, rank_sentences, reordered, split_passages
 from server.chat.figures import unsupported_figures
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
@@ -42,7 +50,10 @@ from server.chat.schemas import Source
 from server.chat.sources import SOURCE_TEXT_MAX, kb_source
 from server.errors import InvalidInput
 from server.knowledge_base.manager import SearchHit
+from server.knowledge_base.rerank import RerankError
 from server.llm.tokens import approx_token_count
+
+logger = logging.getLogger(__name__)
 
 # Template of the user message that carries the passages when the system template has no {context}.
 KB_QUESTION_TEMPLATE = "kb_question"
@@ -108,7 +119,8 @@ def evidence_budget(ctx: ChatContext, hits: list[SearchHit], sources: list[Sourc
 
 
 def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template: str,
-                    similarities: list[list[float] | None] | None = None, wanted: int | None = None) -> list[Passage]:
+                    similarities: list[list[float] | None] | None = None, wanted: int | None = None,
+                    preferred: Sequence[tuple[int, int]] = ()) -> list[Passage]:
     """The sentences the model reads: ``wanted`` tokens of them (``chat.evidence_tokens`` unless given), or whole
     passages when it is 0.
 
@@ -122,7 +134,7 @@ def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template:
     wanted = ctx.settings.chat.evidence_tokens if wanted is None else wanted
     budget = max(1, min(wanted, room)) if wanted > 0 else 0
     weight = ctx.settings.chat.evidence_meaning_weight
-    passages = choose(question, texts, budget, approx_token_count, similarities, weight)
+    passages = choose(question, texts, budget, approx_token_count, similarities, weight, preferred)
     if wanted <= 0 and sum(ctx.count(p.excerpt()) for p in passages) > room:
         passages = choose(question, texts, room, ctx.count, similarities, weight)
     return passages
@@ -144,6 +156,7 @@ class _Evidence:
     passages: list[Passage]
     sources: list[Source]
     evidence_tokens: int = 0  # the budget the sentences were chosen with (evidence_budget)
+    similarities: list[list[float] | None] | None = None  # each passage's sentence cosines with the question
 
 
 def _ids(evidence: _Evidence) -> list[str]:
@@ -176,7 +189,52 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
     wanted = evidence_budget(ctx, hits, sources, _lead(ctx), reading.prompt_speed, reading.system_tokens)
     passages = choose_evidence(ctx, question, texts, template, similarities, wanted)
     sources = [with_highlights(source, p) for source, p in zip(sources, passages)]
-    return _Evidence(hits, passages, sources, wanted)
+    return _Evidence(hits, passages, sources, wanted, similarities)
+
+
+async def _scored(ctx: ChatContext, kb_name: str, question: str, template: str, found: _Evidence) -> _Evidence:
+    """The evidence again, its best sentences (``chat.scored_sentences``) first in the order the chat model
+    scores them (chat.evidence_scoring), and the passage of the best one first; ``found`` unchanged when the
+    scoring fails or there is nothing to order."""
+    scorer = ctx.evidence_scorer
+    if scorer is None or found.evidence_tokens <= 0 or not found.hits:
+        return found
+    texts = [hit.text for hit in found.hits]
+    passages = split_passages(texts)
+    candidates = rank_sentences(question, passages, found.similarities,
+                                ctx.settings.chat.evidence_meaning_weight)[:ctx.settings.chat.scored_sentences]
+    if len(candidates) < 2:
+        return found
+    titles = [title_of(source, hit.metadata) for source, hit in zip(found.sources, found.hits)]
+    readings = [f"{titles[c.rank]}\n{passages[c.rank].sentence(c.index)}" for c in candidates]
+    started = time.perf_counter()
+    try:
+        scores = await anyio.to_thread.run_sync(scorer.scores, question, readings)
+    except RerankError as exc:
+        logger.warning("evidence scoring failed, the first choice stands: %s", exc)
+        return found
+    ctx.meta["evidence_scoring_s"] = round(time.perf_counter() - started, 2)
+    preferred = reordered(candidates, scores)
+    best = preferred[0][0]
+    order = [best, *(r for r in range(len(texts)) if r != best)]
+    budget = min(found.evidence_tokens, ctx.settings.chat.scored_evidence_tokens)
+    chosen = choose_evidence(ctx, question, texts, template, found.similarities, budget, preferred)
+    hits = [found.hits[r] for r in order]
+    sources = [with_highlights(kb_source(i, hits[i - 1], kb_name), chosen[r]) for i, r in enumerate(order, 1)]
+    sims = [found.similarities[r] for r in order] if found.similarities else None
+    return _Evidence(hits, [chosen[r] for r in order], sources, budget, sims)
+
+
+def scores_evidence(settings: Settings, lang: str, prompt_speed: float | None) -> bool:
+    """``chat.evidence_scoring`` resolved for a built-in model and a question in ``lang``: only for
+    ``chat.evidence_scoring_languages``; ``auto`` scores where the model server reads prompts at
+    ``chat.evidence_scoring_min_prompt_speed`` or faster (None: unknown, so no scoring)."""
+    setting = settings.chat.evidence_scoring
+    if lang not in settings.chat.evidence_scoring_languages:
+        return False
+    if setting != "auto":
+        return bool(setting)
+    return prompt_speed is not None and prompt_speed >= settings.chat.evidence_scoring_min_prompt_speed
 
 
 def _lead(ctx: ChatContext) -> str:
@@ -236,17 +294,19 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     hyde = request.rewrite_query
     if hyde is None:
         hyde = rewrites_by_default(ctx.settings, ctx.llm.config.builtin, prompt_speed)
-    if ctx.history:
-        yield events.status("rewriting")
-    question = await _standalone(ctx)
+    standing = Pending(_standalone(ctx))
+    async for event in standing.statuses("rewriting" if ctx.history else None):
+        yield event
+    question = standing.result()
     template = ctx.template(chat.kb_prompt_template)
     # A rewrite (of a follow-up, or HyDE) displaces the cached system prompt from the model server.
     rewrites = bool(ctx.history) or hyde
     reading = _Reading(prompt_speed, ctx.count(ctx.render(template, kb=kb_name)) if rewrites else 0)
-    if ctx.settings.kb.rerank.kind != "off":
-        # A reranker (the chat model, say) can take seconds before the passages are known.
-        yield events.status("ranking")
-    found = await _find(ctx, kb_name, question, question, template, reading)
+    finding = Pending(_find(ctx, kb_name, question, question, template, reading))
+    # A reranker (the chat model, say) can take seconds before the passages are known.
+    async for event in finding.statuses("ranking" if ctx.settings.kb.rerank.kind != "off" else None):
+        yield event
+    found = finding.result()
     if found.sources or not hyde:
         # Evidence first: what the question finds is shown before any model time is spent on it.
         yield events.sources(found.sources)
@@ -259,8 +319,10 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     if hyde:
         # Then the search again with a hypothetical answer in the documents' words; the passages it
         # finds replace the first ones when they differ.
-        yield events.status("rewriting")
-        query = await with_hypothetical_answer(ctx, question)
+        writing = Pending(with_hypothetical_answer(ctx, question))
+        async for event in writing.statuses("rewriting"):
+            yield event
+        query = writing.result()
         ctx.meta["search_query"] = query
         better = await _find(ctx, kb_name, query, question, template, reading)
         if better.hits and _ids(better) != _ids(found):
@@ -268,6 +330,14 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
             yield events.sources(found.sources)
         elif not found.sources:
             yield events.sources([])
+    if found.hits and ctx.evidence_scorer is not None and scores_evidence(ctx.settings, ctx.lang, prompt_speed):
+        weighing = Pending(_scored(ctx, kb_name, question, template, found))
+        async for event in weighing.statuses("weighing"):
+            yield event
+        scored = weighing.result()
+        if scored is not found:
+            found = scored
+            yield events.sources(found.sources)
     if not found.hits:
         threshold = await anyio.to_thread.run_sync(effective_threshold, ctx, kb_name)
         no_match = ctx.localized(NO_MATCH_TEMPLATE, default=NO_MATCH_DEFAULT)

@@ -18,6 +18,7 @@ import anyio
 
 from configs import Settings
 from configs.prompts import PromptError, load_prompts
+from configs.settings import RerankSettings
 from server.chat import agent_chat, bilingual, events, kb_chat, llm_chat, search_chat
 from server.chat.context import ChatContext, ModeHandler
 from server.chat.conversation_files import ConversationFiles
@@ -33,6 +34,8 @@ from server.db.chat_repository import FeedbackRecord
 from server.errors import AppError, InvalidInput, NotFound
 from server.knowledge_base.manager import KnowledgeBaseManager
 from server.knowledge_base.names import split_kb_names
+from server.knowledge_base.rerank import ChatModelReranker
+from server.llm.local.status import local_score_url
 from server.llm.registry import LLMRegistry
 
 logger = logging.getLogger(__name__)
@@ -70,6 +73,13 @@ class ChatServices:
         self._templates: dict[str, str] = load_prompts(settings.chat.prompts_file)
         self._templates_mtime = self._prompts_mtime()
         self._background: set[asyncio.Task[None]] = set()
+        # Scores the evidence sentences through the bundled model server (chat.evidence_scoring).
+        self.evidence_scorer = None if settings.chat.evidence_scoring is False else ChatModelReranker(
+            RerankSettings(kind="chat_model"), local_score_url(settings), settings.server.api_key)
+
+    def close(self) -> None:
+        if self.evidence_scorer is not None:
+            self.evidence_scorer.close()
 
     # ---- templates and feedback ----------------------------------------------------------------
 
@@ -215,7 +225,7 @@ class ChatServices:
             history = []
         return ChatContext(
             request=request, settings=self.settings, llm=llm, templates=templates, history=history,
-            kb=self.kb, engines=self.engines,
+            kb=self.kb, engines=self.engines, evidence_scorer=self.evidence_scorer if llm.config.builtin else None,
         )
 
     async def _store_question(self, ctx: ChatContext) -> _Turn:

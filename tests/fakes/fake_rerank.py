@@ -8,6 +8,7 @@ the share of the query's words it holds, so tests can predict the order.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -31,6 +32,7 @@ class FakeRerank(LoopbackServer):
         super().__init__()
         self.requests: list[dict[str, Any]] = []
         self.fail_status: int | None = None
+        self.delay = 0.0  # seconds before each answer, as a slow reranker takes
 
     async def _app(self, scope: dict, receive, send) -> None:
         if scope["type"] != "http":
@@ -39,6 +41,7 @@ class FakeRerank(LoopbackServer):
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         body = json.loads(raw or b"{}")
         self.requests.append(body)
+        await asyncio.sleep(self.delay)
         if self.fail_status is not None:
             await self._send(send, self.fail_status, b'{"error": "down"}', "application/json")
             return

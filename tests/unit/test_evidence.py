@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.chat.evidence import GAP, choose
+from server.chat.evidence import GAP, choose, rank_sentences, reordered, split_passages
 from server.knowledge_base.sentences import sentence_spans
 from server.llm.tokens import approx_token_count
 
@@ -95,3 +95,18 @@ def test_sentence_similarities_choose_the_answer_that_shares_no_word_with_the_qu
     assert texts_of(with_vectors) == ["Turn the compost heap every two weeks so that it stays aerobic."]
     # Cosines that do not fit the passage's sentences are ignored rather than misapplied.
     assert choose(question, [COMPOST], budget, approx_token_count, [[0.1, 0.9]])[0].chosen == by_terms.chosen
+
+
+def test_sentences_a_model_preferred_are_chosen_first_and_the_rest_keep_their_order():
+    question = "how often should I turn the compost heap"
+    passages = split_passages([COMPOST])
+    candidates = rank_sentences(question, passages)
+    assert [c.index for c in candidates][:2] == [1, 0]  # "Turn the compost heap ..." shares the most words
+    # A model scored the two best the other way round: its order wins, and a budget of one sentence takes its best.
+    preferred = reordered(candidates[:2], [0.2, 0.7])
+    assert preferred == [(0, 0), (0, 1)]
+    budget = approx_token_count(COMPOST[slice(*passages[0].spans[0])])
+    assert texts_of(choose(question, [COMPOST], budget, approx_token_count, preferred=preferred)[0]) == [
+        "A compost heap needs air, water and a mix of green and brown material."]
+    assert texts_of(choose(question, [COMPOST], budget, approx_token_count)[0]) == [
+        "Turn the compost heap every two weeks so that it stays aerobic."]

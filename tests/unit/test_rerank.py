@@ -117,3 +117,32 @@ def test_kb_chat_says_it_is_ranking_before_the_reranked_passages_and_the_page_sh
     live = {"started": 10.0, "status": events[ranking]}
     assert status_line(lambda key, **kw: translate("en", key, **kw), live, now=13.2) == "Ranking the passages found, 3 s"
     assert status_line(lambda key, **kw: translate("zh", key, **kw), live, now=13.2) == "正在为检索到的资料重新排序，3 秒"
+
+
+def test_a_slow_ranking_keeps_saying_so_until_the_passages_are_known(tmp_path, rerank, fake_openai, monkeypatch):
+    from server.chat import context
+    from tests.chat_support import build_garden_kb, collect, kb_services
+
+    monkeypatch.setattr(context, "STATUS_EVERY", 0.2)
+    rerank.delay = 1.5
+    services = kb_services(tmp_path, fake_openai.base_url,
+                           kb={"rerank": {"kind": "api", "url": rerank.url + "/v1/rerank", "api_key": FakeRerank.api_key}})
+    build_garden_kb(services)
+    fake_openai.queue("Twice a week [1].")
+    events = collect(services, mode="kb", query="How often should tomato plants be watered?", kb_name="garden", top_k=2,
+                     score_threshold=0.0)
+    kinds = [e["type"] for e in events]
+    before_sources = events[:kinds.index("sources")]
+    # Repeated while the reranker works, so the page's count of seconds goes on.
+    assert len([e for e in before_sources if e.get("stage") == "ranking"]) >= 3
+    assert "Twice a week" in "".join(e["text"] for e in events if e["type"] == "delta")
+
+
+def test_the_page_says_when_the_model_weighs_the_evidence_sentences():
+    from webui_pages.dialogue import status_line
+    from webui_pages.i18n import translate
+
+    live = {"started": 10.0, "status": {"type": "status", "stage": "weighing", "ahead": None, "prompt_tokens": None}}
+    assert status_line(lambda key, **kw: translate("zh", key, **kw), live, now=12.5) == "正在挑出最能回答问题的句子，2 秒"
+    assert status_line(lambda key, **kw: translate("en", key, **kw), live, now=12.5) == (
+        "Picking the sentences that answer best, 2 s")
