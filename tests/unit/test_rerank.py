@@ -99,17 +99,24 @@ def test_the_chat_model_reranks_ten_candidates_unless_told_otherwise():
     reranker.close()
 
 
-def test_kb_chat_says_it_is_ranking_before_the_reranked_passages_and_the_page_shows_it(tmp_path, rerank, fake_openai):
-    from tests.chat_support import build_garden_kb, collect, kb_services, only
-    from webui_pages.dialogue import status_line
-    from webui_pages.i18n import translate
+def ask_through_the_reranker(tmp_path, rerank, fake_openai) -> list[dict]:
+    """The events of one KB chat question about the garden KB, its search reranked by the fake rerank service."""
+    from tests.chat_support import build_garden_kb, collect, kb_services
 
     services = kb_services(tmp_path, fake_openai.base_url,
                            kb={"rerank": {"kind": "api", "url": rerank.url + "/v1/rerank", "api_key": FakeRerank.api_key}})
     build_garden_kb(services)
     fake_openai.queue("Twice a week [1].")
-    events = collect(services, mode="kb", query="How often should tomato plants be watered?", kb_name="garden", top_k=2,
-                     score_threshold=0.0)
+    return collect(services, mode="kb", query="How often should tomato plants be watered?", kb_name="garden", top_k=2,
+                   score_threshold=0.0)
+
+
+def test_kb_chat_says_it_is_ranking_before_the_reranked_passages_and_the_page_shows_it(tmp_path, rerank, fake_openai):
+    from tests.chat_support import only
+    from webui_pages.dialogue import status_line
+    from webui_pages.i18n import translate
+
+    events = ask_through_the_reranker(tmp_path, rerank, fake_openai)
     kinds = [e["type"] for e in events]
     ranking = kinds.index("status")
     assert events[ranking]["stage"] == "ranking" and ranking < kinds.index("sources") < kinds.index("delta")
@@ -121,16 +128,10 @@ def test_kb_chat_says_it_is_ranking_before_the_reranked_passages_and_the_page_sh
 
 def test_a_slow_ranking_keeps_saying_so_until_the_passages_are_known(tmp_path, rerank, fake_openai, monkeypatch):
     from server.chat import context
-    from tests.chat_support import build_garden_kb, collect, kb_services
 
     monkeypatch.setattr(context, "STATUS_EVERY", 0.2)
     rerank.delay = 1.5
-    services = kb_services(tmp_path, fake_openai.base_url,
-                           kb={"rerank": {"kind": "api", "url": rerank.url + "/v1/rerank", "api_key": FakeRerank.api_key}})
-    build_garden_kb(services)
-    fake_openai.queue("Twice a week [1].")
-    events = collect(services, mode="kb", query="How often should tomato plants be watered?", kb_name="garden", top_k=2,
-                     score_threshold=0.0)
+    events = ask_through_the_reranker(tmp_path, rerank, fake_openai)
     kinds = [e["type"] for e in events]
     before_sources = events[:kinds.index("sources")]
     # Repeated while the reranker works, so the page's count of seconds goes on.
