@@ -33,7 +33,7 @@ from benchmarks.everyday import EMBEDDING_CACHE, SETS, EverydayQuestion, build_k
 from benchmarks.kbtools import open_manager
 from configs.settings import RerankSettings
 from server.chat.evidence import rank_sentences, split_passages
-from server.chat.kb_chat import title_of
+from server.chat.kb_chat import sentence_readings
 from server.chat.sources import kb_source
 from server.knowledge_base.evaluation import EvalReport, normalise
 from server.knowledge_base.rerank import ChatModelReranker, reading_text
@@ -96,12 +96,11 @@ def score_sentences(manager: Any, scorer: Scorer, name: str, questions: list[Eve
         similarities = manager.sentence_similarities(question.question, hits)
         candidates = rank_sentences(question.question, passages, similarities,
                                     chat.evidence_meaning_weight)[:chat.scored_sentences]
-        titles = [title_of(kb_source(i, h, name), h.metadata) for i, h in enumerate(hits, 1)]
+        readings = sentence_readings([kb_source(i, h, name) for i, h in enumerate(hits, 1)], hits, passages, candidates)
         sentences = [passages[c.rank].sentence(c.index) for c in candidates]
         wanted = [normalise(question.evidence or "")[:12], *(normalise(a) for a in question.answers)]
         started = time.perf_counter()
-        scores = scorer.question_logprobs([f"{titles[c.rank]}\n{s}" for c, s in zip(candidates, sentences)],
-                                          question.question)
+        scores = scorer.question_logprobs(readings, question.question)
         rows.append({"qid": question.qid, "scores": scores, "seconds": time.perf_counter() - started,
                      "gold": [any(w and w in normalise(s) for w in wanted) for s in sentences]})
     return rows

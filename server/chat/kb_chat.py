@@ -39,7 +39,7 @@ from configs import Settings
 from server.chat import events
 from server.chat.context import ChatContext, Pending
 from server.chat.events import ChatEvent
-from server.chat.evidence import Passage, choose, rank_sentences, reordered, split_passages
+from server.chat.evidence import Candidate, Passage, choose, rank_sentences, reordered, split_passages
 from server.chat.figures import unsupported_figures
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
@@ -192,6 +192,14 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
     return _Evidence(hits, passages, sources, wanted, similarities)
 
 
+def sentence_readings(sources: list[Source], hits: list[SearchHit], passages: list[Passage],
+                      candidates: Sequence[Candidate]) -> list[str]:
+    """What the chat model reads of each sentence it scores (chat.evidence_scoring): its document's title, then
+    the sentence."""
+    titles = [title_of(source, hit.metadata) for source, hit in zip(sources, hits)]
+    return [f"{titles[c.rank]}\n{passages[c.rank].sentence(c.index)}" for c in candidates]
+
+
 async def _scored(ctx: ChatContext, kb_name: str, question: str, template: str, found: _Evidence) -> _Evidence:
     """The evidence again, its best sentences (``chat.scored_sentences``) first in the order the chat model
     scores them (chat.evidence_scoring), and the passage of the best one first; ``found`` unchanged when the
@@ -205,8 +213,7 @@ async def _scored(ctx: ChatContext, kb_name: str, question: str, template: str, 
                                 ctx.settings.chat.evidence_meaning_weight)[:ctx.settings.chat.scored_sentences]
     if len(candidates) < 2:
         return found
-    titles = [title_of(source, hit.metadata) for source, hit in zip(found.sources, found.hits)]
-    readings = [f"{titles[c.rank]}\n{passages[c.rank].sentence(c.index)}" for c in candidates]
+    readings = sentence_readings(found.sources, found.hits, passages, candidates)
     started = time.perf_counter()
     try:
         scores = await anyio.to_thread.run_sync(scorer.scores, question, readings)

@@ -10,7 +10,7 @@ import pytest
 
 from configs import Settings
 from server.chat.evidence import rank_sentences, split_passages
-from server.chat.kb_chat import scores_evidence, title_of
+from server.chat.kb_chat import scores_evidence, sentence_readings
 from server.chat.sources import kb_source
 from server.knowledge_base.rerank import ChatModelReranker
 from server.llm.local.assemble import ensure_weights
@@ -70,8 +70,8 @@ def test_the_model_reads_first_the_passage_of_the_sentence_it_finds_the_question
     assert len(candidates) >= 2
     scorer = services.chat.evidence_scorer
     assert isinstance(scorer, ChatModelReranker)
-    titles = [title_of(kb_source(i, h, "garden"), h.metadata) for i, h in enumerate(hits, 1)]
-    readings = [f"{titles[c.rank]}\n{passages[c.rank].sentence(c.index)}" for c in candidates]
+    readings = sentence_readings([kb_source(i, h, "garden") for i, h in enumerate(hits, 1)], hits, passages,
+                                 candidates)
     logprobs = httpx.post(status_url(smollm2_server.base_url, SCORE_PATH), timeout=120, trust_env=False,
                           json={"prefixes": scorer.prefixes(QUESTION, readings), "continuation": QUESTION}
                           ).json()["logprobs"]
