@@ -70,6 +70,11 @@ CONFIGS: dict[str, dict[str, str]] = {
     "scored evidence of 6": {"CHAT__EVIDENCE_SCORING": "true", "CHAT__SCORED_SENTENCES": "6"},
     "evidence 160": {"CHAT__EVIDENCE_SCORING": "false", "CHAT__EVIDENCE_TOKENS": "160"},
     "chat-model rerank and scored evidence": {"KB__RERANK__KIND": "chat_model", "CHAT__EVIDENCE_SCORING": "true"},
+    # Answers begun with the kb_answer_lead template alone, before chat.quote_evidence quoted the best sentence;
+    # and the path of a slow CPU (no evidence scoring), with and without the quote.
+    "no quote": {"CHAT__QUOTE_EVIDENCE": "[]"},
+    "no quote or evidence scoring": {"CHAT__QUOTE_EVIDENCE": "[]", "CHAT__EVIDENCE_SCORING": "false"},
+    "quote en": {"CHAT__QUOTE_EVIDENCE": '["zh","en"]'},
     # Before chat.question_word_penalty: the question's own words keep their chances.
     "no question-word penalty": {"CHAT__QUESTION_WORD_PENALTY": "0"},
     "question-word penalty 6": {"CHAT__QUESTION_WORD_PENALTY": "6"},

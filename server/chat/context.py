@@ -158,9 +158,9 @@ class ChatContext:
         ``lead``: words the answer begins with, handed to the model to continue where it can (see
         ``ChatModel.continues_answers``; elsewhere it is dropped). They come with the model's first piece.
         """
-        self.prompt_tokens += self.prompt_size(messages)
         if not self.llm.continues_answers:
             lead = ""
+        self.prompt_tokens += self.prompt_size(messages) + (self.count(lead) if lead else 0)
         if lead:
             kwargs["lead"] = lead
         temperature = self.request.temperature
@@ -175,6 +175,10 @@ class ChatContext:
                     piece = lead + piece
                 answer.append(piece)
                 yield piece
+            if lead and not answer:
+                # The model ended the answer at once: the lead is all of it.
+                answer.append(lead)
+                yield lead
         finally:
             # Counted once at the end: per-piece counts of an approximate counter add up too high.
             self.completion_tokens += self.count("".join(answer))
@@ -186,7 +190,8 @@ class ChatContext:
         provider tells) or the model is reading the prompt; it is repeated every STATUS_EVERY seconds
         until the first text, so a slow or busy model never looks stuck.
         """
-        prompt_tokens = self.prompt_size(messages)
+        lead = kwargs.get("lead") if self.llm.continues_answers else ""
+        prompt_tokens = self.prompt_size(messages) + (self.count(lead) if lead else 0)
         yield events.status(*_stage(await self.llm.queue_depth(), 0), prompt_tokens=prompt_tokens)
         pieces = self.stream(messages, **kwargs)
         try:

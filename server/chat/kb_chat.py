@@ -16,6 +16,9 @@ few sentences by how likely it finds the question after each; the passage of the
 reads a shorter evidence (``chat.scored_evidence_tokens``) with that sentence first, and a second ``sources``
 event shows it.
 
+A Chinese answer is begun for the model by quoting the evidence sentence that bears best on the question, with
+its passage's number, title and law article (quote.py, ``chat.quote_evidence``); the model concludes from it.
+
 When nothing in the knowledge base comes close to the question (relevance.py, with
 ``chat.refuse_unsupported``), the answer says that the knowledge base does not seem to say, in the
 question's language, without asking the model: a small model invents an answer and cites a passage for it
@@ -44,6 +47,7 @@ from server.chat.figures import unsupported_figures
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
+from server.chat.quote import QUOTE_TEMPLATE, quote_values
 from server.chat.relevance import unsupported
 from server.chat.rewrite import rewrites_by_default, standalone_question, with_hypothetical_answer
 from server.chat.schemas import Source
@@ -157,6 +161,7 @@ class _Evidence:
     sources: list[Source]
     evidence_tokens: int = 0  # the budget the sentences were chosen with (evidence_budget)
     similarities: list[list[float] | None] | None = None  # each passage's sentence cosines with the question
+    best: tuple[int, int] | None = None  # (passage, sentence) the chat model scored best (evidence_scoring)
 
 
 def _ids(evidence: _Evidence) -> list[str]:
@@ -229,7 +234,7 @@ async def _scored(ctx: ChatContext, kb_name: str, question: str, template: str, 
     hits = [found.hits[r] for r in order]
     sources = [with_highlights(kb_source(i, hits[i - 1], kb_name), chosen[r]) for i, r in enumerate(order, 1)]
     sims = [found.similarities[r] for r in order] if found.similarities else None
-    return _Evidence(hits, [chosen[r] for r in order], sources, budget, sims)
+    return _Evidence(hits, [chosen[r] for r in order], sources, budget, sims, best=(0, preferred[0][1]))
 
 
 def scores_evidence(settings: Settings, lang: str, prompt_speed: float | None) -> bool:
@@ -244,9 +249,35 @@ def scores_evidence(settings: Settings, lang: str, prompt_speed: float | None) -
     return prompt_speed is not None and prompt_speed >= settings.chat.evidence_scoring_min_prompt_speed
 
 
-def _lead(ctx: ChatContext) -> str:
-    """The first words of the answer handed to the model (``chat.answer_lead``), or none."""
-    return ctx.localized(ANSWER_LEAD_TEMPLATE, default="") if ctx.settings.chat.answer_lead else ""
+def _lead(ctx: ChatContext, question: str = "", found: _Evidence | None = None) -> str:
+    """The first words of the answer handed to the model (``chat.answer_lead``), or none: the best sentence of
+    ``found`` quoted (``chat.quote_evidence``) where there is one to quote, else the kb_answer_lead template."""
+    if not ctx.settings.chat.answer_lead:
+        return ""
+    quote = _quote(ctx, question, found) if found is not None else None
+    return quote or ctx.localized(ANSWER_LEAD_TEMPLATE, default="")
+
+
+def _quote(ctx: ChatContext, question: str, found: _Evidence) -> str | None:
+    """The lead quoting the evidence sentence that bears best on ``question`` (see quote.py): the one the chat
+    model scored best, else the best by shared words and meaning; None when it is not quoted."""
+    chat = ctx.settings.chat
+    if ctx.lang not in chat.quote_evidence or not found.passages:
+        return None
+    best = found.best
+    if best is None:
+        ranked = rank_sentences(question, split_passages([hit.text for hit in found.hits]), found.similarities,
+                                chat.evidence_meaning_weight)
+        best = (ranked[0].rank, ranked[0].index) if ranked else None
+    if best is None or best[1] not in found.passages[best[0]].chosen:
+        return None
+    rank, index = best
+    source, hit = found.sources[rank], found.hits[rank]
+    values = quote_values(ctx.lang, source["index"], title_of(source, hit.metadata), found.passages[rank], index,
+                          question)
+    if values is None:
+        return None
+    return ctx.render(ctx.localized(QUOTE_TEMPLATE, default=""), **values) or None
 
 
 async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -> bool:
@@ -361,7 +392,7 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         answer = answer_from(ctx, system)
     else:
         messages = ctx.messages(ctx.render(template, kb=kb_name), _question_with_passages(ctx, sources, hits, passages))
-        lead = _lead(ctx)
+        lead = _lead(ctx, question, found)
         answer = ctx.answer(messages, lead=lead, logit_bias=_question_word_bias(ctx, sources, hits, passages, lead))
     async for event in _figures_checked(ctx, answer, grounds):
         yield event

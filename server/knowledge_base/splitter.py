@@ -42,6 +42,17 @@ def chunk_text_with_headings(chunk: Chunk) -> str:
     return f"{' > '.join(path)}\n{chunk.text}" if path else chunk.text
 
 
+def article_at(text: str, offset: int) -> str | None:
+    """The 第X条 label of the law article that ``text`` is in at ``offset``: the last one opening a line at or
+    before it, without its markup; None when none does (a chunk that starts inside an article, or no law)."""
+    label = None
+    for match in _ARTICLE.finditer(text):
+        if match.start() > offset:
+            break
+        label = match.group().strip(" \t\u3000*")
+    return label
+
+
 def split_documents(
     docs: list[LoadedDoc],
     chunk_size: int,

@@ -1,0 +1,55 @@
+"""The clause a knowledge-base answer quotes first (chat.quote_evidence): its article and its words."""
+
+from __future__ import annotations
+
+from server.chat.evidence import split_passages
+from server.chat.quote import QUOTE_MAX_CHARS, quote_values, quoted_sentence
+from server.knowledge_base.splitter import article_at
+
+LAW = ("第十九条 劳动合同期限三个月以上不满一年的，试用期不得超过一个月；劳动合同期限一年以上不满三年的，试用期不得超过二个月。"
+       "同一用人单位与同一劳动者只能约定一次试用期。\n\n"
+       "**第二十条** 劳动者在试用期的工资不得低于本单位相同岗位最低档工资或者劳动合同约定工资的百分之八十，"
+       "并不得低于用人单位所在地的最低工资标准。")
+QUESTION = "公司让我再走一遍试用期，可以只约定一次吗？"
+
+
+def test_a_sentence_is_in_the_article_whose_label_opens_the_last_line_before_it():
+    assert article_at(LAW, LAW.index("同一用人单位")) == "第十九条"
+    assert article_at(LAW, LAW.index("劳动者在试用期")) == "第二十条"  # markup dropped
+    assert article_at(LAW, 0) == "第十九条"
+    assert article_at("它在第十九条里提到过。", 5) is None  # a label inside a line is a reference, not an article
+    assert article_at("同一用人单位与同一劳动者只能约定一次试用期。", 3) is None
+
+
+def test_the_quote_names_the_article_and_leaves_its_label_out_of_the_sentence():
+    passage = split_passages([LAW])[0]
+    assert quoted_sentence(passage, 0, QUESTION) == (
+        "第十九条", "劳动合同期限三个月以上不满一年的，试用期不得超过一个月；劳动合同期限一年以上不满三年的，试用期不得超过二个月。")
+    assert quote_values("zh", 2, "中华人民共和国劳动合同法", passage, 0, QUESTION)["where"] == \
+        "《中华人民共和国劳动合同法》第十九条"
+
+
+def test_a_sentence_running_into_the_next_article_is_quoted_by_the_part_the_question_asks_about():
+    passage = split_passages([LAW])[0]
+    # The short last sentence of 第十九条 was cut together with 第二十条.
+    joined = next(i for i, (s, e) in enumerate(passage.spans) if "第二十条" in LAW[s:e])
+    assert "同一用人单位" in passage.sentence(joined)
+    assert quoted_sentence(passage, joined, QUESTION) == ("第十九条", "同一用人单位与同一劳动者只能约定一次试用期。")
+    wage = "试用期的工资最低是多少，能低于最低工资标准吗？"
+    article, sentence = quoted_sentence(passage, joined, wage)
+    assert article == "第二十条" and sentence.startswith("劳动者在试用期的工资") and "**" not in sentence
+
+
+def test_outside_a_law_the_quote_names_the_title_alone():
+    text = "Turn the compost heap over every two weeks in summer. Keep the heap as moist as a wrung-out sponge."
+    passage = split_passages([text])[0]
+    assert quote_values("en", 1, "compost", passage, 0, "How often do I turn it?") == {
+        "n": "1", "where": "compost", "sentence": "Turn the compost heap over every two weeks in summer."}
+    zh = split_passages(["堆肥堆每两周翻一次，保持通气，就不会发臭。"])[0]
+    assert quote_values("zh", 1, "《堆肥》", zh, 0, "多久翻一次？")["where"] == "《堆肥》"
+
+
+def test_a_sentence_too_long_or_too_short_is_not_quoted():
+    long = split_passages(["条款" * QUOTE_MAX_CHARS + "。"])[0]
+    assert quote_values("zh", 1, "t", long, 0, "条款") is None
+    assert quote_values("en", 1, "t", split_passages(["Ok."])[0], 0, "ok?") is None
