@@ -191,7 +191,9 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
     if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0:
         similarities = await anyio.to_thread.run_sync(kb.sentence_similarities, question, hits)
     sources = [kb_source(i, hit, kb_name) for i, hit in enumerate(hits, 1)]
-    wanted = evidence_budget(ctx, hits, sources, _lead(ctx), reading.prompt_speed, reading.system_tokens)
+    # The answer's lead is read with the evidence: a quote (chat.quote_evidence) counts at its length.
+    lead = _lead(ctx, question, _Evidence(hits, split_passages(texts), sources, similarities=similarities))
+    wanted = evidence_budget(ctx, hits, sources, lead, reading.prompt_speed, reading.system_tokens)
     passages = choose_evidence(ctx, question, texts, template, similarities, wanted)
     sources = [with_highlights(source, p) for source, p in zip(sources, passages)]
     return _Evidence(hits, passages, sources, wanted, similarities)
@@ -268,9 +270,9 @@ def _quote(ctx: ChatContext, question: str, found: _Evidence) -> str | None:
     if best is None:
         ranked = rank_sentences(question, split_passages([hit.text for hit in found.hits]), found.similarities,
                                 chat.evidence_meaning_weight)
-        best = (ranked[0].rank, ranked[0].index) if ranked else None
-    if best is None or best[1] not in found.passages[best[0]].chosen:
-        return None
+        if not ranked:
+            return None
+        best = (ranked[0].rank, ranked[0].index)
     rank, index = best
     source, hit = found.sources[rank], found.hits[rank]
     values = quote_values(ctx.lang, source["index"], title_of(source, hit.metadata), found.passages[rank], index,
