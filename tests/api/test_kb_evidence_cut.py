@@ -6,6 +6,8 @@ adapter asks the proxy's GET /speed as it does in production; the proxy reports 
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from configs import Settings
@@ -29,17 +31,18 @@ def ask(fake_openai, proxied, tmp_path):
     (highlighted sentences, the user message the model got, the stored answer's metadata)."""
     proxy, url = proxied(2)
     ensure_weights(BUILTIN_MODELS["smollm2-135m"], tmp_path / "models")
+    runs = itertools.count()
 
-    def run(speed: float, first_token_seconds: float, languages: tuple[str, ...] = ("en",)
+    def run(speed: float, first_token_seconds: float, languages: tuple[str, ...] = ("en",), **chat: object
             ) -> tuple[list[str], str, dict]:
         proxy.prompt_speed = PromptSpeed(prompt_tokens=150, tokens_per_s=speed)
         settings = Settings(
-            paths={"data_root": tmp_path / f"data-{speed}-{first_token_seconds}-{'-'.join(languages)}", "model_dir": tmp_path / "models"},
+            paths={"data_root": tmp_path / f"data-{next(runs)}", "model_dir": tmp_path / "models"},
             llm={"default_model": "local",
                  "models": {"local": {"kind": "openai_compatible", "builtin": "smollm2-135m"}},
                  "local": {"port": int(url.rsplit(":", 1)[1])}},
             chat={"llm_titles": False, "rewrite_query": False, "answer_lead": False, "refuse_unsupported": False,
-                  "first_token_seconds": first_token_seconds, "first_token_languages": list(languages)},
+                  "first_token_seconds": first_token_seconds, "first_token_languages": list(languages), **chat},
         )
         services = build_services(settings)
         services.kb.create_kb("engine")
@@ -48,7 +51,9 @@ def ask(fake_openai, proxied, tmp_path):
         events = collect(services, mode="kb", query=QUESTION, kb_name="engine", top_k=1)
         sources = next(e for e in events if e["type"] == "sources")["sources"]
         marked = [sources[0]["text"][a:b] for a, b in sources[0]["highlights"]]
-        user = fake_openai.requests[-1]["messages"][-1]["content"]
+        request = fake_openai.requests[-1]
+        # A lead is handed over as a plain-text completion of the rendered chat prompt.
+        user = request["prompt"] if "prompt" in request else request["messages"][-1]["content"]
         done = next(e for e in events if e["type"] == "done")
         return marked, user, done
 
@@ -71,3 +76,13 @@ def test_questions_in_other_languages_keep_all_their_evidence(ask):
     fast, fast_prompt, _ = ask(10_000.0, 5.0)
     slow_zh_only, prompt, _ = ask(10.0, 5.0, ("zh",))  # an English question: not cut
     assert slow_zh_only == fast and prompt == fast_prompt
+
+
+def test_a_quoted_lead_is_read_with_the_evidence_so_a_slow_model_gets_fewer_sentences(ask):
+    plain, plain_prompt, _ = ask(30.0, 5.0, answer_lead=True, quote_evidence=[])
+    quoted, quoted_prompt, _ = ask(30.0, 5.0, answer_lead=True, quote_evidence=["en"])
+    lead = quoted_prompt[quoted_prompt.rindex("According to [1] (manual): \""):]
+    assert lead.endswith('"') and lead[len("According to [1] (manual): \""):-1] in quoted
+    assert plain_prompt.endswith("According to [")
+    # The quote's tokens come out of the evidence the model reads in the same time.
+    assert 1 <= len(quoted) < len(plain)

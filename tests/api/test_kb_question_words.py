@@ -23,8 +23,8 @@ QUESTION = "My plane's motor: anything to look at before I fly?"
 
 @pytest.fixture
 def ask(fake_openai, proxied, tmp_path):
-    """Ask QUESTION of a one-file KB; returns the body of the request the model got (a chat request: the fake
-    serves no plain completions, so no answer lead)."""
+    """Ask QUESTION of a one-file KB; returns the body of the request the model got (a chat request: no answer
+    lead, which would make it a plain completion)."""
     proxy, url = proxied(2)
     path = ensure_weights(BUILTIN_MODELS["smollm2-135m"], tmp_path / "models")
 

@@ -1,7 +1,7 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 with scripted replies, for tests.
 
 It speaks the actual wire format (chat.completion JSON, SSE ``chat.completion.chunk``
-frames ending in ``data: [DONE]``, embeddings) so clients are exercised end to end.
+frames ending in ``data: [DONE]``, plain-text ``text_completion``s, embeddings) so clients are exercised end to end.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ class FakeOpenAI:
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
             await self._json(send, 200, {"object": "list", "data": data})
             return
-        if method == "POST" and path in ("/v1/chat/completions", "/v1/embeddings"):
+        if method == "POST" and path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
             try:
                 payload = json.loads(body or b"{}")
             except json.JSONDecodeError:
@@ -186,6 +186,8 @@ class FakeOpenAI:
                 return
             if path == "/v1/embeddings":
                 await self._embeddings(send, payload)
+            elif path == "/v1/completions":
+                await self._text_completion(send, payload)
             else:
                 await self._chat(send, payload, receive)
             return
@@ -221,6 +223,32 @@ class FakeOpenAI:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             },
         )
+
+    async def _text_completion(self, send, payload: dict) -> None:
+        """A plain-text completion of ``payload["prompt"]`` (how a client continues an answer it began): the next
+        queued text reply, streamed as ``text_completion`` frames or whole."""
+        self.requests.append(payload)
+        reply = self._next_reply()
+        if reply.kind == "error":
+            await self._error(send, reply.status, reply.text)
+            return
+        cid, created = f"cmpl-{uuid.uuid4().hex[:12]}", int(time.time())
+        model = payload.get("model") or self.models[0]
+
+        def body(text: str, finish: str | None) -> dict:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+            return {"id": cid, "object": "text_completion", "created": created, "model": model, "choices": [choice]}
+
+        if not payload.get("stream"):
+            await self._json(send, 200, body(reply.text, "stop"))
+            return
+        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        pieces = [reply.text[i : i + self.chunk_size] for i in range(0, len(reply.text), self.chunk_size)]
+        for data in [*(body(p, None) for p in pieces), body("", "stop")]:
+            frame = f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
     async def _chat(self, send, payload: dict, receive) -> None:
         self.requests.append(payload)
