@@ -152,6 +152,11 @@ class ChatContext:
     def prompt_size(self, messages: list[dict[str, Any]]) -> int:
         return sum(message_tokens(self.count, {"content": str(m.get("content") or "")}) for m in messages)
 
+    def _reads(self, messages: list[dict[str, Any]], lead: str) -> int:
+        """The prompt tokens the model reads for ``messages``, with the lead it continues from where it can."""
+        lead = lead if self.llm.continues_answers else ""
+        return self.prompt_size(messages) + (self.count(lead) if lead else 0)
+
     async def stream(self, messages: list[dict[str, Any]], lead: str = "", **kwargs: Any) -> AsyncGenerator[str, None]:
         """Stream the model's answer to ``messages``, counting tokens both ways.
 
@@ -160,7 +165,7 @@ class ChatContext:
         """
         if not self.llm.continues_answers:
             lead = ""
-        self.prompt_tokens += self.prompt_size(messages) + (self.count(lead) if lead else 0)
+        self.prompt_tokens += self._reads(messages, lead)
         if lead:
             kwargs["lead"] = lead
         temperature = self.request.temperature
@@ -190,8 +195,7 @@ class ChatContext:
         provider tells) or the model is reading the prompt; it is repeated every STATUS_EVERY seconds
         until the first text, so a slow or busy model never looks stuck.
         """
-        lead = kwargs.get("lead") if self.llm.continues_answers else ""
-        prompt_tokens = self.prompt_size(messages) + (self.count(lead) if lead else 0)
+        prompt_tokens = self._reads(messages, kwargs.get("lead", ""))
         yield events.status(*_stage(await self.llm.queue_depth(), 0), prompt_tokens=prompt_tokens)
         pieces = self.stream(messages, **kwargs)
         try:

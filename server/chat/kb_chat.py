@@ -161,7 +161,9 @@ class _Evidence:
     sources: list[Source]
     evidence_tokens: int = 0  # the budget the sentences were chosen with (evidence_budget)
     similarities: list[list[float] | None] | None = None  # each passage's sentence cosines with the question
-    best: tuple[int, int] | None = None  # (passage, sentence) the chat model scored best (evidence_scoring)
+    # (passage, sentence) that bears best on the question: the chat model's best where it scored them
+    # (evidence_scoring), else the best by shared words and meaning; what the answer quotes (chat.quote_evidence).
+    best: tuple[int, int] | None = None
 
 
 def _ids(evidence: _Evidence) -> list[str]:
@@ -191,12 +193,15 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
     if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0:
         similarities = await anyio.to_thread.run_sync(kb.sentence_similarities, question, hits)
     sources = [kb_source(i, hit, kb_name) for i, hit in enumerate(hits, 1)]
+    cut = split_passages(texts)
+    ranked = rank_sentences(question, cut, similarities, chat.evidence_meaning_weight)
+    best = (ranked[0].rank, ranked[0].index) if ranked else None
     # The answer's lead is read with the evidence: a quote (chat.quote_evidence) counts at its length.
-    lead = _lead(ctx, question, _Evidence(hits, split_passages(texts), sources, similarities=similarities))
+    lead = _lead(ctx, question, _Evidence(hits, cut, sources, similarities=similarities, best=best))
     wanted = evidence_budget(ctx, hits, sources, lead, reading.prompt_speed, reading.system_tokens)
     passages = choose_evidence(ctx, question, texts, template, similarities, wanted)
     sources = [with_highlights(source, p) for source, p in zip(sources, passages)]
-    return _Evidence(hits, passages, sources, wanted, similarities)
+    return _Evidence(hits, passages, sources, wanted, similarities, best)
 
 
 def sentence_readings(sources: list[Source], hits: list[SearchHit], passages: list[Passage],
@@ -261,19 +266,11 @@ def _lead(ctx: ChatContext, question: str = "", found: _Evidence | None = None) 
 
 
 def _quote(ctx: ChatContext, question: str, found: _Evidence) -> str | None:
-    """The lead quoting the evidence sentence that bears best on ``question`` (see quote.py): the one the chat
-    model scored best, else the best by shared words and meaning; None when it is not quoted."""
-    chat = ctx.settings.chat
-    if ctx.lang not in chat.quote_evidence or not found.passages:
+    """The lead quoting ``found.best``, the evidence sentence that bears best on ``question`` (see quote.py); None
+    when it is not quoted."""
+    if ctx.lang not in ctx.settings.chat.quote_evidence or found.best is None:
         return None
-    best = found.best
-    if best is None:
-        ranked = rank_sentences(question, split_passages([hit.text for hit in found.hits]), found.similarities,
-                                chat.evidence_meaning_weight)
-        if not ranked:
-            return None
-        best = (ranked[0].rank, ranked[0].index)
-    rank, index = best
+    rank, index = found.best
     source, hit = found.sources[rank], found.hits[rank]
     values = quote_values(ctx.lang, source["index"], title_of(source, hit.metadata), found.passages[rank], index,
                           question)
