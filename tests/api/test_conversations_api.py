@@ -153,7 +153,8 @@ def test_public_settings_offer_each_mode_its_own_templates(tmp_path, fake):
             "translate_to_zh", "title", "passages_question", "kb_classic", "kb_default_zh", "kb_question",
             "kb_question_zh", "kb_no_match", "kb_no_match_zh", "kb_unsupported", "kb_unsupported_zh",
             "condense_question", "condense_question_zh", "hypothetical_answer", "hypothetical_answer_zh", "kb_answer_lead",
-            "kb_answer_lead_zh", "kb_unverified_figures", "kb_unverified_figures_zh",
+            "kb_answer_lead_zh", "kb_answer_quote", "kb_answer_quote_zh", "kb_unverified_figures",
+            "kb_unverified_figures_zh",
         }
         # an offered template is accepted by its mode
         fake.queue("Arr, a fine answer.")
