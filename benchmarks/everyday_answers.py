@@ -83,6 +83,7 @@ CONFIGS: dict[str, dict[str, str]] = {
     "rewrite prompt cache": {"CHAT__REWRITE_QUERY": "true", "LLM__LOCAL__PROMPT_CACHE_MB": "1024"},
     "no-repack": {"LLM__LOCAL__EXTRA_BUFFERS": "false"},
     "5 passages": {"CHAT__KB_PASSAGES": "5"},
+    "5 passages 6 scored": {"CHAT__KB_PASSAGES": "5", "CHAT__SCORED_SENTENCES": "6"},
     "2 passages": {"CHAT__KB_PASSAGES": "2"},
     "1 passage": {"CHAT__KB_PASSAGES": "1"},
     "5 passages evidence 400": {"CHAT__KB_PASSAGES": "5", "CHAT__EVIDENCE_TOKENS": "400"},
