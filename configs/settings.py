@@ -25,6 +25,14 @@ DEFAULT_YAML = CONFIG_DIR / "settings.yaml"
 
 SearchMode = Literal["vector", "bm25", "hybrid"]
 AgentTool = Literal["calculator", "kb_search", "web_search", "current_datetime", "unit_convert"]
+# A question's language as the chat tells it: "zh" when it has Chinese characters, else "en".
+QuestionLanguage = Literal["zh", "en"]
+
+
+def chinese_only() -> list[QuestionLanguage]:
+    """The default of the settings that apply to Chinese questions only, as measured on the everyday sets."""
+    return ["zh"]
+
 
 # Bounds of chunk_size and chunk_overlap, wherever they are given (settings, uploads, the API, the WebUI).
 CHUNK_SIZE_MIN = 20
@@ -81,7 +89,7 @@ class EmbedModelConfig(BaseModel):
         le=1.0,
         description="Default minimum vector score in [0,1] for this model, calibrated on tuning data.",
     )
-    relevance_floor: dict[Literal["zh", "en"], float] = Field(
+    relevance_floor: dict[QuestionLanguage, float] = Field(
         default_factory=dict,
         description="By question language ('zh': with Chinese characters, 'en': without), the cosine of the "
         "question with the knowledge base's closest chunk (its vector or its closest sentence's) below which "
@@ -412,8 +420,8 @@ class ChatSettings(BaseModel):
         "most of the wait for the first token, so on a slow CPU the model reads fewer evidence sentences and answers "
         "within about 5 s. evidence_tokens stays the most it reads; 0 turns the cut off.",
     )
-    first_token_languages: list[str] = Field(
-        default_factory=lambda: ["zh"],
+    first_token_languages: list[QuestionLanguage] = Field(
+        default_factory=chinese_only,
         description="The question languages ('zh', 'en') first_token_seconds cuts the evidence for. On the everyday "
         "English questions, a 2-core AVX2 CPU, the cut took answers containing the short answer from 0.80 to 0.47; "
         "on the Chinese ones it kept them (0.40 both) and brought the first token 2.3 s sooner (README).",
@@ -431,8 +439,8 @@ class ChatSettings(BaseModel):
         "question's language. Applies to models kbchat can hand the start of an answer to: the built-in ones, "
         "whose chat template it renders itself. Other models answer as usual.",
     )
-    quote_evidence: list[str] = Field(
-        default_factory=lambda: ["zh"],
+    quote_evidence: list[QuestionLanguage] = Field(
+        default_factory=chinese_only,
         description="The question languages ('zh', 'en') whose knowledge-base answers begin, with answer_lead, by "
         "quoting the sentence that bears best on the question (the chat model's best with evidence_scoring, else "
         "the best by shared words and meaning), after its passage's number, title and law article (template "
@@ -485,8 +493,8 @@ class ChatSettings(BaseModel):
         description="With evidence_scoring 'auto', the prompt tokens/s the model server must read (GET /speed on its "
         "port) for the sentences to be scored: at 100 the first token comes about 2 s later than without.",
     )
-    evidence_scoring_languages: list[str] = Field(
-        default_factory=lambda: ["zh"],
+    evidence_scoring_languages: list[QuestionLanguage] = Field(
+        default_factory=chinese_only,
         description="The question languages ('zh', 'en') evidence_scoring applies to. On the everyday questions (60 "
         "laws, 55 English, tuning) it took answers containing the short answer from 0.533 to 0.617 in Chinese and "
         "from 0.800 to 0.782 (0.600 with 160 tokens of evidence) in English (README).",

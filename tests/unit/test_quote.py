@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
+from configs import Settings
 from server.chat.evidence import split_passages
 from server.chat.quote import QUOTE_MAX_CHARS, quote_values, quoted_sentence
 from server.knowledge_base.splitter import article_at
@@ -53,3 +57,10 @@ def test_a_sentence_too_long_or_too_short_is_not_quoted():
     long = split_passages(["条款" * QUOTE_MAX_CHARS + "。"])[0]
     assert quote_values("zh", 1, "t", long, 0, "条款") is None
     assert quote_values("en", 1, "t", split_passages(["Ok."])[0], 0, "ok?") is None
+
+
+@pytest.mark.parametrize("name", ["quote_evidence", "evidence_scoring_languages", "first_token_languages"])
+def test_a_setting_of_question_languages_takes_zh_and_en_only(name):
+    assert getattr(Settings(chat={name: ["en", "zh"]}).chat, name) == ["en", "zh"]
+    with pytest.raises(ValidationError, match="'zh' or 'en'"):
+        Settings(chat={name: ["cn"]})  # a typo would otherwise switch the feature off without a word
