@@ -256,13 +256,12 @@ def scores_evidence(settings: Settings, lang: str, prompt_speed: float | None) -
     return prompt_speed is not None and prompt_speed >= settings.chat.evidence_scoring_min_prompt_speed
 
 
-def _lead(ctx: ChatContext, question: str = "", found: _Evidence | None = None) -> str:
+def _lead(ctx: ChatContext, question: str, found: _Evidence) -> str:
     """The first words of the answer handed to the model (``chat.answer_lead``), or none: the best sentence of
     ``found`` quoted (``chat.quote_evidence``) where there is one to quote, else the kb_answer_lead template."""
     if not ctx.settings.chat.answer_lead:
         return ""
-    quote = _quote(ctx, question, found) if found is not None else None
-    return quote or ctx.localized(ANSWER_LEAD_TEMPLATE, default="")
+    return _quote(ctx, question, found) or ctx.localized(ANSWER_LEAD_TEMPLATE, default="")
 
 
 def _quote(ctx: ChatContext, question: str, found: _Evidence) -> str | None:
