@@ -176,6 +176,10 @@ RERANK_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("hybrid + chat-model rerank", "hybrid", {"_rerank": True}),
     ("hybrid + chat-model rerank top 5", "hybrid", {"_rerank": True, "_candidates": 5}),
 ]
+# With both models: the search with the hypothetical answer, reranked for the question as asked.
+REWRITE_RERANK_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
+    ("hybrid + HyDE + chat-model rerank", "hybrid", {"_rewrite": True, "_rerank": True}),
+]
 
 # Index-time configurations: (label, KB settings used while building and searching).
 INDEX_CONFIGS: dict[str, dict[str, Any]] = {
@@ -292,7 +296,8 @@ def _run_configs(out: dict[str, Any], set_names: list[str], splits: list[str], w
                 spec = SETS[name]
                 build = build_kb(manager, spec)
                 configs = (QUERY_CONFIGS + (REWRITE_CONFIGS if rewriter is not None else [])
-                           + (RERANK_CONFIGS if reranker is not None else []))
+                           + (RERANK_CONFIGS if reranker is not None else [])
+                           + (REWRITE_RERANK_CONFIGS if rewriter is not None and reranker is not None else []))
                 for split, label, mode, query_overrides in ((sp, *config) for sp in splits for config in configs):
                     if query_configs and label not in query_configs:
                         continue
@@ -305,7 +310,7 @@ def _run_configs(out: dict[str, Any], set_names: list[str], splits: list[str], w
                     def search(text: str, kb: str = spec.name, mode: str = mode, rewrite: Any = rewrite,
                                top_k: int = top_k) -> list[Any]:
                         query = rewrite(text) if rewrite is not None else text
-                        return manager.search(kb, query, top_k=top_k, score_threshold=0.0, mode=mode)
+                        return manager.search(kb, query, top_k=top_k, score_threshold=0.0, mode=mode, rerank_query=text)
 
                     query_settings = {k: v for k, v in query_overrides.items() if not k.startswith("_")}
                     fillers = bm25_without_fillers() if query_overrides.get("_no_fillers") else contextlib.nullcontext()

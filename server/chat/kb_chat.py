@@ -180,11 +180,12 @@ class _Reading:
 
 async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, template: str,
                 reading: _Reading = _Reading()) -> _Evidence:
-    """Search with ``query`` and choose the evidence sentences for ``question`` in what was found."""
+    """Search with ``query`` (a reranker judges the hits for ``question``) and choose the evidence sentences
+    for ``question`` in what was found."""
     request, chat = ctx.request, ctx.settings.chat
     kb = ctx.knowledge_bases()
     search = partial(kb.search, kb_name, query, top_k=request.top_k or chat.kb_passages,
-                     score_threshold=request.score_threshold, mode=request.search_mode)
+                     score_threshold=request.score_threshold, mode=request.search_mode, rerank_query=question)
     hits = await anyio.to_thread.run_sync(search)
     if not hits:
         return _Evidence([], [], [])

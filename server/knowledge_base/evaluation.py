@@ -152,7 +152,7 @@ def evaluate_kb(manager: KnowledgeBaseManager, kb: str, questions: Sequence[Eval
     for mode in modes:
         def search(text: str, mode: str = mode) -> list[SearchHit]:
             query = rewritten.get(text, text) if rewritten is not None else text
-            return manager.search(kb, query, top_k=10, score_threshold=0.0, mode=mode)
+            return manager.search(kb, query, top_k=10, score_threshold=0.0, mode=mode, rerank_query=text)
 
         label = f"{mode} + rewrite" if rewritten is not None else mode
         reports.append(evaluate(label, search, questions).as_dict())

@@ -315,20 +315,24 @@ class KnowledgeBaseManager:
         return None if any(f is None for f in floors) else min(f for f in floors if f is not None)
 
     def search(self, kb: str, query: str, top_k: int | None = None, score_threshold: float | None = None,
-               mode: str | None = None, file_name: str | None = None, rerank: bool = True) -> SearchResult:
+               mode: str | None = None, file_name: str | None = None, rerank: bool = True,
+               rerank_query: str | None = None) -> SearchResult:
         """Top chunks for a query; scores in [0, 1] (see retriever.py for their meaning per mode).
 
         ``kb`` may name several knowledge bases joined by "+" ("laws+handbook"): each is searched and
         the rankings are merged (see ``merge_kb_rankings``); every hit then says its ``kb`` in its metadata.
         With a reranker configured (settings ``kb.rerank``) and ``rerank`` true, its top candidates
-        are reordered by the reranker. The result also says the score threshold that was applied.
+        are reordered by the reranker, which judges them against ``rerank_query`` when given (a search
+        with the question and a hypothetical answer is reranked for the question as asked), else against
+        ``query``. The result also says the score threshold that was applied.
         """
         names = split_kb_names(kb)
         if len(names) > 1:
             if file_name is not None:
                 raise InvalidInput("file_name needs a single knowledge base")
             top_k = self.settings.kb.top_k if top_k is None else top_k
-            results = {name: self.search(name, query, top_k, score_threshold, mode, None, rerank) for name in names}
+            results = {name: self.search(name, query, top_k, score_threshold, mode, None, rerank, rerank_query)
+                       for name in names}
             same_model = len({self.kb_row(name).embed_model for name in names}) == 1
             by_score = same_model and (mode or self.settings.kb.search_mode) == "vector"
             merged = merge_kb_rankings(dict(results), top_k, by_score, self.settings.kb.rrf_k)
@@ -364,7 +368,7 @@ class KnowledgeBaseManager:
                         source=file_name, params=params)
         if reranker is not None:
             texts = self._reading_texts(reranker, row, store, query, vector, hits)
-            hits = rerank_hits(reranker, query, hits, top_k, texts)
+            hits = rerank_hits(reranker, rerank_query or query, hits, top_k, texts)
         return SearchResult([hit.model_copy(update={"metadata": {**hit.metadata, "kb": kb}}) for hit in hits],
                             float(threshold))
 

@@ -147,3 +147,21 @@ def test_the_page_says_when_the_model_weighs_the_evidence_sentences():
     assert status_line(lambda key, **kw: translate("zh", key, **kw), live, now=12.5) == "正在挑出最能回答问题的句子，2 秒"
     assert status_line(lambda key, **kw: translate("en", key, **kw), live, now=12.5) == (
         "Picking the sentences that answer best, 2 s")
+
+
+def test_a_search_with_a_rewrite_is_reranked_for_the_question_as_asked(tmp_path, rerank, fake_openai):
+    from tests.chat_support import build_garden_kb, collect, kb_services
+
+    services = kb_services(tmp_path, fake_openai.base_url,
+                           kb={"rerank": {"kind": "api", "url": rerank.url + "/v1/rerank", "api_key": FakeRerank.api_key}})
+    build_garden_kb(services)
+    question = "My tomato leaves droop, how often should they get water?"
+    fake_openai.queue("Tomato plants should be watered twice a week.", "Twice a week [1].")
+    events = collect(services, mode="kb", query=question, kb_name="garden", top_k=2, score_threshold=0.0,
+                     rewrite_query=True)
+    assert "Twice a week" in "".join(e["text"] for e in events if e["type"] == "delta")
+    # Both searches (the question's, then the one with the hypothetical answer) were judged for the question.
+    assert len(rerank.requests) == 2 and {r["query"] for r in rerank.requests} == {question}
+    searched = services.kb.search("garden", f"{question}\nTomato plants should be watered twice a week.", top_k=2,
+                                  score_threshold=0.0, rerank_query="compost")
+    assert rerank.requests[-1]["query"] == "compost" and len(searched) == 2
