@@ -57,7 +57,9 @@ class Writer:
         import llama_cpp
 
         from benchmarks.common import builtin_gguf
+        from server.llm.local.llama_server import choose_extra_buffers
 
+        choose_extra_buffers()
         self.llm = llama_cpp.Llama(model_path=str(builtin_gguf(model)), n_ctx=2048, n_threads=2, verbose=False)
         self.prompt = PROMPTS[lang]
         self.cache_path = CACHE_DIR / f"{model}-{lang}.json"

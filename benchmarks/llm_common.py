@@ -62,11 +62,9 @@ def load_direct(gguf: Path, settings: Any, threads: int | None = None) -> tuple[
     """llama_cpp.Llama loaded as `kbchat llm serve` loads it; returns the model and the load seconds."""
     from llama_cpp import Llama
 
-    from server.llm.local.cpu import use_extra_buffers
-    from server.llm.local.llama_server import disable_extra_buffers
+    from server.llm.local.llama_server import choose_extra_buffers
 
-    if not use_extra_buffers(settings.llm.local.extra_buffers):
-        disable_extra_buffers()
+    choose_extra_buffers(settings.llm.local.extra_buffers)
     local = settings.llm.local
     threads = threads or local.n_threads
     start = time.perf_counter()

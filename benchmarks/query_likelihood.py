@@ -51,6 +51,9 @@ class Scorer:
     def __init__(self, path: Path) -> None:
         import llama_cpp
 
+        from server.llm.local.llama_server import choose_extra_buffers
+
+        choose_extra_buffers()
         self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=2, verbose=False)
         self.scorer = ContinuationScorer()
         self.reranker = ChatModelReranker(RerankSettings(kind="chat_model"), "")

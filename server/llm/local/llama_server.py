@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from server.llm.local.prompt_timing import TIMING_FILE_ENV, install as time_prompts
 from server.llm.local.scoring import install_route as install_scoring_route
@@ -42,6 +42,16 @@ def disable_extra_buffers() -> None:
     default_params._kbchat_patched = True  # type: ignore[attr-defined]
     # llama_cpp.Llama looks this function up on the module at construction time.
     capi.llama_model_default_params = default_params
+
+
+def choose_extra_buffers(setting: bool | Literal["auto"] = "auto") -> None:
+    """Let the Llamas created in this process from now on repack their weights only where ``setting``
+    (``llm.local.extra_buffers``) wants it on this CPU (``cpu.use_extra_buffers``): in-process models load as the
+    model server's do, and none takes the AMX path that crashes on some machines."""
+    from server.llm.local.cpu import use_extra_buffers
+
+    if not use_extra_buffers(setting):
+        disable_extra_buffers()
 
 
 # Lines of kbchat's own loggers in this process begin with this; the parent logs them (serve.py).
