@@ -519,7 +519,11 @@ class ChatSettings(BaseModel):
     agent_max_steps: int = Field(6, ge=1, le=30, description="Most tool calls an agent may make per question.")
     agent_max_seconds: float = Field(120.0, gt=0, description="Wall time allowed to one agent answer.")
     title_max_chars: int = Field(30, ge=5, description="Length of a fallback conversation title.")
-    llm_titles: bool = Field(True, description="Ask the model for a conversation title after the first answer.")
+    llm_titles: bool = Field(
+        True,
+        description="Ask the model for a conversation title after the first answer, as the conversation's next "
+        "turn (template title), so the model server reads only the request and keeps the answer's system prompt.",
+    )
     prompts_file: Path = Field(
         CONFIG_DIR / "prompts.yaml", description="YAML file of named prompt templates (name: template text)."
     )

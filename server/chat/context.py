@@ -66,6 +66,22 @@ class Pending(Generic[T]):
         return self._task.result()
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One call to the model: the messages it read and the reply it wrote, the answer's lead included.
+
+    A later call that repeats ``messages`` and ``reply`` before its own words (a conversation's title, say)
+    shares its prompt's start with this one, which the model server has computed already and reuses.
+    """
+
+    messages: list[dict[str, Any]]
+    reply: str
+
+    def followed_by(self, instruction: str) -> list[dict[str, Any]]:
+        """The messages of this exchange, its reply as the assistant's turn, then ``instruction`` as the user's."""
+        return [*self.messages, {"role": "assistant", "content": self.reply}, {"role": "user", "content": instruction}]
+
+
 @dataclass
 class ChatContext:
     """One question in flight: the request, its model, templates, history and running token counts."""
@@ -85,6 +101,11 @@ class ChatContext:
     completion_tokens: int = 0
     # Extra facts stored on the answer's meta (kb name, engine, bilingual texts, ...).
     meta: dict[str, Any] = field(default_factory=dict)
+    # The last call to the model that ran to its end, as the model read and wrote it (see Exchange).
+    exchange: Exchange | None = None
+    # The call that answered the conversation's last question, when this process made it: a follow-up's
+    # rewrite continues it (rewrite.py).
+    previous: Exchange | None = None
 
     def __post_init__(self) -> None:
         if not self.question:
@@ -184,6 +205,7 @@ class ChatContext:
                 # The model ended the answer at once: the lead is all of it.
                 answer.append(lead)
                 yield lead
+            self.exchange = Exchange(list(messages), "".join(answer))
         finally:
             # Counted once at the end: per-piece counts of an approximate counter add up too high.
             self.completion_tokens += self.count("".join(answer))

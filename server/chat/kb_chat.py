@@ -336,8 +336,9 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         yield event
     question = standing.result()
     template = ctx.template(chat.kb_prompt_template)
-    # A rewrite (of a follow-up, or HyDE) displaces the cached system prompt from the model server.
-    rewrites = bool(ctx.history) or hyde
+    # A rewrite (of a follow-up, or HyDE) displaces the cached system prompt from the model server, unless it
+    # continues the conversation's previous answer (ctx.previous), whose prompt begins with that system prompt.
+    rewrites = (bool(ctx.history) and ctx.previous is None) or hyde
     reading = _Reading(prompt_speed, ctx.count(ctx.render(template, kb=kb_name)) if rewrites else 0)
     finding = Pending(_find(ctx, kb_name, question, question, template, reading))
     # A reranker (the chat model, say) can take seconds before the passages are known.

@@ -1,7 +1,10 @@
 """Rewriting a question before retrieval, with the chat model.
 
 * Condensing: a follow-up ("and for a fixed-term one?") is rewritten into a standalone question from
-  the conversation, so retrieval sees what is really asked. It runs whenever there is history.
+  the conversation, so retrieval sees what is really asked. It runs whenever there is history. It is asked
+  as the conversation's next turn: after the previous answer as the model read and wrote it where this
+  process made that answer (``ChatContext.previous``), so the model server reads only the request; else
+  after the stored history.
 * Hypothetical answer (HyDE, setting ``chat.rewrite_query``): the model writes a short answer in the
   documents' register; retrieval searches with the question and that answer, whose words are closer
   to the documents' than an everyday question's.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from configs import Settings
 from configs.prompts import load_prompts
@@ -51,13 +55,25 @@ def rewrites_by_default(settings: Settings, model_builtin: str | None, prompt_sp
     return prompt_speed is not None and prompt_speed >= settings.chat.rewrite_min_prompt_speed
 
 
-async def _ask(ctx: ChatContext, template: str, text: str, max_tokens: int) -> str:
-    messages = [{"role": "system", "content": ctx.render(template)}, {"role": "user", "content": text}]
+async def _ask(ctx: ChatContext, messages: list[dict[str, Any]], max_tokens: int) -> str:
     try:
         return (await ctx.complete(messages, temperature=0.0, max_tokens=max_tokens)).strip()
     except AppError as exc:
         logger.info("query rewriting skipped: %s", exc.message)
         return ""
+
+
+def condense_messages(ctx: ChatContext, template: str) -> list[dict[str, Any]]:
+    """The conversation so far, then the request (``template``) to rewrite the question: the previous answer
+    as the model read and wrote it when known, else the last exchanges of the history, each cut short."""
+    if "{question}" not in template:
+        # A prompts file written when the template was a system prompt.
+        template += "\n\n{question}"
+    request = ctx.render(template, question=ctx.question)
+    if ctx.previous is not None:
+        return ctx.previous.followed_by(request)
+    recent = [{"role": m["role"], "content": m["content"][:CONDENSE_CHARS]} for m in ctx.history[-2 * CONDENSE_TURNS:]]
+    return [*recent, {"role": "user", "content": request}]
 
 
 async def standalone_question(ctx: ChatContext) -> str:
@@ -67,10 +83,7 @@ async def standalone_question(ctx: ChatContext) -> str:
     template = ctx.localized(CONDENSE_TEMPLATE, default="")
     if not template:
         return ctx.question
-    recent = ctx.history[-2 * CONDENSE_TURNS:]
-    lines = [f"{m['role']}: {m['content'][:CONDENSE_CHARS]}" for m in recent]
-    text = "\n".join([*lines, f"user: {ctx.question}"])
-    rewritten = await _ask(ctx, template, text, CONDENSE_TOKENS)
+    rewritten = await _ask(ctx, condense_messages(ctx, template), CONDENSE_TOKENS)
     # A rewrite that grew into an answer is not trusted.
     if not rewritten or len(rewritten) > 4 * len(ctx.question) + 80:
         return ctx.question
@@ -82,7 +95,8 @@ async def with_hypothetical_answer(ctx: ChatContext, question: str) -> str:
     template = ctx.localized(HYDE_TEMPLATE, default="")
     if not template:
         return question
-    answer = await _ask(ctx, template, question, HYDE_TOKENS)
+    messages = [{"role": "system", "content": ctx.render(template)}, {"role": "user", "content": question}]
+    answer = await _ask(ctx, messages, HYDE_TOKENS)
     return f"{question}\n{answer}" if answer else question
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from configs import Settings
 from configs.prompts import PromptError, load_prompts
 from configs.settings import RerankSettings
 from server.chat import agent_chat, bilingual, events, kb_chat, llm_chat, search_chat
-from server.chat.context import ChatContext, ModeHandler
+from server.chat.context import ChatContext, Exchange, ModeHandler
 from server.chat.conversation_files import ConversationFiles
 from server.chat.conversations import ConversationService
 from server.chat.events import AnswerAccumulator, ChatEvent
@@ -39,6 +40,9 @@ from server.llm.local.status import local_score_url
 from server.llm.registry import LLMRegistry
 
 logger = logging.getLogger(__name__)
+
+# Conversations whose last answer's model call is kept for their next question (ChatServices._exchanges).
+REMEMBERED_EXCHANGES = 64
 
 # The function answering each chat mode.
 MODE_HANDLERS: dict[ChatMode, ModeHandler] = {
@@ -73,6 +77,9 @@ class ChatServices:
         self._templates: dict[str, str] = load_prompts(settings.chat.prompts_file)
         self._templates_mtime = self._prompts_mtime()
         self._background: set[asyncio.Task[None]] = set()
+        # The model call behind each recent conversation's last answer, which its next question's rewrite
+        # continues (ChatContext.previous), so the model server reuses what it computed for that answer.
+        self._exchanges: OrderedDict[str, Exchange] = OrderedDict()
         # Scores the evidence sentences through the bundled model server (chat.evidence_scoring).
         self.evidence_scorer = None if settings.chat.evidence_scoring is False else ChatModelReranker(
             RerankSettings(kind="chat_model"), local_score_url(settings), settings.server.api_key)
@@ -178,8 +185,11 @@ class ChatServices:
             return
         message_id = await anyio.to_thread.run_sync(self._store_answer, ctx, turn, answer, started, None)
         latency = (time.perf_counter() - started) * 1000
-        if turn.fallback_title is not None and self.settings.chat.llm_titles:
-            self._start_title_task(ctx, turn, answer.text)
+        if turn.conversation_id and ctx.exchange is not None:
+            self._remember(turn.conversation_id, ctx.exchange)
+        # An answer that came without the model (nothing found, say) keeps the question as its title.
+        if turn.fallback_title is not None and self.settings.chat.llm_titles and ctx.exchange is not None:
+            self._start_title_task(ctx, turn, ctx.exchange)
         yield events.done(message_id, turn.conversation_id, ctx.prompt_tokens, ctx.completion_tokens, latency)
 
     def _answer(self, ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
@@ -214,6 +224,7 @@ class ChatServices:
             self.engines.get(request.engine)
         if request.conversation_id:
             await anyio.to_thread.run_sync(self.conversations.exists, request.conversation_id)
+        previous = None
         if request.history is not None:
             history = clean_history([m.model_dump() for m in request.history])
             if request.history_turns is not None:
@@ -221,12 +232,28 @@ class ChatServices:
         elif request.conversation_id:
             turns = self.settings.chat.history_turns if request.history_turns is None else request.history_turns
             history = await anyio.to_thread.run_sync(load_history, self.db, request.conversation_id, turns)
+            previous = self._previous(request.conversation_id, history)
         else:
             history = []
         return ChatContext(
             request=request, settings=self.settings, llm=llm, templates=templates, history=history,
             kb=self.kb, engines=self.engines, evidence_scorer=self.evidence_scorer if llm.config.builtin else None,
+            previous=previous,
         )
+
+    def _remember(self, conversation_id: str, exchange: Exchange) -> None:
+        self._exchanges[conversation_id] = exchange
+        self._exchanges.move_to_end(conversation_id)
+        while len(self._exchanges) > REMEMBERED_EXCHANGES:
+            self._exchanges.popitem(last=False)
+
+    def _previous(self, conversation_id: str, history: list[dict[str, str]]) -> Exchange | None:
+        """The model call behind the conversation's last answer, if this process made it and that answer is
+        still the last message of ``history`` (not deleted, edited or answered again elsewhere)."""
+        exchange = self._exchanges.get(conversation_id)
+        if exchange is None or not history or history[-1]["role"] != "assistant":
+            return None
+        return exchange if history[-1]["content"].startswith(exchange.reply.strip()) else None
 
     async def _store_question(self, ctx: ChatContext) -> _Turn:
         request = ctx.request
@@ -289,17 +316,15 @@ class ChatServices:
 
     # ---- titles --------------------------------------------------------------------------------
 
-    def _start_title_task(self, ctx: ChatContext, turn: _Turn, answer: str) -> None:
-        task = asyncio.create_task(self._write_title(ctx, turn.conversation_id, turn.fallback_title or "", answer))
+    def _start_title_task(self, ctx: ChatContext, turn: _Turn, exchange: Exchange) -> None:
+        task = asyncio.create_task(self._write_title(ctx, exchange, turn.conversation_id, turn.fallback_title or ""))
         # Keep a reference until it ends, or the loop may drop the task half-way.
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _write_title(self, ctx: ChatContext, conversation_id: str, fallback: str, answer: str) -> None:
+    async def _write_title(self, ctx: ChatContext, exchange: Exchange, conversation_id: str, fallback: str) -> None:
         try:
-            title = await model_title(
-                ctx.llm, ctx.templates["title"], ctx.request.query, answer, self.settings.chat.title_max_chars
-            )
+            title = await model_title(ctx.llm, ctx.localized("title"), exchange, self.settings.chat.title_max_chars)
         except AppError as exc:
             logger.info("keeping the fallback title of %s: %s", conversation_id, exc.message)
             return

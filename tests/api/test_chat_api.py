@@ -231,10 +231,13 @@ def test_a_follow_up_is_rewritten_to_stand_alone_before_the_search(client, fake)
     # The follow-up alone would find nothing about tomatoes' watering: the model condenses it first.
     fake.queue("How often should tomato plants be watered?", "Twice a week [1].")
     events, _ = sse(client, "kb", query="And the tomatoes?", kb_name="garden", top_k=1, conversation_id=conv)
-    condense, answer = fake.requests[-2:]
-    assert "standalone question" in condense["messages"][0]["content"]
-    assert "every two weeks" in condense["messages"][-1]["content"].lower()
-    assert condense["messages"][-1]["content"].endswith("user: And the tomatoes?")
+    first_answer, condense, answer = fake.requests[-3:]
+    # The rewrite is asked as the conversation's next turn, after the first answer as the model read and wrote
+    # it, so the model server reuses the prompt it computed for that answer.
+    assert condense["messages"][:-2] == first_answer["messages"]
+    assert condense["messages"][-2] == {"role": "assistant", "content": "Every two weeks [1]."}
+    assert "standalone question" in condense["messages"][-1]["content"]
+    assert condense["messages"][-1]["content"].endswith("My next message: And the tomatoes?")
     assert next(e for e in events if e["type"] == "status")["stage"] == "rewriting"
     sources = next(e for e in events if e["type"] == "sources")["sources"]
     assert "twice a week" in sources[0]["text"]
@@ -242,6 +245,22 @@ def test_a_follow_up_is_rewritten_to_stand_alone_before_the_search(client, fake)
     assert answer["messages"][-1]["content"].count("And the tomatoes?") == 1
     stored = client.get(f"/conversations/{conv}").json()["messages"][-1]
     assert stored["meta"]["standalone_question"] == "How often should tomato plants be watered?"
+
+
+def test_a_follow_up_to_a_history_the_client_sends_is_rewritten_after_that_history(client, fake):
+    history = [{"role": "user", "content": "How often should the compost heap be turned?"},
+               {"role": "assistant", "content": "Every two weeks [1]. " + "More on compost. " * 40}]
+    fake.queue("How often should tomato plants be watered?", "Twice a week [1].")
+    events, _ = sse(client, "kb", query="And the tomatoes?", kb_name="garden", top_k=1, history=history,
+                    store=False)
+    condense = fake.requests[-2]
+    # No answer of this process to continue: the history comes as the conversation's turns, each cut short.
+    assert [m["role"] for m in condense["messages"]] == ["user", "assistant", "user"]
+    assert condense["messages"][0] == history[0]
+    assert history[1]["content"].startswith(condense["messages"][1]["content"])
+    assert len(condense["messages"][1]["content"]) < len(history[1]["content"])
+    assert condense["messages"][-1]["content"].endswith("My next message: And the tomatoes?")
+    assert "twice a week" in next(e for e in events if e["type"] == "sources")["sources"][0]["text"]
 
 
 def test_rewrite_query_searches_with_a_hypothetical_answer_too(client, fake):

@@ -150,7 +150,7 @@ def test_public_settings_offer_each_mode_its_own_templates(tmp_path, fake):
         # the flat list keeps every name, internal ones included
         assert set(body["prompt_templates"]) == set(extra) | {
             "default", "kb_default", "search_default", "agent_tools", "agent_react", "translate_to_en",
-            "translate_to_zh", "title", "passages_question", "kb_classic", "kb_default_zh", "kb_question",
+            "translate_to_zh", "title", "title_zh", "passages_question", "kb_classic", "kb_default_zh", "kb_question",
             "kb_question_zh", "kb_no_match", "kb_no_match_zh", "kb_unsupported", "kb_unsupported_zh",
             "condense_question", "condense_question_zh", "hypothetical_answer", "hypothetical_answer_zh", "kb_answer_lead",
             "kb_answer_lead_zh", "kb_answer_quote", "kb_answer_quote_zh", "kb_unverified_figures",

@@ -27,14 +27,15 @@ QUESTION = "What should I check before starting the engine?"
 
 @pytest.fixture
 def ask(fake_openai, proxied, tmp_path):
-    """Ask the question of a one-file KB with the model reading ``speed`` prompt tokens/s; returns
-    (highlighted sentences, the user message the model got, the stored answer's metadata)."""
+    """Ask the question of a one-file KB with the model reading ``speed`` prompt tokens/s, alone or as the
+    ``follow_up`` ("stored": in a conversation this process answered; "given": after a history the request
+    sends); returns (highlighted sentences, the user message the model got, the done event)."""
     proxy, url = proxied(2)
     ensure_weights(BUILTIN_MODELS["smollm2-135m"], tmp_path / "models")
     runs = itertools.count()
 
-    def run(speed: float, first_token_seconds: float, languages: tuple[str, ...] = ("en",), **chat: object
-            ) -> tuple[list[str], str, dict]:
+    def run(speed: float, first_token_seconds: float, languages: tuple[str, ...] = ("en",), follow_up: str = "",
+            **chat: object) -> tuple[list[str], str, dict]:
         proxy.prompt_speed = PromptSpeed(prompt_tokens=150, tokens_per_s=speed)
         settings = Settings(
             paths={"data_root": tmp_path / f"data-{next(runs)}", "model_dir": tmp_path / "models"},
@@ -47,8 +48,17 @@ def ask(fake_openai, proxied, tmp_path):
         services = build_services(settings)
         services.kb.create_kb("engine")
         services.kb.add_files("engine", [("manual.txt", MANUAL.encode())])
+        conversation: dict[str, object] = {}
+        if follow_up:
+            # A first question answered in this process, then the question as its follow-up, rewritten first.
+            fake_openai.queue("Check the oil filter [1].")
+            first = collect(services, mode="kb", query="Which filter matters most?", kb_name="engine", top_k=1)
+            conversation = {"conversation_id": first[-1]["conversation_id"]} if follow_up == "stored" else {
+                "history": [{"role": "user", "content": "Which filter matters most?"},
+                            {"role": "assistant", "content": "Check the oil filter [1]."}], "store": False}
+            fake_openai.queue(QUESTION)
         fake_openai.queue("Check the oil filter [1].")
-        events = collect(services, mode="kb", query=QUESTION, kb_name="engine", top_k=1)
+        events = collect(services, mode="kb", query=QUESTION, kb_name="engine", top_k=1, **conversation)
         sources = next(e for e in events if e["type"] == "sources")["sources"]
         marked = [sources[0]["text"][a:b] for a, b in sources[0]["highlights"]]
         request = fake_openai.requests[-1]
@@ -86,3 +96,12 @@ def test_a_quoted_lead_is_read_with_the_evidence_so_a_slow_model_gets_fewer_sent
     assert plain_prompt.endswith("According to [")
     # The quote's tokens come out of the evidence the model reads in the same time.
     assert 1 <= len(quoted) < len(plain)
+
+
+def test_a_follow_up_continuing_this_process_s_answer_keeps_the_system_prompt_s_share_of_evidence(ask):
+    # A follow-up's rewrite after a history the request sends displaces the cached system prompt, so the model
+    # reads it again and the evidence gives way; one that continues the answer this process made does not.
+    alone, _, _ = ask(40.0, 5.0)
+    continued, _, _ = ask(40.0, 5.0, follow_up="stored")
+    given, _, _ = ask(40.0, 5.0, follow_up="given")
+    assert len(given) < len(continued) <= len(alone)

@@ -14,7 +14,10 @@ import openai
 import pytest
 
 from configs import Settings
+from configs.prompts import load_prompts
+from server.chat.context import ChatContext
 from server.chat.rewrite import rewrites_by_default
+from server.chat.schemas import ChatRequest
 from server.cli import llm as llm_cli
 from server.llm.local.assemble import ensure_weights
 from server.llm.local.builtin import BUILTIN_MODELS
@@ -231,6 +234,31 @@ def test_an_answer_begun_for_the_model_is_continued_from_the_chat_prompt(smollm2
 
     deltas = asyncio.run(run())
     assert "".join(deltas) == expected and expected.strip()
+
+
+def test_a_turn_after_an_answer_begins_with_that_answer_s_prompt_so_the_server_reuses_it(smollm2_server, tmp_path):
+    """The title and a follow-up's rewrite continue the answer's exchange; rendered by the GGUF's own template,
+    their prompt starts with the prompt the server has just computed and the reply it wrote."""
+    settings = Settings(paths={"data_root": tmp_path},
+                        llm={"default_model": "smollm2-135m", "local": {"port": smollm2_server.port}})
+    ensure_weights(BUILTIN_MODELS["smollm2-135m"], settings.paths.model_dir)
+    model = LLMRegistry(settings).get()
+    prompt_format = model.prompt_format.get() if model.prompt_format is not None else None
+    assert prompt_format is not None
+    ctx = ChatContext(request=ChatRequest(query="What is the capital of France?"), settings=settings, llm=model,
+                      templates=load_prompts(settings.chat.prompts_file), history=[])
+    messages = [{"role": "system", "content": "You answer in one word."}, *QUESTION]
+    lead = "The capital of France is"
+
+    async def answer():
+        return "".join([piece async for piece in ctx.stream(messages, lead=lead, max_tokens=8, temperature=0)])
+
+    reply = asyncio.run(answer())
+    assert ctx.exchange is not None and ctx.exchange.reply == reply and reply.startswith(lead)
+    computed = prompt_format.render(messages) + reply
+    follow = prompt_format.render(ctx.exchange.followed_by(ctx.localized("title")))
+    # Only the turn markers and the request are new.
+    assert follow.startswith(computed) and len(follow) - len(computed) < len(ctx.localized("title")) + 80
 
 
 def test_the_model_continues_on_one_thread_beside_a_busy_process(tmp_path):

@@ -12,7 +12,7 @@ from server.chat.schemas import ChatRequest
 from server.chat.titles import clean_title, fallback_title
 from server.db.chat_repository import ConversationRecord, FeedbackRecord, MessageRecord
 from server.errors import BadRequest, InvalidInput, NotFound
-from tests.chat_support import collect, kb_services
+from tests.chat_support import build_garden_kb, collect, kb_services
 
 
 @pytest.fixture
@@ -34,7 +34,8 @@ def test_fallback_title_is_the_shortened_question():
     [('"Composting Tips"', "Composting Tips"), ("Title: Compost basics.\nExtra line", "Compost basics"),
      ("「堆肥技巧」。", "堆肥技巧"), ("**Garden care**", "Garden care"), ("   ", ""), ("Python 3.11 tips", "Python 3.11 tips"),
      ("Hello, I'm not sure. How can I help?", ""), ("你好。我是助手", ""),
-     ("When it comes to composting, turning the pile is a crucial part", "")],
+     ("When it comes to composting, turning the pile is a crucial part", ""), ("Compost basics [1][2]", "Compost basics"),
+     ("堆肥技巧[1]。", "堆肥技巧")],
 )
 def test_model_titles_lose_quotes_labels_and_punctuation(raw, title):
     assert clean_title(raw, 30) == title
@@ -45,15 +46,59 @@ def test_model_title_replaces_the_fallback_after_the_first_answer(services, fake
     events = collect(services, query="How often should I turn my compost heap?")
     conv = services.chat.conversations.get(events[-1]["conversation_id"])
     assert conv.title == "Compost Turning"
-    title_request = fake_openai.requests[-1]
-    assert title_request["messages"][0]["content"] == services.chat.templates()["title"]
-    assert "How often should I turn my compost heap?" in title_request["messages"][1]["content"]
-    assert "Turn it every two weeks." in title_request["messages"][1]["content"]
+    # The title is asked for in the conversation just answered: the answer's messages as the model read them,
+    # its reply, then the instruction, so the model server reuses the prompt it has computed.
+    answer_request, title_request = fake_openai.requests[-2:]
+    assert title_request["messages"] == [
+        *answer_request["messages"],
+        {"role": "assistant", "content": "Turn it every two weeks."},
+        {"role": "user", "content": services.chat.templates()["title"]},
+    ]
     # Later answers leave the title alone.
     fake_openai.queue("Yes.")
     collect(services, query="Really?", conversation_id=conv.id)
     assert len(fake_openai.requests) == 3
     assert services.chat.conversations.get(conv.id).title == "Compost Turning"
+
+
+def test_a_chinese_conversation_is_titled_by_the_chinese_instruction(services, fake_openai):
+    fake_openai.queue("每两周翻一次。", "堆肥翻堆频率[1]")
+    events = collect(services, query="堆肥多久翻一次？")
+    assert fake_openai.requests[-1]["messages"][-1]["content"] == services.chat.templates()["title_zh"]
+    assert services.chat.conversations.get(events[-1]["conversation_id"]).title == "堆肥翻堆频率"
+
+
+def test_an_answer_given_without_the_model_keeps_the_question_as_title(services, fake_openai):
+    services.kb.create_kb("empty")
+    events = collect(services, query="What is in the empty knowledge base?", mode="kb", kb_name="empty")
+    assert any(e["type"] == "delta" for e in events)
+    assert fake_openai.requests == []
+    assert services.chat.conversations.get(events[-1]["conversation_id"]).title == fallback_title(
+        "What is in the empty knowledge base?", 20)
+
+
+def test_a_follow_up_continues_the_answer_only_in_the_process_that_made_it(tmp_path, services, fake_openai, db_url):
+    build_garden_kb(services)
+    fake_openai.queue("Every two weeks [1].", "Compost Turning")
+    first = collect(services, mode="kb", kb_name="garden", query="How often is the compost heap turned?", top_k=1)
+    conv = first[-1]["conversation_id"]
+    answer_request = fake_openai.requests[0]
+    fake_openai.queue("How often are tomatoes watered?", "Twice a week [1].")
+    collect(services, mode="kb", kb_name="garden", query="And the tomatoes?", conversation_id=conv, top_k=1)
+    condense = fake_openai.requests[2]
+    assert condense["messages"][:-2] == answer_request["messages"]
+    # Another API process (a replica) over the same database has no model call to continue: it rewrites the
+    # next follow-up from the stored history.
+    replica = kb_services(tmp_path, fake_openai.base_url, chat={"llm_titles": True, "title_max_chars": 20},
+                          paths={"database_url": db_url})
+    try:
+        fake_openai.queue("How often are roses watered?", "Weekly.")
+        collect(replica, mode="kb", kb_name="garden", query="And the roses?", conversation_id=conv, top_k=1)
+    finally:
+        replica.close()
+    condense = fake_openai.requests[4]
+    assert [m["content"] for m in condense["messages"][:-1]] == [
+        "How often is the compost heap turned?", "Every two weeks [1].", "And the tomatoes?", "Twice a week [1]."]
 
 
 def test_failed_model_title_keeps_the_fallback(services, fake_openai):
