@@ -174,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="--everyday: leave out the first this many questions of each set's part (then --n)")
     parser.add_argument("--unanswerable", action="store_true",
                         help="--everyday: ask the questions the documents do not answer (sets/*_unanswerable.jsonl)")
+    parser.add_argument("--followups", action="store_true",
+                        help="--everyday: ask the two-question conversations (sets/*_followups.jsonl), scoring the "
+                        "follow-ups")
+    parser.add_argument("--as-ui", type=float, default=None, metavar="SECONDS",
+                        help="--everyday: each question starts a stored conversation, as in the web UI (so its title "
+                        "is written), and the next one follows SECONDS after the answer")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_shared_data()
@@ -200,7 +206,8 @@ def _everyday(args: Any, model: str) -> int:
     n = args.n or (5 if args.quick else None)
     with scratch_dir("answers-everyday", args.keep) as work:
         result = everyday_answers.run(model, args.split, n, args.sets.split(","), args.configs.split(","), work,
-                                      settings.paths.model_dir, args.unanswerable, args.skip)
+                                      settings.paths.model_dir, args.unanswerable, args.skip, args.as_ui,
+                                      args.followups)
     write_result("answers_everyday", result, args.out)
     return 0
 

@@ -15,6 +15,16 @@ to ``POST /chat/kb`` streaming, temperature 0, no history. Per answer it records
 * figures noted: the answer states a figure that neither its sources nor the question hold, so KB chat notes it
   after the answer (``chat.check_figures``; reported apart for answers with and without the short answer).
 
+With ``--as-ui SECONDS`` each question starts a stored conversation, as the web UI's questions do, so kbchat
+has the model write the conversation's title after the answer; the next question follows SECONDS after the
+answer ended, as a reader's would. Without it answers are not stored and no titles are written.
+
+With ``--followups`` it asks each set's two-question conversations (``sets/<set>_followups.jsonl``, the first
+``FOLLOWUPS_HELDOUT`` held out): a standalone question, then, ``--as-ui`` seconds (default 3) after its answer,
+a follow-up that only makes sense after it ("那签一年的呢？"), stored as one conversation as the web UI stores
+them. The follow-up is rewritten to stand alone before the search, and its row is scored: the gold must reach
+its passages and its answer; ``standalone_question`` is what the search used.
+
 With ``--unanswerable`` it asks each set's questions that its documents do not answer instead
 (``sets/<set>_unanswerable.jsonl``) and reports how many KB chat declined before asking the model
 (``chat.refuse_unsupported``) and, of those the model answered, how many answers carry a figure note.
@@ -27,13 +37,15 @@ import logging
 import re
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from benchmarks.common import free_port, percentile, print_table
-from benchmarks.everyday import EMBEDDING_CACHE, SETS, EverydayQuestion, build_kb, load_questions
+from benchmarks.everyday import (EMBEDDING_CACHE, SETS, SETS_DIR, EverydayQuestion, EverydaySet, build_kb,
+                                 load_questions)
 from benchmarks.kbtools import open_manager
 from benchmarks.metrics import contains_answer
 from benchmarks.procs import api_server, model_server
@@ -104,15 +116,42 @@ CONFIGS: dict[str, dict[str, str]] = {
     "lookup decoding": {"LLM__LOCAL__DRAFT_LOOKUP_TOKENS": "8"},
     "0.5b": {"LLM__DEFAULT_MODEL": "qwen2.5-coder-0.5b"},
     "0.5b before": {**BEFORE, "LLM__DEFAULT_MODEL": "qwen2.5-coder-0.5b"},
+    # Conversations keep the question as their title; the model writes none (with --as-ui).
+    "no titles": {"CHAT__LLM_TITLES": "false"},
 }
 
 
 WARM_UP = EverydayQuestion("warm-up", "这个知识库里有哪些内容？", None, None)
+# Held-out conversations at the start of each follow-up set.
+FOLLOWUPS_HELDOUT = 8
+FOLLOWUP_PAUSE = 3.0
 
 
-def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str) -> dict[str, Any]:
-    payload = {"query": question.question, "kb_name": kb, "model": model, "temperature": 0.0, "history_turns": 0,
-               "stream": True, "store": False}
+@dataclass(frozen=True)
+class FollowUp(EverydayQuestion):
+    """A follow-up (``question``, with its gold) asked after ``first`` in one conversation."""
+
+    first: str = ""
+
+
+def load_followups(spec: EverydaySet, split: str) -> list[FollowUp]:
+    rows = [json.loads(line) for line in (SETS_DIR / f"{spec.name}_followups.jsonl").read_text(encoding="utf-8")
+            .splitlines() if line.strip()]
+    rows = rows[:FOLLOWUPS_HELDOUT] if split == "heldout" else rows[FOLLOWUPS_HELDOUT:] if split == "tuning" else rows
+    return [FollowUp(r["id"], r["question"], r["file"], r["evidence"], tuple(r["answers"]), spec.lang,
+                     first=r["history"][0]) for r in rows]
+
+
+def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str, store: bool = False,
+        conversation_id: str | None = None) -> dict[str, Any]:
+    """One question streamed through ``POST /chat/kb``: a new conversation, or the next question of
+    ``conversation_id`` (with its history, as the settings give it)."""
+    payload: dict[str, Any] = {"query": question.question, "kb_name": kb, "model": model, "temperature": 0.0,
+                               "stream": True, "store": store or conversation_id is not None}
+    if conversation_id:
+        payload["conversation_id"] = conversation_id
+    else:
+        payload["history_turns"] = 0
     started = time.perf_counter()
     row: dict[str, Any] = {"qid": question.qid, "sources_s": None, "ttft_s": None}
     parts: list[str] = []
@@ -125,7 +164,9 @@ def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str) -
                 continue
             event = json.loads(line[6:])
             now = time.perf_counter() - started
-            if event["type"] == "sources":
+            if event["type"] == "start":
+                row["conversation_id"] = event["conversation_id"]
+            elif event["type"] == "sources":
                 row["sources_s"] = row["sources_s"] or round(now, 2)
                 sources = event["sources"]
             elif event["type"] == "delta":
@@ -146,6 +187,20 @@ def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str) -
                right_language=has_cjk if question.lang == "zh" else not has_cjk,
                unsupported_figures=unsupported_figures(answer, [question.question, *(s["text"] for s in sources)]),
                passages=[s["text"] for s in sources])
+    return row
+
+
+def ask_followup(client: httpx.Client, kb: str, question: FollowUp, model: str, pause: float) -> dict[str, Any]:
+    """``question.first`` in a new conversation, then, ``pause`` seconds after its answer, the follow-up; the row
+    is the follow-up's, with the first answer's TTFT and the question the search used."""
+    first = ask(client, kb, EverydayQuestion(f"{question.qid}-first", question.first, None, None, (), question.lang),
+                model, store=True)
+    if first.get("error") or not first.get("conversation_id"):
+        return {"qid": question.qid, "error": f"first question: {first.get('error')}"}
+    time.sleep(pause)
+    row = ask(client, kb, question, model, conversation_id=first["conversation_id"])
+    stored = client.get(f"/conversations/{first['conversation_id']}").json()["messages"][-1]
+    row.update(first_ttft_s=first["ttft_s"], standalone_question=(stored.get("meta") or {}).get("standalone_question"))
     return row
 
 
@@ -189,7 +244,8 @@ def summarise_unanswerable(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(model: str, split: str, n: int | None, set_names: list[str], configs: list[str], work: Path,
-        model_dir: Path, unanswerable_only: bool = False, skip: int = 0) -> dict[str, Any]:
+        model_dir: Path, unanswerable_only: bool = False, skip: int = 0, ui_pause: float | None = None,
+        followups: bool = False) -> dict[str, Any]:
     data_root = work / "data"
     builds = {}
     questions: dict[str, list[EverydayQuestion]] = {}
@@ -200,6 +256,8 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
             if unanswerable_only:
                 questions[name] = [EverydayQuestion(qid, text, None, None, (), spec.lang)
                                    for qid, text in unanswerable(spec, split)][skip:][:n]
+            elif followups:
+                questions[name] = list(load_followups(spec, split)[skip:][:n])
             else:
                 questions[name] = load_questions(spec, split)[skip:][:n]
     results: dict[str, Any] = {}
@@ -219,8 +277,14 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
             for name in set_names:
                 rows = []
                 for i, question in enumerate(questions[name], 1):
-                    row = ask(client, name, question, served)
+                    if isinstance(question, FollowUp):
+                        row = ask_followup(client, name, question, served,
+                                           FOLLOWUP_PAUSE if ui_pause is None else ui_pause)
+                    else:
+                        row = ask(client, name, question, served, store=ui_pause is not None)
                     rows.append(row)
+                    if ui_pause is not None:
+                        time.sleep(ui_pause)
                     logger.info("%s %s %d/%d ttft %.1fs total %.1fs contains=%s lang=%s", config, name, i,
                                 len(questions[name]), row.get("ttft_s") or -1, row.get("total_s") or -1,
                                 row.get("contains_answer"), row.get("right_language"))
@@ -245,7 +309,7 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
             f"KB chat on questions the documents do not answer ({model}, {split}, temperature 0)",
             ["config", "set", "questions", "declined before the model", "answered by the model",
              "figures noted in those answers"], table)
-        return {"model": model, "split": split, "builds": builds, "configs": {c: CONFIGS[c] for c in configs},
+        return {"model": model, "split": split, "as_ui": ui_pause, "builds": builds, "configs": {c: CONFIGS[c] for c in configs},
                 "results": results, "tables": tables}
     tables = print_table(
         f"KB chat on everyday questions ({model}, {split}, temperature 0)",
@@ -253,5 +317,5 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
          "prompt tokens p50", "sources s p50", "TTFT s p50", "total s p50", "total s p90", "prompt tok/s p50",
          "figures noted, wrong answers", "figures noted, right answers"],
         table)
-    return {"model": model, "split": split, "builds": builds, "configs": {c: CONFIGS[c] for c in configs},
+    return {"model": model, "split": split, "as_ui": ui_pause, "builds": builds, "configs": {c: CONFIGS[c] for c in configs},
             "results": results, "tables": tables}
