@@ -118,6 +118,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     "0.5b before": {**BEFORE, "LLM__DEFAULT_MODEL": "qwen2.5-coder-0.5b"},
     # Conversations keep the question as their title; the model writes none (with --as-ui).
     "no titles": {"CHAT__LLM_TITLES": "false"},
+    # A follow-up rewritten to stand alone is answered with the history too, as before (with --followups).
+    "answer history": {"CHAT__KB_ANSWER_HISTORY": "true"},
 }
 
 

@@ -335,6 +335,9 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     async for event in standing.statuses("rewriting" if ctx.history else None):
         yield event
     question = standing.result()
+    if question != ctx.question and not chat.kb_answer_history:
+        # The answer reads the question as rewritten to stand alone, without the history it came from.
+        ctx.history, ctx.question = [], question
     template = ctx.template(chat.kb_prompt_template)
     # A rewrite (of a follow-up, or HyDE) displaces the cached system prompt from the model server, unless it
     # continues the conversation's previous answer (ctx.previous), whose prompt begins with that system prompt.
@@ -384,7 +387,8 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     hits, passages, sources = found.hits, found.passages, found.sources
     if found.evidence_tokens != chat.evidence_tokens:
         ctx.meta["evidence_tokens"] = found.evidence_tokens
-    grounds = [question, ctx.question, *(m["content"] for m in ctx.history if m.get("role") == "user"),
+    grounds = [question, ctx.question, ctx.request.query,
+               *(m["content"] for m in ctx.history if m.get("role") == "user"),
                *(hit.text for hit in hits)]
     if "{context}" in template:
         # A template of the older layout: passages in the system prompt, the question after them.

@@ -114,6 +114,7 @@ class ChatServices:
         """Delete a conversation with its messages and the files dropped into it."""
         self.conversations.delete(conversation_id)
         self.files.delete(conversation_id)
+        self._exchanges.pop(conversation_id, None)
 
     def feedback(self, message_id: str, score: str | int, reason: str | None = None) -> FeedbackRecord:
         """Thumbs up/down ("up"/"down" or 1/-1) on an answer; a second call replaces the first."""

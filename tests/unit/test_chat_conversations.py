@@ -101,6 +101,31 @@ def test_a_follow_up_continues_the_answer_only_in_the_process_that_made_it(tmp_p
         "How often is the compost heap turned?", "Every two weeks [1].", "And the tomatoes?", "Twice a week [1]."]
 
 
+@pytest.mark.parametrize("with_history", [True, False])
+def test_a_follow_up_rewritten_to_stand_alone_is_answered_with_or_without_the_history(tmp_path, fake_openai,
+                                                                                        with_history):
+    services = kb_services(tmp_path, fake_openai.base_url, chat={"llm_titles": False,
+                                                                 "kb_answer_history": with_history})
+    try:
+        build_garden_kb(services)
+        fake_openai.queue("Every two weeks [1].")
+        first = collect(services, mode="kb", kb_name="garden", query="How often is the compost heap turned?", top_k=1)
+        fake_openai.queue("How often are tomatoes watered?", "Twice a week [1].")
+        collect(services, mode="kb", kb_name="garden", query="And the tomatoes?",
+                conversation_id=first[-1]["conversation_id"], top_k=1)
+    finally:
+        services.close()
+    answer = fake_openai.requests[-1]["messages"]
+    if with_history:
+        assert [m["role"] for m in answer] == ["system", "user", "assistant", "user"]
+        assert answer[-1]["content"].endswith("And the tomatoes?\nAnswer in one or two sentences from the passages "
+                                              "and cite them as [1], [2].")
+    else:
+        assert [m["role"] for m in answer] == ["system", "user"]
+        assert "Question: How often are tomatoes watered?" in answer[-1]["content"]
+        assert "And the tomatoes?" not in answer[-1]["content"]
+
+
 def test_failed_model_title_keeps_the_fallback(services, fake_openai):
     fake_openai.queue("An answer.")
     fake_openai.queue_error(500, "title model broke")
