@@ -64,12 +64,14 @@ async def _ask(ctx: ChatContext, messages: list[dict[str, Any]], max_tokens: int
 
 
 def condense_messages(ctx: ChatContext, template: str) -> list[dict[str, Any]]:
-    """The conversation so far, then the request (``template``) to rewrite the question: the previous answer
-    as the model read and wrote it when known, else the last exchanges of the history, each cut short."""
+    """The conversation so far, then the request (``template``, naming the previous question and this one) to
+    rewrite the question: the previous answer as the model read and wrote it when known, else the last exchanges
+    of the history, each cut short."""
     if "{question}" not in template:
         # A prompts file written when the template was a system prompt.
         template += "\n\n{question}"
-    request = ctx.render(template, question=ctx.question)
+    previous = next((m["content"] for m in reversed(ctx.history) if m["role"] == "user"), "")
+    request = ctx.render(template, question=ctx.question, previous=previous[:CONDENSE_CHARS])
     if ctx.previous is not None:
         return ctx.previous.followed_by(request)
     recent = [{"role": m["role"], "content": m["content"][:CONDENSE_CHARS]} for m in ctx.history[-2 * CONDENSE_TURNS:]]
