@@ -70,8 +70,7 @@ def condense_messages(ctx: ChatContext, template: str) -> list[dict[str, Any]]:
     if "{question}" not in template:
         # A prompts file written when the template was a system prompt.
         template += "\n\n{question}"
-    previous = next((m["content"] for m in reversed(ctx.history) if m["role"] == "user"), "")
-    request = ctx.render(template, question=ctx.question, previous=previous[:CONDENSE_CHARS])
+    request = ctx.render(template, question=ctx.question, previous=_previous_question(ctx)[:CONDENSE_CHARS])
     if ctx.previous is not None:
         return ctx.previous.followed_by(request)
     recent = [{"role": m["role"], "content": m["content"][:CONDENSE_CHARS]} for m in ctx.history[-2 * CONDENSE_TURNS:]]
@@ -89,7 +88,22 @@ async def standalone_question(ctx: ChatContext) -> str:
     # A rewrite that grew into an answer is not trusted.
     if not rewritten or len(rewritten) > 4 * len(ctx.question) + 80:
         return ctx.question
-    return rewritten.splitlines()[0].strip() or ctx.question
+    rewritten = rewritten.splitlines()[0].strip() or ctx.question
+    previous = _previous_question(ctx)
+    if previous and _bare(rewritten) == _bare(previous) != _bare(ctx.question):
+        # The small model sometimes copies the previous question instead (「我签了三年的劳动合同，试用期最长能约定
+        # 多久？」 for 「那要是只签了一年呢？」): the two together still say what is asked.
+        return f"{previous} {ctx.question}"
+    return rewritten
+
+
+def _previous_question(ctx: ChatContext) -> str:
+    return next((m["content"] for m in reversed(ctx.history) if m["role"] == "user"), "")
+
+
+def _bare(text: str) -> str:
+    """``text`` without spaces and punctuation, for comparing questions."""
+    return "".join(ch for ch in text if ch.isalnum()).lower()
 
 
 async def with_hypothetical_answer(ctx: ChatContext, question: str) -> str:

@@ -265,6 +265,19 @@ def test_a_follow_up_to_a_history_the_client_sends_is_rewritten_after_that_histo
     assert "twice a week" in next(e for e in events if e["type"] == "sources")["sources"][0]["text"]
 
 
+def test_a_rewrite_that_copies_the_previous_question_searches_with_both_questions(client, fake):
+    fake.queue("Every two weeks [1].")
+    first, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=1)
+    # The model copies the previous question instead of rewriting the follow-up.
+    fake.queue("How often should the compost heap be turned?", "Twice a week [1].")
+    events, _ = sse(client, "kb", query="And the tomato plants, how often are they watered?", kb_name="garden",
+                    top_k=1, conversation_id=first[0]["conversation_id"])
+    stored = client.get(f"/conversations/{first[0]['conversation_id']}").json()["messages"][-1]
+    assert stored["meta"]["standalone_question"] == (
+        "How often should the compost heap be turned? And the tomato plants, how often are they watered?")
+    assert "And the tomato plants, how often are they watered?" in fake.requests[-1]["messages"][-1]["content"]
+
+
 def test_rewrite_query_searches_with_a_hypothetical_answer_too(client, fake):
     fake.queue("Aerate the heap by turning it every fortnight.", "Every two weeks [1].")
     events, _ = sse(client, "kb", query="My compost stinks, what now?", kb_name="garden", top_k=1,
