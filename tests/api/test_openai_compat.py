@@ -147,8 +147,11 @@ def test_kb_model_stream_sends_sources_in_the_final_chunk(client, fake):
     assert last.choices[0].finish_reason == "stop" and not last.choices[0].delta.content
     assert any("compost" in s["text"].lower() for s in last.model_extra["sources"])
     assert all("sources" not in (c.model_extra or {}) for c in chunks[:-1])
-    history = " ".join(str(m.get("content")) for m in fake.requests[-1]["messages"])
-    assert "Hello!" in history
+    # The rewrite reads the history; the answer reads the rewritten question alone (chat.kb_answer_history).
+    condense, answer = fake.requests[-2:]
+    assert "Hello!" in " ".join(str(m.get("content")) for m in condense["messages"])
+    assert "Hello!" not in " ".join(str(m.get("content")) for m in answer["messages"])
+    assert "How often should I turn the compost heap?" in answer["messages"][-1]["content"]
 
 
 def test_v1_chats_are_stored_only_with_a_conversation_id(client, fake, services):
