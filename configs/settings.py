@@ -384,7 +384,8 @@ class ChatSettings(BaseModel):
         False,
         description="In knowledge-base chat, whether the answer to a follow-up that the model rewrote to stand alone "
         "reads the history too. Without it (the default) the model answers the rewritten question alone, from a "
-        "shorter prompt: on 20 follow-ups over the laws, 10 right answers against 8, first token 0.4 s sooner.",
+        "shorter prompt: on 20 follow-ups over the laws, 10 right answers against 8, first token 0.4 s sooner. "
+        "A rewrite that copies the previous question is searched with both questions and answered after the history.",
     )
     prompt_template: str = Field("default", description="Default system prompt template name.")
     kb_prompt_template: str = Field("kb_default", description="Default knowledge-base prompt template name.")

@@ -49,7 +49,7 @@ from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
 from server.chat.quote import QUOTE_TEMPLATE, quote_values
 from server.chat.relevance import unsupported
-from server.chat.rewrite import rewrites_by_default, standalone_question, with_hypothetical_answer
+from server.chat.rewrite import Standalone, rewrites_by_default, standalone_question, with_hypothetical_answer
 from server.chat.schemas import Source
 from server.chat.sources import SOURCE_TEXT_MAX, kb_source
 from server.errors import InvalidInput
@@ -144,12 +144,12 @@ def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template:
     return passages
 
 
-async def _standalone(ctx: ChatContext) -> str:
+async def _standalone(ctx: ChatContext) -> Standalone:
     """The question standing alone: a follow-up is condensed with its history first."""
-    question = await standalone_question(ctx)
-    if question != ctx.question:
-        ctx.meta["standalone_question"] = question
-    return question
+    standalone = await standalone_question(ctx)
+    if standalone.text != ctx.question:
+        ctx.meta["standalone_question"] = standalone.text
+    return standalone
 
 
 @dataclass
@@ -334,8 +334,9 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     standing = Pending(_standalone(ctx))
     async for event in standing.statuses("rewriting" if ctx.history else None):
         yield event
-    question = standing.result()
-    if question != ctx.question and not chat.kb_answer_history:
+    standalone = standing.result()
+    question = standalone.text
+    if standalone.complete and question != ctx.question and not chat.kb_answer_history:
         # The answer reads the question as rewritten to stand alone, without the history it came from.
         ctx.history, ctx.question = [], question
     template = ctx.template(chat.kb_prompt_template)

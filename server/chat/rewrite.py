@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from configs import Settings
@@ -77,24 +78,33 @@ def condense_messages(ctx: ChatContext, template: str) -> list[dict[str, Any]]:
     return [*recent, {"role": "user", "content": request}]
 
 
-async def standalone_question(ctx: ChatContext) -> str:
+@dataclass(frozen=True)
+class Standalone:
+    """What a question is searched with, and whether that text says all that is asked without the history."""
+
+    text: str
+    complete: bool = True
+
+
+async def standalone_question(ctx: ChatContext) -> Standalone:
     """The question rewritten to stand on its own, given the conversation so far (as asked when no history)."""
     if not ctx.history:
-        return ctx.question
+        return Standalone(ctx.question)
     template = ctx.localized(CONDENSE_TEMPLATE, default="")
     if not template:
-        return ctx.question
+        return Standalone(ctx.question)
     rewritten = await _ask(ctx, condense_messages(ctx, template), CONDENSE_TOKENS)
     # A rewrite that grew into an answer is not trusted.
     if not rewritten or len(rewritten) > 4 * len(ctx.question) + 80:
-        return ctx.question
+        return Standalone(ctx.question)
     rewritten = rewritten.splitlines()[0].strip() or ctx.question
     previous = _previous_question(ctx)
     if previous and _bare(rewritten) == _bare(previous) != _bare(ctx.question):
         # The small model sometimes copies the previous question instead (「我签了三年的劳动合同，试用期最长能约定
-        # 多久？」 for 「那要是只签了一年呢？」): the two together still say what is asked.
-        return f"{previous} {ctx.question}"
-    return rewritten
+        # 多久？」 for 「那要是只签了一年呢？」): the two together find what is asked, but answered as one question they
+        # get the previous question's answer, so the follow-up is answered as asked, after its history.
+        return Standalone(f"{previous} {ctx.question}", complete=False)
+    return Standalone(rewritten)
 
 
 def _previous_question(ctx: ChatContext) -> str:

@@ -275,7 +275,13 @@ def test_a_rewrite_that_copies_the_previous_question_searches_with_both_question
     stored = client.get(f"/conversations/{first[0]['conversation_id']}").json()["messages"][-1]
     assert stored["meta"]["standalone_question"] == (
         "How often should the compost heap be turned? And the tomato plants, how often are they watered?")
-    assert "And the tomato plants, how often are they watered?" in fake.requests[-1]["messages"][-1]["content"]
+    # Asked as one question the two would get the first one's answer: the follow-up is answered as asked, after
+    # the exchange it follows.
+    answer = fake.requests[-1]["messages"]
+    assert [m["role"] for m in answer] == ["system", "user", "assistant", "user"]
+    assert answer[1]["content"] == "How often should the compost heap be turned?"
+    assert "And the tomato plants, how often are they watered?" in answer[-1]["content"]
+    assert "compost heap" not in answer[-1]["content"].split("[1]")[0]
 
 
 def test_rewrite_query_searches_with_a_hypothetical_answer_too(client, fake):
