@@ -180,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-ui", type=float, default=None, metavar="SECONDS",
                         help="--everyday: each question starts a stored conversation, as in the web UI (so its title "
                         "is written), and the next one follows SECONDS after the answer")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="--everyday: keep the knowledge bases in this folder and reuse them in later runs "
+                        "(delete it after changing how files are read or split)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_shared_data()
@@ -207,7 +210,7 @@ def _everyday(args: Any, model: str) -> int:
     with scratch_dir("answers-everyday", args.keep) as work:
         result = everyday_answers.run(model, args.split, n, args.sets.split(","), args.configs.split(","), work,
                                       settings.paths.model_dir, args.unanswerable, args.skip, args.as_ui,
-                                      args.followups)
+                                      args.followups, args.data_root)
     write_result("answers_everyday", result, args.out)
     return 0
 

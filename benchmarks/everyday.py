@@ -99,11 +99,21 @@ def load_questions(spec: EverydaySet, split: str = "all") -> list[EverydayQuesti
 
 
 def build_kb(manager: Any, spec: EverydaySet) -> dict[str, Any]:
-    """Create the set's knowledge base and add every document of its folder in one batch."""
-    manager.create_kb(spec.name)
+    """Create the set's knowledge base and add every document of its folder in one batch.
+
+    In a data folder kept from an earlier run (``--data-root``) the knowledge base is reused as it is, and only
+    the documents it does not hold yet are added: the English files take over 20 minutes to read (OCR), so keep
+    their folder between runs, and delete it after changing how files are read or split."""
     files = sorted(p for p in spec.docs.iterdir() if p.is_file())
+    if spec.name in {kb.name for kb in manager.list_kbs()}:
+        held = {f.file_name: f for f in manager.list_files(spec.name) if f.status != "pending"}
+        files = [p for p in files if p.name not in held]
+        logger.info("%s: reused with %d files (%d chunks); %d to add", spec.name, len(held),
+                    sum(f.chunk_count for f in held.values()), len(files))
+    else:
+        manager.create_kb(spec.name)
     started = time.perf_counter()
-    results = manager.add_files(spec.name, files)
+    results = manager.add_files(spec.name, files) if files else []
     seconds = time.perf_counter() - started
     errors = {r.file_name: r.error for r in results if r.status == "error"}
     chunks = sum(int(r.chunks or 0) for r in results)

@@ -247,8 +247,8 @@ def summarise_unanswerable(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(model: str, split: str, n: int | None, set_names: list[str], configs: list[str], work: Path,
         model_dir: Path, unanswerable_only: bool = False, skip: int = 0, ui_pause: float | None = None,
-        followups: bool = False) -> dict[str, Any]:
-    data_root = work / "data"
+        followups: bool = False, data_root: Path | None = None) -> dict[str, Any]:
+    data_root = data_root or work / "data"
     builds = {}
     questions: dict[str, list[EverydayQuestion]] = {}
     with open_manager(data_root, cache_dir=EMBEDDING_CACHE) as manager:

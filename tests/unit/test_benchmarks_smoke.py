@@ -164,3 +164,21 @@ def test_query_likelihood_prefers_the_passage_that_answers_and_reorders_by_it(tm
     rows = [{"gold": [False, True, False], "scores": [-2.0, -1.0, -3.0]}]
     by_config = {s["config"]: s for s in summarise(rows)}
     assert by_config["search order"]["hit@1"] == 0.0 and by_config["top 5, prior 0"]["hit@1"] == 1.0
+
+
+def test_an_everyday_knowledge_base_kept_from_an_earlier_run_is_reused_and_completed(tmp_path):
+    from benchmarks.everyday import EverydaySet, build_kb
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate(EN_PASSAGES[:2]):
+        (docs / f"p{i}.txt").write_text(text, encoding="utf-8")
+    spec = EverydaySet("tiny_en", "en", docs, 0)
+    with open_manager(tmp_path / "data") as manager:
+        assert build_kb(manager, spec)["files"] == 2
+    (docs / "p2.txt").write_text(EN_PASSAGES[2], encoding="utf-8")
+    with open_manager(tmp_path / "data") as manager:
+        # Only the document the knowledge base does not hold yet is read again.
+        assert build_kb(manager, spec)["files"] == 1
+        assert sorted(f.file_name for f in manager.list_files("tiny_en")) == ["p0.txt", "p1.txt", "p2.txt"]
+        assert build_kb(manager, spec)["files"] == 0
