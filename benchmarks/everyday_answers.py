@@ -12,8 +12,9 @@ to ``POST /chat/kb`` streaming, temperature 0, no history. Per answer it records
 * contains answer: a short answer string occurs in the answer (normalised);
 * cites gold: the answer cites [n] for a source that holds the gold evidence;
 * right language: a Chinese question got an answer with CJK characters, an English one without;
-* figures noted: the answer states a figure that neither its sources nor the question hold, so KB chat notes it
-  after the answer (``chat.check_figures``; reported apart for answers with and without the short answer).
+* figures noted, names noted: the answer states a figure (or a capitalised name) that neither its sources nor
+  the question hold, so KB chat notes it after the answer (``chat.check_figures``; reported apart for answers
+  with and without the short answer).
 
 With ``--as-ui SECONDS`` each question starts a stored conversation, as the web UI's questions do, so kbchat
 has the model write the conversation's title after the answer; the next question follows SECONDS after the
@@ -50,7 +51,11 @@ from benchmarks.kbtools import open_manager
 from benchmarks.metrics import contains_answer
 from benchmarks.procs import api_server, model_server
 from benchmarks.unsupported import unanswerable
+from configs import load_settings
+from configs.prompts import load_prompts
 from server.chat.figures import unsupported_figures
+from server.chat.kb_chat import FIGURES_TEMPLATE
+from server.chat.names import unsupported_names
 
 logger = logging.getLogger("benchmarks.everyday_answers")
 
@@ -144,6 +149,16 @@ def load_followups(spec: EverydaySet, split: str) -> list[FollowUp]:
                      first=r["history"][0]) for r in rows]
 
 
+def _without_note(answer: str) -> str:
+    """The answer as the model wrote it, without the note kbchat adds after it (template kb_unverified_figures)."""
+    prompts = load_prompts(load_settings().chat.prompts_file)
+    for name in (FIGURES_TEMPLATE, f"{FIGURES_TEMPLATE}_zh"):
+        opening = prompts.get(name, "").split("{figures}")[0].strip()
+        if opening and opening in answer:
+            return answer[:answer.rindex(opening)].rstrip()
+    return answer
+
+
 def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str, store: bool = False,
         conversation_id: str | None = None) -> dict[str, Any]:
     """One question streamed through ``POST /chat/kb``: a new conversation, or the next question of
@@ -187,8 +202,10 @@ def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str, s
     row.update(answer=answer, contains_answer=contains_answer([answer], question.answers),
                gold_retrieved=bool(gold), cites_gold=bool(cited & gold),
                right_language=has_cjk if question.lang == "zh" else not has_cjk,
-               unsupported_figures=unsupported_figures(answer, [question.question, *(s["text"] for s in sources)]),
                passages=[s["text"] for s in sources])
+    told, grounds = _without_note(answer), [question.question, *row["passages"]]
+    row.update(unsupported_figures=unsupported_figures(told, grounds),
+               unsupported_names=unsupported_names(told, grounds))
     return row
 
 
@@ -216,9 +233,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r[key] for r in ok if r.get(key) is not None]
         return round(percentile(values, q), 2) if values else None
 
-    def noted(right: bool) -> float | None:
+    def noted(right: bool, key: str = "unsupported_figures") -> float | None:
         among = [r for r in ok if bool(r.get("contains_answer")) == right]
-        return round(sum(bool(r.get("unsupported_figures")) for r in among) / len(among), 3) if among else None
+        return round(sum(bool(r.get(key)) for r in among) / len(among), 3) if among else None
 
     prompt = [r["prompt_tokens"] for r in ok if r.get("prompt_tokens")]
     speed = [r["prompt_tokens"] / r["ttft_s"] for r in ok if r.get("prompt_tokens") and r.get("ttft_s")]
@@ -231,6 +248,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "total_s_p50": p("total_s", 50), "total_s_p90": p("total_s", 90),
         "prompt_tok_per_s_p50": round(statistics.median(speed), 1) if speed else None,
         "figures_noted_wrong": noted(False), "figures_noted_right": noted(True),
+        "names_noted_wrong": noted(False, "unsupported_names"), "names_noted_right": noted(True, "unsupported_names"),
     }
 
 
@@ -242,6 +260,8 @@ def summarise_unanswerable(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "declined": round((len(ok) - len(answered)) / len(ok), 3) if ok else None,
             "answered": len(answered),
             "figures_noted": round(sum(bool(r.get("unsupported_figures")) for r in answered) / len(answered), 3)
+            if answered else None,
+            "names_noted": round(sum(bool(r.get("unsupported_names")) for r in answered) / len(answered), 3)
             if answered else None}
 
 
@@ -295,7 +315,7 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
                     results[f"{config}/{name}"] = {"config": config, "set": name, "model": served,
                                                    "settings": CONFIGS[config], "summary": summary, "rows": rows}
                     table.append([config, name, summary["questions"], summary["declined"], summary["answered"],
-                                  summary["figures_noted"]])
+                                  summary["figures_noted"], summary["names_noted"]])
                     continue
                 summary = summarise(rows)
                 results[f"{config}/{name}"] = {"config": config, "set": name, "model": served,
@@ -305,19 +325,21 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
                               summary["cites_gold"], summary["right_language"], summary["gold_retrieved"],
                               summary["prompt_tokens_p50"], summary["sources_s_p50"], summary["ttft_s_p50"],
                               summary["total_s_p50"], summary["total_s_p90"], summary["prompt_tok_per_s_p50"],
-                              summary["figures_noted_wrong"], summary["figures_noted_right"]])
+                              summary["figures_noted_wrong"], summary["figures_noted_right"],
+                              summary["names_noted_wrong"], summary["names_noted_right"]])
     if unanswerable_only:
         tables = print_table(
             f"KB chat on questions the documents do not answer ({model}, {split}, temperature 0)",
             ["config", "set", "questions", "declined before the model", "answered by the model",
-             "figures noted in those answers"], table)
+             "figures noted in those answers", "names noted in those answers"], table)
         return {"model": model, "split": split, "as_ui": ui_pause, "builds": builds, "configs": {c: CONFIGS[c] for c in configs},
                 "results": results, "tables": tables}
     tables = print_table(
         f"KB chat on everyday questions ({model}, {split}, temperature 0)",
         ["config", "set", "questions", "contains answer", "cites gold", "right language", "gold retrieved",
          "prompt tokens p50", "sources s p50", "TTFT s p50", "total s p50", "total s p90", "prompt tok/s p50",
-         "figures noted, wrong answers", "figures noted, right answers"],
+         "figures noted, wrong answers", "figures noted, right answers", "names noted, wrong answers",
+         "names noted, right answers"],
         table)
     return {"model": model, "split": split, "as_ui": ui_pause, "builds": builds, "configs": {c: CONFIGS[c] for c in configs},
             "results": results, "tables": tables}

@@ -474,8 +474,9 @@ class ChatSettings(BaseModel):
     check_figures: bool = Field(
         True,
         description="In knowledge-base chat, after an answer that states a figure (a number, amount, period, "
-        "percentage) which neither the passages shown nor the question hold, add a note naming it (template "
-        "kb_unverified_figures): a small model writes a number when the passages lack it.",
+        "percentage) or a capitalised name which neither the passages shown nor the question hold, add a note "
+        "naming it (template kb_unverified_figures): a small model writes a number or a name when the passages "
+        "lack it.",
     )
     evidence_meaning_weight: float = Field(
         2.0,

@@ -44,6 +44,7 @@ from server.chat.context import ChatContext, Pending
 from server.chat.events import ChatEvent
 from server.chat.evidence import Candidate, Passage, choose, rank_sentences, reordered, split_passages
 from server.chat.figures import unsupported_figures
+from server.chat.names import unsupported_names
 from server.chat.history import MESSAGE_OVERHEAD
 from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
@@ -405,17 +406,22 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
 
 async def _figures_checked(ctx: ChatContext, answer: AsyncGenerator[ChatEvent, None], grounds: list[str]
                            ) -> AsyncGenerator[ChatEvent, None]:
-    """The answer's events, then, with ``chat.check_figures``, a note naming the figures it states that none
-    of ``grounds`` (the passages shown, the question) holds (figures.py)."""
+    """The answer's events, then, with ``chat.check_figures``, a note naming the figures (figures.py) and names
+    (names.py) it states that none of ``grounds`` (the passages shown, the question) holds."""
     told = events.AnswerAccumulator()
     async for event in answer:
         told.add(event)
         yield event
     if not ctx.settings.chat.check_figures:
         return
-    missing = unsupported_figures(told.text, grounds)
-    if missing:
-        ctx.meta["unsupported_figures"] = missing
+    figures = unsupported_figures(told.text, grounds)
+    names = unsupported_names(told.text, grounds)
+    if figures:
+        ctx.meta["unsupported_figures"] = figures
+    if names:
+        ctx.meta["unsupported_names"] = names
+    if figures or names:
         note = ctx.localized(FIGURES_TEMPLATE, default=FIGURES_DEFAULT)
+        missing = figures + names
         listed = "、".join(f"“{f}”" for f in missing) if ctx.lang == "zh" else ", ".join(missing)
         yield events.delta(ctx.render(note, figures=listed))

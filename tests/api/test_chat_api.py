@@ -196,6 +196,19 @@ def test_kb_chat_notes_the_figures_of_an_answer_that_the_passages_do_not_hold(
         chat.check_figures = True
 
 
+def test_kb_chat_notes_the_names_of_an_answer_that_the_passages_do_not_hold(client, fake):
+    fake.queue("Turn it with a Bosch Shredder every two weeks [1].")
+    events, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden")
+    assert text_of(events).endswith("(Not found in the passages: Bosch Shredder. Check the sources before relying "
+                                    "on it.)")
+    stored = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]
+    assert stored["meta"]["unsupported_names"] == ["Bosch Shredder"] and "unsupported_figures" not in stored["meta"]
+    # The passage's and the question's own words, capitalised or not, get no note.
+    fake.queue("Turn the Compost Heap every two weeks [1].")
+    events, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden")
+    assert text_of(events) == "Turn the Compost Heap every two weeks [1]."
+
+
 def test_kb_chat_shows_the_evidence_first_then_answers_from_its_sentences(client, fake):
     fake.queue("Turn the heap every two weeks [1].")
     events, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=2)
