@@ -5,8 +5,9 @@ ground of its own and cites a passage for it. Like a figure (figures.py), a name
 of capitalised words in the answer ("Carrow Road", "Federal Aviation Administration") is looked up word by
 word in the passages the user sees and in the question; a run with a word found in neither is named after the
 answer (``chat.check_figures``). Words are compared without case, so a name the passages write in lower case
-or in another order still counts as held. A sentence's first word is a name only when the passages and the
-question never use it in lower case ("Carrow ..." yes, "Their ..." no).
+or in another order still counts as held. A sentence's first word is part of a name only when more capitalised
+words follow it and the passages and the question never use it in lower case ("Carrow Road is ..." yes, "Their
+club ..." and "Streamed from ..." no).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def unsupported_names(answer: str, grounds: Iterable[str]) -> list[str]:
     missing: list[str] = []
     for run in _runs(answer):
         word, starts = run[0]
-        if starts and (word.lower() in _COMMON or word.lower() in lower):
+        if starts and (len(run) == 1 or word.lower() in _COMMON or word.lower() in lower):
+            # A sentence's first word alone is taken for an ordinary word ("Streamed from ...").
             run = run[1:]
         while run and run[0][0] in _JOINERS:
             run = run[1:]

@@ -19,6 +19,8 @@ PASSAGES = ["Norwich City Football Club is an English professional football club
     ("Norwich city football club is based in norfolk [1].", []),
     ("According to [1], the club plays in the Premier League and the Championship [2].", ["Premier League"]),
     ("No, it does not say.", []),
+    ("Streamed from the garden. About 300 people watch.", []),  # a sentence's first word alone
+    ("Wembley is their ground [1].", []),  # ... even where it is a name: the check stays narrow
 ])
 def test_names_are_held_when_every_word_is_in_a_passage_or_the_question(answer, missing):
     assert unsupported_names(answer, [*PASSAGES, "Who are Norwich's rivals?"]) == missing
