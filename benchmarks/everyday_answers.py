@@ -33,6 +33,7 @@ With ``--unanswerable`` it asks each set's questions that its documents do not a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -149,12 +150,19 @@ def load_followups(spec: EverydaySet, split: str) -> list[FollowUp]:
                      first=r["history"][0]) for r in rows]
 
 
-def _without_note(answer: str) -> str:
-    """The answer as the model wrote it, without the note kbchat adds after it (template kb_unverified_figures)."""
+@functools.cache
+def _note_openings() -> tuple[str, ...]:
+    """How the note kbchat adds after an answer begins (template kb_unverified_figures), in each language."""
     prompts = load_prompts(load_settings().chat.prompts_file)
-    for name in (FIGURES_TEMPLATE, f"{FIGURES_TEMPLATE}_zh"):
-        opening = prompts.get(name, "").split("{figures}")[0].strip()
-        if opening and opening in answer:
+    openings = (prompts.get(name, "").split("{figures}")[0].strip()
+                for name in (FIGURES_TEMPLATE, f"{FIGURES_TEMPLATE}_zh"))
+    return tuple(o for o in openings if o)
+
+
+def _without_note(answer: str) -> str:
+    """The answer as the model wrote it, without the note kbchat adds after it."""
+    for opening in _note_openings():
+        if opening in answer:
             return answer[:answer.rindex(opening)].rstrip()
     return answer
 

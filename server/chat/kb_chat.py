@@ -44,8 +44,8 @@ from server.chat.context import ChatContext, Pending
 from server.chat.events import ChatEvent
 from server.chat.evidence import Candidate, Passage, choose, rank_sentences, reordered, split_passages
 from server.chat.figures import unsupported_figures
-from server.chat.names import unsupported_names
 from server.chat.history import MESSAGE_OVERHEAD
+from server.chat.names import unsupported_names
 from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
 from server.chat.quote import QUOTE_TEMPLATE, quote_values

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 _CITATION = re.compile(r"\[\d+\]")
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:['’][A-Za-z]+)?")
 _WORD = re.compile(r"[a-z0-9]+")
+_LOWER_CASE_WORD = re.compile(r"(?<![A-Za-z])[a-z][a-z0-9]*")
 # Lower-case words that may join the capitalised words of one name.
 _JOINERS = frozenset({"of", "the", "and", "de", "for", "upon", "on"})
 # Characters after which a word begins a sentence (or a list item, or a quotation).
@@ -73,7 +74,7 @@ def unsupported_names(answer: str, grounds: Iterable[str]) -> list[str]:
     answer's spelling and order, each once."""
     grounds = list(grounds)
     held = set().union(*(_words(g) for g in grounds)) if grounds else set()
-    lower = set().union(*(set(re.findall(r"(?<![A-Za-z])[a-z][a-z0-9]*", g)) for g in grounds)) if grounds else set()
+    lower = set().union(*(set(_LOWER_CASE_WORD.findall(g)) for g in grounds)) if grounds else set()
     missing: list[str] = []
     for run in _runs(answer):
         word, starts = run[0]
