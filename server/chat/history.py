@@ -11,14 +11,22 @@ from server.errors import InvalidInput
 
 # Tokens a chat template spends on each message's role markers, on top of its text.
 MESSAGE_OVERHEAD = 4
+# A stored answer's meta key for the note kbchat added after the model's text (kb_chat: figures and names no
+# passage holds); the model is not shown it again, or it writes such notes itself.
+NOTE_META = "note"
 
 
 def load_history(db: Database, conversation_id: str, turns: int) -> list[dict[str, str]]:
-    """The last ``turns`` user/assistant exchanges stored in the conversation, oldest first."""
+    """The last ``turns`` user/assistant exchanges stored in the conversation, oldest first, as the model wrote
+    them (without kbchat's notes)."""
     if turns <= 0:
         return []
     rows = db.run(repo.recent_messages, conversation_id, turns * 2)
-    return clean_history([{"role": m.role, "content": m.content} for m in rows])
+    return clean_history([{"role": m.role, "content": _without_note(m.content, m.meta.get(NOTE_META))} for m in rows])
+
+
+def _without_note(content: str, note: Any) -> str:
+    return content[:-len(note)] if isinstance(note, str) and note and content.endswith(note) else content
 
 
 def clean_history(messages: list[dict[str, Any]]) -> list[dict[str, str]]:

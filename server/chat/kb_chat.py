@@ -44,7 +44,7 @@ from server.chat.context import ChatContext, Pending
 from server.chat.events import ChatEvent
 from server.chat.evidence import Candidate, Passage, choose, rank_sentences, reordered, split_passages
 from server.chat.figures import unsupported_figures
-from server.chat.history import MESSAGE_OVERHEAD
+from server.chat.history import MESSAGE_OVERHEAD, NOTE_META
 from server.chat.names import unsupported_names
 from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
@@ -424,4 +424,6 @@ async def _figures_checked(ctx: ChatContext, answer: AsyncGenerator[ChatEvent, N
         note = ctx.localized(FIGURES_TEMPLATE, default=FIGURES_DEFAULT)
         missing = figures + names
         listed = "、".join(f"“{f}”" for f in missing) if ctx.lang == "zh" else ", ".join(missing)
-        yield events.delta(ctx.render(note, figures=listed))
+        # Kept apart too, so the history a model reads later leaves it out (history.load_history).
+        ctx.meta[NOTE_META] = ctx.render(note, figures=listed)
+        yield events.delta(ctx.meta[NOTE_META])

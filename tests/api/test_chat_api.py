@@ -203,6 +203,12 @@ def test_kb_chat_notes_the_names_of_an_answer_that_the_passages_do_not_hold(clie
                                     "on it.)")
     stored = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]
     assert stored["meta"]["unsupported_names"] == ["Bosch Shredder"] and "unsupported_figures" not in stored["meta"]
+    assert stored["content"].endswith(stored["meta"]["note"])
+    # The history a model reads later holds the answer as the model wrote it, without the note.
+    fake.queue("You asked about compost.")
+    sse(client, "llm", query="What did I ask?", conversation_id=events[0]["conversation_id"])
+    assert fake.requests[-1]["messages"][-2] == {"role": "assistant",
+                                                 "content": "Turn it with a Bosch Shredder every two weeks [1]."}
     # The passage's and the question's own words, capitalised or not, get no note.
     fake.queue("Turn the Compost Heap every two weeks [1].")
     events, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden")
