@@ -46,9 +46,9 @@ def _runs(answer: str) -> list[list[tuple[str, bool]]]:
     end = 0
     for match in _TOKEN.finditer(text):
         word = match.group()
-        before = text[end:match.start()]
-        starts = not text[:match.start()].strip() or text[:match.start()].rstrip()[-1] in _SENTENCE_END
-        adjacent = not before.strip()  # only spaces between this word and the previous one
+        gap = text[end:match.start()].rstrip()  # what stands between this word and the previous one
+        starts = gap[-1] in _SENTENCE_END if gap else end == 0
+        adjacent = not gap.strip()
         end = match.end()
         if word[0].isupper():
             if current and adjacent and not starts:
