@@ -33,7 +33,6 @@ With ``--unanswerable`` it asks each set's questions that its documents do not a
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -52,10 +51,7 @@ from benchmarks.kbtools import open_manager
 from benchmarks.metrics import contains_answer
 from benchmarks.procs import api_server, model_server
 from benchmarks.unsupported import unanswerable
-from configs import load_settings
-from configs.prompts import load_prompts
 from server.chat.figures import unsupported_figures
-from server.chat.kb_chat import FIGURES_TEMPLATE
 from server.chat.names import unsupported_names
 
 logger = logging.getLogger("benchmarks.everyday_answers")
@@ -150,23 +146,6 @@ def load_followups(spec: EverydaySet, split: str) -> list[FollowUp]:
                      first=r["history"][0]) for r in rows]
 
 
-@functools.cache
-def _note_openings() -> tuple[str, ...]:
-    """How the note kbchat adds after an answer begins (template kb_unverified_figures), in each language."""
-    prompts = load_prompts(load_settings().chat.prompts_file)
-    openings = (prompts.get(name, "").split("{figures}")[0].strip()
-                for name in (FIGURES_TEMPLATE, f"{FIGURES_TEMPLATE}_zh"))
-    return tuple(o for o in openings if o)
-
-
-def _without_note(answer: str) -> str:
-    """The answer as the model wrote it, without the note kbchat adds after it."""
-    for opening in _note_openings():
-        if opening in answer:
-            return answer[:answer.rindex(opening)].rstrip()
-    return answer
-
-
 def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str, store: bool = False,
         conversation_id: str | None = None) -> dict[str, Any]:
     """One question streamed through ``POST /chat/kb``: a new conversation, or the next question of
@@ -211,9 +190,10 @@ def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str, s
                gold_retrieved=bool(gold), cites_gold=bool(cited & gold),
                right_language=has_cjk if question.lang == "zh" else not has_cjk,
                passages=[s["text"] for s in sources])
-    told, grounds = _without_note(answer), [question.question, *row["passages"]]
-    row.update(unsupported_figures=unsupported_figures(told, grounds),
-               unsupported_names=unsupported_names(told, grounds))
+    # The answer as shown, kbchat's own note included: the note repeats what it names, so the counts are the same.
+    grounds = [question.question, *row["passages"]]
+    row.update(unsupported_figures=unsupported_figures(answer, grounds),
+               unsupported_names=unsupported_names(answer, grounds))
     return row
 
 

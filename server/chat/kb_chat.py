@@ -400,11 +400,11 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         messages = ctx.messages(ctx.render(template, kb=kb_name), _question_with_passages(ctx, sources, hits, passages))
         lead = _lead(ctx, question, found)
         answer = ctx.answer(messages, lead=lead, logit_bias=_question_word_bias(ctx, sources, hits, passages, lead))
-    async for event in _figures_checked(ctx, answer, grounds):
+    async for event in _with_note(ctx, answer, grounds):
         yield event
 
 
-async def _figures_checked(ctx: ChatContext, answer: AsyncGenerator[ChatEvent, None], grounds: list[str]
+async def _with_note(ctx: ChatContext, answer: AsyncGenerator[ChatEvent, None], grounds: list[str]
                            ) -> AsyncGenerator[ChatEvent, None]:
     """The answer's events, then, with ``chat.check_figures``, a note naming the figures (figures.py) and names
     (names.py) it states that none of ``grounds`` (the passages shown, the question) holds."""
