@@ -111,6 +111,20 @@ def figures(text: str) -> dict[Figure, str]:
     return out
 
 
+# "300, 000": a thousands comma a model wrote with a space after it.
+_SPACED_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}), (\d{3})(?!\d|[.,]\d)")
+
+
+def _closed_up(answer: str, values: set[Decimal]) -> str:
+    """``answer`` with "a, bbb" written "a,bbb" where the grounds hold that number (else they stay two figures:
+    "On May 5, 300 people ...")."""
+    def close(match: re.Match[str]) -> str:
+        joined = f"{match.group(1)},{match.group(2)}"
+        return joined if _arabic(joined) in values else match.group()
+
+    return _SPACED_THOUSANDS.sub(close, answer)
+
+
 def unsupported_figures(answer: str, grounds: Iterable[str]) -> list[str]:
     """The figures of ``answer``, as it spells them, that none of ``grounds`` (passages, question) holds: the
     same value with the same kind of unit, or with none on either side."""
@@ -119,6 +133,7 @@ def unsupported_figures(answer: str, grounds: Iterable[str]) -> list[str]:
         known.update(figures(text))
     values = {figure.value for figure in known}
     bare = {figure.value for figure in known if not figure.unit}
+    answer = _closed_up(answer, values)
 
     def held(figure: Figure) -> bool:
         # 一周, 一次, 一个 are as often "per" or "a" as a count: one is compared by value alone.

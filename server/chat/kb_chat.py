@@ -73,6 +73,8 @@ FIGURES_TEMPLATE = "kb_unverified_figures"
 KB_QUESTION_DEFAULT = "{context}\n\n{question}"
 NO_MATCH_DEFAULT = "No passage in knowledge base '{kb}' matched the question (threshold {threshold})."
 UNSUPPORTED_DEFAULT = "The knowledge base '{kb}' does not seem to answer this question; see the closest passages."
+# The most figures and names the note lists by name; it counts the rest.
+NOTE_ITEMS = 6
 FIGURES_DEFAULT = "\n\n(Not found in the passages: {figures}. Check the sources before relying on it.)"
 
 
@@ -404,6 +406,14 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         yield event
 
 
+def _listed(lang: str, missing: list[str]) -> str:
+    """``missing`` as the note names them: the first ``NOTE_ITEMS``, then how many more."""
+    shown, more = missing[:NOTE_ITEMS], len(missing) - NOTE_ITEMS
+    if lang == "zh":
+        return "、".join(f"“{f}”" for f in shown) + (f"等{len(missing)}处" if more > 0 else "")
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
 async def _with_note(ctx: ChatContext, answer: AsyncGenerator[ChatEvent, None], grounds: list[str]
                            ) -> AsyncGenerator[ChatEvent, None]:
     """The answer's events, then, with ``chat.check_figures``, a note naming the figures (figures.py) and names
@@ -422,8 +432,7 @@ async def _with_note(ctx: ChatContext, answer: AsyncGenerator[ChatEvent, None], 
         ctx.meta["unsupported_names"] = names
     if figures or names:
         note = ctx.localized(FIGURES_TEMPLATE, default=FIGURES_DEFAULT)
-        missing = figures + names
-        listed = "、".join(f"“{f}”" for f in missing) if ctx.lang == "zh" else ", ".join(missing)
+        listed = _listed(ctx.lang, figures + names)
         # Kept apart too, so the history a model reads later leaves it out (history.load_history).
         ctx.meta[NOTE_META] = ctx.render(note, figures=listed)
         yield events.delta(ctx.meta[NOTE_META])

@@ -172,6 +172,15 @@ def test_kb_chat_says_the_kb_does_not_say_when_no_passage_is_close_without_askin
      "Turn it every two weeks [1]."),
     ("rules_zh", "签了两年合同，试用期最长可以多久？", "试用期最长六个月，工资打8折[1]。", ["六个月", "8折"],
      "（资料中找不到答案里的“六个月”、“8折”，请以出处原文为准。）", "试用期不得超过2个月，工资不低于80%[1]。"),
+    # A long list is cut: the first six, then how many more.
+    ("garden", "How often should the compost heap be turned?", "Turn it 3, 4, 5, 6, 7, 8, 9 or 10 times [1].",
+     ["3", "4", "5", "6", "7", "8", "9", "10"],
+     "(Not found in the passages: 3, 4, 5, 6, 7, 8 and 2 more. Check the sources before relying on it.)",
+     "Turn it every two weeks [1]."),
+    ("rules_zh", "签了两年合同，试用期最长可以多久？", "试用期3个月、4个月、5个月、6个月、7个月、8个月或9个月[1]。",
+     ["3个月", "4个月", "5个月", "6个月", "7个月", "8个月", "9个月"],
+     "（资料中找不到答案里的“3个月”、“4个月”、“5个月”、“6个月”、“7个月”、“8个月”等7处，请以出处原文为准。）",
+     "试用期不得超过2个月[1]。"),
 ])
 def test_kb_chat_notes_the_figures_of_an_answer_that_the_passages_do_not_hold(
         app, client, fake, kb, query, wrong, figures, note, right):

@@ -52,3 +52,11 @@ def test_a_figure_with_a_unit_is_held_only_by_the_same_value_with_the_same_kind_
     # A figure without a unit is held by its value with any unit, and a bare value holds any unit.
     assert unsupported_figures("According to [1], 5 of them.", passages) == []
     assert unsupported_figures("根据资料[1]，5年。", ["Table: term 5"]) == []
+
+
+def test_a_thousands_comma_written_with_a_space_is_one_figure_where_the_passages_hold_it():
+    passages = ["The fine is £300,000 for each breach.", "On 5 May the board met."]
+    assert unsupported_figures("According to [1], the fine is £300, 000.", passages) == []
+    # Two figures when the passages do not hold the joined number: each is checked on its own.
+    assert unsupported_figures("According to [2], on May 5, 300 people came.", passages) == ["300"]
+    assert unsupported_figures("According to [1], it is £400, 000.", passages) == ["400", "000"]
