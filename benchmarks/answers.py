@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", default="before,default", help="--everyday: comma-separated chat configurations")
     parser.add_argument("--skip", type=int, default=0,
                         help="--everyday: leave out the first this many questions of each set's part (then --n)")
+    parser.add_argument("--only", default="",
+                        help="--everyday: comma-separated question ids: ask only these (of the chosen part)")
     parser.add_argument("--unanswerable", action="store_true",
                         help="--everyday: ask the questions the documents do not answer (sets/*_unanswerable.jsonl)")
     parser.add_argument("--followups", action="store_true",
@@ -210,7 +212,7 @@ def _everyday(args: Any, model: str) -> int:
     with scratch_dir("answers-everyday", args.keep) as work:
         result = everyday_answers.run(model, args.split, n, args.sets.split(","), args.configs.split(","), work,
                                       settings.paths.model_dir, args.unanswerable, args.skip, args.as_ui,
-                                      args.followups, args.data_root)
+                                      args.followups, args.data_root, frozenset(filter(None, args.only.split(","))))
     write_result("answers_everyday", result, args.out)
     return 0
 

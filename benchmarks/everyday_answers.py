@@ -58,6 +58,10 @@ logger = logging.getLogger("benchmarks.everyday_answers")
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+# An answer that says the passages do not answer the question (the model's own words, not kbchat's decline).
+_ADMITS = re.compile(r"does not say|do not say|does not (?:contain|provide|mention|specify)|"
+                     r"(?:do|does) not (?:answer|include)|no information|not (?:mentioned|provided|specified)|"
+                     r"没有找到|没有提到|未提及|没有相关|没有涉及|未涉及|没有规定|无法回答|没有说明|未说明")
 
 # name -> settings as KBCHAT_* environment values (LLM__DEFAULT_MODEL picks the model). "before" is the
 # layout before evidence selection: five whole passages in the system prompt, no weight repacking.
@@ -187,6 +191,7 @@ def ask(client: httpx.Client, kb: str, question: EverydayQuestion, model: str, s
     cited = {int(m) for m in _CITATION.findall(answer)}
     has_cjk = bool(_CJK.search(answer))
     row.update(answer=answer, contains_answer=contains_answer([answer], question.answers),
+               admits=bool(row.get("completion_tokens")) and bool(_ADMITS.search(answer)),
                gold_retrieved=bool(gold), cites_gold=bool(cited & gold),
                right_language=has_cjk if question.lang == "zh" else not has_cjk,
                passages=[s["text"] for s in sources])
@@ -230,7 +235,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "questions": len(rows), "errors": len(rows) - len(ok),
         "contains_answer": share("contains_answer"), "gold_retrieved": share("gold_retrieved"),
-        "cites_gold": share("cites_gold"), "right_language": share("right_language"),
+        "cites_gold": share("cites_gold"), "right_language": share("right_language"), "admits": share("admits"),
         "prompt_tokens_p50": round(statistics.median(prompt)) if prompt else None,
         "sources_s_p50": p("sources_s", 50), "ttft_s_p50": p("ttft_s", 50), "ttft_s_p90": p("ttft_s", 90),
         "total_s_p50": p("total_s", 50), "total_s_p90": p("total_s", 90),
@@ -247,6 +252,8 @@ def summarise_unanswerable(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"questions": len(rows), "errors": len(rows) - len(ok),
             "declined": round((len(ok) - len(answered)) / len(ok), 3) if ok else None,
             "answered": len(answered),
+            "says_so": round((len(ok) - len(answered) + sum(bool(r.get("admits")) for r in answered)) / len(ok), 3)
+            if ok else None,
             "figures_noted": round(sum(bool(r.get("unsupported_figures")) for r in answered) / len(answered), 3)
             if answered else None,
             "names_noted": round(sum(bool(r.get("unsupported_names")) for r in answered) / len(answered), 3)
@@ -255,7 +262,8 @@ def summarise_unanswerable(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(model: str, split: str, n: int | None, set_names: list[str], configs: list[str], work: Path,
         model_dir: Path, unanswerable_only: bool = False, skip: int = 0, ui_pause: float | None = None,
-        followups: bool = False, data_root: Path | None = None) -> dict[str, Any]:
+        followups: bool = False, data_root: Path | None = None, only: frozenset[str] = frozenset()
+        ) -> dict[str, Any]:
     data_root = data_root or work / "data"
     builds = {}
     questions: dict[str, list[EverydayQuestion]] = {}
@@ -270,6 +278,8 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
                 questions[name] = list(load_followups(spec, split)[skip:][:n])
             else:
                 questions[name] = load_questions(spec, split)[skip:][:n]
+            if only:
+                questions[name] = [q for q in questions[name] if q.qid in only]
     results: dict[str, Any] = {}
     table = []
     for config in configs:
@@ -303,14 +313,15 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
                     results[f"{config}/{name}"] = {"config": config, "set": name, "model": served,
                                                    "settings": CONFIGS[config], "summary": summary, "rows": rows}
                     table.append([config, name, summary["questions"], summary["declined"], summary["answered"],
-                                  summary["figures_noted"], summary["names_noted"]])
+                                  summary["says_so"], summary["figures_noted"], summary["names_noted"]])
                     continue
                 summary = summarise(rows)
                 results[f"{config}/{name}"] = {"config": config, "set": name, "model": served,
                                                "settings": CONFIGS[config],
                                                "summary": summary, "rows": rows}
                 table.append([config, name, summary["questions"], summary["contains_answer"],
-                              summary["cites_gold"], summary["right_language"], summary["gold_retrieved"],
+                              summary["cites_gold"], summary["right_language"], summary["admits"],
+                              summary["gold_retrieved"],
                               summary["prompt_tokens_p50"], summary["sources_s_p50"], summary["ttft_s_p50"],
                               summary["total_s_p50"], summary["total_s_p90"], summary["prompt_tok_per_s_p50"],
                               summary["figures_noted_wrong"], summary["figures_noted_right"],
@@ -319,12 +330,13 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
         tables = print_table(
             f"KB chat on questions the documents do not answer ({model}, {split}, temperature 0)",
             ["config", "set", "questions", "declined before the model", "answered by the model",
-             "figures noted in those answers", "names noted in those answers"], table)
+             "says the KB does not say (declined or in the answer)", "figures noted in those answers", "names noted in those answers"], table)
         return {"model": model, "split": split, "as_ui": ui_pause, "builds": builds, "configs": {c: CONFIGS[c] for c in configs},
                 "results": results, "tables": tables}
     tables = print_table(
         f"KB chat on everyday questions ({model}, {split}, temperature 0)",
-        ["config", "set", "questions", "contains answer", "cites gold", "right language", "gold retrieved",
+        ["config", "set", "questions", "contains answer", "cites gold", "right language",
+         "says the passages do not answer", "gold retrieved",
          "prompt tokens p50", "sources s p50", "TTFT s p50", "total s p50", "total s p90", "prompt tok/s p50",
          "figures noted, wrong answers", "figures noted, right answers", "names noted, wrong answers",
          "names noted, right answers"],

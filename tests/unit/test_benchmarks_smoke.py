@@ -152,6 +152,18 @@ def test_the_follow_up_sets_parse_and_each_law_evidence_stands_in_its_law(name):
         assert c.evidence in texts[c.file], c.qid
 
 
+def test_unanswerable_summary_counts_declines_and_answers_that_say_the_passages_do_not_answer():
+    from benchmarks.everyday_answers import _ADMITS, summarise_unanswerable
+
+    assert _ADMITS.search("The knowledge base does not say.") and _ADMITS.search("资料中没有提到工资。")
+    assert not _ADMITS.search("According to [1], the fee is $10.") and not _ADMITS.search("根据资料[1]，可以退货。")
+    rows = [{"qid": "a", "completion_tokens": 0}, {"qid": "b", "completion_tokens": 5, "admits": True},
+            {"qid": "c", "completion_tokens": 9, "admits": False}, {"qid": "d", "error": "llm_timeout"}]
+    summary = summarise_unanswerable(rows)
+    assert summary["declined"] == 0.333 and summary["answered"] == 2 and summary["says_so"] == 0.667
+    assert summary["errors"] == 1
+
+
 def test_query_likelihood_prefers_the_passage_that_answers_and_reorders_by_it(tmp_path):
     from benchmarks.query_likelihood import Scorer, rerank_order, summarise
     from server.llm.local.assemble import ensure_weights
