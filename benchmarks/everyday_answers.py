@@ -91,6 +91,9 @@ CONFIGS: dict[str, dict[str, str]] = {
     # Answers begun with the kb_answer_lead template alone, before chat.quote_evidence quoted the best sentence;
     # and the path of a slow CPU (no evidence scoring), with and without the quote.
     "no quote": {"CHAT__QUOTE_EVIDENCE": "[]"},
+    # The answer quoting one evidence sentence without the scoring, as before chat.quoted_sentences was 2.
+    "one quote without evidence scoring": {"CHAT__QUOTED_SENTENCES": "1", "CHAT__EVIDENCE_SCORING": "false"},
+    "evidence scoring": {"CHAT__EVIDENCE_SCORING": "true"},
     "no quote or evidence scoring": {"CHAT__QUOTE_EVIDENCE": "[]", "CHAT__EVIDENCE_SCORING": "false"},
     "quote en": {"CHAT__QUOTE_EVIDENCE": '["zh","en"]'},
     # Before chat.question_word_penalty: the question's own words keep their chances.

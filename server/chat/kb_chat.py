@@ -16,8 +16,9 @@ few sentences by how likely it finds the question after each; the passage of the
 reads a shorter evidence (``chat.scored_evidence_tokens``) with that sentence first, and a second ``sources``
 event shows it.
 
-A Chinese answer is begun for the model by quoting the evidence sentence that bears best on the question, with
-its passage's number, title and law article (quote.py, ``chat.quote_evidence``); the model concludes from it.
+A Chinese answer is begun for the model by quoting the evidence sentences that bear best on the question (two, from
+different articles: ``chat.quoted_sentences``), each with its passage's number, title and law article (quote.py,
+``chat.quote_evidence``); the model concludes from them.
 
 When nothing in the knowledge base comes close to the question (relevance.py, with
 ``chat.refuse_unsupported``), the answer says that the knowledge base does not seem to say, in the
@@ -31,7 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
@@ -48,7 +49,8 @@ from server.chat.history import MESSAGE_OVERHEAD, NOTE_META
 from server.chat.names import unsupported_names
 from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
-from server.chat.quote import QUOTE_TEMPLATE, quote_values
+from server.chat.quote import (QUOTE_MORE_TEMPLATE, QUOTE_TEMPLATE, QUOTES_END_TEMPLATE, distinct_articles,
+                              quote_values)
 from server.chat.relevance import unsupported
 from server.chat.rewrite import Standalone, rewrites_by_default, standalone_question, with_hypothetical_answer
 from server.chat.schemas import Source
@@ -164,9 +166,9 @@ class _Evidence:
     sources: list[Source]
     evidence_tokens: int = 0  # the budget the sentences were chosen with (evidence_budget)
     similarities: list[list[float] | None] | None = None  # each passage's sentence cosines with the question
-    # (passage, sentence) that bears best on the question: the chat model's best where it scored them
-    # (evidence_scoring), else the best by shared words and meaning; what the answer quotes (chat.quote_evidence).
-    best: tuple[int, int] | None = None
+    # (passage, sentence) pairs that bear best on the question, best first, by shared words and meaning; only the
+    # chat model's best where it scored them (evidence_scoring). What the answer quotes (chat.quote_evidence).
+    best: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _ids(evidence: _Evidence) -> list[str]:
@@ -199,7 +201,7 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
     sources = [kb_source(i, hit, kb_name) for i, hit in enumerate(hits, 1)]
     cut = split_passages(texts)
     ranked = rank_sentences(question, cut, similarities, chat.evidence_meaning_weight)
-    best = (ranked[0].rank, ranked[0].index) if ranked else None
+    best = [(c.rank, c.index) for c in ranked]
     # The answer's lead is read with the evidence: a quote (chat.quote_evidence) counts at its length.
     lead = _lead(ctx, question, _Evidence(hits, cut, sources, similarities=similarities, best=best))
     wanted = evidence_budget(ctx, hits, sources, lead, reading.prompt_speed, reading.system_tokens)
@@ -245,7 +247,8 @@ async def _scored(ctx: ChatContext, kb_name: str, question: str, template: str, 
     hits = [found.hits[r] for r in order]
     sources = [with_highlights(kb_source(i, hits[i - 1], kb_name), chosen[r]) for i, r in enumerate(order, 1)]
     sims = [found.similarities[r] for r in order] if found.similarities else None
-    return _Evidence(hits, [chosen[r] for r in order], sources, budget, sims, best=(0, preferred[0][1]))
+    # The sentence the model scored best is quoted alone: a second quote gained nothing there (README).
+    return _Evidence(hits, [chosen[r] for r in order], sources, budget, sims, best=[(0, preferred[0][1])])
 
 
 def scores_evidence(settings: Settings, lang: str, prompt_speed: float | None) -> bool:
@@ -261,7 +264,7 @@ def scores_evidence(settings: Settings, lang: str, prompt_speed: float | None) -
 
 
 def _lead(ctx: ChatContext, question: str, found: _Evidence) -> str:
-    """The first words of the answer handed to the model (``chat.answer_lead``), or none: the best sentence of
+    """The first words of the answer handed to the model (``chat.answer_lead``), or none: the best sentences of
     ``found`` quoted (``chat.quote_evidence``) where there is one to quote, else the kb_answer_lead template."""
     if not ctx.settings.chat.answer_lead:
         return ""
@@ -269,17 +272,27 @@ def _lead(ctx: ChatContext, question: str, found: _Evidence) -> str:
 
 
 def _quote(ctx: ChatContext, question: str, found: _Evidence) -> str | None:
-    """The lead quoting ``found.best``, the evidence sentence that bears best on ``question`` (see quote.py); None
-    when it is not quoted."""
-    if ctx.lang not in ctx.settings.chat.quote_evidence or found.best is None:
+    """The lead quoting the evidence sentences that bear best on ``question`` (``found.best``, at most
+    ``chat.quoted_sentences`` of them, each from another article or passage; see quote.py); None when none is
+    quoted."""
+    if ctx.lang not in ctx.settings.chat.quote_evidence or not found.best:
         return None
-    rank, index = found.best
-    source, hit = found.sources[rank], found.hits[rank]
-    values = quote_values(ctx.lang, source["index"], title_of(source, hit.metadata), found.passages[rank], index,
-                          question)
-    if values is None:
-        return None
-    return ctx.render(ctx.localized(QUOTE_TEMPLATE, default=""), **values) or None
+    picked = distinct_articles(found.passages, found.best, ctx.settings.chat.quoted_sentences)
+    quotes: list[str] = []
+    for rank, index in picked:
+        source, hit = found.sources[rank], found.hits[rank]
+        values = quote_values(ctx.lang, source["index"], title_of(source, hit.metadata), found.passages[rank],
+                              index, question)
+        if values is None:
+            if not quotes:
+                return None  # the best sentence cannot be quoted: no quote at all
+            continue
+        template = QUOTE_TEMPLATE if not quotes else QUOTE_MORE_TEMPLATE
+        quotes.append(ctx.render(ctx.localized(template, default=""), **values))
+    if len(quotes) > 1:
+        # After several clauses, the conclusion is begun too: left to itself, the model quotes yet another.
+        quotes.append(ctx.localized(QUOTES_END_TEMPLATE, default=""))
+    return "".join(quotes) or None
 
 
 async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -> bool:

@@ -6,11 +6,16 @@ the evidence was scored, else by shared words and meaning) is the one most likel
 begun for the model with that sentence quoted, after the number and title of its passage and, in a law, its
 article: 「根据资料[1]，《中华人民共和国劳动合同法》第十九条：“同一用人单位与同一劳动者只能约定一次试用期。”」.
 The model then writes the conclusion for the question from it; the user reads the clause the answer rests on.
+The best sentence by shared words and meaning holds the clause that answers for only about half the questions,
+and the second best from another article for a fifth more, so two are quoted (``chat.quoted_sentences``), then
+the conclusion is begun (「因此，」): without it the model goes on quoting.
 """
 
 from __future__ import annotations
 
 import re
+
+from collections.abc import Sequence
 
 from server.chat.evidence import Passage
 from server.knowledge_base.bm25 import query_tokens, tokenize
@@ -18,6 +23,10 @@ from server.knowledge_base.splitter import article_at
 
 # Template of the quoting lead; {n} passage number, {where} its title and article, {sentence} the clause.
 QUOTE_TEMPLATE = "kb_answer_quote"
+# Each further quote after the first (chat.quoted_sentences), same values.
+QUOTE_MORE_TEMPLATE = "kb_answer_quote_more"
+# What follows several quotes: the conclusion's first word.
+QUOTES_END_TEMPLATE = "kb_answer_quotes_end"
 # Longest sentence quoted, in characters: a longer one is a list or a table row, not a clause to quote.
 QUOTE_MAX_CHARS = 240
 # A line break before what may be an article's label: where a sentence running across two articles is cut.
@@ -64,3 +73,21 @@ def quote_values(lang: str, number: int, title: str, passage: Passage, index: in
     if not 4 <= len(sentence) <= QUOTE_MAX_CHARS:
         return None
     return {"n": str(number), "where": quote_where(lang, title, article), "sentence": sentence}
+
+
+def distinct_articles(passages: Sequence[Passage], ranked: Sequence[tuple[int, int]],
+                      count: int) -> list[tuple[int, int]]:
+    """The first ``count`` of ``ranked`` (passage rank, sentence index) pairs that stand in different law articles
+    (or, outside a law, different passages)."""
+    seen: set[tuple[int, str | None]] = set()
+    out: list[tuple[int, int]] = []
+    for rank, index in ranked:
+        passage = passages[rank]
+        key = (rank, article_at(passage.text, passage.spans[index][0]))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((rank, index))
+        if len(out) == count:
+            break
+    return out

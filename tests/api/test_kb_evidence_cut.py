@@ -35,6 +35,7 @@ def ask(fake_openai, proxied, tmp_path):
     runs = itertools.count()
 
     def run(speed: float, first_token_seconds: float, languages: tuple[str, ...] = ("en",), follow_up: str = "",
+            files: tuple[tuple[str, str], ...] = (("manual.txt", MANUAL),), question: str = QUESTION,
             **chat: object) -> tuple[list[str], str, dict]:
         proxy.prompt_speed = PromptSpeed(prompt_tokens=150, tokens_per_s=speed)
         settings = Settings(
@@ -47,7 +48,7 @@ def ask(fake_openai, proxied, tmp_path):
         )
         services = build_services(settings)
         services.kb.create_kb("engine")
-        services.kb.add_files("engine", [("manual.txt", MANUAL.encode())])
+        services.kb.add_files("engine", [(name, text.encode()) for name, text in files])
         conversation: dict[str, object] = {}
         if follow_up:
             # A first question answered in this process, then the question as its follow-up, rewritten first.
@@ -58,7 +59,7 @@ def ask(fake_openai, proxied, tmp_path):
                             {"role": "assistant", "content": "Check the oil filter [1]."}], "store": False}
             fake_openai.queue(QUESTION)
         fake_openai.queue("Check the oil filter [1].")
-        events = collect(services, mode="kb", query=QUESTION, kb_name="engine", top_k=1, **conversation)
+        events = collect(services, mode="kb", query=question, kb_name="engine", top_k=len(files), **conversation)
         sources = next(e for e in events if e["type"] == "sources")["sources"]
         marked = [sources[0]["text"][a:b] for a, b in sources[0]["highlights"]]
         request = fake_openai.requests[-1]
@@ -96,6 +97,27 @@ def test_a_quoted_lead_is_read_with_the_evidence_so_a_slow_model_gets_fewer_sent
     assert plain_prompt.endswith("According to [")
     # The quote's tokens come out of the evidence the model reads in the same time.
     assert 1 <= len(quoted) < len(plain)
+
+
+LAW = ("# 劳动合同法\n\n第十九条 劳动合同期限三个月以上不满一年的，试用期不得超过一个月；劳动合同期限一年以上不满三年的，"
+       "试用期不得超过二个月。\n\n第二十条 劳动者在试用期的工资不得低于本单位相同岗位最低档工资的百分之八十，"
+       "并不得低于用人单位所在地的最低工资标准。\n")
+RULES = "# 员工手册\n\n新员工的试用期为两个月，试用期工资按转正工资的八成发放，试用期满考核合格后转正。\n"
+
+
+def test_a_chinese_answer_quotes_the_best_sentences_of_two_articles_then_begins_its_conclusion(ask):
+    question = "签了两年合同，试用期最长多久？试用期工资能打几折？"
+    files = (("law.md", LAW), ("rules.md", RULES))
+    _, one, _ = ask(10_000.0, 5.0, ("zh",), files=files, question=question, answer_lead=True,
+                    quote_evidence=["zh"], quoted_sentences=1)
+    _, two, _ = ask(10_000.0, 5.0, ("zh",), files=files, question=question, answer_lead=True,
+                    quote_evidence=["zh"], quoted_sentences=2)
+    first = one[one.rindex("根据资料["):]
+    assert first.endswith("”") and "；资料[" not in first
+    # The second quote is from another article or passage, and the conclusion is begun after them.
+    assert two.endswith("”。因此，") and two[two.rindex("根据资料["):].startswith(first)
+    second = two[two.rindex("；资料["):]
+    assert second.count("：“") == 1 and second[len("；资料["):].split("]")[0] in {"1", "2"}
 
 
 def test_a_follow_up_continuing_this_process_s_answer_keeps_the_system_prompt_s_share_of_evidence(ask):

@@ -85,6 +85,19 @@ def test_the_model_reads_first_the_passage_of_the_sentence_it_finds_the_question
     assert sorted(s["text"] for s in second) == sorted(s["text"] for s in first)
 
 
+def test_the_sentence_the_model_scored_best_is_quoted_alone_and_two_are_quoted_without_scoring(services,
+                                                                                               monkeypatch):
+    chat = services.settings.chat
+    monkeypatch.setattr(chat, "quote_evidence", ["en"])
+    assert chat.quoted_sentences == 2
+    scored = answer_of(ask(services))
+    assert scored.startswith("According to [1] (") and "; [" not in scored
+    monkeypatch.setattr(chat, "evidence_scoring", False)
+    unscored = answer_of(ask(services))
+    # Without the scoring, the best sentence of another passage is quoted too, then the conclusion begins.
+    assert unscored.startswith("According to [") and "; [" in unscored and '". So' in unscored
+
+
 def test_when_the_model_cannot_score_the_first_evidence_stands(services, caplog):
     scorer = services.chat.evidence_scorer
     assert isinstance(scorer, ChatModelReranker)

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from configs import Settings
 from server.chat.evidence import split_passages
-from server.chat.quote import QUOTE_MAX_CHARS, quote_values, quoted_sentence
+from server.chat.quote import QUOTE_MAX_CHARS, distinct_articles, quote_values, quoted_sentence
 from server.knowledge_base.splitter import article_at
 
 LAW = ("第十九条 劳动合同期限三个月以上不满一年的，试用期不得超过一个月；劳动合同期限一年以上不满三年的，试用期不得超过二个月。"
@@ -64,3 +64,18 @@ def test_a_setting_of_question_languages_takes_zh_and_en_only(name):
     assert getattr(Settings(chat={name: ["en", "zh"]}).chat, name) == ["en", "zh"]
     with pytest.raises(ValidationError, match="'zh' or 'en'"):
         Settings(chat={name: ["cn"]})  # a typo would otherwise switch the feature off without a word
+
+
+def test_further_quotes_come_from_other_articles_or_passages():
+    law = ("第十九条 劳动合同期限三个月以上不满一年的，试用期不得超过一个月；一年以上的不得超过二个月。"
+           "同一用人单位与同一劳动者只能约定一次试用期，以完成一定工作任务为期限的不得约定试用期。\n\n"
+           "第二十条 劳动者在试用期的工资不得低于本单位相同岗位最低档工资的百分之八十，并不得低于最低工资标准。")
+    passages = split_passages([law, "Turn the compost heap over every two weeks in the summer months. "
+                                    "Keep the heap as moist as a wrung-out sponge, and cover it in the rain."])
+    assert [len(p.spans) for p in passages] == [3, 2]
+    # 第十九条's two sentences are one article: the second quote is 第二十条's, the third the other passage's.
+    ranked = [(0, 1), (0, 0), (0, 2), (1, 1), (1, 0)]
+    assert distinct_articles(passages, ranked, 1) == [(0, 1)]
+    assert distinct_articles(passages, ranked, 2) == [(0, 1), (0, 2)]
+    assert distinct_articles(passages, ranked, 3) == [(0, 1), (0, 2), (1, 1)]
+    assert distinct_articles(passages, [], 2) == []
