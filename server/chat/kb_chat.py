@@ -277,7 +277,8 @@ def _quote(ctx: ChatContext, question: str, found: _Evidence) -> str | None:
     quoted."""
     if ctx.lang not in ctx.settings.chat.quote_evidence or not found.best:
         return None
-    picked = distinct_articles(found.passages, found.best, ctx.settings.chat.quoted_sentences)
+    documents = [source["file"] for source in found.sources]
+    picked = distinct_articles(found.passages, documents, found.best, ctx.settings.chat.quoted_sentences)
     quotes: list[str] = []
     for rank, index in picked:
         source, hit = found.sources[rank], found.hits[rank]

@@ -14,7 +14,6 @@ the conclusion is begun (「因此，」): without it the model goes on quoting.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 
 from server.chat.evidence import Passage
@@ -75,18 +74,23 @@ def quote_values(lang: str, number: int, title: str, passage: Passage, index: in
     return {"n": str(number), "where": quote_where(lang, title, article), "sentence": sentence}
 
 
-def distinct_articles(passages: Sequence[Passage], ranked: Sequence[tuple[int, int]],
+def distinct_articles(passages: Sequence[Passage], documents: Sequence[str], ranked: Sequence[tuple[int, int]],
                       count: int) -> list[tuple[int, int]]:
     """The first ``count`` of ``ranked`` (passage rank, sentence index) pairs that stand in different law articles
-    (or, outside a law, different passages)."""
-    seen: set[tuple[int, str | None]] = set()
+    (an article of the same document, ``documents[rank]``, is one however many passages hold it) or, outside a
+    law, in different passages, and that are not the same sentence."""
+    seen: set[tuple[str | int, str | None]] = set()
+    said: set[str] = set()
     out: list[tuple[int, int]] = []
     for rank, index in ranked:
         passage = passages[rank]
-        key = (rank, article_at(passage.text, passage.spans[index][0]))
-        if key in seen:
+        article = article_at(passage.text, passage.spans[index][0])
+        key: tuple[str | int, str | None] = (documents[rank], article) if article else (rank, None)
+        sentence = passage.sentence(index)
+        if key in seen or sentence in said:
             continue
         seen.add(key)
+        said.add(sentence)
         out.append((rank, index))
         if len(out) == count:
             break

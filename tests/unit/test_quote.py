@@ -75,7 +75,14 @@ def test_further_quotes_come_from_other_articles_or_passages():
     assert [len(p.spans) for p in passages] == [3, 2]
     # 第十九条's two sentences are one article: the second quote is 第二十条's, the third the other passage's.
     ranked = [(0, 1), (0, 0), (0, 2), (1, 1), (1, 0)]
-    assert distinct_articles(passages, ranked, 1) == [(0, 1)]
-    assert distinct_articles(passages, ranked, 2) == [(0, 1), (0, 2)]
-    assert distinct_articles(passages, ranked, 3) == [(0, 1), (0, 2), (1, 1)]
-    assert distinct_articles(passages, [], 2) == []
+    documents = ["law.md", "notes.txt"]
+    assert distinct_articles(passages, documents, ranked, 1) == [(0, 1)]
+    assert distinct_articles(passages, documents, ranked, 2) == [(0, 1), (0, 2)]
+    assert distinct_articles(passages, documents, ranked, 3) == [(0, 1), (0, 2), (1, 1)]
+    assert distinct_articles(passages, documents, [], 2) == []
+    # The same article in an overlapping passage of the same law, or the same sentence again, is not quoted twice.
+    twice = split_passages([law, law])
+    assert distinct_articles(twice, ["law.md", "law.md"], [(0, 1), (1, 0), (1, 2)], 2) == [(0, 1), (1, 2)]
+    assert distinct_articles(twice, ["law.md", "other.md"], [(0, 1), (1, 0)], 2) == [(0, 1), (1, 0)]
+    notes = split_passages([passages[1].text, passages[1].text])
+    assert distinct_articles(notes, ["a", "b"], [(0, 0), (1, 0), (1, 1)], 2) == [(0, 0), (1, 1)]
