@@ -252,11 +252,12 @@ def summarise_unanswerable(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Declined without the model (no completion tokens), and figure notes among the answers the model wrote."""
     ok = [r for r in rows if not r.get("error")]
     answered = [r for r in ok if r.get("completion_tokens")]
+    declined = len(ok) - len(answered)
+    admitted = sum(bool(r.get("admits")) for r in answered)
     return {"questions": len(rows), "errors": len(rows) - len(ok),
-            "declined": round((len(ok) - len(answered)) / len(ok), 3) if ok else None,
+            "declined": round(declined / len(ok), 3) if ok else None,
             "answered": len(answered),
-            "says_so": round((len(ok) - len(answered) + sum(bool(r.get("admits")) for r in answered)) / len(ok), 3)
-            if ok else None,
+            "says_so": round((declined + admitted) / len(ok), 3) if ok else None,
             "figures_noted": round(sum(bool(r.get("unsupported_figures")) for r in answered) / len(answered), 3)
             if answered else None,
             "names_noted": round(sum(bool(r.get("unsupported_names")) for r in answered) / len(answered), 3)
@@ -333,7 +334,8 @@ def run(model: str, split: str, n: int | None, set_names: list[str], configs: li
         tables = print_table(
             f"KB chat on questions the documents do not answer ({model}, {split}, temperature 0)",
             ["config", "set", "questions", "declined before the model", "answered by the model",
-             "says the KB does not say (declined or in the answer)", "figures noted in those answers", "names noted in those answers"], table)
+             "says the KB does not say (declined or in the answer)", "figures noted in those answers",
+             "names noted in those answers"], table)
         return {"model": model, "split": split, "as_ui": ui_pause, "builds": builds, "configs": {c: CONFIGS[c] for c in configs},
                 "results": results, "tables": tables}
     tables = print_table(
