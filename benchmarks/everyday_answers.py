@@ -105,6 +105,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     "no-repack": {"LLM__LOCAL__EXTRA_BUFFERS": "false"},
     "5 passages": {"CHAT__KB_PASSAGES": "5"},
     "5 passages 6 scored": {"CHAT__KB_PASSAGES": "5", "CHAT__SCORED_SENTENCES": "6"},
+    "5 passages without evidence scoring": {"CHAT__KB_PASSAGES": "5", "CHAT__EVIDENCE_SCORING": "false"},
+    "4 passages without evidence scoring": {"CHAT__KB_PASSAGES": "4", "CHAT__EVIDENCE_SCORING": "false"},
     "2 passages": {"CHAT__KB_PASSAGES": "2"},
     "1 passage": {"CHAT__KB_PASSAGES": "1"},
     "5 passages evidence 400": {"CHAT__KB_PASSAGES": "5", "CHAT__EVIDENCE_TOKENS": "400"},
