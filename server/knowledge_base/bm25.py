@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import re
 import threading
 import unicodedata
@@ -100,6 +101,13 @@ def tokenize(text: str, tokenizer: str = "bigram") -> list[str]:
             if word not in _EN_STOP:
                 tokens.append(_stem(word))
     return tokens
+
+
+def rare_word_weight(documents: int) -> float:
+    """The BM25 weight (Lucene idf, as bm25s scores) of a word that one of ``documents`` documents holds: the unit
+    in which a question's keyword score is judged, so that it means the same in a small knowledge base as in a
+    large one."""
+    return math.log(1 + (documents - 0.5) / 1.5) if documents > 0 else 0.0
 
 
 def query_tokens(text: str, tokenizer: str = "bigram") -> list[str]:

@@ -22,6 +22,7 @@ from server.db import Database
 from server.db import kb_repository as repo
 from server.db.records import KBRecord
 from server.errors import Conflict, InvalidInput, NotFound
+from server.knowledge_base.bm25 import rare_word_weight
 from server.knowledge_base.context import KBContext
 from server.knowledge_base.embeddings import EmbeddingService
 from server.knowledge_base.foreground import Foreground
@@ -310,9 +311,30 @@ class KnowledgeBaseManager:
         """The cosine below which ``kb``'s passages are taken not to answer a question in ``lang`` (its embedding
         model's ``relevance_floor``); for several "+"-joined knowledge bases the lowest, and None when any of
         their models has none."""
+        return self._lowest_cosine(kb, lang, "relevance_floor")
+
+    def relevance_doubt(self, kb: str, lang: str) -> float | None:
+        """The cosine below which a question in ``lang`` must also share a distinctive word with ``kb`` to be
+        taken as answerable (its embedding model's ``relevance_doubt``); lowest and None as for the floor."""
+        return self._lowest_cosine(kb, lang, "relevance_doubt")
+
+    def _lowest_cosine(self, kb: str, lang: str, field: str) -> float | None:
         configs = [self.embeddings.config(self.kb_row(name).embed_model) for name in split_kb_names(kb)]
-        floors = [next((v for k, v in c.relevance_floor.items() if k == lang), None) for c in configs]
-        return None if any(f is None for f in floors) else min(f for f in floors if f is not None)
+        values = [getattr(c, field).get(lang) for c in configs]
+        return None if any(v is None for v in values) else min(v for v in values if v is not None)
+
+    def keyword_score(self, kb: str, query: str) -> float:
+        """How distinctive the words are that the query shares with ``kb``: the BM25 score of its best-matching
+        chunk over the weight of a word that only one chunk holds (``rare_word_weight``); about 1 for one rare
+        word shared once, 0 when no chunk holds any of its words; for several "+"-joined knowledge bases the
+        highest."""
+        best = 0.0
+        for name in split_kb_names(kb):
+            store = self.pool.get(name)
+            unit = rare_word_weight(len(store))
+            hits = store.bm25_search(query, 1) if unit > 0 else []
+            best = max([best, *(float(score) / unit for _, score in hits)])
+        return best
 
     def search(self, kb: str, query: str, top_k: int | None = None, score_threshold: float | None = None,
                mode: str | None = None, file_name: str | None = None, rerank: bool = True,
