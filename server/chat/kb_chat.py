@@ -67,6 +67,8 @@ KB_QUESTION_TEMPLATE = "kb_question"
 NO_MATCH_TEMPLATE = "kb_no_match"
 # The answer when nothing in the knowledge base comes close to the question (chat.refuse_unsupported).
 UNSUPPORTED_TEMPLATE = "kb_unsupported"
+# The same when a passage came doubtfully close (relevance.py's doubt band): its best sentence is quoted.
+UNSUPPORTED_CLOSEST_TEMPLATE = "kb_unsupported_closest"
 # The words a knowledge-base answer begins with, for models that continue an answer (chat.answer_lead).
 ANSWER_LEAD_TEMPLATE = "kb_answer_lead"
 # The note after an answer naming figures the passages do not hold (chat.check_figures).
@@ -318,6 +320,21 @@ async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Ev
     return await anyio.to_thread.run_sync(judge)
 
 
+def _declined(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -> str:
+    """The answer for a question the knowledge base does not seem to answer: just that (kb_unsupported) or, when a
+    passage came doubtfully close (``keyword_score`` judged), that with its best sentence quoted, since an
+    answerable question in other words than the documents' may find its answer there."""
+    values = None
+    if "keyword_score" in ctx.meta and found.best:
+        rank, index = found.best[0]
+        source, hit = found.sources[rank], found.hits[rank]
+        values = quote_values(ctx.lang, source["index"], title_of(source, hit.metadata), found.passages[rank],
+                              index, question)
+    if values is None:
+        return ctx.render(ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=kb_name)
+    return ctx.render(ctx.localized(UNSUPPORTED_CLOSEST_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=kb_name, **values)
+
+
 def _question_with_passages(ctx: ChatContext, sources: list[Source], hits: list[SearchHit],
                             passages: list[Passage]) -> str:
     """The last user message: each passage's chosen sentences under its number and title, then the question."""
@@ -377,8 +394,7 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     if await _unsupported(ctx, kb_name, question, found):
         # Judged before any rewriting, so no model time is spent on the question at all.
         ctx.meta["unsupported"] = True
-        reply = ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT)
-        yield events.delta(ctx.render(reply, kb=kb_name))
+        yield events.delta(_declined(ctx, kb_name, question, found))
         return
     if hyde:
         # Then the search again with a hypothetical answer in the documents' words; the passages it

@@ -152,7 +152,7 @@ def test_public_settings_offer_each_mode_its_own_templates(tmp_path, fake):
             "default", "kb_default", "search_default", "agent_tools", "agent_react", "translate_to_en",
             "translate_to_zh", "title", "title_zh", "passages_question", "kb_classic", "kb_default_zh", "kb_question",
             "kb_question_zh", "kb_no_match", "kb_no_match_zh", "kb_unsupported", "kb_unsupported_zh",
-            "condense_question", "condense_question_zh", "hypothetical_answer", "hypothetical_answer_zh", "kb_answer_lead",
+            "kb_unsupported_closest", "kb_unsupported_closest_zh", "condense_question", "condense_question_zh", "hypothetical_answer", "hypothetical_answer_zh", "kb_answer_lead",
             "kb_answer_lead_zh", "kb_answer_quote", "kb_answer_quote_zh", "kb_unverified_figures",
             "kb_unverified_figures_zh", "kb_answer_quote_more", "kb_answer_quote_more_zh", "kb_answer_quotes_end",
             "kb_answer_quotes_end_zh",

@@ -160,10 +160,10 @@ def test_rewrite_toggle_sends_rewrite_query_only_when_changed(webui_env, kb, fak
     set_mode(at, "kb")
     at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
     at.sidebar.toggle(key="opt_rewrite").set_value(True).run()
-    ask(at, "How much holiday do I get?")
+    ask(at, "How many days of annual leave do I get?")
     # The model wrote a hypothetical answer first, which the search used with the question.
     hyde = [r for r in fake_model.requests if r["messages"][0]["content"].startswith("Write a short passage")]
-    assert hyde and hyde[-1]["messages"][-1]["content"] == "How much holiday do I get?"
+    assert hyde and hyde[-1]["messages"][-1]["content"] == "How many days of annual leave do I get?"
 
 
 def test_a_question_the_kb_does_not_answer_is_declined_unless_the_toggle_is_off(webui_env, kb, fake_model):

@@ -8,6 +8,9 @@ import pytest
 from configs import Settings
 from tests.chat_support import answer_of, build_garden_kb, collect, kb_services
 
+HANDBOOK = ("# Staff handbook\n\n## Leave\n\nEvery employee gets twenty-five days of paid annual leave.\n\n"
+            "## Travel\n\nTravel costs are refunded within thirty days of the trip.\n")
+
 
 @pytest.fixture
 def services(tmp_path, fake_openai):
@@ -24,8 +27,10 @@ def services(tmp_path, fake_openai):
 def test_a_doubtful_question_sharing_no_distinctive_word_is_declined_without_the_model(services, fake_openai):
     events = collect(services, mode="kb", query="How do I renew my passport?", kb_name="garden",
                      score_threshold=0.0)
-    assert answer_of(events).startswith('The knowledge base "garden" does not seem to answer this question')
-    assert fake_openai.requests == []
+    answer = answer_of(events)
+    assert answer.startswith('The knowledge base "garden" does not seem to answer this question directly')
+    # The closest passage's best sentence is quoted, with its number and title.
+    assert '[1] (' in answer and answer.rstrip().endswith('"') and fake_openai.requests == []
     stored = services.chat.conversations.get(events[-1]["conversation_id"]).messages[-1]
     assert stored.meta["unsupported"] is True and stored.meta["keyword_score"] == 0.0
     # The passages found are still shown.
@@ -38,3 +43,18 @@ def test_a_doubtful_question_naming_what_the_documents_name_is_answered(services
     assert answer_of(events) == "Every two weeks [1]." and len(fake_openai.requests) == 1
     stored = services.chat.conversations.get(events[-1]["conversation_id"]).messages[-1]
     assert stored.meta["keyword_score"] >= 0.6 and not stored.meta.get("unsupported")
+
+
+def test_a_question_in_other_words_than_the_documents_gets_their_closest_sentence(tmp_path, fake_openai):
+    # "holiday" for "annual leave": in the default doubt band, with only "get" in common, it is declined, and the
+    # answer quotes the sentence that holds what was asked.
+    services = kb_services(tmp_path, fake_openai.base_url)
+    services.kb.create_kb("handbook")
+    services.kb.add_files("handbook", [("handbook.md", HANDBOOK.encode())])
+    events = collect(services, mode="kb", query="How much holiday do I get?", kb_name="handbook")
+    services.close()
+    assert answer_of(events) == (
+        'The knowledge base "handbook" does not seem to answer this question directly: no passage shares a '
+        'distinctive word.\nThe closest, [1] (Staff handbook), says: "Every employee gets twenty-five days of paid '
+        'annual leave."')
+    assert fake_openai.requests == []
