@@ -93,7 +93,7 @@ async def standalone_question(ctx: ChatContext) -> Standalone:
     template = ctx.localized(CONDENSE_TEMPLATE, default="")
     if not template:
         return Standalone(ctx.question)
-    rewritten = await _ask(ctx, condense_messages(ctx, template), CONDENSE_TOKENS)
+    rewritten = _after_frame(await _ask(ctx, condense_messages(ctx, template), CONDENSE_TOKENS), template)
     # A rewrite that grew into an answer is not trusted.
     if not rewritten or len(rewritten) > 4 * len(ctx.question) + 80:
         return Standalone(ctx.question)
@@ -105,6 +105,17 @@ async def standalone_question(ctx: ChatContext) -> Standalone:
         # get the previous question's answer, so the follow-up is answered as asked, after its history.
         return Standalone(f"{previous} {ctx.question}", complete=False)
     return Standalone(rewritten)
+
+
+def _after_frame(rewritten: str, template: str) -> str:
+    """The rewrite without the request's own framing, which the small model sometimes echoes
+    (「我上一个问题是：住房公积金……？现在我接着问：网上买的衣服不喜欢，能否退？」, whose search then looked for both):
+    what follows the words that introduce ``{question}`` in the template, when the rewrite holds them."""
+    line = next((row for row in template.splitlines() if "{question}" in row), "")
+    marker = line.split("{question}", 1)[0].strip().rstrip(":：").strip()
+    if not marker or marker not in rewritten:
+        return rewritten
+    return rewritten.rsplit(marker, 1)[1].strip().lstrip(":：").strip()
 
 
 def _previous_question(ctx: ChatContext) -> str:

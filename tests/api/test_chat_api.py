@@ -312,6 +312,19 @@ def test_a_rewrite_that_copies_the_previous_question_searches_with_both_question
     assert "compost heap" not in answer[-1]["content"].split("[1]")[0]
 
 
+def test_a_rewrite_that_echoes_the_request_is_cut_to_the_question_it_ends_with(client, fake):
+    fake.queue("Every two weeks [1].")
+    first, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=1)
+    # The model repeats the request's framing, the previous question included, before its rewrite.
+    fake.queue("My previous question was: How often should the compost heap be turned?\n"
+               "Now I ask: How often should tomato plants be watered?", "Twice a week [1].")
+    events, _ = sse(client, "kb", query="And how often are the tomatoes watered?", kb_name="garden", top_k=1,
+                    conversation_id=first[0]["conversation_id"])
+    stored = client.get(f"/conversations/{first[0]['conversation_id']}").json()["messages"][-1]
+    assert stored["meta"]["standalone_question"] == "How often should tomato plants be watered?"
+    assert "twice a week" in next(e for e in events if e["type"] == "sources")["sources"][0]["text"]
+
+
 def test_rewrite_query_searches_with_a_hypothetical_answer_too(client, fake):
     fake.queue("Aerate the heap by turning it every fortnight.", "Every two weeks [1].")
     events, _ = sse(client, "kb", query="My compost stinks, what now?", kb_name="garden", top_k=1,

@@ -54,7 +54,7 @@ def test_a_question_in_other_words_than_the_documents_gets_their_closest_sentenc
     events = collect(services, mode="kb", query="How much holiday do I get?", kb_name="handbook")
     services.close()
     assert answer_of(events) == (
-        'The knowledge base "handbook" does not seem to answer this question directly: no passage shares a '
-        'distinctive word.\nThe closest, [1] (Staff handbook), says: "Every employee gets twenty-five days of paid '
+        'The knowledge base "handbook" does not seem to answer this question directly: the passages found '
+        'share few of its words.\nThe closest, [1] (Staff handbook), says: "Every employee gets twenty-five days of paid '
         'annual leave."')
     assert fake_openai.requests == []
