@@ -7,8 +7,9 @@ near the documents' subject, like a tax question over the labour laws, or far fr
 and 10 English ones are held out). KB chat refuses without asking the model when the question's cosine with
 the closest chunk of the knowledge base, by the chunk's vector or its closest sentence's, is below the
 embedding model's ``relevance_floor``, or below its ``relevance_doubt`` while the question's keyword score
-(``KnowledgeBaseManager.keyword_score``) is under ``kb.relevance_keyword_score`` (``server/chat/relevance.py``). This makes the same judgement, on a
-knowledge base built with the default settings, for every question of both kinds and reports:
+(``KnowledgeBaseManager.keyword_score``) is under ``kb.relevance_keyword_score`` (``server/chat/relevance.py``).
+This makes the same judgement, on a knowledge base built with the default settings, for every question of both
+kinds and reports:
 
 * unanswerable refused: the share of unanswerable questions KB chat declines (higher is better);
 * answerable refused: the share of the everyday set's own questions it declines (each one an answer lost);
@@ -44,7 +45,7 @@ KEYWORD_SWEEP = (0.4, 0.5, 0.6, 0.7, 0.8)
 @dataclass(frozen=True)
 class Scored:
     """One question's closeness to the knowledge base (None: nothing found, or not in its language) and its
-    best BM25 score."""
+    keyword score."""
 
     qid: str
     answerable: bool

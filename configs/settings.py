@@ -100,9 +100,10 @@ class EmbedModelConfig(BaseModel):
     relevance_doubt: dict[QuestionLanguage, float] = Field(
         default_factory=dict,
         description="By question language, a cosine above relevance_floor below which the closest chunk is only "
-        "doubtfully close: such a question must also share a distinctive word with the knowledge base (its best "
-        "keyword score at least kb.relevance_keyword_score), or knowledge-base chat answers as "
-        "below the floor. No entry: no such check. Calibrated on the everyday sets (benchmarks/unsupported.py).",
+        "doubtfully close: such a question must also share a distinctive word with the knowledge base (its keyword "
+        "score at least kb.relevance_keyword_score), or knowledge-base chat answers as below the floor, quoting the "
+        "closest passage's best sentence. No entry: no such check. Calibrated on the everyday sets "
+        "(benchmarks/unsupported.py).",
     )
 
 

@@ -10,11 +10,10 @@ documents and English over English, and a question scores lower against text in 
 Questions the documents do not answer mostly sit just above the floor, among a few answerable ones. Up to the
 model's ``relevance_doubt`` a question must therefore also share a distinctive word with the knowledge base: its
 keyword score (its best BM25 score, in units of the weight of a word only one chunk holds) must reach
-``kb.relevance_keyword_score``. "How many people live in Norwich?" over documents
-that mention Norwich only in passing, or a banana-bread recipe over aviation manuals, share no rare word with
-them; an answerable question nearly always names something the documents name. The Chinese band is narrow:
-everyday Chinese questions seldom use the laws' words, so a low keyword score says less there. Measured by
-``benchmarks/unsupported.py``.
+``kb.relevance_keyword_score``. "How many people live in Norwich?" over documents that mention Norwich only in
+passing, or a banana-bread recipe over aviation manuals, share few distinctive words with them; an answerable
+question nearly always names something the documents name. The Chinese band is narrow: everyday Chinese questions
+seldom use the laws' words, so a low keyword score says less there. Measured by ``benchmarks/unsupported.py``.
 """
 
 from __future__ import annotations

@@ -55,6 +55,6 @@ def test_a_question_in_other_words_than_the_documents_gets_their_closest_sentenc
     services.close()
     assert answer_of(events) == (
         'The knowledge base "handbook" does not seem to answer this question directly: the passages found '
-        'share few of its words.\nThe closest, [1] (Staff handbook), says: "Every employee gets twenty-five days of paid '
-        'annual leave."')
+        'share few of its words.\nThe closest, [1] (Staff handbook), says: "Every employee gets twenty-five days '
+        'of paid annual leave."')
     assert fake_openai.requests == []
