@@ -325,9 +325,10 @@ class KnowledgeBaseManager:
 
     def keyword_score(self, kb: str, query: str) -> float:
         """How distinctive the words are that the query shares with ``kb``: the BM25 score of its best-matching
-        chunk over the weight of a word that only one chunk holds (``rare_word_weight``); about 1 for one rare
-        word shared once, 0 when no chunk holds any of its words; for several "+"-joined knowledge bases the
-        highest."""
+        chunk over the weight of a word that only one chunk holds (``rare_word_weight``): about 0.4 for one rare
+        word shared once (bm25s scores a single occurrence at 1 / (1 + k1) of the word's weight), more for more
+        words or more occurrences, 0 when no chunk holds any of its words; for several "+"-joined knowledge bases
+        the highest."""
         best = 0.0
         for name in split_kb_names(kb):
             store = self.pool.get(name)
