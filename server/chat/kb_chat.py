@@ -283,9 +283,7 @@ def _quote(ctx: ChatContext, question: str, found: _Evidence) -> str | None:
     picked = distinct_articles(found.passages, documents, found.best, ctx.settings.chat.quoted_sentences)
     quotes: list[str] = []
     for rank, index in picked:
-        source, hit = found.sources[rank], found.hits[rank]
-        values = quote_values(ctx.lang, source["index"], title_of(source, hit.metadata), found.passages[rank],
-                              index, question)
+        values = _quote_values(ctx, question, found, rank, index)
         if values is None:
             if not quotes:
                 return None  # the best sentence cannot be quoted: no quote at all
@@ -296,6 +294,13 @@ def _quote(ctx: ChatContext, question: str, found: _Evidence) -> str | None:
         # After several clauses, the conclusion is begun too: left to itself, the model quotes yet another.
         quotes.append(ctx.localized(QUOTES_END_TEMPLATE, default=""))
     return "".join(quotes) or None
+
+
+def _quote_values(ctx: ChatContext, question: str, found: _Evidence, rank: int, index: int) -> dict[str, str] | None:
+    """The quoting template's values for sentence ``index`` of passage ``rank`` of ``found`` (quote.quote_values)."""
+    source, hit = found.sources[rank], found.hits[rank]
+    return quote_values(ctx.lang, source["index"], title_of(source, hit.metadata), found.passages[rank], index,
+                        question)
 
 
 async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -> bool:
@@ -324,12 +329,7 @@ def _declined(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -
     """The answer for a question the knowledge base does not seem to answer: just that (kb_unsupported) or, when a
     passage came doubtfully close (``keyword_score`` judged), that with its best sentence quoted, since an
     answerable question in other words than the documents' may find its answer there."""
-    values = None
-    if "keyword_score" in ctx.meta and found.best:
-        rank, index = found.best[0]
-        source, hit = found.sources[rank], found.hits[rank]
-        values = quote_values(ctx.lang, source["index"], title_of(source, hit.metadata), found.passages[rank],
-                              index, question)
+    values = _quote_values(ctx, question, found, *found.best[0]) if "keyword_score" in ctx.meta and found.best else None
     if values is None:
         return ctx.render(ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=kb_name)
     return ctx.render(ctx.localized(UNSUPPORTED_CLOSEST_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=kb_name, **values)
