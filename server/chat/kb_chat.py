@@ -303,15 +303,24 @@ def _quote_values(ctx: ChatContext, question: str, found: _Evidence, rank: int, 
                         question)
 
 
-async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -> bool:
+@dataclass(frozen=True)
+class _Judgement:
+    """Whether the knowledge base seems unable to answer the question, and whether that was judged within the doubt
+    band, by the question's words (relevance.py)."""
+
+    unsupported: bool
+    doubtful: bool = False
+
+
+async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -> _Judgement:
     """Whether the knowledge base holds nothing close enough to the question to answer it
     (chat.refuse_unsupported, see relevance.py)."""
     refuse = ctx.request.refuse_unsupported
     if not found.hits or not (ctx.settings.chat.refuse_unsupported if refuse is None else refuse):
-        return False
+        return _Judgement(False)
     kb = ctx.knowledge_bases()
 
-    def judge() -> bool:
+    def judge() -> _Judgement:
         closest = kb.closest_chunk(kb_name, question)
         bounds = Bounds(kb.relevance_floor(kb_name, ctx.lang), kb.relevance_doubt(kb_name, ctx.lang),
                         ctx.settings.kb.relevance_keyword_score)
@@ -320,16 +329,16 @@ async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Ev
             ctx.meta["closest_score"] = closest.score
         if keywords is not None:
             ctx.meta["keyword_score"] = round(keywords, 3)
-        return unsupported(closest, ctx.lang, bounds, keywords)
+        return _Judgement(unsupported(closest, ctx.lang, bounds, keywords), doubtful=keywords is not None)
 
     return await anyio.to_thread.run_sync(judge)
 
 
-def _declined(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -> str:
-    """The answer for a question the knowledge base does not seem to answer: just that (kb_unsupported) or, when a
-    passage came doubtfully close (``keyword_score`` judged), that with its best sentence quoted, since an
-    answerable question in other words than the documents' may find its answer there."""
-    values = _quote_values(ctx, question, found, *found.best[0]) if "keyword_score" in ctx.meta and found.best else None
+def _declined(ctx: ChatContext, kb_name: str, question: str, found: _Evidence, quote_closest: bool) -> str:
+    """The answer for a question the knowledge base does not seem to answer: just that (kb_unsupported) or, with
+    ``quote_closest`` (a passage came doubtfully close), that with its best sentence quoted, since an answerable
+    question in other words than the documents' may find its answer there."""
+    values = _quote_values(ctx, question, found, *found.best[0]) if quote_closest and found.best else None
     if values is None:
         return ctx.render(ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=kb_name)
     return ctx.render(ctx.localized(UNSUPPORTED_CLOSEST_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=kb_name, **values)
@@ -391,10 +400,11 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     if found.sources or not hyde:
         # Evidence first: what the question finds is shown before any model time is spent on it.
         yield events.sources(found.sources)
-    if await _unsupported(ctx, kb_name, question, found):
+    judged = await _unsupported(ctx, kb_name, question, found)
+    if judged.unsupported:
         # Judged before any rewriting, so no model time is spent on the question at all.
         ctx.meta["unsupported"] = True
-        yield events.delta(_declined(ctx, kb_name, question, found))
+        yield events.delta(_declined(ctx, kb_name, question, found, judged.doubtful))
         return
     if hyde:
         # Then the search again with a hypothetical answer in the documents' words; the passages it
