@@ -186,13 +186,14 @@ class _Reading:
 
 
 async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, template: str,
-                reading: _Reading = _Reading()) -> _Evidence:
-    """Search with ``query`` (a reranker judges the hits for ``question``) and choose the evidence sentences
-    for ``question`` in what was found."""
+                reading: _Reading = _Reading(), follows: str = "") -> _Evidence:
+    """Search with ``query`` (a reranker judges the hits for ``question``; a follow-up is looked for after the
+    question it ``follows`` as well) and choose the evidence sentences for ``question`` in what was found."""
     request, chat = ctx.request, ctx.settings.chat
     kb = ctx.knowledge_bases()
     search = partial(kb.search, kb_name, query, top_k=request.top_k or chat.kb_passages,
-                     score_threshold=request.score_threshold, mode=request.search_mode, rerank_query=question)
+                     score_threshold=request.score_threshold, mode=request.search_mode, rerank_query=question,
+                     context=follows or None)
     hits = await anyio.to_thread.run_sync(search)
     if not hits:
         return _Evidence([], [], [])
@@ -392,7 +393,7 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     # continues the conversation's previous answer (ctx.previous), whose prompt begins with that system prompt.
     rewrites = (bool(ctx.history) and ctx.previous is None) or hyde
     reading = _Reading(prompt_speed, ctx.count(ctx.render(template, kb=kb_name)) if rewrites else 0)
-    finding = Pending(_find(ctx, kb_name, question, question, template, reading))
+    finding = Pending(_find(ctx, kb_name, question, question, template, reading, standalone.follows))
     # A reranker (the chat model, say) can take seconds before the passages are known.
     async for event in finding.statuses("ranking" if ctx.settings.kb.rerank.kind != "off" else None):
         yield event

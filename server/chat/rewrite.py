@@ -17,6 +17,7 @@ written (kb_chat.py).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from configs.prompts import load_prompts
 from server.chat.context import ChatContext
 from server.chat.schemas import ChatRequest
 from server.errors import AppError, ServiceUnavailable
+from server.knowledge_base.bm25 import tokenize
 from server.llm.base import ChatModel
 
 logger = logging.getLogger(__name__)
@@ -80,10 +82,12 @@ def condense_messages(ctx: ChatContext, template: str) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Standalone:
-    """What a question is searched with, and whether that text says all that is asked without the history."""
+    """What a question is searched with, whether that text says all that is asked without the history, and the
+    previous question it follows (``follows``), whose exchange the search looks in as well."""
 
     text: str
     complete: bool = True
+    follows: str = ""
 
 
 async def standalone_question(ctx: ChatContext) -> Standalone:
@@ -96,15 +100,34 @@ async def standalone_question(ctx: ChatContext) -> Standalone:
     rewritten = _after_frame(await _ask(ctx, condense_messages(ctx, template), CONDENSE_TOKENS), template)
     # A rewrite that grew into an answer is not trusted.
     if not rewritten or len(rewritten) > 4 * len(ctx.question) + 80:
-        return Standalone(ctx.question)
+        rewritten = ctx.question
     rewritten = rewritten.splitlines()[0].strip() or ctx.question
     previous = _previous_question(ctx)
-    if previous and _bare(rewritten) == _bare(previous) != _bare(ctx.question):
+    if not previous:
+        return Standalone(rewritten)
+    copied = _bare(rewritten) == _bare(previous) != _bare(ctx.question)
+    if copied or (_adds_nothing(rewritten, ctx.question) and leans_on_history(ctx.question)):
         # The small model sometimes copies the previous question instead (「我签了三年的劳动合同，试用期最长能约定
-        # 多久？」 for 「那要是只签了一年呢？」): the two together find what is asked, but answered as one question they
-        # get the previous question's answer, so the follow-up is answered as asked, after its history.
+        # 多久？」 for 「那要是只签了一年呢？」), or hands back a follow-up that plainly leans on it as it came
+        # (「如果我已经转正了呢？」): the two together find what is asked, but answered as one question they get the
+        # previous question's answer, so the follow-up is answered as asked, after its history.
         return Standalone(f"{previous} {ctx.question}", complete=False)
-    return Standalone(rewritten)
+    return Standalone(rewritten, follows=previous)
+
+
+# A follow-up that leans on the question before it: one opening with "and", "what about" (那 ...) or ending in 呢.
+_LEANS_ON_HISTORY = re.compile(r"^\s*(?:(?:and|but|what about|how about|what if)\b|那)|呢\s*[?？]?\s*$", re.IGNORECASE)
+
+
+def leans_on_history(question: str) -> bool:
+    """Whether ``question`` reads as a follow-up that leaves out what it asks about (「那醉驾呢？」, "And the
+    tomatoes?"): a question of that form is not searched alone even when the model's rewrite adds nothing to it."""
+    return bool(_LEANS_ON_HISTORY.search(question))
+
+
+def _adds_nothing(rewritten: str, question: str) -> bool:
+    """Whether every search term of ``rewritten`` is in ``question`` already."""
+    return set(tokenize(rewritten)) <= set(tokenize(question))
 
 
 def _after_frame(rewritten: str, template: str) -> str:

@@ -40,6 +40,8 @@ from server.knowledge_base.retriever import (
     FusionParams,
     SearchResult,
     applied_threshold,
+    candidate_count,
+    fuse_rankings,
     merge_kb_rankings,
     rerank_hits,
     retrieve,
@@ -339,7 +341,7 @@ class KnowledgeBaseManager:
 
     def search(self, kb: str, query: str, top_k: int | None = None, score_threshold: float | None = None,
                mode: str | None = None, file_name: str | None = None, rerank: bool = True,
-               rerank_query: str | None = None) -> SearchResult:
+               rerank_query: str | None = None, context: str | None = None) -> SearchResult:
         """Top chunks for a query; scores in [0, 1] (see retriever.py for their meaning per mode).
 
         ``kb`` may name several knowledge bases joined by "+" ("laws+handbook"): each is searched and
@@ -347,14 +349,18 @@ class KnowledgeBaseManager:
         With a reranker configured (settings ``kb.rerank``) and ``rerank`` true, its top candidates
         are reordered by the reranker, which judges them against ``rerank_query`` when given (a search
         with the question and a hypothetical answer is reranked for the question as asked), else against
-        ``query``. The result also says the score threshold that was applied.
+        ``query``. With ``context`` (the question a follow-up follows), the chunks are also ranked for ``context``
+        then ``query``, and the two rankings fused by reciprocal rank before any reranking: a follow-up rewritten
+        to stand alone still finds what the exchange it continues was about. The result also says the score
+        threshold that was applied.
         """
         names = split_kb_names(kb)
         if len(names) > 1:
             if file_name is not None:
                 raise InvalidInput("file_name needs a single knowledge base")
             top_k = self.settings.kb.top_k if top_k is None else top_k
-            results = {name: self.search(name, query, top_k, score_threshold, mode, None, rerank, rerank_query)
+            results = {name: self.search(name, query, top_k, score_threshold, mode, None, rerank, rerank_query,
+                                         context)
                        for name in names}
             same_model = len({self.kb_row(name).embed_model for name in names}) == 1
             by_score = same_model and (mode or self.settings.kb.search_mode) == "vector"
@@ -387,8 +393,17 @@ class KnowledgeBaseManager:
         params = FusionParams.from_settings(cfg)
         reranker = self.reranker if rerank else None
         pool = max(top_k, cfg.rerank.pool) if reranker is not None else top_k
-        hits = retrieve(store, query, vector, top_k=pool, mode=mode, score_threshold=float(threshold),
+        context = without_control_chars(context or "").strip()
+        # Fused rankings are read deeper than the hits wanted, as each ranking's own candidates are.
+        depth = candidate_count(pool) if context else pool
+        hits = retrieve(store, query, vector, top_k=depth, mode=mode, score_threshold=float(threshold),
                         source=file_name, params=params)
+        if context:
+            joined = f"{context[: MAX_QUERY_CHARS - len(query) - 1]} {query}"
+            joined_vector = self.embeddings.embed_query(row.embed_model, joined) if mode != "bm25" else None
+            in_context = retrieve(store, joined, joined_vector, top_k=depth, mode=mode,
+                                  score_threshold=float(threshold), source=file_name, params=params)
+            hits = fuse_rankings([hits, in_context], pool, cfg.rrf_k)
         if reranker is not None:
             texts = self._reading_texts(reranker, row, store, query, vector, hits)
             hits = rerank_hits(reranker, rerank_query or query, hits, top_k, texts)

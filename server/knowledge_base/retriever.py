@@ -22,7 +22,7 @@ is then the reranker's relevance in [0, 1].
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,6 +140,20 @@ def retrieve(
         SearchHit(doc_id=doc.doc_id, text=doc.text, score=round(float(score), 6), metadata=dict(doc.metadata), rank=r)
         for r, (doc, score) in enumerate(ranked, start=1)
     ]
+
+
+def fuse_rankings(rankings: Sequence[Sequence[SearchHit]], top_k: int, rrf_k: int) -> list[SearchHit]:
+    """One ranking of the chunks of several rankings of the same store (say, for two queries): reciprocal-rank
+    fusion, each chunk keeping its best display score."""
+    fused: dict[str, float] = {}
+    best: dict[str, SearchHit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            fused[hit.doc_id] = fused.get(hit.doc_id, 0.0) + 1.0 / (rrf_k + rank)
+            if hit.doc_id not in best or hit.score > best[hit.doc_id].score:
+                best[hit.doc_id] = hit
+    order = sorted(fused, key=lambda i: (-fused[i], -best[i].score))[:top_k]
+    return [best[i].model_copy(update={"rank": rank}) for rank, i in enumerate(order, start=1)]
 
 
 def rerank_hits(reranker: "Reranker", query: str, hits: list[SearchHit], top_k: int,

@@ -312,6 +312,44 @@ def test_a_rewrite_that_copies_the_previous_question_searches_with_both_question
     assert "compost heap" not in answer[-1]["content"].split("[1]")[0]
 
 
+def test_a_rewritten_follow_up_is_searched_in_the_context_of_the_question_it_follows(client, fake, monkeypatch):
+    fake.queue("Every two weeks [1].")
+    first, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=1)
+    manager = client.app.state.services.kb
+    searched: list[dict] = []
+    search = manager.search
+
+    def spy(*args, **kwargs):
+        searched.append(kwargs)
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(manager, "search", spy)
+    fake.queue("How often should tomato plants be watered?", "Twice a week [1].")
+    sse(client, "kb", query="And the tomatoes?", kb_name="garden", top_k=1, conversation_id=first[0]["conversation_id"])
+    assert searched[0]["context"] == "How often should the compost heap be turned?"
+    # Without history there is nothing to look in.
+    fake.queue("Every two weeks [1].")
+    sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=1)
+    assert searched[-1]["context"] is None
+
+
+def test_a_follow_up_the_model_hands_back_as_it_came_is_searched_with_the_question_before_it(client, fake):
+    fake.queue("Every two weeks [1].")
+    first, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=1)
+    conv = first[0]["conversation_id"]
+    # 'And the tomatoes?' leans on the question before it; the model's rewrite adds nothing to it.
+    fake.queue("The tomatoes?", "Twice a week [1].")
+    sse(client, "kb", query="And the tomatoes?", kb_name="garden", top_k=1, conversation_id=conv)
+    stored = client.get(f"/conversations/{conv}").json()["messages"][-1]
+    assert stored["meta"]["standalone_question"] == "How often should the compost heap be turned? And the tomatoes?"
+    assert [m["role"] for m in fake.requests[-1]["messages"]] == ["system", "user", "assistant", "user"]
+    # A question that stands on its own form is searched as the model handed it back.
+    fake.queue("Do bees visit lavender?", "Yes [1].")
+    sse(client, "kb", query="Do bees visit lavender?", kb_name="garden", top_k=1, conversation_id=conv)
+    stored = client.get(f"/conversations/{conv}").json()["messages"][-1]
+    assert "standalone_question" not in stored["meta"]
+
+
 def test_a_rewrite_that_echoes_the_request_is_cut_to_the_question_it_ends_with(client, fake):
     fake.queue("Every two weeks [1].")
     first, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=1)

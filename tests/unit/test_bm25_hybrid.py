@@ -10,7 +10,8 @@ from configs import Settings
 from server.db import Database
 from server.knowledge_base.bm25 import BM25Index, tokenize
 from server.knowledge_base.manager import KnowledgeBaseManager
-from server.knowledge_base.retriever import FusionParams, candidate_count, fuse, normalize_bm25
+from server.knowledge_base.retriever import FusionParams, candidate_count, fuse, fuse_rankings, normalize_bm25
+from server.knowledge_base.schemas import SearchHit
 from server.knowledge_base.vector_store import StoredDoc
 
 
@@ -95,6 +96,19 @@ def test_fusion_weights_shift_the_ranking():
     assert fuse(dense, sparse, 1, FusionParams(bm25_weight=2.0))[0][0].id == 2
 
 
+def test_rankings_of_two_queries_fuse_by_rank_each_chunk_once():
+    def hit(doc_id: str, score: float) -> SearchHit:
+        return SearchHit(doc_id=doc_id, text=doc_id, score=score, metadata={}, rank=1)
+
+    alone = [hit("a", 0.9), hit("b", 0.8), hit("c", 0.7)]
+    in_context = [hit("c", 0.95), hit("b", 0.85), hit("d", 0.6)]
+    fused = fuse_rankings([alone, in_context], 3, rrf_k=10)
+    # c (first and third) edges out b (second twice); a, first in one ranking only, beats d, third in one.
+    assert [h.doc_id for h in fused] == ["c", "b", "a"]
+    assert [h.rank for h in fused] == [1, 2, 3]
+    assert fused[0].score == 0.95 and fused[1].score == 0.85  # each chunk's best display score
+
+
 def test_bm25_scores_are_normalised_by_the_best_score():
     normalised = normalize_bm25([(_doc(1), 8.0), (_doc(2), 2.0)])
     assert [s for _, s in normalised] == [1.0, 0.25]
@@ -176,3 +190,20 @@ def test_threshold_filters_vector_hits_but_never_bm25_hits(labour_kb):
 def test_search_can_be_limited_to_one_file(labour_kb):
     hits = labour_kb.search("labour", "加班工资", top_k=10, file_name=LAW_FILES[1])
     assert hits and {h.metadata["source"] for h in hits} == {LAW_FILES[1]}
+
+
+# Follow-ups as the chat model rewrote them, leaving out what the question before them was about.
+FOLLOW_UPS = [
+    ("公司一天最多能让我加几个小时班？", "公司一个月最多能让我加几个小时班？", "劳动法", ["第四十一条"]),
+    ("我想辞职，要提前多久跟公司说？", "我想辞职，还在试用期呢？", "劳动合同法", ["第三十七条"]),
+]
+
+
+@pytest.mark.parametrize("previous,follow_up,law,articles", FOLLOW_UPS)
+def test_a_follow_up_searched_in_the_context_of_its_previous_question_finds_its_article(
+        labour_kb, previous, follow_up, law, articles):
+    alone = labour_kb.search("labour", follow_up, top_k=3, score_threshold=0.0)
+    in_context = labour_kb.search("labour", follow_up, top_k=3, score_threshold=0.0, context=previous)
+    assert not any(_relevant(h, law, articles) for h in alone)
+    assert any(_relevant(h, law, articles) for h in in_context)
+    assert [h.rank for h in in_context] == [1, 2, 3] and len({h.doc_id for h in in_context}) == 3
