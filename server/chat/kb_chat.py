@@ -405,6 +405,10 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     if judged.unsupported:
         # Judged before any rewriting, so no model time is spent on the question at all.
         ctx.meta["unsupported"] = True
+        if standalone.follows:
+            # The passages shown with the refusal are the question's own closest ones, not the exchange's before it.
+            found = await _find(ctx, kb_name, question, question, template, reading)
+            yield events.sources(found.sources)
         yield events.delta(_declined(ctx, kb_name, question, found, judged.doubtful))
         return
     if hyde:

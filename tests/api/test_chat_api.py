@@ -333,6 +333,21 @@ def test_a_rewritten_follow_up_is_searched_in_the_context_of_the_question_it_fol
     assert searched[-1]["context"] is None
 
 
+def test_a_declined_follow_up_shows_its_own_closest_passages_not_the_previous_questions(client, fake):
+    # Asked alone it finds nothing close; after the compost question, the search in that context finds the compost
+    # passage, which is no closer to it.
+    far = "Who invented the lawnmower?"
+    alone, _ = sse(client, "kb", query=far, kb_name="garden", top_k=1, store=False)
+    fake.queue("Every two weeks [1].")
+    first, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=1)
+    fake.queue(far)  # the rewrite: the question stands alone
+    events, _ = sse(client, "kb", query=far, kb_name="garden", top_k=1, conversation_id=first[0]["conversation_id"])
+    assert text_of(events).startswith('The knowledge base "garden" does not seem to answer this question')
+    shown = [e["sources"] for e in events if e["type"] == "sources"]
+    assert "compost" in shown[0][0]["text"]
+    assert shown[-1] == next(e for e in alone if e["type"] == "sources")["sources"] == []
+
+
 def test_a_follow_up_the_model_hands_back_as_it_came_is_searched_with_the_question_before_it(client, fake):
     fake.queue("Every two weeks [1].")
     first, _ = sse(client, "kb", query="How often should the compost heap be turned?", kb_name="garden", top_k=1)
