@@ -124,6 +124,7 @@ CONFIGS: dict[str, dict[str, str]] = {
     "prompt cache": {"LLM__LOCAL__PROMPT_CACHE_MB": "1024"},
     # llama_cpp.server's own default: the logits of every prompt token.
     "logits all": {"LLM__LOCAL__LOGITS_ALL": "true"},
+    "no flash attention": {"LLM__LOCAL__FLASH_ATTN": "false"},
     "lookup decoding": {"LLM__LOCAL__DRAFT_LOOKUP_TOKENS": "8"},
     "0.5b": {"LLM__DEFAULT_MODEL": "qwen2.5-coder-0.5b"},
     "0.5b before": {**BEFORE, "LLM__DEFAULT_MODEL": "qwen2.5-coder-0.5b"},

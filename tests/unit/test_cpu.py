@@ -37,7 +37,7 @@ def test_the_model_process_is_told_to_repack_only_where_it_is_safe(tmp_path):
     assert ("--extra-buffers" in command("auto")) is expected
 
 
-def test_prompt_cache_lookup_decoding_and_logits_all_reach_the_model_process(tmp_path):
+def test_prompt_cache_lookup_decoding_logits_all_and_flash_attention_reach_the_model_process(tmp_path):
     def command(**local):
         settings = Settings(paths={"data_root": tmp_path}, llm={"local": local})
         return ModelServer(settings, tmp_path / "m.gguf", "m").command()
@@ -46,8 +46,11 @@ def test_prompt_cache_lookup_decoding_and_logits_all_reach_the_model_process(tmp
     assert "--cache" not in plain and "--draft_model" not in plain
     # Only the last prompt token's logits unless asked for every token's.
     assert plain[plain.index("--logits_all") + 1] == "False"
-    tuned = command(prompt_cache_mb=512, draft_lookup_tokens=8, logits_all=True)
+    # llama.cpp's own default; llama_cpp.server's is off.
+    assert plain[plain.index("--flash_attn") + 1] == "True"
+    tuned = command(prompt_cache_mb=512, draft_lookup_tokens=8, logits_all=True, flash_attn=False)
     assert tuned[tuned.index("--logits_all") + 1] == "True"
+    assert tuned[tuned.index("--flash_attn") + 1] == "False"
     assert tuned[tuned.index("--cache") + 1] == "True"
     assert tuned[tuned.index("--cache_size") + 1] == str(512 * 1024 * 1024)
     assert tuned[tuned.index("--draft_model") + 1] == "prompt-lookup-decoding"

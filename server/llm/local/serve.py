@@ -123,6 +123,7 @@ class ModelServer:
             # llama_cpp.server computes and copies the logits of every prompt token by default (for logprobs);
             # an answer needs only the last token's.
             "--logits_all", str(self.local.logits_all),
+            "--flash_attn", str(self.local.flash_attn),
             "--verbose", "False",
         ]  # fmt: skip
         if self.chat_format:
