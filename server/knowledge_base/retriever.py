@@ -182,12 +182,10 @@ def merge_kb_rankings(rankings: dict[str, list[SearchHit]], top_k: int, by_score
 
     ``by_score`` (vector search, one embedding model for all): cosine scores are comparable, so hits are
     merged by score. Otherwise (BM25 and hybrid scores are normalised per knowledge base; different models'
-    cosines differ in scale) by reciprocal rank, ``1/(rrf_k + rank)`` in its own knowledge base; a hit keeps
-    its own score for display.
+    cosines differ in scale) by reciprocal rank in its own knowledge base (``fuse_rankings``: chunk ids are unique
+    across knowledge bases, so each hit counts once); a hit keeps its own score for display.
     """
-    pooled = [(name, hit) for name, hits in rankings.items() for hit in hits]
-    if by_score:
-        pooled.sort(key=lambda item: (-item[1].score, item[1].rank))
-    else:
-        pooled.sort(key=lambda item: (-1.0 / (rrf_k + item[1].rank), -item[1].score))
-    return [hit.model_copy(update={"rank": rank}) for rank, (_, hit) in enumerate(pooled[:top_k], start=1)]
+    if not by_score:
+        return fuse_rankings(list(rankings.values()), top_k, rrf_k)
+    pooled = sorted((hit for hits in rankings.values() for hit in hits), key=lambda hit: (-hit.score, hit.rank))
+    return [hit.model_copy(update={"rank": rank}) for rank, hit in enumerate(pooled[:top_k], start=1)]
