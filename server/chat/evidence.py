@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from server.knowledge_base.bm25 import query_tokens, tokenize
+from server.knowledge_base.loaders.tables import ROW_SEPARATOR
 from server.knowledge_base.sentences import sentence_spans
 
 FIRST_SENTENCE_BONUS = 0.15
@@ -38,6 +39,10 @@ class Passage:
     rank: int
     spans: list[tuple[int, int]] = field(default_factory=list)
     chosen: list[int] = field(default_factory=list)  # indexes into spans, in text order
+    # Whether the sentences are a table's rows, each standing alone under its headers: its first row names no
+    # subject, the row after a matching one holds no more of its answer, and the model reads the best rows first.
+    table: bool = False
+    picked: list[int] = field(default_factory=list)  # the chosen, in the order they were chosen
 
     @property
     def highlights(self) -> list[tuple[int, int]]:
@@ -48,11 +53,22 @@ class Passage:
         return self.text[start:end].strip()
 
     def excerpt(self) -> str:
-        """The chosen sentences in text order; runs of neighbours keep their text, gaps get a mark."""
+        """The chosen sentences in text order; runs of neighbours keep their text, gaps get a mark. A table's
+        chosen rows, best first, one per paragraph."""
+        if not self.table:
+            return self._joined(self.chosen)
+        rows: dict[int, list[int]] = {}  # a row's start: its chosen sentences (a long row is cut in several)
+        for i in [*self.picked, *self.chosen]:
+            row = rows.setdefault(self.text.rfind(ROW_SEPARATOR, 0, self.spans[i][0]), [])
+            if i not in row:
+                row.append(i)
+        return ROW_SEPARATOR.join(self._joined(sorted(chosen)) for chosen in rows.values())
+
+    def _joined(self, chosen: list[int]) -> str:
         runs: list[tuple[int, int]] = []
-        for i in self.chosen:
+        for i in chosen:
             start, end = self.spans[i]
-            if runs and i - 1 in self.chosen:
+            if runs and i - 1 in chosen:
                 runs[-1] = (runs[-1][0], end)
             else:
                 runs.append((start, end))
@@ -68,9 +84,10 @@ class Candidate:
     index: int
 
 
-def split_passages(texts: Sequence[str]) -> list[Passage]:
-    """The passages (best first), each cut into sentences, none chosen yet."""
-    return [Passage(text=t, rank=r, spans=sentence_spans(t)) for r, t in enumerate(texts)]
+def split_passages(texts: Sequence[str], tables: Sequence[bool] = ()) -> list[Passage]:
+    """The passages (best first), each cut into sentences, none chosen yet; ``tables`` says which are table rows."""
+    flags = [*tables, *[False] * (len(texts) - len(tables))]
+    return [Passage(text=t, rank=r, spans=sentence_spans(t), table=f) for r, (t, f) in enumerate(zip(texts, flags))]
 
 
 def rank_sentences(question: str, passages: list[Passage],
@@ -101,7 +118,7 @@ def rank_sentences(question: str, passages: list[Passage],
                 continue
             # Better-ranked passages win ties; a passage's opening sentence names its subject.
             score *= 1.0 - 0.1 * p.rank
-            if i == 0:
+            if i == 0 and not p.table:
                 score += FIRST_SENTENCE_BONUS * score
             candidates.append(Candidate(score, p.rank, i))
     candidates.sort(key=lambda c: (-c.score, c.rank, c.index))
@@ -125,11 +142,12 @@ def fill(passages: list[Passage], candidates: Sequence[Candidate], budget: int,
         if used + cost > budget and (used or cost > budget * 2):
             continue
         p.chosen.append(c.index)
+        p.picked.append(c.index)
         used += cost
     # The sentence after a matching one often holds the answer ("... is represented by:" then the name).
     for c in candidates:
         p, i = passages[c.rank], c.index
-        if i not in p.chosen or i + 1 >= len(p.spans) or i + 1 in p.chosen:
+        if p.table or i not in p.chosen or i + 1 >= len(p.spans) or i + 1 in p.chosen:
             continue
         s, e = p.spans[i + 1]
         cost = count(p.text[s:e])
@@ -155,6 +173,7 @@ def choose(
     similarities: Sequence[Sequence[float] | None] | None = None,
     meaning_weight: float = 2.0,
     preferred: Sequence[tuple[int, int]] = (),
+    tables: Sequence[bool] = (),
 ) -> list[Passage]:
     """The passages (best first) with the sentences that fit ``budget`` tokens chosen in each.
 
@@ -163,7 +182,7 @@ def choose(
     keeps its first sentence when room remains, so every passage still says what it is. A budget of 0 or
     less chooses every sentence (whole passages).
     """
-    passages = split_passages(texts)
+    passages = split_passages(texts, tables)
     candidates = rank_sentences(question, passages, similarities, meaning_weight) if budget > 0 else []
     if preferred:
         first = {(r, i): place for place, (r, i) in enumerate(preferred)}

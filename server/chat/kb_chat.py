@@ -88,9 +88,18 @@ def effective_threshold(ctx: ChatContext, kb_name: str) -> float:
 
 
 def title_of(source: Source, metadata: dict[str, Any]) -> str:
-    """A short name of a passage's document: its top heading, else the file name without extension."""
+    """A short name of a passage's document: its top heading, else the file name without extension. A spreadsheet
+    table's is its file's name and its own title (its period, say), which its rows do not repeat."""
     headings = [str(h).strip() for h in metadata.get("heading_path") or [] if str(h).strip()]
-    return headings[0] if headings else PurePosixPath(source["file"]).stem
+    stem = PurePosixPath(source["file"]).stem
+    if metadata.get("sheet"):
+        return " — ".join([stem, *headings[-1:]])
+    return headings[0] if headings else stem
+
+
+def table_passages(hits: Sequence[SearchHit]) -> list[bool]:
+    """Which hits are rows of a table (their chunks know their rows), whose rows the evidence reads best first."""
+    return [bool(hit.metadata.get("rows")) for hit in hits]
 
 
 def with_highlights(source: Source, passage: Passage) -> Source:
@@ -131,7 +140,7 @@ def evidence_budget(ctx: ChatContext, hits: list[SearchHit], sources: list[Sourc
 
 def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template: str,
                     similarities: list[list[float] | None] | None = None, wanted: int | None = None,
-                    preferred: Sequence[tuple[int, int]] = ()) -> list[Passage]:
+                    preferred: Sequence[tuple[int, int]] = (), tables: Sequence[bool] = ()) -> list[Passage]:
     """The sentences the model reads: ``wanted`` tokens of them (``chat.evidence_tokens`` unless given), or whole
     passages when it is 0.
 
@@ -145,9 +154,9 @@ def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template:
     wanted = ctx.settings.chat.evidence_tokens if wanted is None else wanted
     budget = max(1, min(wanted, room)) if wanted > 0 else 0
     weight = ctx.settings.chat.evidence_meaning_weight
-    passages = choose(question, texts, budget, approx_token_count, similarities, weight, preferred)
+    passages = choose(question, texts, budget, approx_token_count, similarities, weight, preferred, tables)
     if wanted <= 0 and sum(ctx.count(p.excerpt()) for p in passages) > room:
-        passages = choose(question, texts, room, ctx.count, similarities, weight)
+        passages = choose(question, texts, room, ctx.count, similarities, weight, tables=tables)
     return passages
 
 
@@ -202,13 +211,14 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
     if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0:
         similarities = await anyio.to_thread.run_sync(kb.sentence_similarities, question, hits)
     sources = [kb_source(i, hit, kb_name) for i, hit in enumerate(hits, 1)]
-    cut = split_passages(texts)
+    tables = table_passages(hits)
+    cut = split_passages(texts, tables)
     ranked = rank_sentences(question, cut, similarities, chat.evidence_meaning_weight)
     best = [(c.rank, c.index) for c in ranked]
     # The answer's lead is read with the evidence: a quote (chat.quote_evidence) counts at its length.
     lead = _lead(ctx, question, _Evidence(hits, cut, sources, similarities=similarities, best=best))
     wanted = evidence_budget(ctx, hits, sources, lead, reading.prompt_speed, reading.system_tokens)
-    passages = choose_evidence(ctx, question, texts, template, similarities, wanted)
+    passages = choose_evidence(ctx, question, texts, template, similarities, wanted, tables=tables)
     sources = [with_highlights(source, p) for source, p in zip(sources, passages)]
     return _Evidence(hits, passages, sources, wanted, similarities, best)
 
@@ -229,7 +239,8 @@ async def _scored(ctx: ChatContext, kb_name: str, question: str, template: str, 
     if scorer is None or found.evidence_tokens <= 0 or not found.hits:
         return found
     texts = [hit.text for hit in found.hits]
-    passages = split_passages(texts)
+    tables = table_passages(found.hits)
+    passages = split_passages(texts, tables)
     candidates = rank_sentences(question, passages, found.similarities,
                                 ctx.settings.chat.evidence_meaning_weight)[:ctx.settings.chat.scored_sentences]
     if len(candidates) < 2:
@@ -246,7 +257,7 @@ async def _scored(ctx: ChatContext, kb_name: str, question: str, template: str, 
     best = preferred[0][0]
     order = [best, *(r for r in range(len(texts)) if r != best)]
     budget = min(found.evidence_tokens, ctx.settings.chat.scored_evidence_tokens)
-    chosen = choose_evidence(ctx, question, texts, template, found.similarities, budget, preferred)
+    chosen = choose_evidence(ctx, question, texts, template, found.similarities, budget, preferred, tables)
     hits = [found.hits[r] for r in order]
     sources = [with_highlights(kb_source(i, hits[i - 1], kb_name), chosen[r]) for i, r in enumerate(order, 1)]
     sims = [found.similarities[r] for r in order] if found.similarities else None

@@ -17,6 +17,8 @@ LONG_SENTENCE_CHARS = 220
 # Pieces shorter than this (table cells, lines of a form or transcript) join the next piece, so a
 # "sentence" carries enough words to be matched and to make sense alone.
 SHORT_SENTENCE_CHARS = 40
+# A table row as the loaders write it: one line holding "header: value".
+_ROW = re.compile(r"[^\n]*\S: \S[^\n]*")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -32,13 +34,23 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     for s, e in pieces:
         if not text[s:e].strip():
             continue
-        if spans and len(text[spans[-1][0]:spans[-1][1]].strip()) < SHORT_SENTENCE_CHARS:
+        if spans and _joins(text, spans[-1], (s, e), spans[-1]):
             spans[-1] = (spans[-1][0], e)
         else:
             spans.append((s, e))
-    if len(spans) > 1 and len(text[spans[-1][0]:spans[-1][1]].strip()) < SHORT_SENTENCE_CHARS:
+    if len(spans) > 1 and _joins(text, spans[-2], spans[-1], spans[-1]):
         spans[-2:] = [(spans[-2][0], spans[-1][1])]  # a short last piece joins the one before
     return spans
+
+
+def _joins(text: str, before: tuple[int, int], after: tuple[int, int], short: tuple[int, int]) -> bool:
+    """Whether two neighbouring pieces make one sentence: when ``short`` (one of them) is too short to stand alone,
+    unless both are rows of a table (a 'header: value' line each, a paragraph apart), which always stand alone."""
+    if len(text[short[0]:short[1]].strip()) >= SHORT_SENTENCE_CHARS:
+        return False
+    first = text[before[0]:after[0]]
+    gap = first[len(first.rstrip()):]
+    return not (gap.count("\n") >= 2 and _ROW.fullmatch(first.strip()) and _ROW.fullmatch(text[after[0]:after[1]].strip()))
 
 
 def _split_long(text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -76,13 +76,14 @@ def split_documents(
         # carried over would be a value cut from its header.
         overlap = 0 if spans else chunk_overlap
         splitter = _DocSplitter(doc.text, chunk_size, overlap, token_counter if unit == "tokens" else None)
-        base = {k: v for k, v in doc.metadata.items() if k != "row_spans"}
+        base = {k: v for k, v in doc.metadata.items() if k not in ("row_spans", "heading_path")}
+        outer = list(doc.metadata.get("heading_path") or [])  # a loader's (a table's titles)
         offsets = [offset for offset, _ in spans]
         for start, end, path in splitter.split():
             text = _normalize(doc.text[start:end])
             if not text:
                 continue
-            metadata = {**base, "chunk_index": len(chunks), "heading_path": list(path), "start": start}
+            metadata = {**base, "chunk_index": len(chunks), "heading_path": [*outer, *path], "start": start}
             rows = _row_range(spans, offsets, start, end)
             if rows:
                 metadata["rows"] = rows

@@ -16,7 +16,8 @@ class LoadedDoc:
     # "sheet", "slide" (1-based), "title", "format" (extension without the dot) and "ocr" (True when
     # the text was read off an image). A table's LoadedDoc also has "row_spans": [[offset, row], ...],
     # the character offset in the text where each row's line starts and the row's number in the file;
-    # the splitter turns it into each chunk's "rows" ([first, last]).
+    # the splitter turns it into each chunk's "rows" ([first, last]). "heading_path" (list[str]), when a loader
+    # knows one (a spreadsheet table's title rows), heads the heading path of each of the doc's chunks.
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

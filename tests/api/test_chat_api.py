@@ -580,3 +580,37 @@ def test_control_characters_are_dropped_from_questions_and_searches(client, fake
     assert hits.status_code == 200 and hits.json()[0]["metadata"]["source"] == "garden.md"
     blank = client.post("/kbs/garden/search", json={"query": "\x00\x07"})
     assert blank.status_code == 422 and blank.json()["error"]["code"] == "invalid_input"
+
+
+def test_a_spreadsheet_tables_title_and_best_row_lead_its_passage(app, client, fake):
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Regions"
+    header = [None, "Sales", "Profit", "Staff", "Stores"]
+    for row in (["Sales by region"], [], ["In millions", None, None, "January–June 2023"], header,
+                ["South", 80, -5, 950, 31], ["North", 120, 30, 1250, 52], [],
+                ["In millions", None, None, "January–June 2022"], header,
+                ["South", 90, 4, 940, 30], ["North", 110, 25, 1200, 48]):
+        sheet.append(row)
+    data = io.BytesIO()
+    workbook.save(data)
+    kb = app.state.services.kb
+    kb.create_kb("regions")
+    [result] = kb.add_files("regions", [("results.xlsx", data.getvalue())])
+    assert result.status == "indexed", result.error
+    fake.queue("North sold 110 million [1].")
+    events, _ = sse(client, "kb", query="What were the North region's sales in the first half of 2022?",
+                    kb_name="regions", top_k=2)
+    sources = next(e for e in events if e["type"] == "sources")["sources"]
+    assert {s["location"] for s in sources} == {
+        "sheet Regions, rows 5-6, § Sales by region > In millions; January–June 2023",
+        "sheet Regions, rows 10-11, § Sales by region > In millions; January–June 2022"}
+    asked = fake.requests[-1]["messages"][-1]["content"]
+    # Each passage is named by its file and its table's own title, which its rows do not repeat; the row that
+    # bears on the question comes first.
+    assert "results — In millions; January–June 2022\nNorth; Sales: 110; Profit: 25;" in asked
+    assert "results — In millions; January–June 2023\nNorth; Sales: 120; Profit: 30;" in asked

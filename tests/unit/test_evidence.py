@@ -110,3 +110,38 @@ def test_sentences_a_model_preferred_are_chosen_first_and_the_rest_keep_their_or
         "A compost heap needs air, water and a mix of green and brown material."]
     assert texts_of(choose(question, [COMPOST], budget, approx_token_count)[0]) == [
         "Turn the compost heap every two weeks so that it stays aerobic."]
+
+
+CUPS = ("Team: Blues; Location: STL; Stanley Cups: 1\n\nTeam: Flyers; Location: PHI; Stanley Cups: 2\n\n"
+        "Team: Maple Leafs; Location: TOR; Stanley Cups: 13")
+
+
+def test_a_tables_rows_are_read_best_first_and_its_first_row_gets_no_bonus():
+    question = "How many Stanley Cups have the Maple Leafs won?"
+    [as_text] = choose(question, [CUPS], 320, approx_token_count)
+    [as_table] = choose(question, [CUPS], 320, approx_token_count, tables=[True])
+    assert as_text.excerpt().startswith("Team: Blues")
+    assert as_table.excerpt().split("\n\n")[0] == "Team: Maple Leafs; Location: TOR; Stanley Cups: 13"
+    assert sorted(as_table.excerpt().split("\n\n")) == sorted(CUPS.split("\n\n"))
+    # The highlights stay in text order.
+    assert as_table.highlights == sorted(as_table.highlights)
+    assert rank_sentences(question, split_passages([CUPS], [True]))[0].index == 2
+
+
+def test_a_long_table_row_cut_in_pieces_keeps_its_pieces_together_in_order():
+    long_row = "; ".join(f"Measure {n}: {n * 11}" for n in range(40)) + "; Water sales: 1792"
+    table = "Zone A; Sales: 5\n\n" + long_row + "\n\nZone B; Sales: 7"
+    [passage] = choose("What were the water sales?", [table], 60, approx_token_count, tables=[True])
+    rows = passage.excerpt().split("\n\n")
+    assert "Water sales: 1792" in rows[0] and not rows[0].startswith("Zone")
+    assert all("Water sales" not in row for row in rows[1:])
+
+
+def test_short_table_rows_stay_sentences_of_their_own_while_short_prose_joins_the_next():
+    rows = "South; Sales: 90; Profit: 4\n\nNorth; Sales: 110; Profit: 25\n\nEast; Sales: 7"
+    assert [rows[s:e].strip() for s, e in sentence_spans(rows)] == rows.split("\n\n")
+    # A short title above the rows, and short lines of a form, still join what follows them.
+    titled = "Stanley Cups\n\n" + rows
+    assert titled[slice(*sentence_spans(titled)[0])].strip() == "Stanley Cups\n\nSouth; Sales: 90; Profit: 4"
+    form = "Name: Bob\nAge: 3\nCity: Springfield, by the river"
+    assert len(sentence_spans(form)) == 1

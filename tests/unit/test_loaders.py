@@ -19,6 +19,7 @@ from server.knowledge_base.loaders import (
     load_file,
     loader_name,
 )
+from server.knowledge_base.splitter import split_documents
 from server.knowledge_base.types import LoadOptions
 from tests.pdf_support import pdf_file
 
@@ -273,11 +274,41 @@ def test_xlsx_gives_one_doc_per_sheet_with_header_keys(tmp_path):
     docs = load_file(path)
     assert [d.metadata["sheet"] for d in docs] == ["Sales", "Notes"]
     assert docs[0].text.split("\n\n") == [
-        "2024 sales report",
         "Region: 华东; Units: 3; Date: 2024-01-05",
         "Region: North; Units: 2.5",
     ]
-    assert docs[1].text == "key: owner; value: ops"
+    assert docs[0].metadata["heading_path"] == ["2024 sales report"]
+    assert docs[1].text == "key: owner; value: ops" and "heading_path" not in docs[1].metadata
+
+
+def test_stacked_tables_of_a_sheet_are_separate_docs_under_their_own_titles(tmp_path):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Results"
+    for row in (["Revenue by region"], [], ["In millions", None, None, "2023"], [None, "Sales", "Profit"],
+                ["North", 120, 30], ["South", 80, -5], [], ["In millions", None, None, "2022"],
+                [None, "Sales", "Profit"], ["North", 110, 25], ["South", 90, 4], [], ["(a) Unaudited."],
+                [], ["Impairments", None, None, None], ["Unit", "2023", None, "2022"],
+                [None, "Goodwill", "Other", "Goodwill", "Other"], ["North", 0, -9, None, -285]):
+        sheet.append(row)
+    path = tmp_path / "results.xlsx"
+    workbook.save(path)
+    docs = load_file(path)
+    assert [d.metadata["heading_path"] for d in docs] == [
+        ["Revenue by region", "In millions; 2023"],
+        ["Revenue by region", "In millions; 2022"],
+        ["Revenue by region", "Impairments"],
+    ]
+    assert docs[0].text == "North; Sales: 120; Profit: 30\n\nSouth; Sales: 80; Profit: -5"
+    assert docs[1].text.split("\n\n") == ["North; Sales: 110; Profit: 25", "South; Sales: 90; Profit: 4",
+                                           "(a) Unaudited."]
+    # A band of labels over two column groups: each column's key leads with the label nearest above it.
+    assert docs[2].text == "Unit: North; 2023 Goodwill: 0; 2023 Other: -9; 2022 Other: -285"
+    chunks = split_documents(docs, 500, 50)
+    assert [c.metadata["rows"] for c in chunks] == [[5, 6], [10, 13], [18, 18]]
+    assert chunks[1].metadata["heading_path"] == ["Revenue by region", "In millions; 2022"]
 
 
 def test_pptx_gives_one_doc_per_slide_with_title_text_table_and_notes(tmp_path):
@@ -427,6 +458,15 @@ def test_real_xlsx_sheets_use_the_header_row(shared_data):
     docs = _load(shared_data, "en/files/unstructured_stanley-cups.xlsx")
     assert [d.metadata["sheet"] for d in docs] == ["Stanley Cups", "Stanley Cups Since 67"]
     assert "Team: Maple Leafs; Location: TOR; Stanley Cups: 13" in docs[0].text
+    assert [d.metadata["heading_path"] for d in docs] == [["Stanley Cups"], ["Stanley Cups Since 67"]]
+
+
+def test_real_xlsx_stacked_tables_carry_their_period(shared_data):
+    docs = _load(shared_data, "en/files/unstructured_2023-half-year-analyses-by-segment.xlsx")
+    zone_na = [d for d in docs if d.text.startswith("Zone NA;")]
+    assert [d.metadata["heading_path"][-1] for d in zone_na] == ["In millions of CHF; January–June 2023",
+                                                                 "In millions of CHF; January–June 2022"]
+    assert "Sales (a): 12553" in zone_na[0].text and "Sales (a): 12138" in zone_na[1].text
 
 
 def test_real_pptx_slides(shared_data):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from server.knowledge_base.loaders.office import check_zip
-from server.knowledge_base.loaders.tables import render_table
+from server.knowledge_base.loaders.tables import render_sheet, render_table
 from server.knowledge_base.types import LoadedDoc, LoadOptions, loaded_doc
 
 # A row or cell repeated this often is a formatting run to the sheet's end, not data.
@@ -90,15 +90,15 @@ def _descendants(node: Any, name: str) -> Iterator[Any]:
 
 
 def load_ods(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
-    """An ODF spreadsheet: one LoadedDoc per non-empty sheet, each row as 'header: value; ...'."""
+    """An ODF spreadsheet: one LoadedDoc per table of each sheet (``render_sheet``), each row as
+    'header: value; ...'."""
     from odf import table
 
     document = _opendocument(path, source, "ods")
-    docs = []
+    docs: list[LoadedDoc] = []
     for sheet in document.spreadsheet.getElementsByType(table.Table):
-        rendered = render_table(_table_rows(sheet))
-        if rendered.text.strip():
-            docs.append(rendered.doc(source, sheet=str(sheet.getAttribute("name") or "")))
+        name = str(sheet.getAttribute("name") or "")
+        docs.extend(t.doc(source, sheet=name) for t in render_sheet(_table_rows(sheet)) if t.text.strip())
     return docs
 
 

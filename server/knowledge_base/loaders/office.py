@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server.knowledge_base.loaders.ocr import ocr_picture
-from server.knowledge_base.loaders.tables import render_table
+from server.knowledge_base.loaders.tables import render_sheet, render_table
 from server.knowledge_base.types import LoadedDoc, LoadOptions, loaded_doc
 
 if TYPE_CHECKING:
@@ -116,17 +116,17 @@ def _docx_table_rows(table: Table) -> Iterator[list[str]]:
 
 
 def load_xlsx(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
-    """An Excel workbook: one LoadedDoc per non-empty sheet, rows as 'header: value; ...' lines."""
+    """An Excel workbook: one LoadedDoc per table of each sheet (``render_sheet``), rows as 'header: value; ...'
+    lines, its title rows as its heading path."""
     import openpyxl
 
     check_zip(path, source, "xlsx")
     workbook = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
     try:
-        docs = []
+        docs: list[LoadedDoc] = []
         for sheet in workbook.worksheets:
-            rendered = render_table([list(row) for row in sheet.iter_rows(values_only=True)], sheet.min_row or 1)
-            if rendered.text.strip():
-                docs.append(rendered.doc(source, sheet=sheet.title))
+            rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+            docs.extend(t.doc(source, sheet=sheet.title) for t in render_sheet(rows, sheet.min_row or 1) if t.text.strip())
         return docs
     finally:
         workbook.close()

@@ -7,6 +7,7 @@ starts and its number in the file ("row_spans"), which the splitter turns into a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -33,11 +34,15 @@ class RenderedTable:
 
     text: str = ""
     row_spans: list[list[int]] = field(default_factory=list)
+    # The titles above the table, outermost first (``render_sheet``); the loader makes them its heading path.
+    caption: list[str] = field(default_factory=list)
 
     def doc(self, source: str, title: str | None = None, **location: int | str) -> LoadedDoc:
         doc = loaded_doc(self.text, source, title, **location)
         if self.row_spans:
             doc.metadata["row_spans"] = self.row_spans
+        if self.caption:
+            doc.metadata["heading_path"] = list(self.caption)
         return doc
 
 
@@ -68,3 +73,155 @@ def render_table(table: Sequence[Sequence[object]], first_row: int = 1) -> Rende
         parts.append(line)
         offset += len(line) + len(ROW_SEPARATOR)
     return RenderedTable(ROW_SEPARATOR.join(parts), spans)
+
+
+
+# A cell holding a figure: a number, maybe signed, bracketed, with thousands separators, a currency or a percent.
+_FIGURE = re.compile(r"[-+−(]?[$€£¥]?\d[\d,.\s]*%?\)?")
+
+# A note under a table: "(a) ...", "* ...", "Note: ...", "Source: ...".
+_NOTE = re.compile(r"\s*(?:\([a-z0-9]{1,2}\)|[*†‡¹²³]|notes?\b|sources?\b)", re.I)
+
+Rows = list[tuple[int, list[str]]]
+
+
+@dataclass
+class _Block:
+    """One table of a sheet: the rows above its header (titles), its header rows, and its body."""
+
+    titles: Rows
+    header: Rows
+    body: Rows = field(default_factory=list)
+
+
+def render_sheet(table: Sequence[Sequence[object]], first_row: int = 1) -> list[RenderedTable]:
+    """A spreadsheet's tables, each rendered like ``render_table``, with its title rows as its ``caption``.
+
+    A sheet often stacks tables (this year's figures, then last year's), each under its own title rows and header,
+    and the period is only in the title: a new table starts where, after an empty row, rows without figures come
+    before rows with them again. A header may span two rows (a band of group labels over the column names); each
+    column's key then leads with its group's label, and a band of one label is a title. Titles go to the
+    caption, not the text, so that every chunk of the table carries them; the first table's one-cell titles, the
+    sheet's own, head the captions of the tables below it. A sheet without figures is one table, read by
+    ``render_table``."""
+    numbered = [(first_row + i, [format_value(v) for v in row]) for i, row in enumerate(table)]
+    numbered = [(n, row) for n, row in numbered if any(row)]
+    blocks = _blocks(numbered)
+    if not blocks:
+        rendered = render_table([row for _, row in numbered], numbered[0][0] if numbered else first_row)
+        return [rendered] if rendered.text else []
+    sheet_titles = [_joined(row) for _, row in blocks[0].titles]
+    out = []
+    for i, block in enumerate(blocks):
+        rendered, band_titles = _render_block(block)
+        own = [_joined(row) for _, row in block.titles] if i else []
+        rendered.caption = [*sheet_titles, *own, *band_titles]
+        out.append(rendered)
+    return out
+
+
+def _width(row: list[str]) -> int:
+    return sum(1 for cell in row if cell)
+
+
+def _joined(row: list[str]) -> str:
+    return "; ".join(cell for cell in row if cell)
+
+
+def _has_figure(row: list[str]) -> bool:
+    return any(_FIGURE.fullmatch(cell) for cell in row[1:] if cell)
+
+
+def _blocks(rows: Rows) -> list[_Block]:
+    """The sheet's rows as stacked tables; [] when no row below a header holds a figure."""
+    blocks: list[_Block] = []
+    i = 0
+    while i < len(rows):
+        found = _table_at(rows, i, first=not blocks)
+        if found is None:
+            break
+        j, k = found
+        block = _Block(titles=rows[i:j], header=rows[j:k])
+        m = k
+        while m < len(rows) and not (m > k and _opens_table(rows, m)):
+            block.body.append(rows[m])
+            m += 1
+        blocks.append(block)
+        i = m
+    if blocks and i < len(rows):  # rows that open no table of figures stay under the last one
+        blocks[-1].body.extend(rows[i:])
+    return blocks
+
+
+def _opens_table(rows: Rows, m: int) -> bool:
+    """Whether rows[m] opens another table: it follows an empty row, is no note, and a table's titles and header
+    start there."""
+    return (rows[m][0] > rows[m - 1][0] + 1 and not _NOTE.match(_joined(rows[m][1]))
+            and _table_at(rows, m, first=False) is not None)
+
+
+def _table_at(rows: Rows, i: int, first: bool) -> tuple[int, int] | None:
+    """(header start, body start) of a table whose titles start at rows[i]: rows of one cell (titles), then header
+    rows of several cells without figures, then a row with figures. The first header row may hold figures (years
+    as column names); below another table, only when a header row without figures follows it."""
+    j = i
+    while j < len(rows) and _width(rows[j][1]) == 1:
+        j += 1
+    k = j + 1
+    while k < len(rows) and _width(rows[k][1]) > 1 and not _has_figure(rows[k][1]):
+        k += 1
+    if k >= len(rows) or not _has_figure(rows[k][1]):
+        return None
+    return (j, k) if first or k > j + 1 or not _has_figure(rows[j][1]) else None
+
+
+def _runs(columns: list[int]) -> list[list[int]]:
+    """Consecutive columns in runs: the column groups of a header, split at empty spacer columns."""
+    runs: list[list[int]] = []
+    for c in columns:
+        if runs and runs[-1][-1] == c - 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return runs
+
+
+def _band_label(band: list[str], labelled: list[int], runs: list[list[int]], c: int) -> str:
+    """The band's label over column c: the one label within c's column group, else the nearest one at or left of c
+    (a merged cell's value sits in its first column); the band's own first cell over the first column."""
+    if c == 0:
+        return band[0]
+    inside = [b for run in runs if c in run for b in labelled if b in run]
+    if len(inside) == 1:
+        return band[inside[0]]
+    return band[max((b for b in labelled if b <= c), default=labelled[0])]
+
+
+def _render_block(block: _Block) -> tuple[RenderedTable, list[str]]:
+    """The block's body as 'key: value' rows (a row of one cell without figures, a note, as it is) and its
+    one-label bands as titles."""
+    *bands, (_, header) = block.header
+    width = max(len(row) for _, row in [*block.header, *block.body])
+    keys = [header[c] if c < len(header) else "" for c in range(width)]
+    titles: list[str] = []
+    for _, band in bands:
+        labelled = [c for c in range(1, len(band)) if band[c]]
+        if len(labelled) < 2:
+            titles.append(_joined(band))
+            continue
+        runs = _runs([c for c in range(1, width) if keys[c]])
+        for c in range(width):
+            keys[c] = f"{_band_label(band, labelled, runs, c)} {keys[c]}".strip()
+    parts: list[str] = []
+    spans: list[list[int]] = []
+    offset = 0
+    for number, row in block.body:
+        if _width(row) == 1 and not _has_figure(row):
+            line = _joined(row)
+        else:
+            line = "; ".join(cell if c == 0 and not keys[0] else f"{keys[c] or f'column {c + 1}'}: {cell}"
+                             for c, cell in enumerate(row) if cell)
+        spans.append([offset, number])
+        parts.append(line)
+        offset += len(line) + len(ROW_SEPARATOR)
+    return RenderedTable(ROW_SEPARATOR.join(parts), spans), titles
