@@ -85,6 +85,17 @@ def test_csv_with_semicolon_delimiter_is_sniffed(tmp_path):
     assert doc.text.split("\n\n") == ["item: apple; price: 1,50", "item: pear; price: 2,00"]
 
 
+def test_a_csv_saved_from_a_sheet_of_stacked_tables_gives_a_doc_per_table(tmp_path):
+    path = tmp_path / "sales.csv"
+    path.write_text("Sales by region,,\n,,\nH1 2023,,\nRegion,Sales,Profit\nNorth,120,30\n,,\n"
+                    "H1 2022,,\nRegion,Sales,Profit\nNorth,110,25\n", encoding="utf-8")
+    docs = load_file(path)
+    assert [(d.metadata["heading_path"], d.text) for d in docs] == [
+        (["Sales by region", "H1 2023"], "Region: North; Sales: 120; Profit: 30"),
+        (["Sales by region", "H1 2022"], "Region: North; Sales: 110; Profit: 25"),
+    ]
+
+
 def test_json_is_pretty_printed_with_readable_chinese(tmp_path):
     path = tmp_path / "data.json"
     path.write_text(json.dumps({"问题": "什么是劳动合同？", "tags": ["法律", 1]}), encoding="utf-8")
@@ -495,7 +506,7 @@ def test_real_chinese_csv(shared_data):
     [doc] = _load(shared_data, "zh/files/chatchat_langchain-ChatGLM_closed.csv")
     lines = doc.text.splitlines()
     assert len(lines) >= 170
-    assert lines[0].startswith("column 1: 0; title: ")
+    assert lines[0].startswith("0; title: ")  # the unnamed index column labels each row
     assert CJK.search(doc.text)
 
 

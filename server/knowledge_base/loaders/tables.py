@@ -46,6 +46,18 @@ class RenderedTable:
         return doc
 
 
+def _row_line(keys: Sequence[str], row: Sequence[str]) -> str:
+    """A row as 'key: value; ...' over its non-empty cells; a cell without a key is 'column N: value', except in
+    the first column, where it labels the row ('Zone NA; Sales: 12553')."""
+    cells = []
+    for c, cell in enumerate(row):
+        if not cell:
+            continue
+        key = keys[c] if c < len(keys) else ""
+        cells.append(cell if c == 0 and not key else f"{key or f'column {c + 1}'}: {cell}")
+    return "; ".join(cells)
+
+
 def render_table(table: Sequence[Sequence[object]], first_row: int = 1) -> RenderedTable:
     """Render rows (the first non-empty one, or the first wide one after title rows, is the header) as
     'header: value; ...' paragraphs; first_row is the number of table[0] in the file."""
@@ -63,12 +75,12 @@ def render_table(table: Sequence[Sequence[object]], first_row: int = 1) -> Rende
     if not body:
         return RenderedTable(ROW_SEPARATOR.join([*titles, "; ".join(cell for cell in header if cell)]))
     width = max(len(header), max(len(row) for _, row in body))
-    keys = [header[i] if i < len(header) and header[i] else f"column {i + 1}" for i in range(width)]
+    keys = [header[i] if i < len(header) else "" for i in range(width)]
     parts = list(titles)
     offset = sum(len(t) + len(ROW_SEPARATOR) for t in titles)
     spans = []
     for number, row in body:
-        line = "; ".join(f"{keys[i]}: {cell}" for i, cell in enumerate(row) if cell)
+        line = _row_line(keys, row)
         spans.append([offset, number])
         parts.append(line)
         offset += len(line) + len(ROW_SEPARATOR)
@@ -101,8 +113,8 @@ def render_sheet(table: Sequence[Sequence[object]], first_row: int = 1) -> list[
     and the period is only in the title: a new table starts where, after an empty row, rows without figures come
     before rows with them again. A header may span two rows (a band of group labels over the column names); each
     column's key then leads with its group's label, and a band of one label is a title. Titles go to the
-    caption, not the text, so that every chunk of the table carries them; the first table's one-cell titles, the
-    sheet's own, head the captions of the tables below it. A sheet without figures is one table, read by
+    caption, not the text, so that every chunk of the table carries them; the first table's titles above an empty
+    row, the sheet's own, head the captions of the tables below it. A sheet without figures is one table, read by
     ``render_table``."""
     numbered = [(first_row + i, [format_value(v) for v in row]) for i, row in enumerate(table)]
     numbered = [(n, row) for n, row in numbered if any(row)]
@@ -110,14 +122,28 @@ def render_sheet(table: Sequence[Sequence[object]], first_row: int = 1) -> list[
     if not blocks:
         rendered = render_table([row for _, row in numbered], numbered[0][0] if numbered else first_row)
         return [rendered] if rendered.text else []
-    sheet_titles = [_joined(row) for _, row in blocks[0].titles]
+    first = blocks[0]
+    sheet_titles = [_joined(row) for _, row in first.titles[:len(first.titles) - len(_own_titles(first))]]
     out = []
-    for i, block in enumerate(blocks):
+    for block in blocks:
         rendered, band_titles = _render_block(block)
-        own = [_joined(row) for _, row in block.titles] if i else []
-        rendered.caption = [*sheet_titles, *own, *band_titles]
+        own = _own_titles(first) if block is first else block.titles
+        rendered.caption = [*sheet_titles, *(_joined(row) for _, row in own), *band_titles]
         out.append(rendered)
     return out
+
+
+def _own_titles(block: _Block) -> Rows:
+    """The title rows right above the first table's header, without an empty row between: the table's own; the
+    titles above an empty row head the sheet, and every table's caption."""
+    own: Rows = []
+    below = block.header[0][0]
+    for number, row in reversed(block.titles):
+        if number != below - 1:
+            break
+        own.insert(0, (number, row))
+        below = number
+    return own
 
 
 def _width(row: list[str]) -> int:
@@ -216,11 +242,7 @@ def _render_block(block: _Block) -> tuple[RenderedTable, list[str]]:
     spans: list[list[int]] = []
     offset = 0
     for number, row in block.body:
-        if _width(row) == 1 and not _has_figure(row):
-            line = _joined(row)
-        else:
-            line = "; ".join(cell if c == 0 and not keys[0] else f"{keys[c] or f'column {c + 1}'}: {cell}"
-                             for c, cell in enumerate(row) if cell)
+        line = _joined(row) if _width(row) == 1 and not _has_figure(row) else _row_line(keys, row)
         spans.append([offset, number])
         parts.append(line)
         offset += len(line) + len(ROW_SEPARATOR)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from server.knowledge_base.loaders.encoding import read_text
-from server.knowledge_base.loaders.tables import render_table
+from server.knowledge_base.loaders.tables import render_sheet, render_table
 from server.knowledge_base.types import LoadedDoc, loaded_doc
 
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
@@ -32,7 +32,8 @@ def load_markdown(path: Path, source: str) -> list[LoadedDoc]:
 
 
 def load_csv(path: Path, source: str) -> list[LoadedDoc]:
-    """A CSV file as one LoadedDoc of 'column: value; ...' paragraphs, one per row (row 1 is the header)."""
+    """A CSV file as 'column: value; ...' paragraphs, one per row, a LoadedDoc per table (``render_sheet``: a CSV
+    saved from a spreadsheet may stack several under their own titles)."""
     text = read_text(path, source)
     sample = text[:8192]
     try:
@@ -40,7 +41,7 @@ def load_csv(path: Path, source: str) -> list[LoadedDoc]:
     except csv.Error:
         dialect = csv.excel
     rows = list(csv.reader(text.splitlines(), dialect))
-    return [render_table(rows).doc(source)]
+    return [table.doc(source) for table in render_sheet(rows)] or [render_table(rows).doc(source)]
 
 
 def load_json(path: Path, source: str) -> list[LoadedDoc]:
