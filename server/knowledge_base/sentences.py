@@ -50,7 +50,8 @@ def _joins(text: str, before: tuple[int, int], after: tuple[int, int], short: tu
         return False
     first = text[before[0]:after[0]]
     gap = first[len(first.rstrip()):]
-    return not (gap.count("\n") >= 2 and _ROW.fullmatch(first.strip()) and _ROW.fullmatch(text[after[0]:after[1]].strip()))
+    second = text[after[0]:after[1]].strip()
+    return not (gap.count("\n") >= 2 and _ROW.fullmatch(first.strip()) and _ROW.fullmatch(second))
 
 
 def _split_long(text: str, start: int, end: int) -> list[tuple[int, int]]:

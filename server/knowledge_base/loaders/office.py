@@ -125,8 +125,8 @@ def load_xlsx(path: Path, source: str, options: LoadOptions) -> list[LoadedDoc]:
     try:
         docs: list[LoadedDoc] = []
         for sheet in workbook.worksheets:
-            rows = [list(row) for row in sheet.iter_rows(values_only=True)]
-            docs.extend(t.doc(source, sheet=sheet.title) for t in render_sheet(rows, sheet.min_row or 1) if t.text.strip())
+            tables = render_sheet([list(row) for row in sheet.iter_rows(values_only=True)], sheet.min_row or 1)
+            docs.extend(t.doc(source, sheet=sheet.title) for t in tables if t.text.strip())
         return docs
     finally:
         workbook.close()

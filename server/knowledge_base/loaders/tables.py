@@ -70,10 +70,10 @@ def render_table(table: Sequence[Sequence[object]], first_row: int = 1) -> Rende
     # the first row at least half as wide as the widest of the first rows; rows above it are titles.
     widths = [sum(1 for cell in row if cell) for row in rows[:10]]
     start = next(i for i, w in enumerate(widths) if w * 2 >= max(widths))
-    titles = ["; ".join(cell for cell in row if cell) for row in rows[:start]]
+    titles = [_joined(row) for row in rows[:start]]
     header, body = rows[start], numbered[start + 1 :]
     if not body:
-        return RenderedTable(ROW_SEPARATOR.join([*titles, "; ".join(cell for cell in header if cell)]))
+        return RenderedTable(ROW_SEPARATOR.join([*titles, _joined(header)]))
     width = max(len(header), max(len(row) for _, row in body))
     keys = [header[i] if i < len(header) else "" for i in range(width)]
     parts = list(titles)
@@ -85,7 +85,6 @@ def render_table(table: Sequence[Sequence[object]], first_row: int = 1) -> Rende
         parts.append(line)
         offset += len(line) + len(ROW_SEPARATOR)
     return RenderedTable(ROW_SEPARATOR.join(parts), spans)
-
 
 
 # A cell holding a figure: a number, maybe signed, bracketed, with thousands separators, a currency or a percent.
