@@ -88,18 +88,24 @@ def effective_threshold(ctx: ChatContext, kb_name: str) -> float:
 
 
 def title_of(source: Source, metadata: dict[str, Any]) -> str:
-    """A short name of a passage's document: its top heading, else the file name without extension. A spreadsheet
-    table's is its file's name and its own title (its period, say), which its rows do not repeat."""
+    """A short name of a passage's document: its top heading, else the file name without extension. A table's
+    (a sheet's or a CSV file's) is its file's name and its own title (its period, say), which its rows do not
+    repeat."""
     headings = [str(h).strip() for h in metadata.get("heading_path") or [] if str(h).strip()]
     stem = PurePosixPath(source["file"]).stem
-    if metadata.get("sheet"):
+    if is_table(metadata):
         return " — ".join([stem, *headings[-1:]])
     return headings[0] if headings else stem
 
 
+def is_table(metadata: dict[str, Any]) -> bool:
+    """Whether a chunk holds rows of a table (a sheet's or a CSV file's): it knows which rows."""
+    return bool(metadata.get("rows"))
+
+
 def table_passages(hits: Sequence[SearchHit]) -> list[bool]:
-    """Which hits are rows of a table (their chunks know their rows), whose rows the evidence reads best first."""
-    return [bool(hit.metadata.get("rows")) for hit in hits]
+    """Which hits are rows of a table, whose rows the evidence reads best first."""
+    return [is_table(hit.metadata) for hit in hits]
 
 
 def with_highlights(source: Source, passage: Passage) -> Source:
