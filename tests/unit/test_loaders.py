@@ -465,6 +465,24 @@ def test_real_scanned_pdf_without_ocr_is_a_clear_error(shared_data):
         load_file(shared_data / "docs" / "zh/files/mineru_small_ocr_scanned.pdf", options=LoadOptions(ocr=False))
 
 
+def test_a_chinese_sheet_of_figures_with_units_splits_into_its_periods(tmp_path):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "销售"
+    for row in (["各区域销售情况"], [], ["2023年上半年"], ["区域", "销售额", "门店"], ["华东", "120万元", "52家"],
+                ["华南", "80万元", "31家"], [], ["2022年上半年"], ["区域", "销售额", "门店"], ["华东", "110万元", "48家"]):
+        sheet.append(row)
+    path = tmp_path / "销售.xlsx"
+    workbook.save(path)
+    docs = load_file(path)
+    assert [(d.metadata["heading_path"], d.text.split("\n\n")[0]) for d in docs] == [
+        (["各区域销售情况", "2023年上半年"], "区域: 华东; 销售额: 120万元; 门店: 52家"),
+        (["各区域销售情况", "2022年上半年"], "区域: 华东; 销售额: 110万元; 门店: 48家"),
+    ]
+
+
 def test_real_xlsx_sheets_use_the_header_row(shared_data):
     docs = _load(shared_data, "en/files/unstructured_stanley-cups.xlsx")
     assert [d.metadata["sheet"] for d in docs] == ["Stanley Cups", "Stanley Cups Since 67"]

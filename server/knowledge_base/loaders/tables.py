@@ -87,8 +87,9 @@ def render_table(table: Sequence[Sequence[object]], first_row: int = 1) -> Rende
     return RenderedTable(ROW_SEPARATOR.join(parts), spans)
 
 
-# A cell holding a figure: a number, maybe signed, bracketed, with thousands separators, a currency or a percent.
-_FIGURE = re.compile(r"[-+−(]?[$€£¥]?\d[\d,.\s]*%?\)?")
+# A cell holding a figure: a number, maybe signed, bracketed, with thousands separators, a currency, a percent or
+# a Chinese unit ("120万元", "5天").
+_FIGURE = re.compile(r"[-+−(（]?[$€£¥￥]?\d[\d,.\s]*(?:[%‰]|[\u4e00-\u9fff]{1,2})?[)）]?")
 
 # A note under a table: "(a) ...", "* ...", "Note: ...", "Source: ...".
 _NOTE = re.compile(r"\s*(?:\([a-z0-9]{1,2}\)|[*†‡¹²³]|notes?\b|sources?\b)", re.I)
