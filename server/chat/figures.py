@@ -8,7 +8,8 @@ the answer (``chat.check_figures``), so a wrong figure is not taken on trust. Va
 compared: 「一千元」 holds 1000, 「5万」 50000, "46,293" 46293 and "15,50" 15.5. A figure with a unit counts
 as held only where the same value comes with the same kind of unit (天 and 日, 元 and 块, 三倍 and 百分之三百
 alike) or with none: 「判五年」 is not held by a passage that says 五日. Figures without a unit (most English
-ones), and the number one (一周 is as often "a week" as a count), are compared by value alone.
+ones), and the number one (一周 is as often "a week" as a count), are compared by value alone. Digits the answer
+scales by 万 or 亿 are held where a passage states them bare: a table "in 万元" holds 12138 for 「12138万元」.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def figures(text: str) -> dict[Figure, str]:
     return out
 
 
+# Arabic digits and a Chinese myriad after them ("12138万元"): the digits as written.
+_WRITTEN_SCALED = re.compile(r"(\d+(?:[.,]\d+)*)\s*[万亿]")
 # "300, 000": a thousands comma a model wrote with a space after it.
 _SPACED_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}), (\d{3})(?!\d|[.,]\d)")
 
@@ -135,10 +138,15 @@ def unsupported_figures(answer: str, grounds: Iterable[str]) -> list[str]:
     bare = {figure.value for figure in known if not figure.unit}
     answer = _closed_up(answer, values)
 
-    def held(figure: Figure) -> bool:
+    def held(figure: Figure, spelling: str) -> bool:
+        # A table "in 万元" (or "in millions") holds 12138 where the answer says 12138万元: the digits as written
+        # are held bare, as "46,293 million" is held by 46293.
+        written = _WRITTEN_SCALED.match(spelling)
+        if written and _arabic(written.group(1)) in bare:
+            return True
         # 一周, 一次, 一个 are as often "per" or "a" as a count: one is compared by value alone.
         if figure.unit and figure.value != 1:
             return figure in known or figure.value in bare
         return figure.value in values
 
-    return [spelling for figure, spelling in figures(answer).items() if not held(figure)]
+    return [spelling for figure, spelling in figures(answer).items() if not held(figure, spelling)]

@@ -54,6 +54,15 @@ def test_a_figure_with_a_unit_is_held_only_by_the_same_value_with_the_same_kind_
     assert unsupported_figures("根据资料[1]，5年。", ["Table: term 5"]) == []
 
 
+def test_digits_the_answer_scales_by_a_myriad_are_held_by_a_table_that_states_them_bare():
+    # The table's unit (单位：万元) is in its title; its rows state the digits alone.
+    rows = ["区域: 华东; 销售额: 12138; 毛利: 2284", "区域: 华南; 销售额: 9,283"]
+    assert unsupported_figures("根据资料[1]，华东区去年上半年销售额为12138万元，华南9283万。", rows) == []
+    assert unsupported_figures("根据资料[1]，华东区销售额为12139万元。", rows) == ["12139万元"]
+    # 1.2万 is still 12000 where a passage says so.
+    assert unsupported_figures("赔偿1.2万元。", ["赔偿12000元。"]) == []
+
+
 def test_a_thousands_comma_written_with_a_space_is_one_figure_where_the_passages_hold_it():
     passages = ["The fine is £300,000 for each breach.", "On 5 May the board met."]
     assert unsupported_figures("According to [1], the fine is £300, 000.", passages) == []
