@@ -115,7 +115,8 @@ def render_chat_options(ctx: UIContext, public: dict[str, Any], conversation: di
             if others:
                 kept = [k for k in remembered("opt_kb_more", []) if k in others]
                 more = remember("opt_kb_more", st.multiselect(t("opt.kb_more"), others, default=kept,
-                                                               key="opt_kb_more", help=t("opt.kb_more_help")))
+                                                               key="opt_kb_more", help=t("opt.kb_more_help"),
+                                                               placeholder=t("opt.kb_more_placeholder")))
                 # Knowledge bases joined by "+" are searched together, their rankings merged.
                 options["kb_name"] = "+".join([options["kb_name"], *more])
         elif not conversation or not conversation.get("id"):

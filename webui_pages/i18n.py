@@ -64,6 +64,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "opt.refuse_help": ("找到的资料都与问题相距较远时，直接说明知识库中似乎没有答案，不让模型编造；关掉后模型总会作答。",
                         "When every passage found is far from the question, say the knowledge base does not seem to "
                         "answer it instead of letting the model make something up; off, the model always answers."),
+    "opt.kb_more_placeholder": ("选择其他知识库", "Choose knowledge bases"),
     "opt.kb_more_help": ("在多个知识库中一起检索，按排名合并结果。", "Search these knowledge bases too; their results are merged by rank."),
     "opt.temperature": ("温度", "Temperature"),
     "opt.history_turns": ("历史对话轮数", "History turns"),

@@ -77,15 +77,16 @@ def quote_values(lang: str, number: int, title: str, passage: Passage, index: in
 def distinct_articles(passages: Sequence[Passage], documents: Sequence[str], ranked: Sequence[tuple[int, int]],
                       count: int) -> list[tuple[int, int]]:
     """The first ``count`` of ``ranked`` (passage rank, sentence index) pairs that stand in different law articles
-    (an article of the same document, ``documents[rank]``, is one however many passages hold it) or, outside a
-    law, in different passages, and that are not the same sentence."""
-    seen: set[tuple[str | int, str | None]] = set()
+    (an article of the same document, ``documents[rank]``, is one however many passages hold it), in different
+    rows of a table, or, elsewhere, in different passages, and that are not the same sentence."""
+    seen: set[tuple[str | int, str | int | None]] = set()
     said: set[str] = set()
     out: list[tuple[int, int]] = []
     for rank, index in ranked:
         passage = passages[rank]
         article = article_at(passage.text, passage.spans[index][0])
-        key: tuple[str | int, str | None] = (documents[rank], article) if article else (rank, None)
+        key: tuple[str | int, str | int | None] = (
+            (documents[rank], article) if article else (rank, index) if passage.table else (rank, None))
         sentence = passage.sentence(index)
         if key in seen or sentence in said:
             continue

@@ -401,6 +401,18 @@ def test_language_switch_translates_the_page(webui_env):
     assert "大模型对话" in at.sidebar.radio(key="opt_mode").options
 
 
+def test_the_other_knowledge_bases_menu_speaks_the_page_s_language(webui_env, api, kb):
+    other = f"{kb}_other"
+    api.create_kb(other, "")
+    try:
+        at = no_exception(chat_app(lang="zh"))
+        set_mode(at, "kb")
+        menu = at.sidebar.multiselect(key="opt_kb_more")
+        assert menu.label == "同时检索" and menu.proto.placeholder == "选择其他知识库"
+    finally:
+        api.delete_kb(other)
+
+
 # ---- knowledge-base page ----------------------------------------------------------------------
 
 

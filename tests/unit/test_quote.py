@@ -86,3 +86,6 @@ def test_further_quotes_come_from_other_articles_or_passages():
     assert distinct_articles(twice, ["law.md", "other.md"], [(0, 1), (1, 0)], 2) == [(0, 1), (1, 0)]
     notes = split_passages([passages[1].text, passages[1].text])
     assert distinct_articles(notes, ["a", "b"], [(0, 0), (1, 0), (1, 1)], 2) == [(0, 0), (1, 1)]
+    # Rows of one table are quoted side by side: a comparison needs both.
+    table = split_passages(["区域: 华北; 毛利: 2068\n\n区域: 华南; 毛利: 1570", "区域: 华北; 毛利: 2198"], [True, True])
+    assert distinct_articles(table, ["s.xlsx", "s.xlsx"], [(0, 0), (0, 1), (1, 0)], 2) == [(0, 0), (0, 1)]
