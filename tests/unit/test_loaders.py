@@ -483,6 +483,21 @@ def test_a_chinese_sheet_of_figures_with_units_splits_into_its_periods(tmp_path)
     ]
 
 
+def test_a_two_row_header_of_column_groups_keys_each_column_with_its_group(tmp_path):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for row in (["员工考勤表"], ["基本信息", None, "考勤", None, None], ["姓名", "部门", "出勤", "请假", "加班"],
+                ["张三", "销售部", "21天", "1天", "6小时"]):
+        sheet.append(row)
+    path = tmp_path / "考勤.xlsx"
+    workbook.save(path)
+    [doc] = load_file(path)
+    assert doc.metadata["heading_path"] == ["员工考勤表"]
+    assert doc.text == "基本信息 姓名: 张三; 基本信息 部门: 销售部; 考勤 出勤: 21天; 考勤 请假: 1天; 考勤 加班: 6小时"
+
+
 def test_real_xlsx_sheets_use_the_header_row(shared_data):
     docs = _load(shared_data, "en/files/unstructured_stanley-cups.xlsx")
     assert [d.metadata["sheet"] for d in docs] == ["Stanley Cups", "Stanley Cups Since 67"]

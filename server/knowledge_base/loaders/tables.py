@@ -214,9 +214,7 @@ def _runs(columns: list[int]) -> list[list[int]]:
 
 def _band_label(band: list[str], labelled: list[int], runs: list[list[int]], c: int) -> str:
     """The band's label over column c: the one label within c's column group, else the nearest one at or left of c
-    (a merged cell's value sits in its first column); the band's own first cell over the first column."""
-    if c == 0:
-        return band[0]
+    (a merged cell's value sits in its first column)."""
     inside = [b for run in runs if c in run for b in labelled if b in run]
     if len(inside) == 1:
         return band[inside[0]]
@@ -231,13 +229,17 @@ def _render_block(block: _Block) -> tuple[RenderedTable, list[str]]:
     keys = [header[c] if c < len(header) else "" for c in range(width)]
     titles: list[str] = []
     for _, band in bands:
-        labelled = [c for c in range(1, len(band)) if band[c]]
+        # Over a header-less first column, the band's first cell names that column (the rows' labels: "In
+        # millions of CHF"); over a named one, it is a group label like the others.
+        row_labels = not keys[0]
+        labelled = [c for c in range(1 if row_labels else 0, len(band)) if band[c]]
         if len(labelled) < 2:
             titles.append(_joined(band))
             continue
-        runs = _runs([c for c in range(1, width) if keys[c]])
+        runs = _runs([c for c in range(width) if keys[c]])
         for c in range(width):
-            keys[c] = f"{_band_label(band, labelled, runs, c)} {keys[c]}".strip()
+            label = band[0] if c == 0 and row_labels else _band_label(band, labelled, runs, c)
+            keys[c] = f"{label} {keys[c]}".strip()
     parts: list[str] = []
     spans: list[list[int]] = []
     offset = 0
