@@ -94,6 +94,11 @@ _FIGURE = re.compile(r"[-+−(（]?[$€£¥￥]?\d[\d,.\s]*(?:[%‰]|[\u4e00-\u
 # A note under a table: "(a) ...", "* ...", "Note: ...", "Source: ...".
 _NOTE = re.compile(r"\s*(?:\([a-z0-9]{1,2}\)|[*†‡¹²³]|notes?\b|sources?\b)", re.I)
 
+# At most this many title rows and header rows above a table: longer runs without figures are text, not a table's
+# head (and the search for the next table stays linear in the sheet's rows).
+MAX_TITLE_ROWS = 8
+MAX_HEADER_ROWS = 4
+
 Rows = list[tuple[int, list[str]]]
 
 
@@ -191,12 +196,12 @@ def _table_at(rows: Rows, i: int, first: bool) -> tuple[int, int] | None:
     rows of several cells without figures, then a row with figures. The first header row may hold figures (years
     as column names); below another table, only when a header row without figures follows it."""
     j = i
-    while j < len(rows) and _width(rows[j][1]) == 1:
+    while j < len(rows) and j - i < MAX_TITLE_ROWS and _width(rows[j][1]) == 1:
         j += 1
     k = j + 1
-    while k < len(rows) and _width(rows[k][1]) > 1 and not _has_figure(rows[k][1]):
+    while k < len(rows) and k - j < MAX_HEADER_ROWS and _width(rows[k][1]) > 1 and not _has_figure(rows[k][1]):
         k += 1
-    if k >= len(rows) or not _has_figure(rows[k][1]):
+    if k >= len(rows) or not _has_figure(rows[k][1]) or _width(rows[j][1]) < 2:
         return None
     return (j, k) if first or k > j + 1 or not _has_figure(rows[j][1]) else None
 
