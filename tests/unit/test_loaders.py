@@ -496,6 +496,14 @@ def test_a_two_row_header_of_column_groups_keys_each_column_with_its_group(tmp_p
     [doc] = load_file(path)
     assert doc.metadata["heading_path"] == ["员工考勤表"]
     assert doc.text == "基本信息 姓名: 张三; 基本信息 部门: 销售部; 考勤 出勤: 21天; 考勤 请假: 1天; 考勤 加班: 6小时"
+    # A band giving the unit, then the period over the last column, is the table's title, not a group.
+    sheet.delete_rows(1, 4)
+    for row in (["单位：万元", None, None, "2023年1-6月"], ["区域", "销售额", "毛利", "门店数"], ["华东", 12553, 2713, 52]):
+        sheet.append(row)
+    workbook.save(path)
+    [doc] = load_file(path)
+    assert doc.metadata["heading_path"] == ["单位：万元; 2023年1-6月"]
+    assert doc.text == "区域: 华东; 销售额: 12553; 毛利: 2713; 门店数: 52"
 
 
 def test_real_xlsx_sheets_use_the_header_row(shared_data):

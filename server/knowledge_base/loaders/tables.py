@@ -91,6 +91,8 @@ def render_table(table: Sequence[Sequence[object]], first_row: int = 1) -> Rende
 # a Chinese unit ("120万元", "5天").
 _FIGURE = re.compile(r"[-+−(（]?[$€£¥￥]?\d[\d,.\s]*(?:[%‰]|[\u4e00-\u9fff]{1,2})?[)）]?")
 
+# The unit a table's figures are in, as a title or a header band's first cell says it: "单位：万元", "In millions".
+_UNIT_NOTE = re.compile(r"\s*(?:(?:金额)?单位|units?\b|in (?:thousands|millions|billions)|\(in )", re.I)
 # A note under a table: "(a) ...", "* ...", "Note: ...", "Source: ...".
 _NOTE = re.compile(r"\s*(?:\([a-z0-9]{1,2}\)|[*†‡¹²³]|notes?\b|sources?\b)", re.I)
 
@@ -235,15 +237,18 @@ def _render_block(block: _Block) -> tuple[RenderedTable, list[str]]:
     titles: list[str] = []
     for _, band in bands:
         # Over a header-less first column, the band's first cell names that column (the rows' labels: "In
-        # millions of CHF"); over a named one, it is a group label like the others.
-        row_labels = not keys[0]
-        labelled = [c for c in range(1 if row_labels else 0, len(band)) if band[c]]
+        # millions of CHF"); over a named one it is a group label like the others, unless it gives the unit.
+        grouped = bool(keys[0]) and not _UNIT_NOTE.match(band[0])
+        labelled = [c for c in range(0 if grouped else 1, len(band)) if band[c]]
         if len(labelled) < 2:
             titles.append(_joined(band))
             continue
         runs = _runs([c for c in range(width) if keys[c]])
         for c in range(width):
-            label = band[0] if c == 0 and row_labels else _band_label(band, labelled, runs, c)
+            if c == 0 and not grouped:
+                label = "" if keys[0] else band[0]
+            else:
+                label = _band_label(band, labelled, runs, c)
             keys[c] = f"{label} {keys[c]}".strip()
     parts: list[str] = []
     spans: list[list[int]] = []
