@@ -506,6 +506,26 @@ def test_a_two_row_header_of_column_groups_keys_each_column_with_its_group(tmp_p
     assert doc.text == "区域: 华东; 销售额: 12553; 毛利: 2713; 门店数: 52"
 
 
+def test_a_sheet_tells_a_table_below_another_from_rows_of_the_same_table(tmp_path):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for row in (["Revenue by year"], [None, 2021, 2022], ["North", 10, 12], [], ["Costs by year"], [None, 2021, 2022],
+                ["North", 5, 6], [], ["Region", "Note"], ["North", 7], [], [None, 2021, 2022], ["South", 1, 2]):
+        sheet.append(row)
+    path = tmp_path / "years.xlsx"
+    workbook.save(path)
+    docs = load_file(path)
+    # Years as column names head a table under its own title; a row of words after an empty row is a row of the
+    # table above, and its header printed again is left out.
+    assert [(d.metadata["heading_path"], d.text.split("\n\n")) for d in docs] == [
+        (["Revenue by year"], ["North; 2021: 10; 2022: 12"]),
+        (["Costs by year"],
+         ["North; 2021: 5; 2022: 6", "Region; 2021: Note", "North; 2021: 7", "South; 2021: 1; 2022: 2"]),
+    ]
+
+
 def test_real_xlsx_sheets_use_the_header_row(shared_data):
     docs = _load(shared_data, "en/files/unstructured_stanley-cups.xlsx")
     assert [d.metadata["sheet"] for d in docs] == ["Stanley Cups", "Stanley Cups Since 67"]

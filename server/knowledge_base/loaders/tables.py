@@ -91,6 +91,7 @@ def render_table(table: Sequence[Sequence[object]], first_row: int = 1) -> Rende
 # a Chinese unit ("120万元", "5天").
 _FIGURE = re.compile(r"[-+−(（]?[$€£¥￥]?\d[\d,.\s]*(?:[%‰]|[\u4e00-\u9fff]{1,2})?[)）]?")
 
+_YEAR = re.compile(r"(?:19|20)\d\d(?:年|\s*[A-Za-z]{1,3})?")
 # The unit a table's figures are in, as a title or a header band's first cell says it: "单位：万元", "In millions".
 _UNIT_NOTE = re.compile(r"\s*(?:(?:金额)?单位|units?\b|in (?:thousands|millions|billions)|\(in )", re.I)
 # A note under a table: "(a) ...", "* ...", "Note: ...", "Source: ...".
@@ -196,7 +197,9 @@ def _opens_table(rows: Rows, m: int) -> bool:
 def _table_at(rows: Rows, i: int, first: bool) -> tuple[int, int] | None:
     """(header start, body start) of a table whose titles start at rows[i]: rows of one cell (titles), then header
     rows of several cells without figures, then a row with figures. The first header row may hold figures (years
-    as column names); below another table, only when a header row without figures follows it."""
+    as column names). Below another table, a table needs a title or a two-row header (a row of words between rows
+    of figures is a row of the table), and its header holds figures only when they are years or a row of column
+    names follows it."""
     j = i
     while j < len(rows) and j - i < MAX_TITLE_ROWS and _width(rows[j][1]) == 1:
         j += 1
@@ -205,7 +208,17 @@ def _table_at(rows: Rows, i: int, first: bool) -> tuple[int, int] | None:
         k += 1
     if k >= len(rows) or not _has_figure(rows[k][1]) or _width(rows[j][1]) < 2:
         return None
-    return (j, k) if first or k > j + 1 or not _has_figure(rows[j][1]) else None
+    if first:
+        return j, k
+    if j == i and k == j + 1:
+        return None
+    return (j, k) if k > j + 1 or not _has_figure(rows[j][1]) or _years(rows[j][1]) else None
+
+
+def _years(row: list[str]) -> bool:
+    """Whether the figures of a row are all years (2021, 2022, ...): column names, not values."""
+    cells = [cell for cell in row[1:] if cell]
+    return len(cells) >= 2 and all(_YEAR.fullmatch(cell) for cell in cells)
 
 
 def _runs(columns: list[int]) -> list[list[int]]:
@@ -229,8 +242,8 @@ def _band_label(band: list[str], labelled: list[int], runs: list[list[int]], c: 
 
 
 def _render_block(block: _Block) -> tuple[RenderedTable, list[str]]:
-    """The block's body as 'key: value' rows (a row of one cell without figures, a note, as it is) and its
-    one-label bands as titles."""
+    """The block's body as 'key: value' rows (a row of one cell without figures, a note, as it is; the header
+    repeated, left out) and its one-label bands as titles."""
     *bands, (_, header) = block.header
     width = max(len(row) for _, row in [*block.header, *block.body])
     keys = [header[c] if c < len(header) else "" for c in range(width)]
@@ -254,6 +267,8 @@ def _render_block(block: _Block) -> tuple[RenderedTable, list[str]]:
     spans: list[list[int]] = []
     offset = 0
     for number, row in block.body:
+        if _joined(row) == _joined(header):
+            continue  # the header again, as a printed page repeats it
         line = _joined(row) if _width(row) == 1 and not _has_figure(row) else _row_line(keys, row)
         spans.append([offset, number])
         parts.append(line)
