@@ -90,7 +90,7 @@ def render_table(table: Sequence[Sequence[object]], first_row: int = 1) -> Rende
 # A cell holding a figure: a number, maybe signed, bracketed, with thousands separators, a currency, a percent or
 # a Chinese unit ("120万元", "5天").
 _FIGURE = re.compile(r"[-+−(（]?[$€£¥￥]?\d[\d,.\s]*(?:[%‰]|[\u4e00-\u9fff]{1,2})?[)）]?")
-# A year as a column name: "2023", "2023年", "2022 H1".
+# A year as a column name: "2023", "2023年", "2023 est".
 _YEAR = re.compile(r"(?:19|20)\d\d(?:年|\s*[A-Za-z]{1,3})?")
 # The unit a table's figures are in, as a title or a header band's first cell says it: "单位：万元", "In millions".
 _UNIT_NOTE = re.compile(r"\s*(?:(?:金额)?单位|units?\b|in (?:thousands|millions|billions)|\(in )", re.I)
