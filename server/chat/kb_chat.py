@@ -458,9 +458,10 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     hits, passages, sources = found.hits, found.passages, found.sources
     if found.evidence_tokens != chat.evidence_tokens:
         ctx.meta["evidence_tokens"] = found.evidence_tokens
+    # The passages as the model reads them: under their titles, which for a table hold its period and unit.
     grounds = [question, ctx.question, ctx.request.query,
                *(m["content"] for m in ctx.history if m.get("role") == "user"),
-               *(hit.text for hit in hits)]
+               *(hit.text for hit in hits), *(title_of(s, hit.metadata) for s, hit in zip(sources, hits))]
     if "{context}" in template:
         # A template of the older layout: passages in the system prompt, the question after them.
         system, _ = fit_passages(ctx, template, [(s, p.excerpt()) for s, p in zip(sources, passages)], kb=kb_name)
