@@ -131,11 +131,12 @@ def render_sheet(table: Sequence[Sequence[object]], first_row: int = 1) -> list[
         rendered = render_table([row for _, row in numbered], numbered[0][0] if numbered else first_row)
         return [rendered] if rendered.text else []
     first = blocks[0]
-    sheet_titles = [_joined(row) for _, row in first.titles[:len(first.titles) - len(_own_titles(first))]]
+    first_own = _own_titles(first)
+    sheet_titles = [_joined(row) for _, row in first.titles[:len(first.titles) - len(first_own)]]
     out = []
     for block in blocks:
         rendered, band_titles = _render_block(block)
-        own = _own_titles(first) if block is first else block.titles
+        own = first_own if block is first else block.titles
         rendered.caption = [*sheet_titles, *(_joined(row) for _, row in own), *band_titles]
         out.append(rendered)
     return out
@@ -167,31 +168,23 @@ def _has_figure(row: list[str]) -> bool:
 
 
 def _blocks(rows: Rows) -> list[_Block]:
-    """The sheet's rows as stacked tables; [] when no row below a header holds a figure."""
+    """The sheet's rows as stacked tables; [] when no row below a header holds a figure. A table's body runs to
+    the next table: a row after an empty row, no note, where a table's titles and header start."""
     blocks: list[_Block] = []
-    i = 0
-    while i < len(rows):
-        found = _table_at(rows, i, first=not blocks)
-        if found is None:
-            break
+    start, found = 0, _table_at(rows, 0, first=True)
+    while found is not None:
         j, k = found
-        block = _Block(titles=rows[i:j], header=rows[j:k])
-        m = k
-        while m < len(rows) and not (m > k and _opens_table(rows, m)):
+        block = _Block(titles=rows[start:j], header=rows[j:k])
+        blocks.append(block)
+        m, found = k, None
+        while m < len(rows):
+            if (m > k and rows[m][0] > rows[m - 1][0] + 1 and not _NOTE.match(_joined(rows[m][1]))
+                    and (found := _table_at(rows, m, first=False)) is not None):
+                break
             block.body.append(rows[m])
             m += 1
-        blocks.append(block)
-        i = m
-    if blocks and i < len(rows):  # rows that open no table of figures stay under the last one
-        blocks[-1].body.extend(rows[i:])
+        start = m
     return blocks
-
-
-def _opens_table(rows: Rows, m: int) -> bool:
-    """Whether rows[m] opens another table: it follows an empty row, is no note, and a table's titles and header
-    start there."""
-    return (rows[m][0] > rows[m - 1][0] + 1 and not _NOTE.match(_joined(rows[m][1]))
-            and _table_at(rows, m, first=False) is not None)
 
 
 def _table_at(rows: Rows, i: int, first: bool) -> tuple[int, int] | None:
