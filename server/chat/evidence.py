@@ -11,14 +11,17 @@ the tuning questions over the laws whose passage was retrieved, against 74% by t
 ``benchmarks/everyday_evidence.py``).
 Sentences are then taken, best first, within a token budget; a
 passage's first sentence gets a small bonus because it names what the passage is about (a law
-article's number, a section's opening). Room left then goes to the sentence after each chosen one,
-where the answer to a matching sentence often stands. The chosen sentences are what the model reads
-and what the user sees highlighted in the sources.
+article's number, a section's opening). A chosen list item ("（五）在本单位连续工作满十五年……") is then
+joined by the sentence that introduces its list ("……用人单位不得解除劳动合同:"), without which the item says
+nothing, where room remains. Room left then goes to the sentence after each chosen one, where the answer
+to a matching sentence often stands. The chosen sentences are what the model reads and what the user
+sees highlighted in the sources.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +32,9 @@ from server.knowledge_base.sentences import sentence_spans
 
 FIRST_SENTENCE_BONUS = 0.15
 GAP = " … "
+# A list item's marker: （五） (5) 5. 5、 (e) e) or a bullet. A list's lead-in ends with a colon.
+_LIST_ITEM = re.compile(r"\s*(?:[（(](?:[一二三四五六七八九十]{1,3}|\d{1,2}|[a-zA-Z])[)）]|\d{1,2}[.、)](?!\d)|[a-z]\)|[-*•·]\s)")
+_LEAD_IN_END = ("：", ":")
 
 
 @dataclass
@@ -52,6 +58,17 @@ class Passage:
         start, end = self.spans[i]
         return self.text[start:end].strip()
 
+    def lead_in(self, i: int) -> int | None:
+        """The sentence introducing the list that sentence ``i`` is an item of ("有下列情形之一的，……:"), or None
+        when ``i`` is no list item or its list has no lead-in ending in a colon."""
+        if self.table or not is_list_item(self.sentence(i)):
+            return None
+        for j in range(i - 1, -1, -1):
+            sentence = self.sentence(j)
+            if not is_list_item(sentence):
+                return j if sentence.endswith(_LEAD_IN_END) else None
+        return None
+
     def excerpt(self) -> str:
         """The chosen sentences in text order; runs of neighbours keep their text, gaps get a mark. A table's
         chosen rows, best first, one per paragraph."""
@@ -73,6 +90,11 @@ class Passage:
             else:
                 runs.append((start, end))
         return GAP.join(self.text[s:e].strip() for s, e in runs)
+
+
+def is_list_item(text: str) -> bool:
+    """Whether ``text`` opens with a list item's marker."""
+    return _LIST_ITEM.match(text) is not None
 
 
 @dataclass(frozen=True)
@@ -127,9 +149,9 @@ def rank_sentences(question: str, passages: list[Passage],
 
 def fill(passages: list[Passage], candidates: Sequence[Candidate], budget: int,
          count: Callable[[str], int]) -> list[Passage]:
-    """Choose sentences in ``candidates``' order within ``budget`` tokens, then the sentence after each chosen
-    one where room remains, then the first sentence of a passage with none chosen. A budget of 0 or less
-    chooses every sentence (whole passages)."""
+    """Choose sentences in ``candidates``' order within ``budget`` tokens, then the lead-in of each chosen list
+    item, then the sentence after each chosen one where room remains, then the first sentence of a passage with
+    none chosen. A budget of 0 or less chooses every sentence (whole passages)."""
     if budget <= 0:
         for p in passages:
             p.chosen = list(range(len(p.spans)))
@@ -144,6 +166,17 @@ def fill(passages: list[Passage], candidates: Sequence[Candidate], budget: int,
         p.chosen.append(c.index)
         p.picked.append(c.index)
         used += cost
+    # A list item means little without the sentence that opens its list ("……不得解除劳动合同:").
+    for c in candidates:
+        p = passages[c.rank]
+        lead = p.lead_in(c.index) if c.index in p.chosen else None
+        if lead is None or lead in p.chosen:
+            continue
+        s, e = p.spans[lead]
+        cost = count(p.text[s:e])
+        if used + cost <= budget:
+            p.chosen.append(lead)
+            used += cost
     # The sentence after a matching one often holds the answer ("... is represented by:" then the name).
     for c in candidates:
         p, i = passages[c.rank], c.index

@@ -6,6 +6,8 @@ the evidence was scored, else by shared words and meaning) is the one most likel
 begun for the model with that sentence quoted, after the number and title of its passage and, in a law, its
 article: 「根据资料[1]，《中华人民共和国劳动合同法》第十九条：“同一用人单位与同一劳动者只能约定一次试用期。”」.
 The model then writes the conclusion for the question from it; the user reads the clause the answer rests on.
+A list item is quoted after the sentence that opens its list: 「劳动者有下列情形之一的，用人单位不得……解除劳动合同:……
+（五）在本单位连续工作满十五年，且距法定退休年龄不足五年的」.
 The best sentence by shared words and meaning holds the clause that answers for only about half the questions,
 and the second best from another article for a fifth more, so two are quoted (``chat.quoted_sentences``), then
 the conclusion is begun (「因此，」): without it the model goes on quoting.
@@ -16,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from server.chat.evidence import Passage
+from server.chat.evidence import Passage, is_list_item
 from server.knowledge_base.bm25 import query_tokens, tokenize
 from server.knowledge_base.splitter import article_at
 
@@ -28,6 +30,8 @@ QUOTE_MORE_TEMPLATE = "kb_answer_quote_more"
 QUOTES_END_TEMPLATE = "kb_answer_quotes_end"
 # Longest sentence quoted, in characters: a longer one is a list or a table row, not a clause to quote.
 QUOTE_MAX_CHARS = 240
+# Between a list's lead-in and the item quoted, where items stand between them.
+OMISSION = "……"
 # A line break before what may be an article's label: where a sentence running across two articles is cut.
 _LINE_ARTICLE = re.compile(r"\n\s*(?=(?:\*\*)?第)")
 
@@ -71,6 +75,13 @@ def quote_values(lang: str, number: int, title: str, passage: Passage, index: in
     article, sentence = quoted_sentence(passage, index, question)
     if not 4 <= len(sentence) <= QUOTE_MAX_CHARS:
         return None
+    # A list item is quoted after the sentence that opens its list, which says what the items are (not the part of
+    # a sentence that runs into the next article).
+    lead = passage.lead_in(index) if is_list_item(sentence) else None
+    if lead is not None:
+        opening = quoted_sentence(passage, lead, question)[1]
+        joined = f"{opening}{'' if lead == index - 1 else OMISSION}{sentence}"
+        sentence = joined if len(joined) <= QUOTE_MAX_CHARS else sentence
     return {"n": str(number), "where": quote_where(lang, title, article), "sentence": sentence}
 
 

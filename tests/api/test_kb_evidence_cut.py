@@ -127,3 +127,20 @@ def test_a_follow_up_continuing_this_process_s_answer_keeps_the_system_prompt_s_
     continued, _, _ = ask(40.0, 5.0, follow_up="stored")
     given, _, _ = ask(40.0, 5.0, follow_up="given")
     assert len(given) < len(continued) <= len(alone)
+
+
+LAYOFF = ("# 劳动合同法\n\n第四十二条 劳动者有下列情形之一的，用人单位不得依照本法第四十条、第四十一条的规定解除劳动合同:\n\n"
+          "（一）从事接触职业病危害作业的劳动者未进行离岗前职业健康检查，或者疑似职业病病人在诊断或者医学观察期间的；\n\n"
+          "（二）在本单位患职业病或者因工负伤并被确认丧失或者部分丧失劳动能力的；\n\n"
+          "（三）在本单位连续工作满十五年，且距法定退休年龄不足五年的；\n")
+
+
+def test_a_list_item_is_read_and_quoted_after_the_sentence_that_opens_its_list(ask):
+    marked, prompt, _ = ask(10_000.0, 5.0, ("zh",), files=(("law.md", LAYOFF),),
+                            question="我在单位连续工作满十五年了，离退休不足五年，公司能裁掉我吗？", answer_lead=True,
+                            quote_evidence=["zh"], quoted_sentences=1)
+    # The user sees the list's opening highlighted with the item, and the answer quotes them together.
+    assert marked[0].startswith("第四十二条 劳动者有下列情形之一的") and any("满十五年" in m for m in marked)
+    lead = prompt[prompt.rindex("根据资料["):]
+    assert "《劳动合同法》第四十二条：“劳动者有下列情形之一的，用人单位不得" in lead
+    assert "解除劳动合同:……（二）" in lead and lead.endswith("不足五年的；”")

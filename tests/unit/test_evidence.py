@@ -16,6 +16,13 @@ OPEN_ENDED = (
     "第十四条 无固定期限劳动合同，是指用人单位与劳动者约定无确定终止时间的劳动合同。\n\n"
     "用人单位与劳动者协商一致，可以订立无固定期限劳动合同。"
 )
+LAYOFF = (
+    "第四十二条 劳动者有下列情形之一的，用人单位不得依照本法第四十条、第四十一条的规定解除劳动合同:\n\n"
+    "（一）从事接触职业病危害作业的劳动者未进行离岗前职业健康检查，或者疑似职业病病人在诊断或者医学观察期间的；\n\n"
+    "（二）在本单位患职业病或者因工负伤并被确认丧失或者部分丧失劳动能力的；\n\n"
+    "（三）在本单位连续工作满十五年，且距法定退休年龄不足五年的；\n\n"
+    "（四）法律、行政法规规定的其他情形。"
+)
 COMPOST = (
     "A compost heap needs air, water and a mix of green and brown material. "
     "Turn the compost heap every two weeks so that it stays aerobic. "
@@ -145,3 +152,26 @@ def test_short_table_rows_stay_sentences_of_their_own_while_short_prose_joins_th
     assert titled[slice(*sentence_spans(titled)[0])].strip() == "Stanley Cups\n\nSouth; Sales: 90; Profit: 4"
     form = "Name: Bob\nAge: 3\nCity: Springfield, by the river"
     assert len(sentence_spans(form)) == 1
+
+
+def test_a_chosen_list_item_is_read_with_the_sentence_that_opens_its_list():
+    passage = split_passages([LAYOFF])[0]
+    item = next(i for i in range(len(passage.spans)) if "满十五年" in passage.sentence(i))
+    assert passage.lead_in(item) == 0 and passage.lead_in(0) is None
+    question = "在单位连续工作满十五年，离退休不足五年"
+    chosen = choose(question, [LAYOFF], budget=140, count=approx_token_count)[0]
+    assert chosen.chosen == [0, item]
+    assert chosen.excerpt().startswith("第四十二条 劳动者有下列情形之一的") and "不足五年" in chosen.excerpt()
+    # Without room for it, the item stands alone.
+    assert choose(question, [LAYOFF], budget=100, count=approx_token_count)[0].chosen == [item]
+
+
+def test_an_item_without_a_lead_in_ending_in_a_colon_has_none():
+    text = ("Bring the following things on every hike in the park.\n\n(a) A map of the trail and a compass, even "
+            "where the trail is marked.\n\n(b) Water for the whole day, at least two litres for each person.")
+    passage = split_passages([text])[0]
+    assert [passage.lead_in(i) for i in range(len(passage.spans))] == [None, None, None]
+    listed = text.replace("park.", "park:")
+    passage = split_passages([listed])[0]
+    assert [passage.lead_in(i) for i in range(len(passage.spans))] == [None, 0, 0]
+    assert split_passages([listed], [True])[0].lead_in(1) is None  # table rows

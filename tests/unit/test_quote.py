@@ -59,6 +59,35 @@ def test_a_sentence_too_long_or_too_short_is_not_quoted():
     assert quote_values("en", 1, "t", split_passages(["Ok."])[0], 0, "ok?") is None
 
 
+def test_a_list_item_is_quoted_after_the_sentence_that_opens_its_list():
+    law = ("第四十二条 劳动者有下列情形之一的，用人单位不得依照本法第四十条、第四十一条的规定解除劳动合同:\n\n"
+           "（一）从事接触职业病危害作业的劳动者未进行离岗前职业健康检查，或者疑似职业病病人在诊断或者医学观察期间的；\n\n"
+           "（二）在本单位患职业病或者因工负伤并被确认丧失或者部分丧失劳动能力的；\n\n"
+           "（三）在本单位连续工作满十五年，且距法定退休年龄不足五年的；")
+    passage = split_passages([law])[0]
+    values = quote_values("zh", 1, "劳动合同法", passage, 2, "干了十六年还有四年退休，能裁我吗")
+    assert values["where"] == "《劳动合同法》第四十二条"
+    assert values["sentence"].startswith("劳动者有下列情形之一的，用人单位不得依照本法第四十条、第四十一条的规定解除劳动合同:……"
+                                         "（二）在本单位患职业病")
+    assert values["sentence"].endswith("距法定退休年龄不足五年的；")
+    first = quote_values("zh", 1, "劳动合同法", passage, 1, "离岗前要体检吗")["sentence"]
+    assert ":（一）从事" in first  # the item right after its lead-in: no gap
+    # A lead-in that would make the quote too long is left out.
+    long_lead = law.replace("劳动者有下列", "劳动者" * 80 + "有下列")
+    assert quote_values("zh", 1, "t", split_passages([long_lead])[0], 2, "满十五年")["sentence"].startswith("（二）")
+
+
+def test_the_part_of_an_item_s_sentence_that_runs_into_the_next_article_is_quoted_without_the_lead_in():
+    law = ("第四十四条 有下列情形之一的，用人单位应当按照下列标准支付高于劳动者正常工作时间工资的工资报酬：\n\n"
+           "（三）法定休假日安排劳动者工作的，支付不低于工资的百分之三百的工资报酬。\n\n"
+           "第四十五条 国家实行带薪年休假制度。\n\n劳动者连续工作一年以上的，享受带薪年休假。")
+    passage = split_passages([law])[0]
+    joined = next(i for i in range(len(passage.spans)) if "第四十五条" in passage.sentence(i))
+    assert passage.sentence(joined).startswith("（三）") and passage.lead_in(joined) == 0
+    values = quote_values("zh", 1, "劳动法", passage, joined, "带薪年休假制度是怎么规定的？")
+    assert values["where"] == "《劳动法》第四十五条" and values["sentence"].startswith("国家实行带薪年休假制度")
+
+
 @pytest.mark.parametrize("name", ["quote_evidence", "evidence_scoring_languages", "first_token_languages"])
 def test_a_setting_of_question_languages_takes_zh_and_en_only(name):
     assert getattr(Settings(chat={name: ["en", "zh"]}).chat, name) == ["en", "zh"]
