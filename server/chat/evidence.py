@@ -157,10 +157,20 @@ def fill(passages: list[Passage], candidates: Sequence[Candidate], budget: int,
             p.chosen = list(range(len(p.spans)))
         return passages
     used = 0
+
+    def cost_of(p: Passage, i: int) -> int:
+        start, end = p.spans[i]
+        return count(p.text[start:end])
+
+    def add_if_room(p: Passage, i: int | None) -> None:
+        nonlocal used
+        if i is not None and i not in p.chosen and used + cost_of(p, i) <= budget:
+            used += cost_of(p, i)
+            p.chosen.append(i)
+
     for c in candidates:
         p = passages[c.rank]
-        s, e = p.spans[c.index]
-        cost = count(p.text[s:e])
+        cost = cost_of(p, c.index)
         if used + cost > budget and (used or cost > budget * 2):
             continue
         p.chosen.append(c.index)
@@ -169,31 +179,16 @@ def fill(passages: list[Passage], candidates: Sequence[Candidate], budget: int,
     # A list item means little without the sentence that opens its list ("……不得解除劳动合同:").
     for c in candidates:
         p = passages[c.rank]
-        lead = p.lead_in(c.index) if c.index in p.chosen else None
-        if lead is None or lead in p.chosen:
-            continue
-        s, e = p.spans[lead]
-        cost = count(p.text[s:e])
-        if used + cost <= budget:
-            p.chosen.append(lead)
-            used += cost
+        if c.index in p.chosen:
+            add_if_room(p, p.lead_in(c.index))
     # The sentence after a matching one often holds the answer ("... is represented by:" then the name).
     for c in candidates:
         p, i = passages[c.rank], c.index
-        if p.table or i not in p.chosen or i + 1 >= len(p.spans) or i + 1 in p.chosen:
-            continue
-        s, e = p.spans[i + 1]
-        cost = count(p.text[s:e])
-        if used + cost <= budget:
-            p.chosen.append(i + 1)
-            used += cost
+        if not p.table and i in p.chosen and i + 1 < len(p.spans):
+            add_if_room(p, i + 1)
     for p in passages:
         if not p.chosen and p.spans:
-            s, e = p.spans[0]
-            cost = count(p.text[s:e])
-            if used + cost <= budget:
-                p.chosen.append(0)
-                used += cost
+            add_if_room(p, 0)
         p.chosen.sort()
     return passages
 
