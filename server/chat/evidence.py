@@ -32,8 +32,9 @@ from server.knowledge_base.sentences import sentence_spans
 
 FIRST_SENTENCE_BONUS = 0.15
 GAP = " … "
-# A list item's marker: （五） (5) 5. 5、 (e) e) or a bullet. A list's lead-in ends with a colon.
-_LIST_ITEM = re.compile(r"\s*(?:[（(](?:[一二三四五六七八九十]{1,3}|\d{1,2}|[a-zA-Z])[)）]|\d{1,2}[.、)](?!\d)|[a-z]\)|[-*•·]\s)")
+# A list item's marker: （五） (5) 5. 5、 (e) e) or a bullet (not a rule of dashes). A list's lead-in ends with a colon.
+_LIST_ITEM = re.compile(r"\s*(?:[（(](?:[一二三四五六七八九十]{1,3}|\d{1,2}|[a-zA-Z])[)）]|\d{1,2}[.、)](?!\d)|[a-z]\)"
+                        r"|[-*•·]\s+(?![-*•·]))")
 _LEAD_IN_END = ("：", ":")
 
 

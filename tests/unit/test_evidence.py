@@ -175,3 +175,6 @@ def test_an_item_without_a_lead_in_ending_in_a_colon_has_none():
     passage = split_passages([listed])[0]
     assert [passage.lead_in(i) for i in range(len(passage.spans))] == [None, 0, 0]
     assert split_passages([listed], [True])[0].lead_in(1) is None  # table rows
+    ruled = split_passages(["KNOWLES v. MIRZAYANCE, No. 07-1315, argued before the court :\n- - - - - - - - - - - x "
+                            "Washington, D.C., Tuesday, January 13, 2009."])[0]
+    assert [ruled.lead_in(i) for i in range(len(ruled.spans))] == [None] * len(ruled.spans)  # a rule, not a bullet
