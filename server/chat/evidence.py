@@ -165,8 +165,11 @@ def fill(passages: list[Passage], candidates: Sequence[Candidate], budget: int,
 
     def add_if_room(p: Passage, i: int | None) -> None:
         nonlocal used
-        if i is not None and i not in p.chosen and used + cost_of(p, i) <= budget:
-            used += cost_of(p, i)
+        if i is None or i in p.chosen:
+            return
+        cost = cost_of(p, i)
+        if used + cost <= budget:
+            used += cost
             p.chosen.append(i)
 
     for c in candidates:
