@@ -12,7 +12,7 @@ from configs import load_settings
 from webui_pages import dialogue, knowledge_base
 from webui_pages.api_client import ApiClient
 from webui_pages.common import UIContext
-from webui_pages.i18n import LANGUAGES, pick_language, translate
+from webui_pages.i18n import LANGUAGES, pick_language, translate, uploader_style
 
 LANG_PARAM = "lang"
 # Conversation titles read as a list, not as centred buttons.
@@ -57,8 +57,8 @@ def main() -> None:
         key.get_secret_value() if key is not None else None,
         settings.server.webui_timeout,
     )
-    st.html(STYLE)
     lang = _language()
+    st.html(STYLE.replace("</style>", uploader_style(lang, settings.kb.max_upload_mb) + "</style>"))
     ctx = UIContext(settings=settings, api=api, lang=lang)
 
     def chat_page() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 LANGUAGES = {"zh": "中文", "en": "English"}
@@ -228,6 +229,9 @@ TEXTS: dict[str, tuple[str, str]] = {
                      "The upload ended without a result; refresh the file list to check."),
     "up.summary": ("{n} 个文件已入库，共 {chunks} 个片段。", "{n} file(s) added, {chunks} chunks in total."),
     "up.skipped": ("已存在，已跳过", "already present, skipped"),
+    # Streamlit's own file-uploader strings, replaced by uploader_style() in other languages than English.
+    "uploader.button": ("上传", "Upload"),
+    "uploader.drop": ("拖放文件到这里，每个文件不超过 {mb} MB", "{mb}MB per file"),
     "status.indexed": ("已索引", "indexed"),
     "status.stored": ("仅保存", "stored only"),
     "status.error": ("出错", "error"),
@@ -326,6 +330,23 @@ def translate(lang: str, key: str, default: str | None = None, **kwargs: Any) ->
         return key
     text = pair[0] if lang == "zh" else pair[1]
     return text.format(**kwargs) if kwargs else text
+
+
+def uploader_style(lang: str, max_upload_mb: int) -> str:
+    """CSS that shows Streamlit's file-uploader texts ("Upload", "200MB per file") in ``lang``.
+
+    Streamlit draws them in English whatever the page's language; the English ones are left as they are."""
+    if lang == "en":
+        return ""
+    button = json.dumps(translate(lang, "uploader.button"), ensure_ascii=False)
+    drop = json.dumps(translate(lang, "uploader.drop", mb=max_upload_mb), ensure_ascii=False)
+    zone = '[data-testid="stFileUploaderDropzone"]'
+    return (
+        f'{zone} button [data-testid="stMarkdownContainer"] p {{ display: none; }}\n'
+        f'{zone} button [data-testid="stMarkdownContainer"]::after {{ content: {button}; }}\n'
+        f'[data-testid="stFileUploaderDropzoneInstructions"] > div > * {{ display: none; }}\n'
+        f'[data-testid="stFileUploaderDropzoneInstructions"] > div::after {{ content: {drop}; font-size: 0.875rem; }}\n'
+    )
 
 
 def pick_language(requested: str | None, browser_locale: str | None) -> str:

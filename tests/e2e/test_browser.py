@@ -282,6 +282,19 @@ def _chinese_ui(page) -> None:
     _wait_until_idle(page)
     _shot(page, "chat_zh")
 
+    # Streamlit draws its uploader's button and limit in English; the Chinese page shows them in Chinese.
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="知识库").click()
+    zone = page.get_by_test_id("stFileUploader").filter(has_text="选择文件（可多选）").get_by_test_id(
+        "stFileUploaderDropzone")
+    expect(zone).to_be_visible()
+    expect(zone.get_by_text("Upload", exact=True)).to_be_hidden()
+    expect(zone.get_by_text("per file")).to_be_hidden()
+    shown = zone.evaluate(
+        "z => [...z.querySelectorAll('*')].map(e => getComputedStyle(e, '::after').content).filter(c => c !== 'none')")
+    assert '"上传"' in shown
+    assert any(text.startswith('"拖放文件到这里，每个文件不超过 ') for text in shown), shown
+    _shot(page, "kb_page_zh")
+
 
 def test_kb_question_feedback_export_and_conversation_switch(
     page, api_server, webui_server, fake_model, model_proxy, tmp_path

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from server.chat.schemas import CHAT_MODES
-from webui_pages.i18n import LANGUAGES, TEXTS, pick_language, translate
+from webui_pages.i18n import LANGUAGES, TEXTS, pick_language, translate, uploader_style
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "webui.py", *sorted((ROOT / "webui_pages").glob("*.py"))]
@@ -76,3 +76,12 @@ def test_no_text_key_is_written_twice():
     table = next(n.value for n in ast.walk(tree) if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "TEXTS")
     keys = [k.value for k in table.keys]
     assert sorted({k for k in keys if keys.count(k) > 1}) == []
+
+
+def test_uploader_style_shows_streamlit_uploader_texts_in_chinese_only():
+    assert uploader_style("en", 200) == ""
+    css = uploader_style("zh", 50)
+    assert 'content: "上传"' in css
+    assert 'content: "拖放文件到这里，每个文件不超过 50 MB"' in css
+    # the English label and limit Streamlit draws are hidden, not left beside the Chinese ones
+    assert css.count("display: none") == 2
