@@ -276,7 +276,9 @@ class Rewriter:
 
 def run(set_names: list[str], splits: list[str], work: Path, index_configs: list[str],
         query_configs: list[str] | None, rewrite_model: str | None = None, limit: int | None = None,
-        rerank_model: str | None = None) -> dict[str, Any]:
+        rerank_model: str | None = None, data_root: Path | None = None) -> dict[str, Any]:
+    """Every query config over every index config; the default index's knowledge bases are kept in ``data_root``
+    when given (``build_kb`` reuses them), else in ``work``."""
     out: dict[str, Any] = {"splits": splits, "runs": []}
     served = {name: ServedModel(name, work) for name in {rewrite_model, rerank_model} if name}
     rewriter = Rewriter(served[rewrite_model]) if rewrite_model else None
@@ -284,7 +286,7 @@ def run(set_names: list[str], splits: list[str], work: Path, index_configs: list
         for model in served.values():
             stack.enter_context(model)
         _run_configs(out, set_names, splits, work, index_configs, query_configs, rewriter, limit,
-                     served.get(rerank_model or ""))
+                     served.get(rerank_model or ""), data_root)
     if rerank_model:
         out["rerank_model"] = rerank_model
     if rewriter is not None:
@@ -297,11 +299,12 @@ def run(set_names: list[str], splits: list[str], work: Path, index_configs: list
 
 def _run_configs(out: dict[str, Any], set_names: list[str], splits: list[str], work: Path,
                  index_configs: list[str], query_configs: list[str] | None, rewriter: Rewriter | None,
-                 limit: int | None, reranker: ServedModel | None = None) -> None:
+                 limit: int | None, reranker: ServedModel | None = None, data_root: Path | None = None) -> None:
     rows = []
     for index_label in index_configs:
         overrides = INDEX_CONFIGS[index_label]
-        with open_manager(work / index_label, cache_dir=EMBEDDING_CACHE, **overrides) as manager:
+        folder = data_root if data_root is not None and not overrides else work / index_label
+        with open_manager(folder, cache_dir=EMBEDDING_CACHE, **overrides) as manager:
             for name in set_names:
                 spec = SETS[name]
                 build = build_kb(manager, spec)
@@ -355,20 +358,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=None, help="at most this many questions per set and part")
     parser.add_argument("--evidence", action="store_true",
                         help="measure the evidence KB chat chooses instead (benchmarks/everyday_evidence.py)")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="keep the default index's knowledge bases in this folder and reuse them in later runs, "
+                        "as benchmarks.answers --data-root does (delete it after changing how files are read or split)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     require_shared_data()
     if args.evidence:
         from benchmarks import everyday_evidence
 
-        with scratch_dir("everyday", args.keep) as work, open_manager(work, cache_dir=EMBEDDING_CACHE) as manager:
+        with scratch_dir("everyday", args.keep) as work, open_manager(args.data_root or work,
+                                                                      cache_dir=EMBEDDING_CACHE) as manager:
             result = everyday_evidence.run(manager, args.sets.split(","), args.split.split(","), args.n)
         write_result("everyday_evidence", result, args.out)
         return 0
     with scratch_dir("everyday", args.keep) as work:
         result = run(args.sets.split(","), args.split.split(","), work, args.index.split(","),
                      [c for c in args.configs.split(",") if c] or None, args.rewrite_model, args.n,
-                     args.rerank_model)
+                     args.rerank_model, args.data_root)
     write_result("everyday", result, args.out)
     return 0
 
