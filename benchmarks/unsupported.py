@@ -17,7 +17,7 @@ kinds and reports:
 by the floor alone and with the keyword check, at the configured values; then for a range of floors, and of
 doubt bands and keyword scores, on the tuning part, which is how they were chosen.
 Without the floor every question goes to the model; the built-in 1.5B model then answers nearly every
-unanswerable question with an invented fact and a citation (see the README).
+unanswerable question with an invented fact and a citation (see docs/everyday.md).
 """
 
 from __future__ import annotations

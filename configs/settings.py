@@ -239,7 +239,7 @@ class KBSettings(BaseModel):
     )
     # benchmarks/everyday.py, tuning parts: fusing the sentence ranking with chunk vectors and BM25 at
     # k=10, weights 1:1:2, lifted hit@1 on the laws from 0.41 to 0.55 and hit@5 from 0.71 to 0.82; on the
-    # English files hit@1 from 0.56 to 0.67 (see the README's retrieval figures).
+    # English files hit@1 from 0.56 to 0.67 (see docs/everyday.md).
     rrf_k: int = Field(10, ge=1, description="Constant k of reciprocal-rank fusion.")
     hybrid_vector_weight: float = Field(1.0, ge=0.0, description="Weight of the chunk-vector ranking in fusion.")
     hybrid_bm25_weight: float = Field(1.0, ge=0.0, description="Weight of the BM25 ranking in hybrid fusion.")
@@ -451,7 +451,7 @@ class ChatSettings(BaseModel):
         default_factory=chinese_only,
         description="The question languages ('zh', 'en') first_token_seconds cuts the evidence for. On the everyday "
         "English questions, a 2-core AVX2 CPU, the cut took answers containing the short answer from 0.80 to 0.47; "
-        "on the Chinese ones it kept them (0.40 both) and brought the first token 2.3 s sooner (README).",
+        "on the Chinese ones it kept them (0.40 both) and brought the first token 2.3 s sooner (docs/everyday.md).",
     )
     min_evidence_tokens: int = Field(
         60,
@@ -474,7 +474,7 @@ class ChatSettings(BaseModel):
         "kb_answer_quote); the model then concludes from it. An empty list begins with kb_answer_lead instead. On "
         "the everyday questions over the laws it took answers containing the short answer from 0.64 to 0.70 (held "
         "out) and from 0.617 to 0.683 (60 tuning); English answers fell from 0.800 to 0.673, their sentences being "
-        "PDF lines and table rows (README).",
+        "PDF lines and table rows (docs/everyday.md).",
     )
     quoted_sentences: int = Field(
         2, ge=1, le=3,
@@ -483,7 +483,7 @@ class ChatSettings(BaseModel):
         "kb_answer_quotes_end, which begins the conclusion). Where evidence_scoring scored the sentences, the "
         "model's best is quoted alone. On the everyday laws questions, without the scoring (a slow CPU), two took "
         "answers containing the short answer from 0.527 to 0.613 (150 tuning) and from 0.68 to 0.70 (held out); "
-        "with it, 0.750 either way and 0.6 s later to the first token (README).",
+        "with it, 0.750 either way and 0.6 s later to the first token (docs/everyday.md).",
     )
     question_word_penalty: float = Field(
         3.0,
@@ -534,7 +534,7 @@ class ChatSettings(BaseModel):
         default_factory=chinese_only,
         description="The question languages ('zh', 'en') evidence_scoring applies to. On the everyday questions (60 "
         "laws, 55 English, tuning) it took answers containing the short answer from 0.533 to 0.617 in Chinese and "
-        "from 0.800 to 0.782 (0.600 with 160 tokens of evidence) in English (README).",
+        "from 0.800 to 0.782 (0.600 with 160 tokens of evidence) in English (docs/everyday.md).",
     )
     scored_sentences: int = Field(
         4, ge=2, le=16,

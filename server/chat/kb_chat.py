@@ -154,7 +154,7 @@ def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template:
     Whole passages that overflow the model's window fall back to choosing sentences within it.
     ``chat.evidence_tokens`` is measured with kbchat's estimate, by which it was chosen on the everyday
     questions, not with the model's own tokenizer: Qwen spends 1.7 times fewer tokens on Chinese, so with
-    its counts the same budget held 1.7 times the text, and the laws were answered worse (see the README).
+    its counts the same budget held 1.7 times the text, and the laws were answered worse (see docs/everyday.md).
     """
     room = ctx.budget - ctx.count(template) - ctx.count(ctx.question) - 3 * MESSAGE_OVERHEAD
     wanted = ctx.settings.chat.evidence_tokens if wanted is None else wanted
@@ -267,7 +267,7 @@ async def _scored(ctx: ChatContext, kb_name: str, question: str, template: str, 
     hits = [found.hits[r] for r in order]
     sources = [with_highlights(kb_source(i, hits[i - 1], kb_name), chosen[r]) for i, r in enumerate(order, 1)]
     sims = [found.similarities[r] for r in order] if found.similarities else None
-    # The sentence the model scored best is quoted alone: a second quote gained nothing there (README).
+    # The sentence the model scored best is quoted alone: a second quote gained nothing there (docs/everyday.md).
     return _Evidence(hits, [chosen[r] for r in order], sources, budget, sims, best=[(0, preferred[0][1])])
 
 
