@@ -232,6 +232,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     # Streamlit's own file-uploader strings, replaced by uploader_style() in other languages than English.
     "uploader.button": ("上传", "Upload"),
     "uploader.drop": ("拖放文件到这里，每个文件不超过 {mb} MB", "{mb}MB per file"),
+    "uploader.dragging": ("松开鼠标即可添加文件", "Drag and drop files here"),
     "status.indexed": ("已索引", "indexed"),
     "status.stored": ("仅保存", "stored only"),
     "status.error": ("出错", "error"),
@@ -333,17 +334,22 @@ def translate(lang: str, key: str, default: str | None = None, **kwargs: Any) ->
 
 
 def uploader_style(lang: str, max_upload_mb: int) -> str:
-    """CSS that shows Streamlit's file-uploader texts ("Upload", "200MB per file") in ``lang``.
+    """CSS that shows Streamlit's file-uploader texts ("Upload", "200MB per file", "Drag and drop files here")
+    in ``lang``.
 
     Streamlit draws them in English whatever the page's language; the English ones are left as they are."""
     if lang == "en":
         return ""
     button = json.dumps(translate(lang, "uploader.button"), ensure_ascii=False)
     drop = json.dumps(translate(lang, "uploader.drop", mb=max_upload_mb), ensure_ascii=False)
+    dragging = json.dumps(translate(lang, "uploader.dragging"), ensure_ascii=False)
     zone = '[data-testid="stFileUploaderDropzone"]'
     return (
         f'{zone} button [data-testid="stMarkdownContainer"] p {{ display: none; }}\n'
         f'{zone} button [data-testid="stMarkdownContainer"]::after {{ content: {button}; }}\n'
+        # what the zone says while files are dragged over it
+        f'{zone} > div:not([data-testid]) > span {{ display: none; }}\n'
+        f'{zone} > div:not([data-testid])::after {{ content: {dragging}; }}\n'
         f'[data-testid="stFileUploaderDropzoneInstructions"] > div > * {{ display: none; }}\n'
         f'[data-testid="stFileUploaderDropzoneInstructions"] > div::after {{ content: {drop}; font-size: 0.875rem; }}\n'
     )

@@ -293,7 +293,16 @@ def _chinese_ui(page) -> None:
         "z => [...z.querySelectorAll('*')].map(e => getComputedStyle(e, '::after').content).filter(c => c !== 'none')")
     assert '"上传"' in shown
     assert any(text.startswith('"拖放文件到这里，每个文件不超过 ') for text in shown), shown
-    _shot(page, "kb_page_zh")
+    # While a file is dragged over the zone it says what letting go does, in Chinese too.
+    dragged = page.evaluate_handle(
+        "() => { const d = new DataTransfer(); d.items.add(new File(['x'], 'a.txt', {type: 'text/plain'})); return d; }")
+    zone.dispatch_event("dragenter", {"dataTransfer": dragged})
+    page.wait_for_function(
+        "z => [...z.querySelectorAll('*')].some(e => getComputedStyle(e, '::after').content === '\"松开鼠标即可添加文件\"')",
+        arg=zone.element_handle())
+    expect(zone.get_by_text("Drag and drop files here")).to_be_hidden()
+    _shot(page, "kb_page_zh", wait=False)
+    zone.dispatch_event("dragleave", {"dataTransfer": dragged})
 
 
 def test_kb_question_feedback_export_and_conversation_switch(

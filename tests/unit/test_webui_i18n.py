@@ -84,4 +84,5 @@ def test_uploader_style_shows_streamlit_uploader_texts_in_chinese_only():
     assert 'content: "上传"' in css
     assert 'content: "拖放文件到这里，每个文件不超过 50 MB"' in css
     # the English label and limit Streamlit draws are hidden, not left beside the Chinese ones
-    assert css.count("display: none") == 2
+    assert 'content: "松开鼠标即可添加文件"' in css
+    assert css.count("display: none") == 3
