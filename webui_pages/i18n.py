@@ -347,9 +347,9 @@ def uploader_style(lang: str, max_upload_mb: int) -> str:
     return (
         f'{zone} button [data-testid="stMarkdownContainer"] p {{ display: none; }}\n'
         f'{zone} button [data-testid="stMarkdownContainer"]::after {{ content: {button}; }}\n'
-        # what the zone says while files are dragged over it
-        f'{zone} > div:not([data-testid]) > span {{ display: none; }}\n'
-        f'{zone} > div:not([data-testid])::after {{ content: {dragging}; }}\n'
+        # what the zone says while files are dragged over it: a box holding one line (not the chosen files' chips)
+        f'{zone} > div:not([data-testid]) > span:only-child {{ display: none; }}\n'
+        f'{zone} > div:not([data-testid]):has(> span:only-child)::after {{ content: {dragging}; }}\n'
         f'[data-testid="stFileUploaderDropzoneInstructions"] > div > * {{ display: none; }}\n'
         f'[data-testid="stFileUploaderDropzoneInstructions"] > div::after {{ content: {drop}; font-size: 0.875rem; }}\n'
     )

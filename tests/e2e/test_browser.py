@@ -303,6 +303,12 @@ def _chinese_ui(page) -> None:
     expect(zone.get_by_text("Drag and drop files here")).to_be_hidden()
     _shot(page, "kb_page_zh", wait=False)
     zone.dispatch_event("dragleave", {"dataTransfer": dragged})
+    # Once a file is chosen the zone lists it, and says nothing about letting go.
+    zone.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
+        files=[{"name": "notes.md", "mimeType": "text/markdown", "buffer": b"# Notes\n"}])
+    expect(zone.get_by_test_id("stFileChip")).to_be_visible()
+    assert "松开鼠标即可添加文件" not in "".join(zone.evaluate(
+        "z => [...z.querySelectorAll('*')].map(e => getComputedStyle(e, '::after').content)"))
 
 
 def test_kb_question_feedback_export_and_conversation_switch(
