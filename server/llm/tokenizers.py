@@ -14,7 +14,8 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -67,12 +68,42 @@ class LazyCounter(Lazy[TokenCounter]):
         return counter(text) if counter is not None else approx_token_count(text)
 
 
+@functools.cache
+def _dropping_log_callback() -> Any:
+    """A llama.cpp log callback that drops every line (kept alive here: llama.cpp holds only its address)."""
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def drop(level: int, text: bytes, user_data: Any) -> None:
+        return None
+
+    return drop
+
+
+@contextmanager
+def _llama_log_dropped() -> Iterator[None]:
+    """llama.cpp's log lines dropped, then llama-cpp-python's own printer put back. A vocabulary has no training
+    context, so llama.cpp warns of a "possible training context overflow" when a context is made for it, and
+    llama-cpp-python prints its warnings whatever ``verbose`` says (it reads them as errors)."""
+    import ctypes
+
+    import llama_cpp
+    from llama_cpp import _logger
+
+    llama_cpp.llama_log_set(_dropping_log_callback(), ctypes.c_void_p(0))
+    try:
+        yield
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
 @functools.lru_cache(maxsize=4)
 def gguf_vocabulary(path: Path) -> Any:
     """A GGUF file's vocabulary and metadata, loaded by llama.cpp without the weights (once per process)."""
     from llama_cpp import Llama
 
-    vocab = Llama(str(path), vocab_only=True, n_ctx=64, verbose=False)
+    with _llama_log_dropped():
+        vocab = Llama(str(path), vocab_only=True, n_ctx=64, verbose=False)
     # Freed before the interpreter tears down llama_cpp's module: later, its finaliser fails noisily.
     atexit.register(vocab.close)
     return vocab

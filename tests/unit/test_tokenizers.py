@@ -62,3 +62,12 @@ def test_a_counter_that_cannot_load_falls_back_to_the_estimate_and_retries_later
     assert counter("hello world") == approx_token_count("hello world")
     assert counter("hello again") == approx_token_count("hello again")
     assert len(calls) == 1  # not retried within RETRY_SECONDS
+
+
+def test_loading_a_vocabulary_prints_no_llama_cpp_warning(tmp_path, capfd):
+    path = ensure_weights(BUILTIN_MODELS["smollm2-135m"], tmp_path / "models")
+    capfd.readouterr()
+    tokenizers.gguf_vocabulary.cache_clear()
+    tokenizers.gguf_vocabulary(path)
+    # llama.cpp warns of a "possible training context overflow" for a vocabulary's context; not shown to users
+    assert "overflow" not in capfd.readouterr().err
