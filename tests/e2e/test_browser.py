@@ -46,6 +46,8 @@ ANSWER = (
     "Each employee gets twenty-five days of paid annual leave [1]. "
     "Days that are not used expire in March; up to 5 may be carried over, so plan your holidays early."
 )
+# The texts CSS shows after each element inside a given element (how the Chinese page relabels Streamlit's own).
+AFTER_TEXTS = "z => [...z.querySelectorAll('*')].map(e => getComputedStyle(e, '::after').content)"
 # The answer's "5" is in no passage: KB chat notes it after the answer.
 FIGURE_NOTE = "(Not found in the passages: 5. Check the sources before relying on it.)"
 REASON = "It should also say who approves the leave."
@@ -289,17 +291,14 @@ def _chinese_ui(page) -> None:
     expect(zone).to_be_visible()
     expect(zone.get_by_text("Upload", exact=True)).to_be_hidden()
     expect(zone.get_by_text("per file")).to_be_hidden()
-    shown = zone.evaluate(
-        "z => [...z.querySelectorAll('*')].map(e => getComputedStyle(e, '::after').content).filter(c => c !== 'none')")
+    shown = [text for text in zone.evaluate(AFTER_TEXTS) if text != "none"]
     assert '"上传"' in shown
     assert any(text.startswith('"拖放文件到这里，每个文件不超过 ') for text in shown), shown
     # While a file is dragged over the zone it says what letting go does, in Chinese too.
     dragged = page.evaluate_handle(
         "() => { const d = new DataTransfer(); d.items.add(new File(['x'], 'a.txt', {type: 'text/plain'})); return d; }")
     zone.dispatch_event("dragenter", {"dataTransfer": dragged})
-    page.wait_for_function(
-        "z => [...z.querySelectorAll('*')].some(e => getComputedStyle(e, '::after').content === '\"松开鼠标即可添加文件\"')",
-        arg=zone.element_handle())
+    page.wait_for_function(f"z => ({AFTER_TEXTS})(z).includes('\"松开鼠标即可添加文件\"')", arg=zone.element_handle())
     expect(zone.get_by_text("Drag and drop files here")).to_be_hidden()
     _shot(page, "kb_page_zh", wait=False)
     zone.dispatch_event("dragleave", {"dataTransfer": dragged})
@@ -307,8 +306,7 @@ def _chinese_ui(page) -> None:
     zone.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
         files=[{"name": "notes.md", "mimeType": "text/markdown", "buffer": b"# Notes\n"}])
     expect(zone.get_by_test_id("stFileChip")).to_be_visible()
-    assert "松开鼠标即可添加文件" not in "".join(zone.evaluate(
-        "z => [...z.querySelectorAll('*')].map(e => getComputedStyle(e, '::after').content)"))
+    assert "松开鼠标即可添加文件" not in "".join(zone.evaluate(AFTER_TEXTS))
 
 
 def test_kb_question_feedback_export_and_conversation_switch(
