@@ -222,6 +222,17 @@ def choose(
     return fill(passages, candidates, budget, count)
 
 
+def openings(texts: Sequence[str], budget: int, count: Callable[[str], int],
+             tables: Sequence[bool] = ()) -> list[Passage]:
+    """The passages with the sentences that fit ``budget`` tokens chosen from their starts, one passage after the
+    other in turn (every first sentence, then every second ...): for a question about the documents as a whole,
+    which no sentence answers better than another. A budget of 0 or less chooses every sentence."""
+    passages = split_passages(texts, tables)
+    longest = max((len(p.spans) for p in passages), default=0)
+    in_turn = [Candidate(0.0, p.rank, i) for i in range(longest) for p in passages if i < len(p.spans)]
+    return fill(passages, in_turn, budget, count)
+
+
 def reordered(candidates: Sequence[Candidate], scores: Sequence[float]) -> list[tuple[int, int]]:
     """(passage rank, sentence index) of the first ``len(scores)`` candidates, best score first: the
     ``preferred`` order of ``choose`` after a model scored them."""

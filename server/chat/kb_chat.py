@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import PurePosixPath
@@ -43,10 +43,11 @@ from configs import Settings
 from server.chat import events
 from server.chat.context import ChatContext, Pending
 from server.chat.events import ChatEvent
-from server.chat.evidence import Candidate, Passage, choose, rank_sentences, reordered, split_passages
+from server.chat.evidence import Candidate, Passage, choose, openings, rank_sentences, reordered, split_passages
 from server.chat.figures import unsupported_figures
 from server.chat.history import MESSAGE_OVERHEAD, NOTE_META
 from server.chat.names import unsupported_names
+from server.chat.overview import asks_for_overview
 from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
 from server.chat.quote import (QUOTE_MORE_TEMPLATE, QUOTE_TEMPLATE, QUOTES_END_TEMPLATE, distinct_articles,
@@ -57,6 +58,7 @@ from server.chat.schemas import Source
 from server.chat.sources import SOURCE_TEXT_MAX, kb_source
 from server.errors import InvalidInput
 from server.knowledge_base.manager import SearchHit
+from server.knowledge_base.names import is_conversation_kb, split_kb_names
 from server.knowledge_base.rerank import RerankError
 from server.llm.tokens import approx_token_count
 
@@ -69,6 +71,9 @@ NO_MATCH_TEMPLATE = "kb_no_match"
 UNSUPPORTED_TEMPLATE = "kb_unsupported"
 # The same when a passage came doubtfully close (relevance.py's doubt band): its best sentence is quoted.
 UNSUPPORTED_CLOSEST_TEMPLATE = "kb_unsupported_closest"
+# What the knowledge base of a conversation's dropped files is called where the model or the user reads its name.
+CONVERSATION_FILES_TEMPLATE = "conversation_files"
+CONVERSATION_FILES_DEFAULT = "this conversation's files"
 # The words a knowledge-base answer begins with, for models that continue an answer (chat.answer_lead).
 ANSWER_LEAD_TEMPLATE = "kb_answer_lead"
 # The note after an answer naming figures the passages do not hold (chat.check_figures).
@@ -146,9 +151,11 @@ def evidence_budget(ctx: ChatContext, hits: list[SearchHit], sources: list[Sourc
 
 def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template: str,
                     similarities: list[list[float] | None] | None = None, wanted: int | None = None,
-                    preferred: Sequence[tuple[int, int]] = (), tables: Sequence[bool] = ()) -> list[Passage]:
+                    preferred: Sequence[tuple[int, int]] = (), tables: Sequence[bool] = (),
+                    from_start: bool = False) -> list[Passage]:
     """The sentences the model reads: ``wanted`` tokens of them (``chat.evidence_tokens`` unless given), or whole
-    passages when it is 0.
+    passages when it is 0; with ``from_start``, each passage's first sentences (``evidence.openings``) instead of
+    those that bear best on the question.
 
     ``similarities``: each passage's sentence cosines with the question (``sentence_similarities``).
     Whole passages that overflow the model's window fall back to choosing sentences within it.
@@ -160,9 +167,15 @@ def choose_evidence(ctx: ChatContext, question: str, texts: list[str], template:
     wanted = ctx.settings.chat.evidence_tokens if wanted is None else wanted
     budget = max(1, min(wanted, room)) if wanted > 0 else 0
     weight = ctx.settings.chat.evidence_meaning_weight
-    passages = choose(question, texts, budget, approx_token_count, similarities, weight, preferred, tables)
+
+    def pick(limit: int, count: Callable[[str], int]) -> list[Passage]:
+        if from_start:
+            return openings(texts, limit, count, tables)
+        return choose(question, texts, limit, count, similarities, weight, preferred, tables)
+
+    passages = pick(budget, approx_token_count)
     if wanted <= 0 and sum(ctx.count(p.excerpt()) for p in passages) > room:
-        passages = choose(question, texts, room, ctx.count, similarities, weight, tables=tables)
+        passages = pick(room, ctx.count)
     return passages
 
 
@@ -227,6 +240,32 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
     passages = choose_evidence(ctx, question, texts, template, similarities, wanted, tables=tables)
     sources = [with_highlights(source, p) for source, p in zip(sources, passages)]
     return _Evidence(hits, passages, sources, wanted, similarities, best)
+
+
+async def _opening(ctx: ChatContext, files_kb: str, question: str, template: str, reading: _Reading) -> _Evidence:
+    """The evidence for a question about the conversation's files as a whole (overview.py): their opening passages,
+    each read from its start. Nothing was searched, so the sources carry no score."""
+    kb = ctx.knowledge_bases()
+    hits = await anyio.to_thread.run_sync(kb.opening_chunks, files_kb, ctx.request.top_k or ctx.settings.chat.kb_passages)
+    if not hits:
+        return _Evidence([], [], [])
+    texts = [hit.text for hit in hits]
+    tables = table_passages(hits)
+    sources = [kb_source(i, hit, files_kb) for i, hit in enumerate(hits, 1)]
+    for source in sources:
+        source["score"] = None
+    lead = _lead(ctx, question, _Evidence(hits, split_passages(texts, tables), sources))
+    wanted = evidence_budget(ctx, hits, sources, lead, reading.prompt_speed, reading.system_tokens)
+    passages = choose_evidence(ctx, question, texts, template, wanted=wanted, tables=tables, from_start=True)
+    sources = [with_highlights(source, p) for source, p in zip(sources, passages)]
+    return _Evidence(hits, passages, sources, wanted)
+
+
+def kb_label(ctx: ChatContext, kb_name: str) -> str:
+    """``kb_name`` as prompts and answers name it: the knowledge base of the conversation's own files as such
+    (template conversation_files), several joined by " + "."""
+    files = ctx.localized(CONVERSATION_FILES_TEMPLATE, default=CONVERSATION_FILES_DEFAULT)
+    return " + ".join(files if is_conversation_kb(name) else name for name in split_kb_names(kb_name))
 
 
 def sentence_readings(sources: list[Source], hits: list[SearchHit], passages: list[Passage],
@@ -352,14 +391,14 @@ async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Ev
     return await anyio.to_thread.run_sync(judge)
 
 
-def _declined(ctx: ChatContext, kb_name: str, question: str, found: _Evidence, quote_closest: bool) -> str:
+def _declined(ctx: ChatContext, label: str, question: str, found: _Evidence, quote_closest: bool) -> str:
     """The answer for a question the knowledge base does not seem to answer: just that (kb_unsupported) or, with
     ``quote_closest`` (a passage came doubtfully close), that with its best sentence quoted, since an answerable
     question in other words than the documents' may find its answer there."""
     values = _quote_values(ctx, question, found, *found.best[0]) if quote_closest and found.best else None
     if values is None:
-        return ctx.render(ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=kb_name)
-    return ctx.render(ctx.localized(UNSUPPORTED_CLOSEST_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=kb_name, **values)
+        return ctx.render(ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=label)
+    return ctx.render(ctx.localized(UNSUPPORTED_CLOSEST_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=label, **values)
 
 
 def _question_with_passages(ctx: ChatContext, sources: list[Source], hits: list[SearchHit],
@@ -406,19 +445,30 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         # The answer reads the question as rewritten to stand alone, without the history it came from.
         ctx.history, ctx.question = [], question
     template = ctx.template(chat.kb_prompt_template)
+    label = kb_label(ctx, kb_name)
+    # A question about the conversation's dropped files as a whole is answered from their openings (overview.py).
+    files_kb = next((name for name in split_kb_names(kb_name) if is_conversation_kb(name)), None)
+    overview = files_kb is not None and asks_for_overview(question)
+    if overview:
+        ctx.meta["overview"] = True
+        hyde = False
     # A rewrite (of a follow-up, or HyDE) displaces the cached system prompt from the model server, unless it
     # continues the conversation's previous answer (ctx.previous), whose prompt begins with that system prompt.
     rewrites = (bool(ctx.history) and ctx.previous is None) or hyde
-    reading = _Reading(prompt_speed, ctx.count(ctx.render(template, kb=kb_name)) if rewrites else 0)
-    finding = Pending(_find(ctx, kb_name, question, question, template, reading, standalone.follows))
+    reading = _Reading(prompt_speed, ctx.count(ctx.render(template, kb=label)) if rewrites else 0)
+    if files_kb is not None and overview:
+        finding = Pending(_opening(ctx, files_kb, question, template, reading))
+    else:
+        finding = Pending(_find(ctx, kb_name, question, question, template, reading, standalone.follows))
     # A reranker (the chat model, say) can take seconds before the passages are known.
-    async for event in finding.statuses("ranking" if ctx.settings.kb.rerank.kind != "off" else None):
+    async for event in finding.statuses("ranking" if ctx.settings.kb.rerank.kind != "off" and not overview else None):
         yield event
     found = finding.result()
     if found.sources or not hyde:
         # Evidence first: what the question finds is shown before any model time is spent on it.
         yield events.sources(found.sources)
-    judged = await _unsupported(ctx, kb_name, question, found)
+    # The files are what such a question asks about: nothing to judge.
+    judged = _Judgement(False) if overview else await _unsupported(ctx, kb_name, question, found)
     if judged.unsupported:
         # Judged before any rewriting, so no model time is spent on the question at all.
         ctx.meta["unsupported"] = True
@@ -426,7 +476,7 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
             # The passages shown with the refusal are the question's own closest ones, not the exchange's before it.
             found = await _find(ctx, kb_name, question, question, template, reading)
             yield events.sources(found.sources)
-        yield events.delta(_declined(ctx, kb_name, question, found, judged.doubtful))
+        yield events.delta(_declined(ctx, label, question, found, judged.doubtful))
         return
     if hyde:
         # Then the search again with a hypothetical answer in the documents' words; the passages it
@@ -442,7 +492,8 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
             yield events.sources(found.sources)
         elif not found.sources:
             yield events.sources([])
-    if found.hits and ctx.evidence_scorer is not None and scores_evidence(ctx.settings, ctx.lang, prompt_speed):
+    if (found.hits and not overview and ctx.evidence_scorer is not None
+            and scores_evidence(ctx.settings, ctx.lang, prompt_speed)):
         weighing = Pending(_scored(ctx, kb_name, question, template, found))
         async for event in weighing.statuses("weighing"):
             yield event
@@ -453,7 +504,7 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     if not found.hits:
         threshold = await anyio.to_thread.run_sync(effective_threshold, ctx, kb_name)
         no_match = ctx.localized(NO_MATCH_TEMPLATE, default=NO_MATCH_DEFAULT)
-        yield events.delta(ctx.render(no_match, kb=kb_name, threshold=f"{threshold:g}"))
+        yield events.delta(ctx.render(no_match, kb=label, threshold=f"{threshold:g}"))
         return
     hits, passages, sources = found.hits, found.passages, found.sources
     if found.evidence_tokens != chat.evidence_tokens:
@@ -464,10 +515,10 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
                *(hit.text for hit in hits), *(title_of(s, hit.metadata) for s, hit in zip(sources, hits))]
     if "{context}" in template:
         # A template of the older layout: passages in the system prompt, the question after them.
-        system, _ = fit_passages(ctx, template, [(s, p.excerpt()) for s, p in zip(sources, passages)], kb=kb_name)
+        system, _ = fit_passages(ctx, template, [(s, p.excerpt()) for s, p in zip(sources, passages)], kb=label)
         answer = answer_from(ctx, system)
     else:
-        messages = ctx.messages(ctx.render(template, kb=kb_name), _question_with_passages(ctx, sources, hits, passages))
+        messages = ctx.messages(ctx.render(template, kb=label), _question_with_passages(ctx, sources, hits, passages))
         lead = _lead(ctx, question, found)
         answer = ctx.answer(messages, lead=lead, logit_bias=_question_word_bias(ctx, sources, hits, passages, lead))
     async for event in _with_note(ctx, answer, grounds):

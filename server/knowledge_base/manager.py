@@ -293,6 +293,25 @@ class KnowledgeBaseManager:
         return min(applied_threshold(requested, cfg, self.embeddings.config(self.kb_row(name).embed_model))
                    for name in split_kb_names(kb))
 
+    def opening_chunks(self, kb: str, limit: int) -> list[SearchHit]:
+        """The first chunks of the knowledge base's files, in the order the files were added: the first chunk
+        of each, then the second of each, up to ``limit``. What a document is about is said at its start, so
+        this is what a question about the files as a whole is answered from. Scores are 0: nothing was
+        searched."""
+        row = self.kb_row(kb)
+        store = self.pool.get(kb)
+        files = sorted((f for f in self.db.run(repo.list_files, row.id) if f.chunk_count), key=lambda f: f.id)
+        per_file = [store.docs_for_source(f.file_name) for f in files]
+        hits: list[SearchHit] = []
+        depth = 0
+        while len(hits) < limit and any(depth < len(docs) for docs in per_file):
+            for doc in (docs[depth] for docs in per_file if depth < len(docs)):
+                if len(hits) < limit:
+                    hits.append(SearchHit(doc_id=doc.doc_id, text=doc.text, score=0.0,
+                                          metadata={**doc.metadata, "kb": kb}, rank=len(hits) + 1))
+            depth += 1
+        return hits
+
     def closest_chunk(self, kb: str, query: str) -> SearchHit | None:
         """The chunk of ``kb`` (or of several "+"-joined ones) that comes closest to the query, by its own vector
         or by its closest sentence's, whatever the score; its score is that cosine. None for an empty one."""

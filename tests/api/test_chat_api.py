@@ -454,6 +454,53 @@ def test_files_dropped_into_a_conversation_are_searched_there_and_go_with_it(cli
     assert missing.status_code == 404
 
 
+MINUTES = ("# Residents' meeting minutes\n\nThese are the minutes of the residents' meeting of Elm Court held in March. "
+           "The meeting discussed the new bicycle shed and the spring clean-up.\n\n"
+           + "\n\n".join(f"## Item {i}\n\n" + f"Point {i} was raised by a resident and noted by the secretary. " * 12
+                         for i in range(1, 6)))
+LEASE = "The tenant pays the rent on the fifth of each month. The landlord repairs the boiler."
+
+
+def test_a_question_about_the_dropped_files_as_a_whole_is_answered_from_their_openings(client, fake):
+    conv = client.post("/conversations", json={"mode": "kb"}).json()["id"]
+    dropped = client.post(f"/conversations/{conv}/files", files=[("files", ("minutes.md", MINUTES.encode())),
+                                                                 ("files", ("lease.txt", LEASE.encode()))])
+    assert [r["status"] for r in dropped.json()["results"]] == ["indexed", "indexed"]
+    fake.queue("They are the minutes of a residents' meeting [1] and a lease [2].")
+    events, _ = sse(client, "kb", query="What are these documents about?", conversation_id=conv, kb_name="garden",
+                    top_k=3)
+    assert "does not seem to answer" not in text_of(events)
+    [sources] = [e["sources"] for e in events if e["type"] == "sources"]
+    # The first passage of each file, in the order they were dropped, then the next of the longer one; unscored.
+    assert [s["file"] for s in sources] == ["minutes.md", "lease.txt", "minutes.md"]
+    assert sources[0]["text"].startswith("These are the minutes") and "Point 1" not in sources[0]["text"]
+    assert all(s["score"] is None and s["kb"] == f"_chat_{conv}" for s in sources)
+    system, question = fake.requests[-1]["messages"][0]["content"], fake.requests[-1]["messages"][-1]["content"]
+    # The model reads the files' openings, and their knowledge base by what the user calls it.
+    assert "minutes of the residents' meeting of Elm Court" in question and "pays the rent" in question
+    assert "this conversation's files + garden" in system and "_chat_" not in system
+    stored = client.get(f"/conversations/{conv}").json()["messages"][-1]
+    assert stored["meta"]["overview"] is True
+    fake.queue("是一份会议记录[1]和一份租约[2]。")
+    events, _ = sse(client, "kb", query="这些文件讲了什么？", conversation_id=conv, kb_name="garden", history=[])
+    assert [s["file"] for s in next(e for e in events if e["type"] == "sources")["sources"]][:2] == ["minutes.md",
+                                                                                                    "lease.txt"]
+    assert "本对话的文件 + garden" in fake.requests[-1]["messages"][0]["content"]
+    # A question about something in the files is searched for as usual (asked without the history, which would
+    # have the model rewrite it first).
+    fake.queue("On the fifth [1].")
+    events, _ = sse(client, "kb", query="When does the lease say the rent is due?", conversation_id=conv, history=[])
+    [sources] = [e["sources"] for e in events if e["type"] == "sources"]
+    assert sources[0]["file"] == "lease.txt" and sources[0]["score"] is not None
+    # Nothing close enough, answered without the model: the files are named as the user knows them.
+    requests = len(fake.requests)
+    events, _ = sse(client, "kb", query="Who won the football World Cup in 1998?", conversation_id=conv,
+                    kb_name="garden", history=[])
+    declined = text_of(events)
+    assert 'knowledge base "this conversation\'s files + garden"' in declined
+    assert "_chat_" not in declined and len(fake.requests) == requests
+
+
 def test_kb_chat_asks_in_chinese_for_a_chinese_question(client, fake):
     fake.queue("每两周翻一次[1]。")
     sse(client, "kb", query="堆肥多久翻一次？compost heap turned", kb_name="garden", top_k=2)

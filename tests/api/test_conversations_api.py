@@ -155,7 +155,7 @@ def test_public_settings_offer_each_mode_its_own_templates(tmp_path, fake):
             "kb_unsupported_closest", "kb_unsupported_closest_zh", "condense_question", "condense_question_zh", "hypothetical_answer", "hypothetical_answer_zh", "kb_answer_lead",
             "kb_answer_lead_zh", "kb_answer_quote", "kb_answer_quote_zh", "kb_unverified_figures",
             "kb_unverified_figures_zh", "kb_answer_quote_more", "kb_answer_quote_more_zh", "kb_answer_quotes_end",
-            "kb_answer_quotes_end_zh",
+            "kb_answer_quotes_end_zh", "conversation_files", "conversation_files_zh",
         }
         # an offered template is accepted by its mode
         fake.queue("Arr, a fine answer.")

@@ -1,0 +1,68 @@
+"""Questions about dropped files as a whole: "What is this document about?", "Summarise it", 「这份文件讲了什么？」.
+
+Such a question names nothing the file holds, so a search finds passages at random and the relevance check
+declines it. In a conversation with files (file chat), knowledge-base chat answers it from the opening
+passages of those files instead (``KnowledgeBaseManager.opening_chunks``), where a document says what it is.
+
+A question counts when it asks for a summary or what the file is about and says nothing else: once the
+asking words, the words for a document and the fillers are taken out, nothing may remain ("Summarise the
+section on fees" and "What does the contract say about termination?" ask about something in it, and are
+searched).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_DOCUMENT = (r"(?:document|doc|file|pdf|paper|article|report|text|attachment|upload|book|chapter|presentation"
+             r"|deck|slides?|spreadsheet|workbook|sheet|contract|letter|memo|essay|manual|handbook|page|one)s?")
+_EN_ASKS = re.compile(
+    r"\bsummar(?:y|ies|i[sz]e[sd]?|i[sz]ing)\b|\boverview\b|\btl;?dr\b|\bgist\b|\bsynopsis\b"
+    r"|\b(?:main|key)\s+(?:points?|ideas?|topics?|takeaways?|findings?|messages?|contents?)\b"
+    r"|\bwhat(?:'s|\s+is|\s+are)\s+(?:it|this|that|these|they)\s+about\b"
+    rf"|\bwhat(?:'s|\s+is|\s+are)\s+(?:this|the|these|that|those|my)\s+(?:\w+\s+)?{_DOCUMENT}\s+about\b"
+    rf"|\bwhat\s+(?:does|do)\s+(?:it|they|(?:this|the|these|that|those|my)\s+(?:\w+\s+)?{_DOCUMENT})\s+"
+    r"(?:say|cover|contain|discuss|describe|explain|talk\s+about)\b"
+    rf"|\bwhat(?:'s|\s+is)\s+in\s+(?:it|(?:this|the|that|my)\s+(?:\w+\s+)?{_DOCUMENT})\b",
+    re.IGNORECASE,
+)
+_EN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_EN_FILLERS = frozenset(
+    "a an the this that these those it its they them my me i you your we us our please can could would will "
+    "kindly just quick quickly short shortly brief briefly simple simply give tell write provide make show "
+    "what what's whats is are was does do did say says about in of on for to with from and or me us "
+    "summary summaries summarise summarize summarised summarized summarising summarizing overview tldr tl dr "
+    "gist synopsis main key point points idea ideas topic topics takeaway takeaways finding findings message "
+    "messages content contents cover covers contain contains discuss discusses describe describes explain "
+    "explains talk talks few one two three sentence sentences paragraph paragraphs line lines words word "
+    "bullet bullets list overall whole entire all attached uploaded above pasted new latest".split()
+)
+_EN_DOCUMENT_WORD = re.compile(rf"^{_DOCUMENT}$")
+
+_ZH_ASKS = re.compile(
+    "总结|概括|概述|摘要|归纳|大意|要点|重点|主要内容|主旨|主题|梗概|简介|介绍一下|"
+    "讲了什么|讲了些什么|讲的什么|讲的是什么|讲什么|说了什么|说了些什么|说的什么|说的是什么|写了什么|写的什么|写的是什么|"
+    "是关于什么|关于什么|内容是什么|什么内容|有什么内容|有哪些内容|是什么东西|核心观点|主要观点|什么意思"
+)
+_ZH_REMOVED = re.compile(
+    "总结|概括|概述|摘要|归纳|大意|要点|重点|主要|内容|主旨|主题|梗概|简介|介绍|核心|观点|意思|讲|说|写|关于|什么|哪些|东西|"
+    "这份|这个|这篇|这本|这张|这些|那份|那个|那篇|该|此|上传的|上传|附件|刚才|刚刚|我发的|发的|"
+    "文件|文档|文章|材料|资料|论文|报告|合同|表格|书|稿|页|"
+    "请|帮我|帮忙|给我|麻烦|能不能|可以|一下|简单|简要|简短|大概|大致|地|的|了|是|有|些|吗|呢|吧|啊|呀|下|个|用|一句话|几句话|句话"
+)
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def asks_for_overview(question: str) -> bool:
+    """Whether ``question`` asks what the files are about, or for their summary, and nothing more specific."""
+    text = unicodedata.normalize("NFKC", question).strip()
+    if _CJK.search(text):
+        if not _ZH_ASKS.search(text):
+            return False
+        return not _CJK.search(_ZH_REMOVED.sub("", text))
+    if not _EN_ASKS.search(text):
+        return False
+    words = _EN_WORD.findall(text.lower())
+    rest = [w for w in words if w not in _EN_FILLERS and not _EN_DOCUMENT_WORD.match(w)]
+    return not rest
