@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from server.chat.superlatives import rows_asked_for
 from server.knowledge_base.bm25 import query_tokens, tokenize
 from server.knowledge_base.loaders.tables import ROW_SEPARATOR
 from server.knowledge_base.sentences import sentence_spans
@@ -145,7 +146,26 @@ def rank_sentences(question: str, passages: list[Passage],
                 score += FIRST_SENTENCE_BONUS * score
             candidates.append(Candidate(score, p.rank, i))
     candidates.sort(key=lambda c: (-c.score, c.rank, c.index))
+    for p in passages:
+        if p.table:
+            _only_row_asked_for(question, p, candidates)
     return candidates
+
+
+def _only_row_asked_for(question: str, table: Passage, candidates: list[Candidate]) -> None:
+    """Keep of ``table``'s sentences among ``candidates`` only the row a superlative question asks for
+    (superlatives.py), all its sentences in the place of the table's best: a small model shown several rows
+    answers from any of them. Unchanged for other questions."""
+    order = rows_asked_for(question, [table.sentence(i) for i in range(len(table.spans))])
+    places = [k for k, c in enumerate(candidates) if c.rank == table.rank]
+    if not order or not places:
+        return
+    row_of = [table.text.rfind(ROW_SEPARATOR, 0, start) for start, _ in table.spans]
+    score = candidates[places[0]].score
+    row = [Candidate(score, table.rank, i) for i in range(len(table.spans)) if row_of[i] == row_of[order[0]]]
+    for k in reversed(places):
+        del candidates[k]
+    candidates[places[0]:places[0]] = row
 
 
 def fill(passages: list[Passage], candidates: Sequence[Candidate], budget: int,

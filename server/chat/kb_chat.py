@@ -55,9 +55,10 @@ from server.chat.quote import (QUOTE_MORE_TEMPLATE, QUOTE_TEMPLATE, QUOTES_END_T
 from server.chat.relevance import Bounds, in_doubt, unsupported
 from server.chat.rewrite import Standalone, rewrites_by_default, standalone_question, with_hypothetical_answer
 from server.chat.schemas import Source
+from server.chat.superlatives import descending, with_row_asked_for
 from server.chat.sources import SOURCE_TEXT_MAX, kb_source
 from server.errors import InvalidInput
-from server.knowledge_base.manager import SearchHit
+from server.knowledge_base.manager import KnowledgeBaseManager, SearchHit
 from server.knowledge_base.names import is_conversation_kb, split_kb_names
 from server.knowledge_base.rerank import RerankError
 from server.llm.tokens import approx_token_count
@@ -222,9 +223,13 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
     search = partial(kb.search, kb_name, query, top_k=request.top_k or chat.kb_passages,
                      score_threshold=request.score_threshold, mode=request.search_mode, rerank_query=question,
                      context=follows or None)
-    hits = await anyio.to_thread.run_sync(search)
+    hits: list[SearchHit] = await anyio.to_thread.run_sync(search)
     if not hits:
         return _Evidence([], [], [])
+    if descending(question) is not None:
+        # "Which ... the most ...?" over a table: the row asked for first, found by its figure (superlatives.py).
+        table_chunks = partial(_table_chunks, kb, kb_name)
+        hits = await anyio.to_thread.run_sync(with_row_asked_for, question, hits, table_chunks)
     texts = [hit.text for hit in hits]
     similarities = None
     if chat.evidence_meaning_weight > 0 and chat.evidence_tokens > 0:
@@ -246,7 +251,8 @@ async def _opening(ctx: ChatContext, files_kb: str, question: str, template: str
     """The evidence for a question about the conversation's files as a whole (overview.py): their opening passages,
     each read from its start. Nothing was searched, so the sources carry no score."""
     kb = ctx.knowledge_bases()
-    hits = await anyio.to_thread.run_sync(kb.opening_chunks, files_kb, ctx.request.top_k or ctx.settings.chat.kb_passages)
+    limit = ctx.request.top_k or ctx.settings.chat.kb_passages
+    hits = await anyio.to_thread.run_sync(kb.opening_chunks, files_kb, limit)
     if not hits:
         return _Evidence([], [], [])
     texts = [hit.text for hit in hits]
@@ -266,6 +272,10 @@ def kb_label(ctx: ChatContext, kb_name: str) -> str:
     (template conversation_files), several joined by " + "."""
     files = ctx.localized(CONVERSATION_FILES_TEMPLATE, default=CONVERSATION_FILES_DEFAULT)
     return " + ".join(files if is_conversation_kb(name) else name for name in split_kb_names(kb_name))
+
+
+def _table_chunks(kb: KnowledgeBaseManager, kb_name: str, hit: SearchHit) -> list[SearchHit]:
+    return kb.table_chunks(str(hit.metadata.get("kb") or kb_name), hit)
 
 
 def sentence_readings(sources: list[Source], hits: list[SearchHit], passages: list[Passage],

@@ -312,6 +312,16 @@ class KnowledgeBaseManager:
             depth += 1
         return hits
 
+    def table_chunks(self, kb: str, hit: SearchHit) -> list[SearchHit]:
+        """The chunks of the table that ``hit`` (a chunk of a table's rows) belongs to, in order: those of its file
+        and sheet under the same headings that hold rows. They carry ``hit``'s score."""
+        meta = hit.metadata
+        same = [d for d in self.pool.get(kb).docs_for_source(str(meta.get("source") or ""))
+                if d.metadata.get("rows") and d.metadata.get("heading_path") == meta.get("heading_path")
+                and d.metadata.get("sheet") == meta.get("sheet")]
+        return [SearchHit(doc_id=d.doc_id, text=d.text, score=hit.score, metadata={**d.metadata, "kb": kb}, rank=n)
+                for n, d in enumerate(same, 1)]
+
     def closest_chunk(self, kb: str, query: str) -> SearchHit | None:
         """The chunk of ``kb`` (or of several "+"-joined ones) that comes closest to the query, by its own vector
         or by its closest sentence's, whatever the score; its score is that cosine. None for an empty one."""

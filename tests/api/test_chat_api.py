@@ -454,7 +454,8 @@ def test_files_dropped_into_a_conversation_are_searched_there_and_go_with_it(cli
     assert missing.status_code == 404
 
 
-MINUTES = ("# Residents' meeting minutes\n\nThese are the minutes of the residents' meeting of Elm Court held in March. "
+MINUTES = ("# Residents' meeting minutes\n\n"
+           "These are the minutes of the residents' meeting of Elm Court held in March. "
            "The meeting discussed the new bicycle shed and the spring clean-up.\n\n"
            + "\n\n".join(f"## Item {i}\n\n" + f"Point {i} was raised by a resident and noted by the secretary. " * 12
                          for i in range(1, 6)))
