@@ -664,3 +664,24 @@ def test_a_spreadsheet_tables_title_and_best_row_lead_its_passage(app, client, f
     # bears on the question comes first.
     assert "results — In millions; January–June 2022\nNorth; Sales: 110; Profit: 25;" in asked
     assert "results — In millions; January–June 2023\nNorth; Sales: 120; Profit: 30;" in asked
+
+
+def test_a_question_for_the_most_of_a_column_reads_that_row_alone_of_its_table(app, client, fake):
+    rows = "\n".join(["Team,Location,Stanley Cups", "Blues,STL,1", "Flyers,PHI,2", "Maple Leafs,TOR,0"])
+    kb = app.state.services.kb
+    kb.create_kb("hockey")
+    [result] = kb.add_files("hockey", [("cups.csv", rows.encode())])
+    assert result.status == "indexed", result.error
+    fake.queue("The Flyers, with 2 [1].")
+    events, _ = sse(client, "kb", query="Which team has won the most Stanley Cups?", kb_name="hockey", top_k=3)
+    assert text_of(events) == "The Flyers, with 2 [1]."
+    asked = fake.requests[-1]["messages"][-1]["content"]
+    assert "Team: Flyers; Location: PHI; Stanley Cups: 2" in asked and "Blues" not in asked and "TOR" not in asked
+    # The sources still show the whole chunk, the row read highlighted.
+    [source] = next(e for e in events if e["type"] == "sources")["sources"]
+    assert [source["text"][start:end].strip() for start, end in source["highlights"]] == [
+        "Team: Flyers; Location: PHI; Stanley Cups: 2"]
+    # Without a most or least, the rows are read as usual.
+    fake.queue("The Blues have 1 [1].")
+    sse(client, "kb", query="How many Stanley Cups have the Blues won?", kb_name="hockey", top_k=3)
+    assert "Team: Blues; Location: STL; Stanley Cups: 1" in fake.requests[-1]["messages"][-1]["content"]
