@@ -458,7 +458,8 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     label = kb_label(ctx, kb_name)
     # A question about the conversation's dropped files as a whole is answered from their openings (overview.py).
     files_kb = next((name for name in split_kb_names(kb_name) if is_conversation_kb(name)), None)
-    overview = files_kb is not None and asks_for_overview(question)
+    overview_of = files_kb if files_kb is not None and asks_for_overview(question) else None
+    overview = overview_of is not None
     if overview:
         ctx.meta["overview"] = True
         hyde = False
@@ -466,8 +467,8 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     # continues the conversation's previous answer (ctx.previous), whose prompt begins with that system prompt.
     rewrites = (bool(ctx.history) and ctx.previous is None) or hyde
     reading = _Reading(prompt_speed, ctx.count(ctx.render(template, kb=label)) if rewrites else 0)
-    if files_kb is not None and overview:
-        finding = Pending(_opening(ctx, files_kb, question, template, reading))
+    if overview_of is not None:
+        finding = Pending(_opening(ctx, overview_of, question, template, reading))
     else:
         finding = Pending(_find(ctx, kb_name, question, question, template, reading, standalone.follows))
     # A reranker (the chat model, say) can take seconds before the passages are known.

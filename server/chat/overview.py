@@ -31,7 +31,7 @@ _EN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _EN_FILLERS = frozenset(
     "a an the this that these those it its they them my me i you your we us our please can could would will "
     "kindly just quick quickly short shortly brief briefly simple simply give tell write provide make show "
-    "what what's whats is are was does do did say says about in of on for to with from and or me us "
+    "what what's whats is are was does do did say says about in of on for to with from and or "
     "summary summaries summarise summarize summarised summarized summarising summarizing overview tldr tl dr "
     "gist synopsis main key point points idea ideas topic topics takeaway takeaways finding findings message "
     "messages content contents cover covers contain contains discuss discusses describe describes explain "
