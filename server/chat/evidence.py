@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from server.chat.superlatives import rows_asked_for
 from server.knowledge_base.bm25 import query_tokens, tokenize
 from server.knowledge_base.loaders.tables import ROW_SEPARATOR
-from server.knowledge_base.sentences import sentence_spans
+from server.knowledge_base.sentences import NUMBERED_MARKER, sentence_spans
 
 FIRST_SENTENCE_BONUS = 0.15
 GAP = " … "
 # A list item's marker: （五） (5) 5. 5、 (e) e) or a bullet (not a rule of dashes). A list's lead-in ends with a colon.
-_LIST_ITEM = re.compile(r"\s*(?:[（(](?:[一二三四五六七八九十]{1,3}|\d{1,2}|[a-zA-Z])[)）]|\d{1,2}[.、)](?!\d)|[a-z]\)"
+_LIST_ITEM = re.compile(rf"\s*(?:{NUMBERED_MARKER}|[（(](?:[一二三四五六七八九十]{{1,3}}|[a-zA-Z])[)）]|[a-z]\)"
                         r"|[-*•·]\s+(?![-*•·]))")
 _LEAD_IN_END = ("：", ":")
 

@@ -19,9 +19,11 @@ from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
+from server.knowledge_base.sentences import BRACKETED_NUMBER, NUMBER_AND_STOP
+
 _CITATION = re.compile(r"\[\d+\]")
 # List markers are not figures: "1. ", "2、" at the start of a line, "(1)" and "（2）" anywhere.
-_LIST_MARKER = re.compile(r"^[ \t]*\d{1,2}[.、)）](?!\d)|[(（]\d{1,2}[)）]", re.M)
+_LIST_MARKER = re.compile(rf"^[ \t]*{NUMBER_AND_STOP}|{BRACKETED_NUMBER}", re.M)
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_MYRIADS = {"万": 10**4, "亿": 10**8}

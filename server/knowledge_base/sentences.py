@@ -17,6 +17,10 @@ LONG_SENTENCE_CHARS = 220
 # Pieces shorter than this (table cells, lines of a form or transcript) join the next piece, so a
 # "sentence" carries enough words to be matched and to make sense alone.
 SHORT_SENTENCE_CHARS = 40
+# A numbered list item's marker: "(1)", "（2）", or "3.", "4、", "5)" (not the start of a decimal such as "3.5").
+BRACKETED_NUMBER = r"[(（]\d{1,2}[)）]"
+NUMBER_AND_STOP = r"\d{1,2}[.、)）](?!\d)"
+NUMBERED_MARKER = f"{BRACKETED_NUMBER}|{NUMBER_AND_STOP}"
 # A table row as the loaders write it: one line holding "header: value".
 _ROW = re.compile(r"[^\n]*\S: \S[^\n]*")
 
