@@ -47,7 +47,7 @@ from server.chat.evidence import Candidate, Passage, choose, openings, rank_sent
 from server.chat.figures import unsupported_figures
 from server.chat.history import MESSAGE_OVERHEAD, NOTE_META
 from server.chat.names import unsupported_names
-from server.chat.overview import asks_for_overview
+from server.chat.overview import Overview, overview_of
 from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
 from server.chat.quote import (QUOTE_MORE_TEMPLATE, QUOTE_TEMPLATE, QUOTES_END_TEMPLATE, distinct_articles,
@@ -247,17 +247,17 @@ async def _find(ctx: ChatContext, kb_name: str, query: str, question: str, templ
     return _Evidence(hits, passages, sources, wanted, similarities, best)
 
 
-async def _opening(ctx: ChatContext, files_kb: str, question: str, template: str, reading: _Reading) -> _Evidence:
-    """The evidence for a question about the conversation's files as a whole (overview.py): their opening passages,
-    each read from its start. Nothing was searched, so the sources carry no score."""
+async def _opening(ctx: ChatContext, overview: Overview, question: str, template: str, reading: _Reading) -> _Evidence:
+    """The evidence for a question about files as a whole (overview.py): their opening passages, each read from its
+    start. Nothing was searched, so the sources carry no score."""
     kb = ctx.knowledge_bases()
     limit = ctx.request.top_k or ctx.settings.chat.kb_passages
-    hits = await anyio.to_thread.run_sync(kb.opening_chunks, files_kb, limit)
+    hits = await anyio.to_thread.run_sync(kb.opening_chunks, overview.kb, limit, overview.files)
     if not hits:
         return _Evidence([], [], [])
     texts = [hit.text for hit in hits]
     tables = table_passages(hits)
-    sources = [kb_source(i, hit, files_kb) for i, hit in enumerate(hits, 1)]
+    sources = [kb_source(i, hit, overview.kb) for i, hit in enumerate(hits, 1)]
     for source in sources:
         source["score"] = None
     lead = _lead(ctx, question, _Evidence(hits, split_passages(texts, tables), sources))
@@ -456,30 +456,29 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         ctx.history, ctx.question = [], question
     template = ctx.template(chat.kb_prompt_template)
     label = kb_label(ctx, kb_name)
-    # A question about the conversation's dropped files as a whole is answered from their openings (overview.py).
-    files_kb = next((name for name in split_kb_names(kb_name) if is_conversation_kb(name)), None)
-    overview_of = files_kb if files_kb is not None and asks_for_overview(question) else None
-    overview = overview_of is not None
-    if overview:
+    # A question about the dropped files, or a named file, as a whole is answered from their openings (overview.py).
+    overview = await anyio.to_thread.run_sync(overview_of, ctx.knowledge_bases(), kb_name, question)
+    if overview is not None:
         ctx.meta["overview"] = True
         hyde = False
     # A rewrite (of a follow-up, or HyDE) displaces the cached system prompt from the model server, unless it
     # continues the conversation's previous answer (ctx.previous), whose prompt begins with that system prompt.
     rewrites = (bool(ctx.history) and ctx.previous is None) or hyde
     reading = _Reading(prompt_speed, ctx.count(ctx.render(template, kb=label)) if rewrites else 0)
-    if overview_of is not None:
-        finding = Pending(_opening(ctx, overview_of, question, template, reading))
+    if overview is not None:
+        finding = Pending(_opening(ctx, overview, question, template, reading))
     else:
         finding = Pending(_find(ctx, kb_name, question, question, template, reading, standalone.follows))
     # A reranker (the chat model, say) can take seconds before the passages are known.
-    async for event in finding.statuses("ranking" if ctx.settings.kb.rerank.kind != "off" and not overview else None):
+    ranks = ctx.settings.kb.rerank.kind != "off" and overview is None
+    async for event in finding.statuses("ranking" if ranks else None):
         yield event
     found = finding.result()
     if found.sources or not hyde:
         # Evidence first: what the question finds is shown before any model time is spent on it.
         yield events.sources(found.sources)
     # The files are what such a question asks about: nothing to judge.
-    judged = _Judgement(False) if overview else await _unsupported(ctx, kb_name, question, found)
+    judged = _Judgement(False) if overview is not None else await _unsupported(ctx, kb_name, question, found)
     if judged.unsupported:
         # Judged before any rewriting, so no model time is spent on the question at all.
         ctx.meta["unsupported"] = True
@@ -503,7 +502,7 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
             yield events.sources(found.sources)
         elif not found.sources:
             yield events.sources([])
-    if (found.hits and not overview and ctx.evidence_scorer is not None
+    if (found.hits and overview is None and ctx.evidence_scorer is not None
             and scores_evidence(ctx.settings, ctx.lang, prompt_speed)):
         weighing = Pending(_scored(ctx, kb_name, question, template, found))
         async for event in weighing.statuses("weighing"):

@@ -3,6 +3,8 @@
 Such a question names nothing the file holds, so a search finds passages at random and the relevance check
 declines it. In a conversation with files (file chat), knowledge-base chat answers it from the opening
 passages of those files instead (``KnowledgeBaseManager.opening_chunks``), where a document says what it is.
+The same question about a file named in it ("What is the Norwich City file about?", 「民法典婚姻家庭编讲了什么？」)
+is answered from the openings of the files of the knowledge base whose names hold that name.
 
 A question counts when it asks for a summary or what the file is about and says nothing else: once the
 asking words, the words for a document and the fillers are taken out, nothing may remain ("Summarise the
@@ -14,17 +16,25 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
+from pathlib import PurePath
+from typing import NamedTuple
+
+from server.knowledge_base.manager import KnowledgeBaseManager
+from server.knowledge_base.names import is_conversation_kb, split_kb_names
 
 _DOCUMENT = (r"(?:document|doc|file|pdf|paper|article|report|text|attachment|upload|book|chapter|presentation"
              r"|deck|slides?|spreadsheet|workbook|sheet|contract|letter|memo|essay|manual|handbook|page|one)s?")
+# Up to three words naming a document before the word for it ("the Norwich City file").
+_NAME = r"(?:[\w'-]+\s+){0,3}"
 _EN_ASKS = re.compile(
     r"\bsummar(?:y|ies|i[sz]e[sd]?|i[sz]ing)\b|\boverview\b|\btl;?dr\b|\bgist\b|\bsynopsis\b"
     r"|\b(?:main|key)\s+(?:points?|ideas?|topics?|takeaways?|findings?|messages?|contents?)\b"
     r"|\bwhat(?:'s|\s+is|\s+are)\s+(?:it|this|that|these|they)\s+about\b"
-    rf"|\bwhat(?:'s|\s+is|\s+are)\s+(?:this|the|these|that|those|my)\s+(?:\w+\s+)?{_DOCUMENT}\s+about\b"
-    rf"|\bwhat\s+(?:does|do)\s+(?:it|they|(?:this|the|these|that|those|my)\s+(?:\w+\s+)?{_DOCUMENT})\s+"
+    rf"|\bwhat(?:'s|\s+is|\s+are)\s+(?:this|the|these|that|those|my)\s+{_NAME}{_DOCUMENT}\s+about\b"
+    rf"|\bwhat\s+(?:does|do)\s+(?:it|they|(?:this|the|these|that|those|my)\s+{_NAME}{_DOCUMENT})\s+"
     r"(?:say|cover|contain|discuss|describe|explain|talk\s+about)\b"
-    rf"|\bwhat(?:'s|\s+is)\s+in\s+(?:it|(?:this|the|that|my)\s+(?:\w+\s+)?{_DOCUMENT})\b",
+    rf"|\bwhat(?:'s|\s+is)\s+in\s+(?:it|(?:this|the|that|my)\s+{_NAME}{_DOCUMENT})\b",
     re.IGNORECASE,
 )
 _EN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -45,24 +55,75 @@ _ZH_ASKS = re.compile(
     "讲了什么|讲了些什么|讲的什么|讲的是什么|讲什么|说了什么|说了些什么|说的什么|说的是什么|写了什么|写的什么|写的是什么|"
     "是关于什么|关于什么|内容是什么|什么内容|有什么内容|有哪些内容|是什么东西|核心观点|主要观点|什么意思"
 )
-_ZH_REMOVED = re.compile(
+# The asking words, the words pointing at the files at hand and the fillers; what remains names the subject.
+_ZH_ASIDE = re.compile(
     "总结|概括|概述|摘要|归纳|大意|要点|重点|主要|内容|主旨|主题|梗概|简介|介绍|核心|观点|意思|讲|说|写|关于|什么|哪些|东西|"
     "这份|这个|这篇|这本|这张|这些|那份|那个|那篇|该|此|上传的|上传|附件|刚才|刚刚|我发的|发的|"
-    "文件|文档|文章|材料|资料|论文|报告|合同|表格|书|稿|页|"
-    "请|帮我|帮忙|给我|麻烦|能不能|可以|一下|简单|简要|简短|大概|大致|地|的|了|是|有|些|吗|呢|吧|啊|呀|下|个|用|一句话|几句话|句话"
+    "请|帮我|帮忙|给我|麻烦|能不能|可以|一下|(?<=总结)下|(?<=概括)下|简单|简要|简短|大概|大致|用一句话|用几句话|一句话|"
+    "有什么|有哪些|是什么|是关于|的|了|些|吗|呢|吧|啊|呀"
 )
+_ZH_DOCUMENT = re.compile("文件|文档|文章|材料|资料|论文|报告|合同|表格|书|稿|页")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# What a Chinese subject keeps (characters, letters, digits), and what a file name's parts are joined by.
+_NAME_CHARS = re.compile(r"[\w\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_SEPARATORS = re.compile(r"[\s_\-—–·.()（）\[\]【】]+")
 
 
-def asks_for_overview(question: str) -> bool:
-    """Whether ``question`` asks what the files are about, or for their summary, and nothing more specific."""
+def overview_subject(question: str) -> str | None:
+    """What ``question`` asks the overview of: "" for the files at hand ("What is this document about?"), the
+    words left once the asking words, document words and fillers are taken out ("norwich city" of "What is the
+    Norwich City file about?", 「劳动合同法」 of 「劳动合同法主要讲了什么？」), or None when it asks for no summary."""
     text = unicodedata.normalize("NFKC", question).strip()
     if _CJK.search(text):
         if not _ZH_ASKS.search(text):
-            return False
-        return not _CJK.search(_ZH_REMOVED.sub("", text))
+            return None
+        rest = "".join(_NAME_CHARS.findall(_ZH_ASIDE.sub("", text)))
+        return rest if _ZH_DOCUMENT.sub("", rest) else ""
     if not _EN_ASKS.search(text):
-        return False
+        return None
     words = _EN_WORD.findall(text.lower())
-    rest = [w for w in words if w not in _EN_FILLERS and not _EN_DOCUMENT_WORD.match(w)]
-    return not rest
+    return " ".join(w for w in words if w not in _EN_FILLERS and not _EN_DOCUMENT_WORD.match(w))
+
+
+def asks_for_overview(question: str) -> bool:
+    """Whether ``question`` asks what the files at hand are about, or for their summary, and nothing more specific."""
+    return overview_subject(question) == ""
+
+
+def files_named(subject: str, file_names: Sequence[str]) -> list[str]:
+    """The files whose names hold ``subject`` (``overview_subject``): in Chinese the subject itself (separators
+    aside: 「民法典婚姻家庭编」 names 民法典_婚姻家庭编.md), in English every one of its words ("norwich city" names
+    norwich-city.txt). Too short a subject names none."""
+    if _CJK.search(subject):
+        if len(subject) < 2:
+            return []
+        return [name for name in file_names if subject in _SEPARATORS.sub("", PurePath(name).stem)]
+    words = set(subject.split())
+    if not words or all(len(w) < 3 for w in words):
+        return []
+    return [name for name in file_names if words <= set(_EN_WORD.findall(PurePath(name).stem.lower()))]
+
+
+class Overview(NamedTuple):
+    """The files an overview question asks about: in knowledge base ``kb``, ``files`` (None: all of them)."""
+
+    kb: str
+    files: list[str] | None
+
+
+def overview_of(kb: KnowledgeBaseManager, kb_name: str, question: str) -> Overview | None:
+    """Which files ``question`` asks the overview of: the files dropped into the conversation (a knowledge base of
+    ``kb_name``) for a question about the files at hand, the files of ``kb_name`` whose names hold the name it
+    gives, or None: any other question, or no such files."""
+    subject = overview_subject(question)
+    if subject is None:
+        return None
+    names = split_kb_names(kb_name)
+    if subject == "":
+        files_kb = next((name for name in names if is_conversation_kb(name)), None)
+        return None if files_kb is None else Overview(files_kb, None)
+    for name in names:
+        matched = files_named(subject, [f.file_name for f in kb.list_files(name) if f.chunk_count])
+        if matched:
+            return Overview(name, matched)
+    return None

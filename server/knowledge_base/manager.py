@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast, get_args
 
@@ -293,14 +293,15 @@ class KnowledgeBaseManager:
         return min(applied_threshold(requested, cfg, self.embeddings.config(self.kb_row(name).embed_model))
                    for name in split_kb_names(kb))
 
-    def opening_chunks(self, kb: str, limit: int) -> list[SearchHit]:
-        """The first chunks of the knowledge base's files, in the order the files were added: the first chunk
-        of each, then the second of each, up to ``limit``. What a document is about is said at its start, so
-        this is what a question about the files as a whole is answered from. Scores are 0: nothing was
-        searched."""
+    def opening_chunks(self, kb: str, limit: int, file_names: Sequence[str] | None = None) -> list[SearchHit]:
+        """The first chunks of the knowledge base's files (or of ``file_names`` among them), in the order the files
+        were added: the first chunk of each, then the second of each, up to ``limit``. What a document is about is
+        said at its start, so this is what a question about files as a whole is answered from. Scores are 0:
+        nothing was searched."""
         row = self.kb_row(kb)
         store = self.pool.get(kb)
-        files = sorted((f for f in self.db.run(repo.list_files, row.id) if f.chunk_count), key=lambda f: f.id)
+        files = sorted((f for f in self.db.run(repo.list_files, row.id)
+                        if f.chunk_count and (file_names is None or f.file_name in file_names)), key=lambda f: f.id)
         per_file = [store.docs_for_source(f.file_name) for f in files]
         hits: list[SearchHit] = []
         depth = 0

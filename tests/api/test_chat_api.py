@@ -502,6 +502,20 @@ def test_a_question_about_the_dropped_files_as_a_whole_is_answered_from_their_op
     assert "_chat_" not in declined and len(fake.requests) == requests
 
 
+def test_a_question_about_a_file_named_in_it_is_answered_from_that_files_opening(client, fake):
+    fake.queue("It is about honey bees [1].")
+    events, _ = sse(client, "kb", query="What is the bees file about?", kb_name="garden", top_k=3)
+    [sources] = [e["sources"] for e in events if e["type"] == "sources"]
+    assert [(s["file"], s["score"]) for s in sources] == [("bees.txt", None)]
+    assert "Honey bees visit lavender" in fake.requests[-1]["messages"][-1]["content"]
+    assert client.get(f"/conversations/{events[-1]['conversation_id']}").json()["messages"][-1]["meta"]["overview"]
+    # A name no file bears: searched as any question.
+    fake.queue("Every two weeks [1].")
+    events, _ = sse(client, "kb", query="Summarise the section on compost", kb_name="garden", top_k=1)
+    [sources] = [e["sources"] for e in events if e["type"] == "sources"]
+    assert sources[0]["file"] == "garden.md" and sources[0]["score"] is not None
+
+
 def test_kb_chat_asks_in_chinese_for_a_chinese_question(client, fake):
     fake.queue("每两周翻一次[1]。")
     sse(client, "kb", query="堆肥多久翻一次？compost heap turned", kb_name="garden", top_k=2)

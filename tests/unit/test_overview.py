@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from server.chat.evidence import openings
-from server.chat.overview import asks_for_overview
+from server.chat.overview import asks_for_overview, files_named, overview_subject
 
 
 @pytest.mark.parametrize("question", [
@@ -26,6 +26,23 @@ def test_questions_about_the_files_as_a_whole(question):
 ])
 def test_questions_about_something_in_them(question):
     assert not asks_for_overview(question)
+
+
+@pytest.mark.parametrize(("question", "subject", "named"), [
+    ("劳动合同法主要讲了什么？", "劳动合同法", ["社会法_劳动合同法(2012-12-28).md"]),
+    ("民法典的婚姻家庭编讲了什么？", "民法典婚姻家庭编", ["民法典_婚姻家庭编.md"]),
+    ("民法典讲了什么", "民法典", ["民法典_婚姻家庭编.md", "民法典_总则.md"]),
+    ("劳动合同法关于试用期讲了什么", "劳动合同法试用期", []),
+    ("What is the Norwich City file about?", "norwich city", ["unstructured_norwich-city.txt"]),
+    ("What are the main points of the Stanley Cups spreadsheet?", "stanley cups", ["stanley-cups.xlsx"]),
+    ("Summarize the section on fees", "section fees", []),
+    ("这份文件讲了什么？", "", []), ("试用期最长多久？", None, []),
+])
+def test_the_file_an_overview_question_names(question, subject, named):
+    files = ["社会法_劳动合同法(2012-12-28).md", "社会法_劳动法(2018-12-29).md", "民法典_婚姻家庭编.md", "民法典_总则.md",
+             "unstructured_norwich-city.txt", "stanley-cups.xlsx"]
+    assert overview_subject(question) == subject
+    assert files_named(subject or "", files) == named
 
 
 def test_openings_take_each_passage_from_its_start_in_turn():
