@@ -54,8 +54,12 @@ def _figure(value: Decimal, unit: str | None) -> Figure:
     return Figure((value * _UNIT_SCALES.get(unit, 1)).normalize(), _UNIT_KINDS.get(unit, unit))
 
 
-def _arabic(text: str) -> Decimal | None:
+def arabic_value(text: str) -> Decimal | None:
+    """The value of a number written in digits ("12,553", "3.5", "1.2万"); None for a date or version (1.2.3) or
+    anything else."""
     text = text.replace(" ", "")
+    if not text:
+        return None
     scale = _CN_MYRIADS.get(text[-1], 1)
     digits = text.rstrip("".join(_CN_MYRIADS))
     # A comma before exactly three digits separates thousands; another comma or point is a decimal mark.
@@ -100,7 +104,7 @@ def figures(text: str) -> dict[Figure, str]:
     text = _LIST_MARKER.sub(" ", _CITATION.sub(" ", text))
     found: list[tuple[int, Figure, str]] = []
     for match in _ARABIC.finditer(text):
-        value = _arabic(match.group("n"))
+        value = arabic_value(match.group("n"))
         if value is not None:
             found.append((match.start(), _figure(value, match.group("u")), match.group()))
     for match in _CN_NUMBER.finditer(text):
@@ -125,7 +129,7 @@ def _closed_up(answer: str, values: set[Decimal]) -> str:
     "On May 5, 300 people ...")."""
     def close(match: re.Match[str]) -> str:
         joined = f"{match.group(1)},{match.group(2)}"
-        return joined if _arabic(joined) in values else match.group()
+        return joined if arabic_value(joined) in values else match.group()
 
     return _SPACED_THOUSANDS.sub(close, answer)
 
@@ -144,7 +148,7 @@ def unsupported_figures(answer: str, grounds: Iterable[str]) -> list[str]:
         # A table "in 万元" (or "in millions") holds 12138 where the answer says 12138万元: the digits as written
         # are held bare, as "46,293 million" is held by 46293.
         written = _WRITTEN_SCALED.match(spelling)
-        if written and _arabic(written.group(1)) in bare:
+        if written and arabic_value(written.group(1)) in bare:
             return True
         # 一周, 一次, 一个 are as often "per" or "a" as a count: one is compared by value alone.
         if figure.unit and figure.value != 1:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from server.chat.figures import arabic_value
 from server.knowledge_base.bm25 import query_tokens, tokenize
 from server.knowledge_base.loaders.tables import ROW_SEPARATOR
 from server.knowledge_base.schemas import SearchHit
@@ -33,7 +34,6 @@ _TOTAL = re.compile(r"^\s*(?:grand\s+|sub)?totals?\b|^\s*sum\b|合计|总计|小
 _DATE_TOKEN = re.compile(
     r"^\d+$|^(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*$|^[qh][1-4]$|^fy\d*$"
     r"|^(?:year|quarter|half|month)$|[年月季]")
-_NUMBER = re.compile(r"[-+−]?\d+(?:\.\d+)?")
 
 
 def descending(question: str) -> bool | None:
@@ -44,14 +44,12 @@ def descending(question: str) -> bool | None:
 
 def _number(value: str) -> float | None:
     """A cell's value as a number ("12,553", "(81)", "−4.5", "$300"), None when it is none."""
-    text = value.strip().replace(",", "").replace(" ", "")
-    negative = text.startswith("(") and text.endswith(")")
-    text = text.strip("()$€£¥￥%")
-    match = _NUMBER.fullmatch(text)
-    if match is None:
+    text = value.strip()
+    negative = text.startswith("(") and text.endswith(")") or text.startswith(("-", "−"))
+    number = arabic_value(text.strip("()-−+$€£¥￥% "))
+    if number is None:
         return None
-    number = float(match.group().replace("−", "-"))
-    return -number if negative else number
+    return -float(number) if negative else float(number)
 
 
 def _label(row: str) -> str:
