@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import PurePath
 from typing import NamedTuple
 
+from server.knowledge_base.bm25 import tokenize
 from server.knowledge_base.manager import KnowledgeBaseManager
 from server.knowledge_base.names import is_conversation_kb, split_kb_names
 
@@ -92,16 +93,16 @@ def asks_for_overview(question: str) -> bool:
 
 def files_named(subject: str, file_names: Sequence[str]) -> list[str]:
     """The files whose names hold ``subject`` (``overview_subject``): in Chinese the subject itself (separators
-    aside: 「民法典婚姻家庭编」 names 民法典_婚姻家庭编.md), in English every one of its words ("norwich city" names
-    norwich-city.txt). Too short a subject names none."""
+    aside: 「民法典婚姻家庭编」 names 民法典_婚姻家庭编.md), in English every one of its words, plurals aside ("norwich
+    city" names norwich-city.txt, "stanley cup" stanley-cups.xlsx). Too short a subject names none."""
     if _CJK.search(subject):
         if len(subject) < 2:
             return []
         return [name for name in file_names if subject in _SEPARATORS.sub("", PurePath(name).stem)]
-    words = set(subject.split())
+    words = set(tokenize(subject))
     if not words or all(len(w) < 3 for w in words):
         return []
-    return [name for name in file_names if words <= set(_EN_WORD.findall(PurePath(name).stem.lower()))]
+    return [name for name in file_names if words <= set(tokenize(PurePath(name).stem))]
 
 
 class Overview(NamedTuple):

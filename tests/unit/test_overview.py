@@ -35,6 +35,7 @@ def test_questions_about_something_in_them(question):
     ("劳动合同法关于试用期讲了什么", "劳动合同法试用期", []),
     ("What is the Norwich City file about?", "norwich city", ["unstructured_norwich-city.txt"]),
     ("What are the main points of the Stanley Cups spreadsheet?", "stanley cups", ["stanley-cups.xlsx"]),
+    ("Summarise the Stanley Cup spreadsheet", "stanley cup", ["stanley-cups.xlsx"]),
     ("Summarize the section on fees", "section fees", []),
     ("这份文件讲了什么？", "", []), ("试用期最长多久？", None, []),
 ])
