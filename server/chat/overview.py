@@ -86,11 +86,6 @@ def overview_subject(question: str) -> str | None:
     return " ".join(w for w in words if w not in _EN_FILLERS and not _EN_DOCUMENT_WORD.match(w))
 
 
-def asks_for_overview(question: str) -> bool:
-    """Whether ``question`` asks what the files at hand are about, or for their summary, and nothing more specific."""
-    return overview_subject(question) == ""
-
-
 def files_named(subject: str, file_names: Sequence[str]) -> list[str]:
     """The files whose names hold ``subject`` (``overview_subject``): in Chinese the subject itself (separators
     aside: 「民法典婚姻家庭编」 names 民法典_婚姻家庭编.md), in English every one of its words, plurals aside ("norwich

@@ -89,8 +89,8 @@ def _column(question: str, rows: list[dict[str, float]]) -> str | None:
 def rows_asked_for(question: str, rows: Sequence[str]) -> list[int] | None:
     """Indexes of ``rows`` (a table passage's row lines), the row the superlative ``question`` asks for first, by the
     value of the column it names (by size where every value is negative, as costs are often written); total rows and
-rows without that column last, in their order. None when the question asks for
-    no most or least, or no column fits."""
+    rows without that column last, in their order. None when the question asks for no most or least, or no column
+    fits."""
     direction = descending(question)
     if direction is None:
         return None

@@ -42,6 +42,7 @@ from server.knowledge_base.retriever import (
     applied_threshold,
     candidate_count,
     fuse_rankings,
+    hit_of,
     merge_kb_rankings,
     rerank_hits,
     retrieve,
@@ -308,8 +309,7 @@ class KnowledgeBaseManager:
         while len(hits) < limit and any(depth < len(docs) for docs in per_file):
             for doc in (docs[depth] for docs in per_file if depth < len(docs)):
                 if len(hits) < limit:
-                    hits.append(SearchHit(doc_id=doc.doc_id, text=doc.text, score=0.0,
-                                          metadata={**doc.metadata, "kb": kb}, rank=len(hits) + 1))
+                    hits.append(hit_of(doc, 0.0, len(hits) + 1, kb))
             depth += 1
         return hits
 
@@ -320,8 +320,7 @@ class KnowledgeBaseManager:
         same = [d for d in self.pool.get(kb).docs_for_source(str(meta.get("source") or ""))
                 if d.metadata.get("rows") and d.metadata.get("heading_path") == meta.get("heading_path")
                 and d.metadata.get("sheet") == meta.get("sheet")]
-        return [SearchHit(doc_id=d.doc_id, text=d.text, score=hit.score, metadata={**d.metadata, "kb": kb}, rank=n)
-                for n, d in enumerate(same, 1)]
+        return [hit_of(d, hit.score, n, kb) for n, d in enumerate(same, 1)]
 
     def closest_chunk(self, kb: str, query: str) -> SearchHit | None:
         """The chunk of ``kb`` (or of several "+"-joined ones) that comes closest to the query, by its own vector
@@ -334,9 +333,7 @@ class KnowledgeBaseManager:
             vector = self.embeddings.embed_query(self.kb_row(name).embed_model, query)
             for doc, score in store.vector_search(vector, 1) + store.sentence_search(vector, 1):
                 if best is None or score > best[0]:
-                    hit = SearchHit(doc_id=doc.doc_id, text=doc.text, score=round(float(score), 6),
-                                    metadata={**doc.metadata, "kb": name}, rank=1)
-                    best = (score, hit)
+                    best = (score, hit_of(doc, score, 1, name))
         return None if best is None else best[1]
 
     def relevance_floor(self, kb: str, lang: str) -> float | None:

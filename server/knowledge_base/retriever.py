@@ -136,10 +136,13 @@ def retrieve(
         ranked = dense[:top_k]
     else:
         ranked = fuse(dense, sparse, top_k, params, sentences)
-    return [
-        SearchHit(doc_id=doc.doc_id, text=doc.text, score=round(float(score), 6), metadata=dict(doc.metadata), rank=r)
-        for r, (doc, score) in enumerate(ranked, start=1)
-    ]
+    return [hit_of(doc, score, r) for r, (doc, score) in enumerate(ranked, start=1)]
+
+
+def hit_of(doc: StoredDoc, score: float, rank: int, kb: str | None = None) -> SearchHit:
+    """A stored chunk as a hit; ``kb`` names its knowledge base in the metadata (as a search over several does)."""
+    metadata = {**doc.metadata, "kb": kb} if kb is not None else dict(doc.metadata)
+    return SearchHit(doc_id=doc.doc_id, text=doc.text, score=round(float(score), 6), metadata=metadata, rank=rank)
 
 
 def fuse_rankings(rankings: Sequence[Sequence[SearchHit]], top_k: int, rrf_k: int) -> list[SearchHit]:
