@@ -31,8 +31,10 @@ _COMMON = frozenset(
 
 
 def _words(text: str) -> set[str]:
-    """The lower-case words of ``text``, and each without a plural or possessive s."""
+    """The lower-case words of ``text``, and each without a plural or possessive s, and without the digits of a
+    footnote or affiliation mark a PDF runs into a word ("Shen1" under a paper's title)."""
     words = set(_WORD.findall(text.lower().replace("’", "'").replace("'s", "")))
+    words |= {w.rstrip("0123456789") for w in words if w[0].isalpha()}
     return words | {w[:-1] for w in words if len(w) > 3 and w.endswith("s")}
 
 

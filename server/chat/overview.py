@@ -1,13 +1,15 @@
-"""Questions about dropped files as a whole: "What is this document about?", "Summarise it", 「这份文件讲了什么？」.
+"""Questions about dropped files as a whole: "What is this document about?", "Summarise it", 「这份文件讲了什么？」,
+and about what a document's opening states: who wrote it, its title, when it was published or adopted ("Who wrote
+this paper?", 「劳动合同法是哪一年通过的？」).
 
 Such a question names nothing the file holds, so a search finds passages at random and the relevance check
-declines it. In a conversation with files (file chat), knowledge-base chat answers it from the opening
+declines it (a question for the author found the abstract of a paper, not the names under its title). In a conversation with files (file chat), knowledge-base chat answers it from the opening
 passages of those files instead (``KnowledgeBaseManager.opening_chunks``), where a document says what it is.
 The same question about a file named in it ("What is the Norwich City file about?", 「民法典婚姻家庭编讲了什么？」)
 is answered from the openings of the files of the knowledge base whose names hold that name.
 
-A question counts when it asks for a summary or what the file is about and says nothing else: once the
-asking words, the words for a document and the fillers are taken out, nothing may remain ("Summarise the
+A question counts when it asks for a summary, what the file is about or its front matter and says nothing else:
+once the asking words, the words for a document and the fillers are taken out, nothing may remain ("Summarise the
 section on fees" and "What does the contract say about termination?" ask about something in it, and are
 searched).
 """
@@ -25,7 +27,7 @@ from server.knowledge_base.manager import KnowledgeBaseManager
 from server.knowledge_base.names import is_conversation_kb, split_kb_names
 
 _DOCUMENT = (r"(?:document|doc|file|pdf|paper|article|report|text|attachment|upload|book|chapter|presentation"
-             r"|deck|slides?|spreadsheet|workbook|sheet|contract|letter|memo|essay|manual|handbook|page|one)s?")
+             r"|deck|slides?|spreadsheet|workbook|sheet|contract|letter|memo|notice|essay|manual|handbook|page|one)s?")
 # Up to three words naming a document before the word for it ("the Norwich City file").
 _NAME = r"(?:[\w'-]+\s+){0,3}"
 _EN_ASKS = re.compile(
@@ -38,6 +40,14 @@ _EN_ASKS = re.compile(
     rf"|\bwhat(?:'s|\s+is)\s+in\s+(?:it|(?:this|the|that|my)\s+{_NAME}{_DOCUMENT})\b",
     re.IGNORECASE,
 )
+# Asking for what a document's opening states: its authors, its title, when it was published.
+_EN_FRONT = re.compile(
+    r"\bwho\s+(?:wrote|authored|drafted|published|issued)\b|\bauthors?\b|\bwritten\s+by\b|\btitle\s+of\b"
+    r"|\bwhat(?:'s|\s+is)\s+(?:it|this|that|the\s+[\w'-]+)\s+(?:called|titled)\b"
+    r"|\bwhen\s+(?:was|were|did)\b.*\b(?:published|written|issued|adopted|released|publish|write|issue|adopt"
+    r"|release)\b",
+    re.IGNORECASE,
+)
 _EN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _EN_FILLERS = frozenset(
     "a an the this that these those it its they them my me i you your we us our please can could would will "
@@ -48,6 +58,10 @@ _EN_FILLERS = frozenset(
     "messages content contents cover covers contain contains discuss discusses describe describes explain "
     "explains talk talks few one two three sentence sentences paragraph paragraphs line lines words word "
     "bullet bullets list overall whole entire all attached uploaded above pasted new latest".split()
+)
+_EN_FRONT_FILLERS = frozenset(
+    "who whom wrote write written writer writers author authors authored drafted publish published publisher issue "
+    "issued adopt adopted release released by title titled called name when was were did date year".split()
 )
 _EN_DOCUMENT_WORD = re.compile(rf"^{_DOCUMENT}$")
 
@@ -63,6 +77,14 @@ _ZH_ASIDE = re.compile(
     "请|帮我|帮忙|给我|麻烦|能不能|可以|一下|(?<=总结)下|(?<=概括)下|简单|简要|简短|大概|大致|用一句话|用几句话|一句话|"
     "有什么|有哪些|是什么|是关于|的|了|些|吗|呢|吧|啊|呀"
 )
+_ZH_FRONT = re.compile(
+    "作者|谁写的|是谁写|谁撰写|谁起草|标题|题目|"
+    "(?:什么时候|何时|哪一年|哪年|哪天|哪一天|几几年).{0,4}(?:通过|发布|公布|颁布|制定|修改|修正|修订|发表|出版|写)"
+)
+_ZH_FRONT_ASIDE = re.compile(
+    "作者|是谁|谁|写的|撰写|起草|标题|题目|什么时候|何时|哪一年|哪年|哪一天|哪天|几几年|"
+    "通过|发布|公布|颁布|制定|修改|修正|修订|发表|出版|是|在|于"
+)
 _ZH_DOCUMENT = re.compile("文件|文档|文章|材料|资料|论文|报告|合同|表格|书|稿|页")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # What a Chinese subject keeps (characters, letters, digits), and what a file name's parts are joined by.
@@ -73,17 +95,21 @@ _SEPARATORS = re.compile(r"[\s_\-—–·.()（）\[\]【】]+")
 def overview_subject(question: str) -> str | None:
     """What ``question`` asks the overview of: "" for the files at hand ("What is this document about?"), the
     words left once the asking words, document words and fillers are taken out ("norwich city" of "What is the
-    Norwich City file about?", 「劳动合同法」 of 「劳动合同法主要讲了什么？」), or None when it asks for no summary."""
+    Norwich City file about?", 「劳动合同法」 of 「劳动合同法主要讲了什么？」 and of 「劳动合同法是哪一年通过的？」), or None
+    when it asks for neither a summary nor the front matter."""
     text = unicodedata.normalize("NFKC", question).strip()
     if _CJK.search(text):
-        if not _ZH_ASKS.search(text):
+        front = _ZH_FRONT.search(text)
+        if not front and not _ZH_ASKS.search(text):
             return None
-        rest = "".join(_NAME_CHARS.findall(_ZH_ASIDE.sub("", text)))
+        rest = "".join(_NAME_CHARS.findall(_ZH_ASIDE.sub("", _ZH_FRONT_ASIDE.sub("", text) if front else text)))
         return rest if _ZH_DOCUMENT.sub("", rest) else ""
-    if not _EN_ASKS.search(text):
+    front = _EN_FRONT.search(text)
+    if not front and not _EN_ASKS.search(text):
         return None
+    fillers = _EN_FILLERS | _EN_FRONT_FILLERS if front else _EN_FILLERS
     words = _EN_WORD.findall(text.lower())
-    return " ".join(w for w in words if w not in _EN_FILLERS and not _EN_DOCUMENT_WORD.match(w))
+    return " ".join(w for w in words if w not in fillers and not _EN_DOCUMENT_WORD.match(w))
 
 
 def files_named(subject: str, file_names: Sequence[str]) -> list[str]:

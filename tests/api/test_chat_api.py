@@ -487,6 +487,11 @@ def test_a_question_about_the_dropped_files_as_a_whole_is_answered_from_their_op
     assert [s["file"] for s in next(e for e in events if e["type"] == "sources")["sources"]][:2] == ["minutes.md",
                                                                                                     "lease.txt"]
     assert "本对话的文件 + garden" in fake.requests[-1]["messages"][0]["content"]
+    # Who wrote them is stated where they open, too.
+    fake.queue("The residents' meeting minutes do not name their writer [1].")
+    events, _ = sse(client, "kb", query="Who wrote these documents?", conversation_id=conv, history=[])
+    [sources] = [e["sources"] for e in events if e["type"] == "sources"]
+    assert [s["file"] for s in sources][:2] == ["minutes.md", "lease.txt"] and sources[0]["score"] is None
     # A question about something in the files is searched for as usual (asked without the history, which would
     # have the model rewrite it first).
     fake.queue("On the fifth [1].")
@@ -509,6 +514,12 @@ def test_a_question_about_a_file_named_in_it_is_answered_from_that_files_opening
     assert [(s["file"], s["score"]) for s in sources] == [("bees.txt", None)]
     assert "Honey bees visit lavender" in fake.requests[-1]["messages"][-1]["content"]
     assert client.get(f"/conversations/{events[-1]['conversation_id']}").json()["messages"][-1]["meta"]["overview"]
+    # Who wrote it: the opening, where a document names its authors, not the passage sharing the question's words.
+    fake.queue("The passages do not name an author.")
+    events, _ = sse(client, "kb", query="Who wrote the bees file?", kb_name="garden", top_k=3)
+    [sources] = [e["sources"] for e in events if e["type"] == "sources"]
+    assert [(s["file"], s["score"]) for s in sources] == [("bees.txt", None)]
+    assert "Honey bees visit lavender" in fake.requests[-1]["messages"][-1]["content"]
     # A name no file bears: searched as any question.
     fake.queue("Every two weeks [1].")
     events, _ = sse(client, "kb", query="Summarise the section on compost", kb_name="garden", top_k=1)

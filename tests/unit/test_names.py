@@ -34,6 +34,13 @@ def test_case_order_plurals_and_possessives_do_not_make_a_name_unheld():
     assert unsupported_names("The FAA fined Airbus [1].", passages) == ["Airbus"]
 
 
+def test_a_name_with_a_footnote_mark_run_into_it_is_held():
+    authors = ["LayoutParser: A Unified Toolkit\nZejiang Shen1 ( ), Ruochen Zhang2, Melissa Dell3"]
+    assert unsupported_names("According to [1], the authors are Zejiang Shen, Ruochen Zhang and Melissa Dell.",
+                             authors) == []
+    assert unsupported_names("According to [1], it was written by Zejiang Li.", authors) == ["Zejiang Li"]
+
+
 def test_chinese_answers_and_a_question_s_own_names_are_left_alone():
     assert unsupported_names("根据资料[1]，试用期不得超过二个月。", ["劳动合同期限一年以上不满三年的，试用期不得超过二个月"]) == []
     assert unsupported_names("根据资料[1]，Apple 的保修期是一年。", ["保修期为一年"]) == ["Apple"]

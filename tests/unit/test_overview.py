@@ -21,14 +21,34 @@ def test_questions_about_the_files_as_a_whole(question):
 
 @pytest.mark.parametrize("question", [
     "Summarize the section on fees", "What does the contract say about termination?",
-    "What is the summary judgment standard?", "Who wrote this document?", "When is the rent due?",
-    "总结一下费用", "这份合同的违约金是多少？", "民法典讲了什么", "试用期最长多久？", "",
+    "What is the summary judgment standard?", "When is the rent due?", "What does the author say about pets?",
+    "总结一下费用", "这份合同的违约金是多少？", "民法典讲了什么", "试用期最长多久？", "作者认为加班合法吗", "",
 ])
 def test_questions_about_something_in_them(question):
     assert overview_subject(question) != ""
 
 
+@pytest.mark.parametrize("question", [
+    "Who wrote this document?", "Who are the authors?", "Who is the author of this paper?", "What is it called?",
+    "When was this report published?", "这篇论文的作者是谁？", "这份文件是谁写的", "这篇文章是哪一年发表的？",
+])
+def test_questions_about_the_files_front_matter(question):
+    assert overview_subject(question) == ""
+
+
+@pytest.mark.parametrize(("question", "subject"), [
+    ("When did the siege end?", None), ("Who won the cup in 1967?", None), ("When was the rent paid?", None),
+    ("劳动合同法什么时候施行", None), ("劳动合同法关于试用期是怎么修改的", None),
+])
+def test_questions_of_when_and_who_about_something_in_the_files(question, subject):
+    assert overview_subject(question) == subject
+
+
 @pytest.mark.parametrize(("question", "subject", "named"), [
+    ("Who was the author of the layout parser paper?", "layout parser", ["layout-parser-paper.pdf"]),
+    ("When was the Federal Register notice published?", "federal register", ["federal-register-2020-17221.pdf"]),
+    ("劳动合同法是哪一年通过的？", "劳动合同法", ["社会法_劳动合同法(2012-12-28).md"]),
+    ("个人信息保护法什么时候通过的", "个人信息保护法", []),
     ("劳动合同法主要讲了什么？", "劳动合同法", ["社会法_劳动合同法(2012-12-28).md"]),
     ("民法典的婚姻家庭编讲了什么？", "民法典婚姻家庭编", ["民法典_婚姻家庭编.md"]),
     ("民法典讲了什么", "民法典", ["民法典_婚姻家庭编.md", "民法典_总则.md"]),
@@ -41,7 +61,8 @@ def test_questions_about_something_in_them(question):
 ])
 def test_the_file_an_overview_question_names(question, subject, named):
     files = ["社会法_劳动合同法(2012-12-28).md", "社会法_劳动法(2018-12-29).md", "民法典_婚姻家庭编.md", "民法典_总则.md",
-             "unstructured_norwich-city.txt", "stanley-cups.xlsx"]
+             "unstructured_norwich-city.txt", "stanley-cups.xlsx", "layout-parser-paper.pdf",
+             "federal-register-2020-17221.pdf"]
     assert overview_subject(question) == subject
     assert files_named(subject or "", files) == named
 
