@@ -48,7 +48,8 @@ _EN_FRONT = re.compile(
     r"|release)\b",
     re.IGNORECASE,
 )
-_EN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# A word, hyphenated parts kept together ("10-k", "half-year").
+_EN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?(?:-[a-z0-9]+)*")
 _EN_FILLERS = frozenset(
     "a an the this that these those it its they them my me i you your we us our please can could would will "
     "kindly just quick quickly short shortly brief briefly simple simply give tell write provide make show "
@@ -83,7 +84,7 @@ _ZH_FRONT = re.compile(
 )
 _ZH_FRONT_ASIDE = re.compile(
     "作者|是谁|谁|写的|撰写|起草|标题|题目|什么时候|何时|哪一年|哪年|哪一天|哪天|几几年|"
-    "通过|发布|公布|颁布|制定|修改|修正|修订|发表|出版|是|在|于"
+    "通过|发布|公布|颁布|制定|修改|修正|修订|发表|出版|后来|最近|曾经|有没有|过|是|在|于"
 )
 _ZH_DOCUMENT = re.compile("文件|文档|文章|材料|资料|论文|报告|合同|表格|书|稿|页")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -115,15 +116,16 @@ def overview_subject(question: str) -> str | None:
 def files_named(subject: str, file_names: Sequence[str]) -> list[str]:
     """The files whose names hold ``subject`` (``overview_subject``): in Chinese the subject itself (separators
     aside: 「民法典婚姻家庭编」 names 民法典_婚姻家庭编.md), in English every one of its words, plurals aside ("norwich
-    city" names norwich-city.txt, "stanley cup" stanley-cups.xlsx). Too short a subject names none."""
+    city" names norwich-city.txt, "stanley cup" stanley-cups.xlsx), a hyphenated word either way ("10-k" names
+    example-10k.html, "layout-parser" layout-parser-paper.pdf). Too short a subject names none."""
     if _CJK.search(subject):
         if len(subject) < 2:
             return []
         return [name for name in file_names if subject in _SEPARATORS.sub("", PurePath(name).stem)]
-    words = set(tokenize(subject))
-    if not words or all(len(w) < 3 for w in words):
-        return []
-    return [name for name in file_names if words <= set(tokenize(PurePath(name).stem))]
+    spellings = [set(tokenize(subject)), set(tokenize(subject.replace("-", "")))]
+    spellings = [words for words in spellings if words and any(len(w) >= 3 for w in words)]
+    return [name for name in file_names
+            if any(words <= set(tokenize(PurePath(name).stem)) for words in spellings)]
 
 
 class Overview(NamedTuple):
