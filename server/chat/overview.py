@@ -3,10 +3,11 @@ and about what a document's opening states: who wrote it, its title, when it was
 this paper?", 「劳动合同法是哪一年通过的？」).
 
 Such a question names nothing the file holds, so a search finds passages at random and the relevance check
-declines it (a question for the author found the abstract of a paper, not the names under its title). In a conversation with files (file chat), knowledge-base chat answers it from the opening
-passages of those files instead (``KnowledgeBaseManager.opening_chunks``), where a document says what it is.
-The same question about a file named in it ("What is the Norwich City file about?", 「民法典婚姻家庭编讲了什么？」)
-is answered from the openings of the files of the knowledge base whose names hold that name.
+declines it (a question for the author found the abstract of a paper, not the names under its title). In a
+conversation with files (file chat), knowledge-base chat answers it from the opening passages of those files
+instead (``KnowledgeBaseManager.opening_chunks``), where a document says what it is. The same question about a
+file named in it ("What is the Norwich City file about?", 「民法典婚姻家庭编讲了什么？」) is answered from the
+openings of the files of the knowledge base whose names hold that name.
 
 A question counts when it asks for a summary, what the file is about or its front matter and says nothing else:
 once the asking words, the words for a document and the fillers are taken out, nothing may remain ("Summarise the
@@ -74,7 +75,7 @@ _ZH_ASKS = re.compile(
 # The asking words, the words pointing at the files at hand and the fillers; what remains names the subject.
 _ZH_ASIDE = re.compile(
     "总结|概括|概述|摘要|归纳|大意|要点|重点|主要|内容|主旨|主题|梗概|简介|介绍|核心|观点|意思|讲|说|写|关于|什么|哪些|东西|"
-    "这份|这个|这篇|这本|这张|这些|那份|那个|那篇|该|此|上传的|上传|附件|刚才|刚刚|我发的|发的|"
+    "这份|这个|这篇|这本|这张|这部|这些|那份|那个|那篇|那部|该|此|上传的|上传|附件|刚才|刚刚|我发的|发的|"
     "请|帮我|帮忙|给我|麻烦|能不能|可以|一下|(?<=总结)下|(?<=概括)下|简单|简要|简短|大概|大致|用一句话|用几句话|一句话|"
     "有什么|有哪些|是什么|是关于|的|了|些|吗|呢|吧|啊|呀"
 )
@@ -86,7 +87,7 @@ _ZH_FRONT_ASIDE = re.compile(
     "作者|是谁|谁|写的|撰写|起草|标题|题目|什么时候|何时|哪一年|哪年|哪一天|哪天|几几年|"
     "通过|发布|公布|颁布|制定|修改|修正|修订|发表|出版|后来|最近|曾经|有没有|过|是|在|于"
 )
-_ZH_DOCUMENT = re.compile("文件|文档|文章|材料|资料|论文|报告|合同|表格|书|稿|页")
+_ZH_DOCUMENT = re.compile("文件|文档|文章|材料|资料|论文|报告|合同|协议|表格|法律|法规|条例|章程|手册|书|稿|页")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # What a Chinese subject keeps (characters, letters, digits), and what a file name's parts are joined by.
 _NAME_CHARS = re.compile(r"[\w\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")

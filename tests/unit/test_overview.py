@@ -13,7 +13,7 @@ from server.chat.overview import files_named, overview_subject
     "Can you summarise the attached PDF in three sentences?", "Give me a short overview.", "What is it about?",
     "What are the main points of the paper?", "What does this file contain?", "What is in the spreadsheet?",
     "TL;DR", "这个文件讲了什么？", "帮我总结一下这篇论文的主要观点", "这篇文章的核心观点是什么", "概括一下",
-    "上传的材料主要说了什么", "这份资料是关于什么的？", "用一句话总结这份文件",
+    "上传的材料主要说了什么", "这份资料是关于什么的？", "用一句话总结这份文件", "这部法律主要讲了什么？",
 ])
 def test_questions_about_the_files_as_a_whole(question):
     assert overview_subject(question) == ""
@@ -22,7 +22,8 @@ def test_questions_about_the_files_as_a_whole(question):
 @pytest.mark.parametrize("question", [
     "Summarize the section on fees", "What does the contract say about termination?",
     "What is the summary judgment standard?", "When is the rent due?", "What does the author say about pets?",
-    "总结一下费用", "这份合同的违约金是多少？", "民法典讲了什么", "试用期最长多久？", "作者认为加班合法吗", "",
+    "总结一下费用", "总结一下关于加班的规定", "这份合同的违约金是多少？", "民法典讲了什么", "试用期最长多久？",
+    "作者认为加班合法吗", "",
 ])
 def test_questions_about_something_in_them(question):
     assert overview_subject(question) != ""
@@ -31,6 +32,7 @@ def test_questions_about_something_in_them(question):
 @pytest.mark.parametrize("question", [
     "Who wrote this document?", "Who are the authors?", "Who is the author of this paper?", "What is it called?",
     "When was this report published?", "这篇论文的作者是谁？", "这份文件是谁写的", "这篇文章是哪一年发表的？",
+    "这部法律是哪一年通过的？",
 ])
 def test_questions_about_the_files_front_matter(question):
     assert overview_subject(question) == ""
