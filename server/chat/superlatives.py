@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from server.chat.figures import arabic_value
 from server.knowledge_base.bm25 import query_tokens, tokenize
-from server.knowledge_base.loaders.tables import ROW_SEPARATOR
+from server.knowledge_base.loaders.tables import ROW_SEPARATOR, table_of
 from server.knowledge_base.schemas import SearchHit
 
 _MOST = re.compile(r"\b(?:most|highest|largest|biggest|greatest|maximum|max|top)\b|最多|最高|最大|最长|最贵|最重|最快",
@@ -116,10 +116,8 @@ def chunk_asked_for(question: str, chunks: Sequence[str]) -> int | None:
 
 
 def _table(hit: SearchHit) -> tuple[str, ...]:
-    """Which table a chunk of rows belongs to: its knowledge base, file, sheet and headings."""
-    meta = hit.metadata
-    return (str(meta.get("kb")), str(meta.get("source")), str(meta.get("sheet")),
-            *map(str, meta.get("heading_path") or []))
+    """Which table a chunk of rows belongs to: its knowledge base, then its file, sheet and headings."""
+    return (str(hit.metadata.get("kb")), *table_of(hit.metadata))
 
 
 def with_row_asked_for(question: str, hits: list[SearchHit],

@@ -28,6 +28,7 @@ from server.knowledge_base.embeddings import EmbeddingService
 from server.knowledge_base.foreground import Foreground
 from server.knowledge_base.indexer import KBIndexer
 from server.knowledge_base.ingestion import AddRequest, check_upload
+from server.knowledge_base.loaders.tables import table_of
 from server.knowledge_base.names import (
     CONVERSATION_KB_PREFIX,
     is_conversation_kb,
@@ -316,10 +317,9 @@ class KnowledgeBaseManager:
     def table_chunks(self, kb: str, hit: SearchHit) -> list[SearchHit]:
         """The chunks of the table that ``hit`` (a chunk of a table's rows) belongs to, in order: those of its file
         and sheet under the same headings that hold rows. They carry ``hit``'s score."""
-        meta = hit.metadata
-        same = [d for d in self.pool.get(kb).docs_for_source(str(meta.get("source") or ""))
-                if d.metadata.get("rows") and d.metadata.get("heading_path") == meta.get("heading_path")
-                and d.metadata.get("sheet") == meta.get("sheet")]
+        table = table_of(hit.metadata)
+        same = [d for d in self.pool.get(kb).docs_for_source(str(hit.metadata.get("source") or ""))
+                if d.metadata.get("rows") and table_of(d.metadata) == table]
         return [hit_of(d, hit.score, n, kb) for n, d in enumerate(same, 1)]
 
     def closest_chunk(self, kb: str, query: str) -> SearchHit | None:

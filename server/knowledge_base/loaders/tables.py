@@ -8,12 +8,18 @@ starts and its number in the file ("row_spans"), which the splitter turns into a
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from server.knowledge_base.types import LoadedDoc, loaded_doc
 
 ROW_SEPARATOR = "\n\n"
+
+
+def table_of(metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """Which table a chunk of rows belongs to, by its metadata: its file, sheet and headings."""
+    return (str(metadata.get("source")), str(metadata.get("sheet")), *map(str, metadata.get("heading_path") or []))
 
 
 def format_value(value: object) -> str:
