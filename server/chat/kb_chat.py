@@ -47,7 +47,7 @@ from server.chat.evidence import Candidate, Passage, choose, openings, rank_sent
 from server.chat.figures import unsupported_figures
 from server.chat.history import MESSAGE_OVERHEAD, NOTE_META
 from server.chat.names import unsupported_names
-from server.chat.overview import Overview, overview_of
+from server.chat.overview import DATE_LOOKAHEAD, Overview, dated_first, overview_of
 from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
 from server.chat.quote import (QUOTE_MORE_TEMPLATE, QUOTE_TEMPLATE, QUOTES_END_TEMPLATE, distinct_articles,
@@ -252,7 +252,9 @@ async def _opening(ctx: ChatContext, overview: Overview, question: str, template
     start. Nothing was searched, so the sources carry no score."""
     kb = ctx.knowledge_bases()
     limit = ctx.request.top_k or ctx.settings.chat.kb_passages
-    hits = await anyio.to_thread.run_sync(kb.opening_chunks, overview.kb, limit, overview.files)
+    lookahead = DATE_LOOKAHEAD if overview.dated else 0
+    hits = await anyio.to_thread.run_sync(kb.opening_chunks, overview.kb, limit + lookahead, overview.files)
+    hits = dated_first(hits, limit) if overview.dated else hits
     if not hits:
         return _Evidence([], [], [])
     texts = [hit.text for hit in hits]

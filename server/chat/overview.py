@@ -7,7 +7,9 @@ declines it (a question for the author found the abstract of a paper, not the na
 conversation with files (file chat), knowledge-base chat answers it from the opening passages of those files
 instead (``KnowledgeBaseManager.opening_chunks``), where a document says what it is. The same question about a
 file named in it ("What is the Norwich City file about?", 「民法典婚姻家庭编讲了什么？」) is answered from the
-openings of the files of the knowledge base whose names hold that name.
+openings of the files of the knowledge base whose names hold that name. A question for when a document came out
+is read where the document dates itself: its opening, else the first dateline further on ("Thursday, August 6,
+2020", a PDF's running header that its text holds in mid-page; ``dated_first``).
 
 A question counts when it asks for a summary, what the file is about or its front matter and says nothing else:
 once the asking words, the words for a document and the fillers are taken out, nothing may remain ("Summarise the
@@ -24,11 +26,12 @@ from pathlib import PurePath
 from typing import NamedTuple
 
 from server.knowledge_base.bm25 import tokenize
-from server.knowledge_base.manager import KnowledgeBaseManager
+from server.knowledge_base.manager import KnowledgeBaseManager, SearchHit
 from server.knowledge_base.names import is_conversation_kb, split_kb_names
 
 _DOCUMENT = (r"(?:document|doc|file|pdf|paper|article|report|text|attachment|upload|book|chapter|presentation"
-             r"|deck|slides?|spreadsheet|workbook|sheet|contract|letter|memo|notice|essay|manual|handbook|page|one)s?")
+             r"|deck|slides?|spreadsheet|workbook|sheet|contract|letter|newsletter|memo|notice|essay|manual|handbook"
+             r"|page|one)s?")
 # Up to three words naming a document before the word for it ("the Norwich City file").
 _NAME = r"(?:[\w'-]+\s+){0,3}"
 _EN_ASKS = re.compile(
@@ -42,11 +45,14 @@ _EN_ASKS = re.compile(
     re.IGNORECASE,
 )
 # Asking for what a document's opening states: its authors, its title, when it was published.
+_EN_WHEN = re.compile(
+    r"\bwhen\s+(?:was|were|did)\b.*\b(?:published|written|issued|adopted|released|publish|write|issue|adopt"
+    r"|release)\b|\bwhat\s+(?:is\s+)?(?:the\s+)?date\s+of\b",
+    re.IGNORECASE,
+)
 _EN_FRONT = re.compile(
     r"\bwho\s+(?:wrote|authored|drafted|published|issued)\b|\bauthors?\b|\bwritten\s+by\b|\btitle\s+of\b"
-    r"|\bwhat(?:'s|\s+is)\s+(?:it|this|that|the\s+[\w'-]+)\s+(?:called|titled)\b"
-    r"|\bwhen\s+(?:was|were|did)\b.*\b(?:published|written|issued|adopted|released|publish|write|issue|adopt"
-    r"|release)\b",
+    rf"|\bwhat(?:'s|\s+is)\s+(?:it|this|that|the\s+[\w'-]+)\s+(?:called|titled)\b|{_EN_WHEN.pattern}",
     re.IGNORECASE,
 )
 # A word, hyphenated parts kept together ("10-k", "half-year").
@@ -82,11 +88,23 @@ _ZH_ASIDE = re.compile(
 # Asking when a document was adopted, published or amended (「哪一年通过」, 「什么时候修改的」), or who wrote it.
 _ZH_WHEN = "什么时候|何时|哪一年|哪年|哪一天|哪天|几几年"
 _ZH_ISSUED = "通过|发布|公布|颁布|制定|修改|修正|修订|发表|出版"
-_ZH_FRONT = re.compile(f"作者|谁写的|是谁写|谁撰写|谁起草|标题|题目|(?:{_ZH_WHEN}).{{0,4}}(?:{_ZH_ISSUED}|写)")
+_ZH_DATED = re.compile(f"(?:{_ZH_WHEN}).{{0,4}}(?:{_ZH_ISSUED}|写)")
+_ZH_FRONT = re.compile(f"作者|谁写的|是谁写|谁撰写|谁起草|标题|题目|{_ZH_DATED.pattern}")
 _ZH_FRONT_ASIDE = re.compile(
     f"作者|是谁|谁|写的|撰写|起草|标题|题目|{_ZH_WHEN}|{_ZH_ISSUED}|后来|最近|曾经|有没有|过|是|在|于"
 )
 _ZH_DOCUMENT = re.compile("文件|文档|文章|材料|资料|论文|报告|合同|协议|表格|法律|法规|条例|章程|手册|书|稿|页")
+# A full date as documents print it: "August 6, 2020", "6 August 2020", "2020-08-06", 「2020年8月6日」.
+_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
+          r"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
+_EN_DATE = rf"{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}\b|\b\d{{1,2}}\s+{_MONTH}\s+\d{{4}}\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b"
+_ZH_DATE = r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"
+_FULL_DATE = re.compile(rf"\b(?:{_EN_DATE})|{_ZH_DATE}")
+# A date with its weekday, as a periodical's running header or a letter prints the day it came out: "Thursday,
+# August 6, 2020", 「2020年8月6日 星期四」; other dates in a text are mostly deadlines and events.
+_DATELINE = re.compile(
+    rf"\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day,?\s+(?:{_EN_DATE})|(?:{_ZH_DATE})\s*(?:星期|周)[一二三四五六日天]"
+)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # What a Chinese subject keeps (characters, letters, digits), and what a file name's parts are joined by.
 _NAME_CHARS = re.compile(r"[\w\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -128,11 +146,52 @@ def files_named(subject: str, file_names: Sequence[str]) -> list[str]:
             if any(words <= set(tokenize(PurePath(name).stem)) for words in spellings)]
 
 
+def asks_date(question: str) -> bool:
+    """Whether ``question`` asks when a document was published, issued or adopted."""
+    text = unicodedata.normalize("NFKC", question)
+    return bool((_ZH_DATED if _CJK.search(text) else _EN_WHEN).search(text))
+
+
+def holds_date(text: str) -> bool:
+    """Whether ``text`` states a full date ("Thursday, August 6, 2020", 「2021年8月20日」)."""
+    return bool(_FULL_DATE.search(text))
+
+
+# How many chunks past the openings a question for a date looks through for one: a first page's worth.
+DATE_LOOKAHEAD = 10
+
+
+def dateline(text: str) -> str | None:
+    """The paragraph of ``text`` that dates it with a weekday (``_DATELINE``), after the two before it (a running
+    header's "Federal Register", "Vol. 85, No. 152"); None when it has none."""
+    found = _DATELINE.search(text)
+    if found is None:
+        return None
+    paragraphs = text[:found.end()].split("\n\n")
+    return "\n\n".join(paragraphs[-3:]).strip()
+
+
+def dated_first(hits: Sequence[SearchHit], limit: int) -> list[SearchHit]:
+    """The first ``limit`` of ``hits`` (a document's opening chunks, then ``DATE_LOOKAHEAD`` more) for a question
+    for its date: as they are when one states a full date, else with the first dateline further on
+    (``dateline``) put first. A PDF's running header, which dates it, may come out of the text in mid-page."""
+    opening = list(hits[:limit])
+    if any(holds_date(hit.text) for hit in opening):
+        return opening
+    for hit in hits[limit:]:
+        line = dateline(hit.text)
+        if line:
+            return [hit.model_copy(update={"text": line}), *opening[:limit - 1]]
+    return opening
+
+
 class Overview(NamedTuple):
-    """The files an overview question asks about: in knowledge base ``kb``, ``files`` (None: all of them)."""
+    """The files an overview question asks about: in knowledge base ``kb``, ``files`` (None: all of them); ``dated``
+    when it asks when they were published or adopted."""
 
     kb: str
     files: list[str] | None
+    dated: bool = False
 
 
 def overview_of(kb: KnowledgeBaseManager, kb_name: str, question: str) -> Overview | None:
@@ -145,9 +204,9 @@ def overview_of(kb: KnowledgeBaseManager, kb_name: str, question: str) -> Overvi
     names = split_kb_names(kb_name)
     if subject == "":
         files_kb = next((name for name in names if is_conversation_kb(name)), None)
-        return None if files_kb is None else Overview(files_kb, None)
+        return None if files_kb is None else Overview(files_kb, None, asks_date(question))
     for name in names:
         matched = files_named(subject, [f.file_name for f in kb.list_files(name) if f.chunk_count])
         if matched:
-            return Overview(name, matched)
+            return Overview(name, matched, asks_date(question))
     return None

@@ -710,3 +710,27 @@ def test_a_question_for_the_most_of_a_column_reads_that_row_alone_of_its_table(a
     fake.queue("The Blues have 1 [1].")
     sse(client, "kb", query="How many Stanley Cups have the Blues won?", kb_name="hockey", top_k=3)
     assert "Team: Blues; Location: STL; Stanley Cups: 1" in fake.requests[-1]["messages"][-1]["content"]
+
+
+def test_a_question_for_a_dropped_files_date_reads_its_dateline_when_the_opening_has_none(client, fake):
+    # A newsletter whose text, as a PDF's often does, holds its dated running header in mid-page.
+    items = "\n\n".join(f"## Item {i}\n\n" + f"Point {i} was raised by a resident and noted. " * 12
+                        for i in range(1, 4))
+    newsletter = (f"# Elm Court newsletter\n\nNews for the residents of the block.\n\n{items}\n\n"
+                  "Elm Court News\n\nIssue 12\n\nThursday, March 5, 2026\n\n"
+                  "Comments on the bicycle shed are due by April 30, 2026.")
+    conv = client.post("/conversations", json={"mode": "kb"}).json()["id"]
+    dropped = client.post(f"/conversations/{conv}/files", files=[("files", ("news.md", newsletter.encode()))])
+    assert [r["status"] for r in dropped.json()["results"]] == ["indexed"]
+    fake.queue("It came out on Thursday, March 5, 2026 [1].")
+    events, _ = sse(client, "kb", query="When was this newsletter published?", conversation_id=conv, top_k=2)
+    [sources] = [e["sources"] for e in events if e["type"] == "sources"]
+    assert sources[0]["text"] == "Elm Court News\n\nIssue 12\n\nThursday, March 5, 2026"
+    assert sources[1]["text"].startswith("News for the residents") and all(s["score"] is None for s in sources)
+    assert "Thursday, March 5, 2026" in fake.requests[-1]["messages"][-1]["content"]
+    # What it is about is read from its opening alone.
+    fake.queue("News for the residents [1].")
+    events, _ = sse(client, "kb", query="What is this newsletter about?", conversation_id=conv, top_k=2,
+                    history=[])
+    [sources] = [e["sources"] for e in events if e["type"] == "sources"]
+    assert "Thursday" not in " ".join(s["text"] for s in sources)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from server.chat.evidence import openings
-from server.chat.overview import files_named, overview_subject
+from server.chat.overview import asks_date, dated_first, dateline, files_named, holds_date, overview_subject
+from server.knowledge_base.schemas import SearchHit
 
 
 @pytest.mark.parametrize("question", [
@@ -85,3 +86,32 @@ def test_openings_take_each_passage_from_its_start_in_turn():
     assert passages[0].excerpt() == " ".join(minutes[:2]) and passages[1].excerpt() == lease[0]
     assert [p.chosen for p in openings([" ".join(minutes), " ".join(lease)], budget=0, count=words)] == [[0, 1, 2],
                                                                                                         [0, 1]]
+
+
+@pytest.mark.parametrize(("question", "dated"), [
+    ("When was the Federal Register notice published?", True), ("What is the date of this notice?", True),
+    ("这部法律是哪一年通过的？", True), ("劳动合同法后来修改过吗？什么时候修改的", True),
+    ("Who wrote this paper?", False), ("When did the siege end?", False), ("这篇论文的作者是谁？", False),
+])
+def test_questions_for_a_documents_date(question, dated):
+    assert asks_date(question) is dated
+
+
+def test_a_dateline_further_on_is_read_first_when_the_opening_states_no_date():
+    def hit(n: int, text: str) -> SearchHit:
+        return SearchHit(doc_id=str(n), text=text, score=0.0, rank=n, metadata={"page": 1})
+
+    header = ("The most helpful comments reference a section.\n\nFederal Register\n\nVol. 85, No. 152\n\n"
+              "Thursday, August 6, 2020\n\nproposal, explain the reason for any change.")
+    assert holds_date("by September 21,\n2020.") and holds_date("2021年8月20日通过") and not holds_date("RIN 2120")
+    assert dateline(header) == "Federal Register\n\nVol. 85, No. 152\n\nThursday, August 6, 2020"
+    assert dateline("comments by September 21, 2020.") is None and dateline("2020年8月6日 星期四 晴") == "2020年8月6日 星期四"
+    hits = [hit(1, "Proposed Rules"), hit(2, "Airworthiness Directives"), hit(3, "comments by September 21, 2020."),
+            hit(4, header)]
+    # A deadline in the opening is a date, and the opening is read as it is; a dateline further on comes first.
+    assert [h.doc_id for h in dated_first(hits, 3)] == ["1", "2", "3"]
+    undated = [hits[0], hits[1], hit(3, "Docket No. FAA-2020-0686"), hits[2], hits[3]]
+    first = dated_first(undated, 3)
+    assert [h.doc_id for h in first] == ["4", "1", "2"]
+    assert first[0].text.endswith("Thursday, August 6, 2020") and first[0].metadata == {"page": 1}
+    assert [h.doc_id for h in dated_first(undated[:4], 3)] == ["1", "2", "3"]
