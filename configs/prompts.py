@@ -23,8 +23,8 @@ REQUIRED_TEMPLATES = (
 # choosing one as a chat's system prompt would only confuse the model.
 INTERNAL_TEMPLATES = frozenset(
     {"title", "translate_to_en", "translate_to_zh", "agent_react", "agent_tools", "passages_question", "kb_question",
-     "kb_no_match", "kb_unsupported", "kb_unsupported_closest", "kb_answer_lead", "kb_answer_quote",
-     "kb_answer_quote_more", "kb_answer_quotes_end", "kb_unverified_figures", "condense_question",
+     "kb_no_match", "kb_unsupported", "kb_unsupported_closest", "kb_unsupported_code", "kb_answer_lead",
+     "kb_answer_quote", "kb_answer_quote_more", "kb_answer_quotes_end", "kb_unverified_figures", "condense_question",
      "hypothetical_answer", "conversation_files"}
 )
 # A template's variant for questions in one language is named <template><LANG_SUFFIX><lang>, e.g.

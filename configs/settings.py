@@ -498,7 +498,8 @@ class ChatSettings(BaseModel):
         True,
         description="In knowledge-base chat, when nothing in the knowledge base comes close to the question (below "
         "the embedding model's relevance_floor), answer with the kb_unsupported template and show the passages "
-        "found, instead of asking the model: the built-in models invent an answer then.",
+        "found, instead of asking the model: the built-in models invent an answer then. A question naming a code "
+        "(a model or part number) that no chunk mentions is declined the same way, by name (kb_unsupported_code).",
     )
     check_figures: bool = Field(
         True,

@@ -58,6 +58,7 @@ from server.chat.schemas import Source
 from server.chat.superlatives import descending, with_row_asked_for
 from server.chat.sources import SOURCE_TEXT_MAX, kb_source
 from server.errors import InvalidInput
+from server.knowledge_base.codes import codes
 from server.knowledge_base.manager import KnowledgeBaseManager, SearchHit
 from server.knowledge_base.names import is_conversation_kb, split_kb_names
 from server.knowledge_base.rerank import RerankError
@@ -72,6 +73,8 @@ NO_MATCH_TEMPLATE = "kb_no_match"
 UNSUPPORTED_TEMPLATE = "kb_unsupported"
 # The same when a passage came doubtfully close (relevance.py's doubt band): its best sentence is quoted.
 UNSUPPORTED_CLOSEST_TEMPLATE = "kb_unsupported_closest"
+# The same when the question names a code (a model or part number) that the knowledge base never mentions.
+UNSUPPORTED_CODE_TEMPLATE = "kb_unsupported_code"
 # What the knowledge base of a conversation's dropped files is called where the model or the user reads its name.
 CONVERSATION_FILES_TEMPLATE = "conversation_files"
 CONVERSATION_FILES_DEFAULT = "this conversation's files"
@@ -379,6 +382,8 @@ class _Judgement:
 
     unsupported: bool
     doubtful: bool = False
+    # The codes the question names that the knowledge base never mentions (codes.py).
+    unmentioned: tuple[str, ...] = ()
 
 
 async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Evidence) -> _Judgement:
@@ -390,6 +395,10 @@ async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Ev
     kb = ctx.knowledge_bases()
 
     def judge() -> _Judgement:
+        unmentioned = kb.unmentioned(kb_name, codes(question))
+        if unmentioned:
+            ctx.meta["unmentioned"] = unmentioned
+            return _Judgement(True, unmentioned=tuple(unmentioned))
         closest = kb.closest_chunk(kb_name, question)
         bounds = Bounds(kb.relevance_floor(kb_name, ctx.lang), kb.relevance_doubt(kb_name, ctx.lang),
                         ctx.settings.kb.relevance_keyword_score)
@@ -403,11 +412,15 @@ async def _unsupported(ctx: ChatContext, kb_name: str, question: str, found: _Ev
     return await anyio.to_thread.run_sync(judge)
 
 
-def _declined(ctx: ChatContext, label: str, question: str, found: _Evidence, quote_closest: bool) -> str:
-    """The answer for a question the knowledge base does not seem to answer: just that (kb_unsupported) or, with
-    ``quote_closest`` (a passage came doubtfully close), that with its best sentence quoted, since an answerable
-    question in other words than the documents' may find its answer there."""
-    values = _quote_values(ctx, question, found, *found.best[0]) if quote_closest and found.best else None
+def _declined(ctx: ChatContext, label: str, question: str, found: _Evidence, judged: _Judgement) -> str:
+    """The answer for a question the knowledge base does not seem to answer: that it never mentions the code the
+    question names (kb_unsupported_code), just that (kb_unsupported) or, where a passage came doubtfully close,
+    that with its best sentence quoted, since an answerable question in other words than the documents' may find
+    its answer there."""
+    if judged.unmentioned:
+        template = ctx.localized(UNSUPPORTED_CODE_TEMPLATE, default=UNSUPPORTED_DEFAULT)
+        return ctx.render(template, kb=label, code=_listed(ctx.lang, list(judged.unmentioned)))
+    values = _quote_values(ctx, question, found, *found.best[0]) if judged.doubtful and found.best else None
     if values is None:
         return ctx.render(ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=label)
     return ctx.render(ctx.localized(UNSUPPORTED_CLOSEST_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=label, **values)
@@ -488,7 +501,7 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
             # The passages shown with the refusal are the question's own closest ones, not the exchange's before it.
             found = await _find(ctx, kb_name, question, question, template, reading)
             yield events.sources(found.sources)
-        yield events.delta(_declined(ctx, label, question, found, judged.doubtful))
+        yield events.delta(_declined(ctx, label, question, found, judged))
         return
     if hyde:
         # Then the search again with a hypothetical answer in the documents' words; the passages it

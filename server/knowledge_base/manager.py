@@ -366,6 +366,12 @@ class KnowledgeBaseManager:
             best = max([best, *(float(score) / unit for _, score in hits)])
         return best
 
+    def unmentioned(self, kb: str, terms: Sequence[str]) -> list[str]:
+        """Those of ``terms`` (codes.codes of a question) that no chunk of ``kb``, or of any of several "+"-joined
+        knowledge bases, mentions (``VectorStore.mentions``)."""
+        stores = [self.pool.get(name) for name in split_kb_names(kb)]
+        return [term for term in terms if not any(store.mentions(term) for store in stores)]
+
     def search(self, kb: str, query: str, top_k: int | None = None, score_threshold: float | None = None,
                mode: str | None = None, file_name: str | None = None, rerank: bool = True,
                rerank_query: str | None = None, context: str | None = None) -> SearchResult:

@@ -535,6 +535,27 @@ def test_kb_chat_asks_in_chinese_for_a_chinese_question(client, fake):
     assert "用中文回答" in system and "问题：堆肥多久翻一次" in asked
 
 
+def test_a_code_the_knowledge_base_never_mentions_is_declined_by_name_without_asking_the_model(app, client, fake):
+    sheet = ("# SNB22-3 datasheet\n\nGrade SNB22-3 is a chromium molybdenum steel for bolting materials. "
+             "Its yield strength is at least 890 N/mm2 and its tensile strength at least 1030 N/mm2.\n")
+    app.state.services.kb.create_kb("steel")
+    app.state.services.kb.add_files("steel", [("snb22-3.md", sheet.encode())])
+    asked = len(fake.requests)
+    events, _ = sse(client, "kb", query="What's the minimum yield strength of SS400 steel?", kb_name="steel")
+    assert text_of(events).startswith('The knowledge base "steel" does not mention SS400, so it cannot answer')
+    assert next(e for e in events if e["type"] == "sources")["sources"] and len(fake.requests) == asked
+    stored = client.get(f"/conversations/{events[0]['conversation_id']}").json()["messages"][-1]
+    assert stored["meta"]["unsupported"] is True and stored["meta"]["unmentioned"] == ["SS400"]
+    events, _ = sse(client, "kb", query="SS400钢和SNB22-3的屈服强度哪个高？", kb_name="steel+garden")
+    assert text_of(events).startswith('知识库"steel + garden"中没有提到“SS400”，无法回答这个问题')
+    # The code it holds, however spelled, is asked about as usual; so is a quantity with its unit.
+    for question in ("What's the yield strength of snb 22-3 bars?", "Is a 10km walk enough for SNB22-3 bars?"):
+        fake.queue("At least 890 N/mm2 [1].")
+        events, _ = sse(client, "kb", query=question, kb_name="steel")
+        assert text_of(events) == "At least 890 N/mm2 [1]."
+    assert len(fake.requests) == asked + 2
+
+
 def test_kb_chat_says_plainly_when_nothing_passes_the_threshold(client, fake):
     events, _ = sse(client, "kb", query="Quantum chromodynamics lattice", kb_name="garden", score_threshold=0.99,
                     search_mode="vector")

@@ -112,6 +112,8 @@ def test_saved_store_loads_with_docs_vectors_and_bm25(tmp_path, make_store):
     assert [d.doc_id for d, _ in again.vector_search(unit(0, 1), 1)] == ["b0"]
     assert again.bm25_search("bananas yellow", 5)[0][0].doc_id == "b0"
     assert [d.doc_id for d in again.docs_for_source("a.txt")] == ["a0", "a1"]
+    # What the chunks say is looked up on letters and digits alone, whatever the case and separators.
+    assert again.mentions("Apple-Pie") and again.mentions("YELLOW") and not again.mentions("cherries")
     # New ids never reuse old ones after a reload.
     again.add([("c0", "cherry", {"source": "c.txt"})], unit(0, 0, 1)[None, :])
     assert again.get("c0").id > max(again.get(d).id for d in ("a0", "a1", "b0"))

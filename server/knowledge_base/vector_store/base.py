@@ -31,6 +31,7 @@ import numpy as np
 
 from server.errors import Conflict, ServiceUnavailable
 from server.knowledge_base.bm25 import BM25Index
+from server.knowledge_base.codes import alphanumeric
 from server.knowledge_base.splitter import chunk_text_with_headings
 from server.knowledge_base.types import Chunk
 from server.knowledge_base.vector_store import versions
@@ -106,6 +107,9 @@ class VectorStore(ABC):
         self._next_id = 1
         self._bm25 = BM25Index(bm25_tokenizer)
         self._bm25_dirty = False
+        # Every chunk's letters and digits (``codes.alphanumeric``), one line each, for ``mentions``; None when
+        # the chunks changed since.
+        self._plain: str | None = None
         self._sentences = SentenceIndex()
 
     # ----- hooks implemented by each vector index kind
@@ -169,6 +173,15 @@ class VectorStore(ABC):
     def sources(self) -> set[str]:
         with self.lock:
             return {s for s, ids in self._by_source.items() if ids}
+
+    def mentions(self, term: str) -> bool:
+        """Whether any chunk's text holds ``term``, case and everything but letters and digits aside ("ss-400" is
+        held by "SS400", "cd161" by a CSV header's "CD161CD8Tfrequency")."""
+        wanted = alphanumeric(term)
+        with self.lock:
+            if self._plain is None:
+                self._plain = "\n".join(alphanumeric(d.text) for d in self._docs.values())
+            return bool(wanted) and wanted in self._plain
 
     def index_text(self, text: str, metadata: dict[str, Any]) -> str:
         return index_text(text, metadata, self.index_headings)
@@ -261,7 +274,7 @@ class VectorStore(ABC):
                 doc = StoredDoc(idx, doc_id, text, dict(metadata))
                 self._register(doc)
                 stored.append(doc)
-            self._bm25_dirty = True
+            self._changed()
             return stored
 
     def delete(self, doc_ids: list[str]) -> int:
@@ -276,7 +289,7 @@ class VectorStore(ABC):
                 doc = self._docs.pop(idx)
                 del self._by_doc_id[doc.doc_id]
                 self._by_source.get(doc.source, set()).discard(idx)
-            self._bm25_dirty = True
+            self._changed()
             return len(ids)
 
     def delete_source(self, source: str) -> list[str]:
@@ -307,13 +320,14 @@ class VectorStore(ABC):
             self._sentences.clear()
             self.dim = None
             self.do_init_index(0)
-            self._bm25_dirty = True
+            self._changed()
 
     def _source_ids(self, source: str | None) -> set[int] | None:
         """The chunk ids of one file (empty if it has none), or None for no restriction."""
         return None if source is None else self._by_source.get(source, set())
 
     def _register(self, doc: StoredDoc) -> None:
+        self._plain = None
         self._docs[doc.id] = doc
         self._by_doc_id[doc.doc_id] = doc.id
         self._by_source.setdefault(doc.source, set()).add(doc.id)
@@ -324,6 +338,11 @@ class VectorStore(ABC):
                 f"knowledge base {self.kb_name!r} holds {self.dim}-dimensional vectors of {self.embed_model!r}, "
                 f"got {dim}-dimensional ones; rebuild it with `kbchat init --recreate-vs -n {self.kb_name}`"
             )
+
+    def _changed(self) -> None:
+        """The chunks changed: BM25 and the text ``mentions`` reads are rebuilt when next needed."""
+        self._bm25_dirty = True
+        self._plain = None
 
     def _refresh_bm25(self) -> None:
         if self._bm25_dirty:
@@ -406,10 +425,10 @@ class VectorStore(ABC):
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("BM25 index of %s unreadable (%s); rebuilding it", self.kb_name, exc)
             self._bm25 = BM25Index(wanted)
-            self._bm25_dirty = True
+            self._changed()
         if self._bm25.tokenizer != wanted:
             self._bm25 = BM25Index(wanted)
-            self._bm25_dirty = True
+            self._changed()
 
     def _unreadable(self, reason: object) -> StoreUnreadable:
         return StoreUnreadable(
