@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import NamedTuple
 
@@ -136,14 +136,22 @@ def files_named(subject: str, file_names: Sequence[str]) -> list[str]:
     aside: 「民法典婚姻家庭编」 names 民法典_婚姻家庭编.md), in English every one of its words, plurals aside ("norwich
     city" names norwich-city.txt, "stanley cup" stanley-cups.xlsx), a hyphenated word either way ("10-k" names
     example-10k.html, "layout-parser" layout-parser-paper.pdf). Too short a subject names none."""
+    return [name for name in file_names if _names(subject, PurePath(name).stem)]
+
+
+def files_titled(subject: str, titles: Mapping[str, str]) -> list[str]:
+    """The files (of ``titles``: file name to the document's title) whose titles hold ``subject``, as in
+    ``files_named``: a book is asked about by its title ("Winter Sports in Switzerland"), not its file's name."""
+    return [name for name, title in titles.items() if title and _names(subject, title)]
+
+
+def _names(subject: str, name: str) -> bool:
+    """Whether ``name`` (a file's name or a document's title) holds ``subject`` (``files_named``)."""
     if _CJK.search(subject):
-        if len(subject) < 2:
-            return []
-        return [name for name in file_names if subject in _SEPARATORS.sub("", PurePath(name).stem)]
+        return len(subject) >= 2 and subject in _SEPARATORS.sub("", name)
     spellings = [set(tokenize(subject)), set(tokenize(subject.replace("-", "")))]
-    spellings = [words for words in spellings if words and any(len(w) >= 3 for w in words)]
-    return [name for name in file_names
-            if any(words <= set(tokenize(PurePath(name).stem)) for words in spellings)]
+    words = set(tokenize(name))
+    return any(spelling <= words for spelling in spellings if spelling and any(len(w) >= 3 for w in spelling))
 
 
 def asks_date(question: str) -> bool:
@@ -196,8 +204,8 @@ class Overview(NamedTuple):
 
 def overview_of(kb: KnowledgeBaseManager, kb_name: str, question: str) -> Overview | None:
     """Which files ``question`` asks the overview of: the files dropped into the conversation (a knowledge base of
-    ``kb_name``) for a question about the files at hand, the files of ``kb_name`` whose names hold the name it
-    gives, or None: any other question, or no such files."""
+    ``kb_name``) for a question about the files at hand, the files of ``kb_name`` whose names (else whose titles)
+    hold the name it gives, or None: any other question, or no such files."""
     subject = overview_subject(question)
     if subject is None:
         return None
@@ -206,7 +214,8 @@ def overview_of(kb: KnowledgeBaseManager, kb_name: str, question: str) -> Overvi
         files_kb = next((name for name in names if is_conversation_kb(name)), None)
         return None if files_kb is None else Overview(files_kb, None, asks_date(question))
     for name in names:
-        matched = files_named(subject, [f.file_name for f in kb.list_files(name) if f.chunk_count])
+        matched = (files_named(subject, [f.file_name for f in kb.list_files(name) if f.chunk_count])
+                   or files_titled(subject, kb.file_titles(name)))
         if matched:
             return Overview(name, matched, asks_date(question))
     return None

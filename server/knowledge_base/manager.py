@@ -314,6 +314,12 @@ class KnowledgeBaseManager:
             depth += 1
         return hits
 
+    def file_titles(self, kb: str) -> dict[str, str]:
+        """Each file of ``kb`` with its document's title as its loader read it ("" for none)."""
+        store = self.pool.get(kb)
+        firsts = {source: store.docs_for_source(source)[:1] for source in store.sources()}
+        return {source: str(docs[0].metadata.get("title") or "") for source, docs in firsts.items() if docs}
+
     def table_chunks(self, kb: str, hit: SearchHit) -> list[SearchHit]:
         """The chunks of the table that ``hit`` (a chunk of a table's rows) belongs to, in order: those of its file
         and sheet under the same headings that hold rows. They carry ``hit``'s score."""

@@ -520,6 +520,11 @@ def test_a_question_about_a_file_named_in_it_is_answered_from_that_files_opening
     [sources] = [e["sources"] for e in events if e["type"] == "sources"]
     assert [(s["file"], s["score"]) for s in sources] == [("bees.txt", None)]
     assert "Honey bees visit lavender" in fake.requests[-1]["messages"][-1]["content"]
+    # A document is asked about by its title, too, which its file's name may not hold.
+    fake.queue("Compost and tomatoes [1].")
+    events, _ = sse(client, "kb", query="Summarise the Garden Guide", kb_name="garden", top_k=3)
+    [sources] = [e["sources"] for e in events if e["type"] == "sources"]
+    assert {(s["file"], s["score"]) for s in sources} == {("garden.md", None)}
     # A name no file bears: searched as any question.
     fake.queue("Every two weeks [1].")
     events, _ = sse(client, "kb", query="Summarise the section on compost", kb_name="garden", top_k=1)

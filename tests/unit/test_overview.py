@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from server.chat.evidence import openings
-from server.chat.overview import asks_date, dated_first, dateline, files_named, holds_date, overview_subject
+from server.chat.overview import (asks_date, dated_first, dateline, files_named, files_titled, holds_date,
+                                  overview_subject)
 from server.knowledge_base.schemas import SearchHit
 
 
@@ -115,3 +116,14 @@ def test_a_dateline_further_on_is_read_first_when_the_opening_states_no_date():
     assert [h.doc_id for h in first] == ["4", "1", "2"]
     assert first[0].text.endswith("Thursday, August 6, 2020") and first[0].metadata == {"page": 1}
     assert [h.doc_id for h in dated_first(undated[:4], 3)] == ["1", "2", "3"]
+
+
+def test_the_file_an_overview_question_names_by_its_documents_title():
+    titles = {"unstructured_winter-sports.epub": "The Project Gutenberg eBook of Winter Sports in Switzerland, by E. F. "
+                                                 "Benson",
+              "民法典_总则.md": "中华人民共和国民法典", "pypdf_Seige_of_Vicksburg.pdf": "", "notes.txt": "Notes"}
+    subject = overview_subject("Who wrote the book Winter Sports in Switzerland?")
+    assert subject == "winter sports switzerland"
+    assert files_named(subject, list(titles)) == []
+    assert files_titled(subject, titles) == ["unstructured_winter-sports.epub"]
+    assert files_titled("民法典", titles) == ["民法典_总则.md"] and files_titled("poem raven", titles) == []
