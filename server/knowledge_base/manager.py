@@ -375,6 +375,8 @@ class KnowledgeBaseManager:
     def unmentioned(self, kb: str, terms: Sequence[str]) -> list[str]:
         """Those of ``terms`` (codes.codes of a question) that no chunk of ``kb``, or of any of several "+"-joined
         knowledge bases, mentions (``VectorStore.mentions``)."""
+        if not terms:
+            return []
         stores = [self.pool.get(name) for name in split_kb_names(kb)]
         return [term for term in terms if not any(store.mentions(term) for store in stores)]
 
