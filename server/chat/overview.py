@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath
 from typing import NamedTuple
 
@@ -136,22 +136,24 @@ def files_named(subject: str, file_names: Sequence[str]) -> list[str]:
     aside: 「民法典婚姻家庭编」 names 民法典_婚姻家庭编.md), in English every one of its words, plurals aside ("norwich
     city" names norwich-city.txt, "stanley cup" stanley-cups.xlsx), a hyphenated word either way ("10-k" names
     example-10k.html, "layout-parser" layout-parser-paper.pdf). Too short a subject names none."""
-    return [name for name in file_names if _names(subject, PurePath(name).stem)]
+    holds = _holder(subject)
+    return [name for name in file_names if holds(PurePath(name).stem)]
 
 
 def files_titled(subject: str, titles: Mapping[str, str]) -> list[str]:
     """The files (of ``titles``: file name to the document's title) whose titles hold ``subject``, as in
     ``files_named``: a book is asked about by its title ("Winter Sports in Switzerland"), not its file's name."""
-    return [name for name, title in titles.items() if title and _names(subject, title)]
+    holds = _holder(subject)
+    return [name for name, title in titles.items() if title and holds(title)]
 
 
-def _names(subject: str, name: str) -> bool:
-    """Whether ``name`` (a file's name or a document's title) holds ``subject`` (``files_named``)."""
+def _holder(subject: str) -> Callable[[str], bool]:
+    """Whether a file's name or a document's title holds ``subject`` (``files_named``)."""
     if _CJK.search(subject):
-        return len(subject) >= 2 and subject in _SEPARATORS.sub("", name)
+        return lambda name: len(subject) >= 2 and subject in _SEPARATORS.sub("", name)
     spellings = [set(tokenize(subject)), set(tokenize(subject.replace("-", "")))]
-    words = set(tokenize(name))
-    return any(spelling <= words for spelling in spellings if spelling and any(len(w) >= 3 for w in spelling))
+    spellings = [words for words in spellings if words and any(len(w) >= 3 for w in words)]
+    return lambda name: any(words <= set(tokenize(name)) for words in spellings)
 
 
 def asks_date(question: str) -> bool:

@@ -15,10 +15,14 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# A run of letters and digits, with the separators a code may hold ("SNB22-3", "PC-12/47E").
 _RUN = re.compile(r"[A-Za-z0-9]+(?:[-/.][A-Za-z0-9]+)*")
+_SEPARATOR = re.compile(r"[-/.]")
+# A part holding both letters and digits.
+_MIXED = re.compile(r"(?=.*[A-Za-z])(?=.*\d)")
+# Numbers with one letter or a unit, ordinals and period names.
 _NOT_CODE = re.compile(
-    r"\d+(?:st|nd|rd|th|s|k|m|km|kg|g|mg|ml|l|cm|mm|h|hr|hrs|min|am|pm|gb|mb|tb|kb|x|v|w|kw|kwh|hz|mhz|ghz|p|d)"
-    r"|q[1-4]|h[12]|fy\d{2,4}|\d+[a-z]",
+    r"\d+(?:[a-z]|st|nd|rd|th|km|kg|mg|ml|cm|mm|hr|hrs|min|am|pm|gb|mb|tb|kb|kw|kwh|hz|mhz|ghz)|q[1-4]|h[12]|fy\d{2,4}",
     re.IGNORECASE,
 )
 _NON_ALPHANUMERIC = re.compile(r"[^a-z0-9]+")
@@ -33,8 +37,8 @@ def codes(question: str) -> list[str]:
     """The codes ``question`` names, as it spells them, each once."""
     found: list[str] = []
     for match in _RUN.finditer(unicodedata.normalize("NFKC", question)):
-        parts = re.split(r"[-/.]", match.group(0))
-        if any(len(p) >= 3 and re.search("[A-Za-z]", p) and re.search(r"\d", p) and not _NOT_CODE.fullmatch(p)
-               for p in parts) and match.group(0) not in found:
+        parts = _SEPARATOR.split(match.group(0))
+        if any(len(p) >= 3 and _MIXED.match(p) and not _NOT_CODE.fullmatch(p) for p in parts) and \
+                match.group(0) not in found:
             found.append(match.group(0))
     return found
