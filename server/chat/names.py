@@ -15,9 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from server.knowledge_base.bm25 import word_parts
+
 _CITATION = re.compile(r"\[\d+\]")
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:['’][A-Za-z]+)?")
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[A-Za-z0-9]+")
 _LOWER_CASE_WORD = re.compile(r"(?<![A-Za-z])[a-z][a-z0-9]*")
 # Lower-case words that may join the capitalised words of one name.
 _JOINERS = frozenset({"of", "the", "and", "de", "for", "upon", "on"})
@@ -31,9 +33,11 @@ _COMMON = frozenset(
 
 
 def _words(text: str) -> set[str]:
-    """The lower-case words of ``text``, and each without a plural or possessive s, and without the digits of a
-    footnote or affiliation mark a PDF runs into a word ("Shen1" under a paper's title)."""
-    words = set(_WORD.findall(text.lower().replace("’", "'").replace("'s", "")))
+    """The lower-case words of ``text`` and the parts of those run together ("SpearmanCorrelationCoefficient" in a
+    CSV header), and each without a plural or possessive s, and without the digits of a footnote or affiliation
+    mark a PDF runs into a word ("Shen1" under a paper's title)."""
+    written = _WORD.findall(re.sub(r"['’][sS]\b", "", text))
+    words = {w.lower() for word in written for w in (word, *word_parts(word))}
     words |= {w.rstrip("0123456789") for w in words if w[0].isalpha()}
     return words | {w[:-1] for w in words if len(w) > 3 and w.endswith("s")}
 

@@ -3,7 +3,9 @@
 Tokenisation: text is NFKC-normalised; runs of Chinese/Japanese characters become overlapping
 character bigrams (a lone character stays a unigram) or, with the "jieba" tokenizer, jieba's
 search-mode words; other words are lower-cased, common English stop words dropped and plural endings
-stripped. The index is rebuilt from the knowledge base's chunk texts when
+stripped. A word run together from several (a CSV header's "Ki67CD8frequencyUnstim", code's "getUserName")
+also yields its parts, split where a lower-case letter meets a capital, a digit meets a letter, or a run of capitals
+meets a capitalised word. The index is rebuilt from the knowledge base's chunk texts when
 chunks change, never per query. Each chunk's tokens are kept as ids into a vocabulary between
 rebuilds, so a rebuild after adding one file tokenizes only that file's chunks and hands bm25s ids
 instead of strings. The vocabulary keeps the tokens of deleted chunks (with no postings) until the
@@ -32,6 +34,9 @@ logger = logging.getLogger(__name__)
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
 _CJK_RUN = re.compile(rf"[{_CJK}]+")
+# Where a word run together from several splits: "yU" in "frequencyUnstim", "7C" in "Ki67CD8", "LP" in "HTMLParser".
+_WORD_JOIN = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[0-9])(?=[A-Za-z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_LETTER = re.compile(r"[^\W\d_]")
 _EN_STOP = frozenset(
     "a an and are as at be but by for from has have how i if in into is it its of on or that the their them "
     "there these they this to was were what when where which who whom why will with would you your do does "
@@ -39,6 +44,8 @@ _EN_STOP = frozenset(
 )
 _ZH_STOP = frozenset("的了是在和与或及吗呢吧啊呀么我你他她它们这那就也都而且")
 TOKENIZERS = ("bigram", "jieba")
+# Bumped whenever ``tokenize`` changes what it yields, so that an index saved before is rebuilt from its texts.
+TOKENS_VERSION = 2
 # What everyday Chinese questions wrap around their subject: asking (能不能, 可以吗, 怎么办), pronouns and
 # particles. Their bigrams are rare in documents, so left in a question they match sentences by accident.
 _ZH_QUERY_FILLERS = re.compile("|".join(sorted(
@@ -55,6 +62,16 @@ def _stem(word: str) -> str:
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
     return word
+
+
+def word_parts(word: str) -> list[str]:
+    """The words a run-together word is made of, when it is one (as written, not lower-cased): parts of two or
+    more characters holding a letter, none if fewer than two. "Ki67CD8frequencyUnstim" gives Ki67, CD8,
+    frequency, Unstim; "SS400", "2nd" and "iPhone" give none (one part each)."""
+    if len(word) < 6:
+        return []
+    parts = [part for part in _WORD_JOIN.split(word) if len(part) >= 2 and _LETTER.search(part)]
+    return parts if len(parts) >= 2 else []
 
 
 def _cjk_bigrams(run: str) -> list[str]:
@@ -88,8 +105,8 @@ def _bm25s() -> ModuleType:
     return module
 
 
-def tokenize(text: str, tokenizer: str = "bigram") -> list[str]:
-    """BM25 tokens of a text (see the module docstring)."""
+def tokenize(text: str, tokenizer: str = "bigram", parts: bool = True) -> list[str]:
+    """BM25 tokens of a text (see the module docstring); without ``parts``, a run-together word stays whole."""
     cjk: Callable[[str], list[str]] = _cjk_jieba if tokenizer == "jieba" else _cjk_bigrams
     tokens: list[str] = []
     for match in _TOKEN.finditer(unicodedata.normalize("NFKC", text)):
@@ -97,9 +114,10 @@ def tokenize(text: str, tokenizer: str = "bigram") -> list[str]:
         if _CJK_RUN.fullmatch(piece):
             tokens.extend(cjk(piece))
         else:
-            word = piece.lower()
-            if word not in _EN_STOP:
-                tokens.append(_stem(word))
+            for word in (piece, *(word_parts(piece) if parts else ())):
+                word = word.lower()
+                if word not in _EN_STOP:
+                    tokens.append(_stem(word))
     return tokens
 
 
@@ -112,8 +130,9 @@ def rare_word_weight(documents: int) -> float:
 
 def query_tokens(text: str, tokenizer: str = "bigram") -> list[str]:
     """Tokens of a question without its Chinese question fillers: only its subject counts (used to pick
-    the sentences of a passage that bear on the question)."""
-    return tokenize(_ZH_QUERY_FILLERS.sub(" ", unicodedata.normalize("NFKC", text)), tokenizer)
+    the sentences of a passage that bear on the question). A word the asker ran together stays whole, as
+    in a search."""
+    return tokenize(_ZH_QUERY_FILLERS.sub(" ", unicodedata.normalize("NFKC", text)), tokenizer, parts=False)
 
 
 class BM25Index:
@@ -127,6 +146,7 @@ class BM25Index:
         self._ids = np.zeros(0, dtype=np.int64)
         self._vocab: dict[str, int] = {}  # token -> id, ids 0..len-1 as bm25s wants them
         self._token_ids: dict[int, list[int]] = {}  # chunk id -> its token ids
+        self.stale = False  # loaded from an index tokenized otherwise (TOKENS_VERSION): rebuild before use
 
     def __len__(self) -> int:
         return int(self._ids.shape[0])
@@ -162,7 +182,7 @@ class BM25Index:
         vocab = self._model.vocab_dict
         # Question fillers stay: dropping them (query_tokens) helped BM25 alone a little but cost hybrid
         # search 0.02 hit@5 on the everyday tuning questions (benchmarks/everyday.py).
-        tokens = [t for t in tokenize(query, self.tokenizer) if t in vocab]
+        tokens = [t for t in tokenize(query, self.tokenizer, parts=False) if t in vocab]
         if not tokens:
             return []
         mask = None
@@ -181,7 +201,8 @@ class BM25Index:
         if self._model is not None:
             self._model.save(str(folder / "index"), show_progress=False)
         (folder / "bm25.json").write_text(
-            json.dumps({"tokenizer": self.tokenizer, "count": len(self), "empty": self._model is None}),
+            json.dumps({"tokenizer": self.tokenizer, "tokens": TOKENS_VERSION, "count": len(self),
+                        "empty": self._model is None}),
             encoding="utf-8",
         )
 
@@ -192,6 +213,7 @@ class BM25Index:
         meta = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
         index = cls(meta["tokenizer"])
         index._ids = np.load(folder / "ids.npy")
+        index.stale = meta.get("tokens", 1) != TOKENS_VERSION
         if not meta["empty"]:
             index._model = bm25s.BM25.load(str(folder / "index"), show_progress=False)
         return index

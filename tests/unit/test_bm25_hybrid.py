@@ -33,6 +33,22 @@ def test_full_width_digits_and_mixed_scripts_are_split():
     assert tokenize("第３９条GDPR") == ["第", "39", "条", "gdpr"]
 
 
+def test_a_run_together_word_also_yields_its_parts():
+    assert tokenize("Ki67CD8frequencyUnstim") == ["ki67cd8frequencyunstim", "ki67", "cd8", "frequency", "unstim"]
+    assert tokenize("getUserNames HTMLParser") == ["getusername", "get", "user", "name", "htmlparser", "html",
+                                                  "parser"]
+    # A code, an ordinal, a brand and a short word stay whole.
+    assert tokenize("SS400 SNB22-3 2nd iPhone FY2023 McDo") == ["ss400", "snb22", "3", "2nd", "iphone", "fy2023",
+                                                               "mcdo"]
+
+
+def test_a_question_finds_the_column_a_header_ran_together():
+    index = BM25Index()
+    index.build([1, 2], ["SpearmanCorrelationCoefficient,1Freq Ki67CD8frequencyUnstim,2Unstim CD8TeffCD38Unstim",
+                         "The frequency of CD8 T cells was measured in the table."])
+    assert index.search("Ki67 CD8 frequency unstimulated", 5)[0][0] == 1
+
+
 def test_jieba_tokenizer_yields_words():
     tokens = tokenize("用人单位解除劳动合同", "jieba")
     assert "劳动合同" in tokens and "用人单位" in tokens
@@ -54,7 +70,8 @@ def test_rebuilding_tokenizes_only_the_texts_of_new_ids(monkeypatch):
     import server.knowledge_base.bm25 as bm25
 
     seen = []
-    monkeypatch.setattr(bm25, "tokenize", lambda text, tokenizer="bigram": seen.append(text) or tokenize(text))
+    monkeypatch.setattr(bm25, "tokenize",
+                        lambda text, tokenizer="bigram", **kw: seen.append(text) or tokenize(text, **kw))
     index = BM25Index()
     index.build([1, 2], ["劳动合同的解除", "消费者的权益"])
     index.build([2, 3], ["消费者的权益", "经济补偿的标准"])

@@ -41,6 +41,12 @@ def test_a_name_with_a_footnote_mark_run_into_it_is_held():
     assert unsupported_names("According to [1], it was written by Zejiang Li.", authors) == ["Zejiang Li"]
 
 
+def test_a_name_run_together_with_other_words_in_a_passage_is_held():
+    header = ["SpearmanCorrelationCoefficient: 1Freq Ki67CD8frequencyUnstim; 1Freq pDCfrequencyUnstim: 0.31"]
+    assert unsupported_names("According to [1], the Spearman correlation is 0.31.", header) == []
+    assert unsupported_names("According to [1], the Pearson correlation is 0.31.", header) == ["Pearson"]
+
+
 def test_chinese_answers_and_a_question_s_own_names_are_left_alone():
     assert unsupported_names("根据资料[1]，试用期不得超过二个月。", ["劳动合同期限一年以上不满三年的，试用期不得超过二个月"]) == []
     assert unsupported_names("根据资料[1]，Apple 的保修期是一年。", ["保修期为一年"]) == ["Apple"]

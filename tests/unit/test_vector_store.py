@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from server.knowledge_base.bm25 import TOKENS_VERSION
 from server.knowledge_base.store_pool import StorePool
 from server.knowledge_base.vector_store import (
     EmbedModelMismatch,
@@ -225,6 +226,24 @@ def test_bm25_index_is_rebuilt_when_missing_from_disk(tmp_path, make_store):
             path.unlink()
     again = make_store(tmp_path)
     assert again.bm25_search("bananas", 3)[0][0].doc_id == "b0"
+
+
+def test_bm25_index_tokenized_by_an_earlier_version_is_rebuilt(tmp_path, monkeypatch, make_store):
+    import server.knowledge_base.bm25 as bm25
+
+    monkeypatch.setattr(bm25, "word_parts", lambda word: [])  # tokenized as before version 2: words whole
+    store = make_store(tmp_path)
+    store.add([("c0", "SpearmanCorrelation,1Freq Ki67CD8frequencyUnstim", {"source": "c.csv", "chunk_index": 0}),
+               ("d0", "Ki67 is a marker", {"source": "d.txt", "chunk_index": 0})],
+              np.stack([unit(1, 0), unit(0, 1)]))
+    store.save()
+    meta = tmp_path / "vs" / (tmp_path / "vs" / "CURRENT").read_text().strip() / "bm25" / "bm25.json"
+    saved = json.loads(meta.read_text())
+    assert saved.pop("tokens") == TOKENS_VERSION
+    meta.write_text(json.dumps(saved))  # as saved before the version was recorded
+    monkeypatch.undo()
+    again = make_store(tmp_path)
+    assert {doc.doc_id for doc, _ in again.bm25_search("Ki67", 3)} == {"c0", "d0"}
 
 
 def test_empty_store_saves_and_loads(tmp_path, make_store):

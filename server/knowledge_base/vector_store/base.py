@@ -426,7 +426,7 @@ class VectorStore(ABC):
             logger.warning("BM25 index of %s unreadable (%s); rebuilding it", self.kb_name, exc)
             self._bm25 = BM25Index(wanted)
             self._changed()
-        if self._bm25.tokenizer != wanted:
+        if self._bm25.tokenizer != wanted or self._bm25.stale:
             self._bm25 = BM25Index(wanted)
             self._changed()
 
