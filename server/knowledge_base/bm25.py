@@ -3,9 +3,10 @@
 Tokenisation: text is NFKC-normalised; runs of Chinese/Japanese characters become overlapping
 character bigrams (a lone character stays a unigram) or, with the "jieba" tokenizer, jieba's
 search-mode words; other words are lower-cased, common English stop words dropped and plural endings
-stripped. A word run together from several (a CSV header's "Ki67CD8frequencyUnstim", code's "getUserName")
-also yields its parts, split where a lower-case letter meets a capital, a digit meets a letter, or a run of capitals
-meets a capitalised word. The index is rebuilt from the knowledge base's chunk texts when
+stripped. A word run together from three or more (a CSV header's "Ki67CD8frequencyUnstim", code's
+"getUserName") also yields its parts, split where a lower-case letter meets a capital, a digit meets a letter, or
+a run of capitals meets a capitalised word; one of two parts is mostly a name ("LayoutParser", "SteelJIS") and
+stays whole. The index is rebuilt from the knowledge base's chunk texts when
 chunks change, never per query. Each chunk's tokens are kept as ids into a vocabulary between
 rebuilds, so a rebuild after adding one file tokenizes only that file's chunks and hands bm25s ids
 instead of strings. The vocabulary keeps the tokens of deleted chunks (with no postings) until the
@@ -45,7 +46,9 @@ _EN_STOP = frozenset(
 _ZH_STOP = frozenset("的了是在和与或及吗呢吧啊呀么我你他她它们这那就也都而且")
 TOKENIZERS = ("bigram", "jieba")
 # Bumped whenever ``tokenize`` changes what it yields, so that an index saved before is rebuilt from its texts.
-TOKENS_VERSION = 2
+TOKENS_VERSION = 3
+# Parts a run-together word needs to be indexed by them as well (see the module docstring).
+INDEXED_PARTS = 3
 # What everyday Chinese questions wrap around their subject: asking (能不能, 可以吗, 怎么办), pronouns and
 # particles. Their bigrams are rare in documents, so left in a question they match sentences by accident.
 _ZH_QUERY_FILLERS = re.compile("|".join(sorted(
@@ -67,7 +70,7 @@ def _stem(word: str) -> str:
 def word_parts(word: str) -> list[str]:
     """The words a run-together word is made of, when it is one (as written, not lower-cased): parts of two or
     more characters holding a letter, none if fewer than two. "Ki67CD8frequencyUnstim" gives Ki67, CD8,
-    frequency, Unstim; "SS400", "2nd" and "iPhone" give none (one part each)."""
+    frequency, Unstim; "SteelJIS" gives Steel, JIS; "SS400", "2nd" and "iPhone" give none (one part each)."""
     if len(word) < 6:
         return []
     parts = [part for part in _WORD_JOIN.split(word) if len(part) >= 2 and _LETTER.search(part)]
@@ -114,7 +117,8 @@ def tokenize(text: str, tokenizer: str = "bigram", parts: bool = True) -> list[s
         if _CJK_RUN.fullmatch(piece):
             tokens.extend(cjk(piece))
         else:
-            for word in (piece, *(word_parts(piece) if parts else ())):
+            split = word_parts(piece) if parts else []
+            for word in (piece, *(split if len(split) >= INDEXED_PARTS else ())):
                 word = word.lower()
                 if word not in _EN_STOP:
                     tokens.append(_stem(word))

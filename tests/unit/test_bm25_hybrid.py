@@ -33,13 +33,12 @@ def test_full_width_digits_and_mixed_scripts_are_split():
     assert tokenize("第３９条GDPR") == ["第", "39", "条", "gdpr"]
 
 
-def test_a_run_together_word_also_yields_its_parts():
+def test_a_word_run_together_from_three_or_more_also_yields_its_parts():
     assert tokenize("Ki67CD8frequencyUnstim") == ["ki67cd8frequencyunstim", "ki67", "cd8", "frequency", "unstim"]
-    assert tokenize("getUserNames HTMLParser") == ["getusername", "get", "user", "name", "htmlparser", "html",
-                                                  "parser"]
-    # A code, an ordinal, a brand and a short word stay whole.
-    assert tokenize("SS400 SNB22-3 2nd iPhone FY2023 McDo") == ["ss400", "snb22", "3", "2nd", "iphone", "fy2023",
-                                                               "mcdo"]
+    assert tokenize("getUserNames") == ["getusername", "get", "user", "name"]
+    # Two parts are mostly a name; a code, an ordinal, a brand and a short word stay whole too.
+    assert tokenize("LayoutParser SteelJIS SS400 SNB22-3 2nd iPhone FY2023 McDo") == [
+        "layoutparser", "steeljis", "ss400", "snb22", "3", "2nd", "iphone", "fy2023", "mcdo"]
 
 
 def test_a_question_finds_the_column_a_header_ran_together():
