@@ -22,6 +22,7 @@ from webui_pages.dialogue_sidebar import (
     render_chat_options,
     render_conversations,
 )
+from webui_pages.messages import ASK_ANYWAY_KEY
 from webui_pages.transcript import LiveAnswer, add_leftover, load_conversation, open_chat_box
 
 
@@ -220,6 +221,10 @@ def render(ctx: UIContext) -> None:
     load_conversation(box, ctx, conversation)
     longest = int(public.get("max_query_chars") or 10000)
     prompt = (st.chat_input(t(f"chat.placeholder.{options['mode']}"), key="chat_prompt", max_chars=longest) or "").strip()
+    again = st.session_state.pop(ASK_ANYWAY_KEY, None)
+    if not prompt and again and options["mode"] == "kb":
+        # The button under a declined answer: the same question, answered by the model from what it finds.
+        prompt, options = again, {**options, "refuse_unsupported": False}
     if not prompt:
         add_leftover(box, ctx, st.session_state.get(LIVE_KEY), conversation)
     if not box.history and not st.session_state.get(LIVE_KEY):

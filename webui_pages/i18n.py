@@ -139,6 +139,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "msg.tool_input": ("输入", "Input"),
     "msg.tool_output": ("输出", "Output"),
     "msg.incomplete": ("未完成", "incomplete"),
+    "msg.ask_anyway": ("仍然让模型回答", "Ask the model anyway"),
+    "msg.ask_anyway_help": ("用找到的资料回答这个问题，尽管这些资料似乎并不回答它。模型可能会答错，请对照出处。",
+                            "Answer this question from the passages found, although they seem not to answer it. "
+                            "The model may get it wrong: check the sources."),
     # feedback
     "fb.reason_button": ("原因", "Reason"),
     "fb.reason": ("反馈原因（可选）", "Reason (optional)"),

@@ -31,6 +31,9 @@ TOOLS_METHOD = "kbchat_tools"
 NOTICE_METHOD = "kbchat_notice"
 DETAILS_METHOD = "kbchat_details"
 FEEDBACK_METHOD = "kbchat_feedback"
+ASK_ANYWAY_METHOD = "kbchat_ask_anyway"
+# Session key of a question to ask again with the decline turned off (set by the button under a declined answer).
+ASK_ANYWAY_KEY = "ask_anyway"
 
 
 def feedback_of(message: dict[str, Any]) -> dict[str, Any] | None:
@@ -154,6 +157,18 @@ def draw_details(message: dict[str, Any], *, ctx: UIContext) -> None:
             st.caption(" · ".join(bits))
 
 
+def _ask_anyway(question: str) -> None:
+    st.session_state[ASK_ANYWAY_KEY] = question
+
+
+def draw_ask_anyway(message: dict[str, Any], *, ctx: UIContext, question: str) -> None:
+    """Under a declined answer (the passages found seemed not to answer it): a button asking the same question
+    again with the decline turned off, so the model answers from those passages."""
+    with st.container():
+        st.button(ctx.t("msg.ask_anyway"), icon=":material/psychology:", key=f"ask_anyway_{message.get('id')}",
+                  help=ctx.t("msg.ask_anyway_help"), on_click=_ask_anyway, args=(question,))
+
+
 def _send_feedback(ctx: UIContext, message_id: str) -> None:
     thumb = st.session_state.get(f"fb_{message_id}")
     if thumb is None:
@@ -205,5 +220,6 @@ for _name, _method in (
     (NOTICE_METHOD, draw_notice),
     (DETAILS_METHOD, draw_details),
     (FEEDBACK_METHOD, draw_feedback),
+    (ASK_ANYWAY_METHOD, draw_ask_anyway),
 ):
     ChatBox.register_output_method(_name, _method)

@@ -15,6 +15,7 @@ from streamlit_chatbox import ChatBox, Markdown, OutputElement
 
 from webui_pages.common import UIContext
 from webui_pages.messages import (
+    ASK_ANYWAY_METHOD,
     DETAILS_METHOD,
     FEEDBACK_METHOD,
     NOTICE_METHOD,
@@ -76,8 +77,9 @@ def _assistant(elements: list[OutputElement], message_id: str | None = None) -> 
     return {"role": "assistant", "elements": elements, "metadata": {"message_id": message_id}}
 
 
-def stored_entry(ctx: UIContext, message: dict[str, Any]) -> dict[str, Any]:
-    """One stored message of the conversation as a ChatBox history entry."""
+def stored_entry(ctx: UIContext, message: dict[str, Any], question: str | None = None) -> dict[str, Any]:
+    """One stored message of the conversation as a ChatBox history entry; a declined answer to ``question`` (the
+    conversation's last) offers to ask it again with the decline off."""
     content = str(message.get("content") or "")
     if message.get("role") == "user":
         return _user([text_element(content)])
@@ -89,6 +91,8 @@ def stored_entry(ctx: UIContext, message: dict[str, Any]) -> dict[str, Any]:
         elements.append(tools_element(ctx, meta["tools"]))
     if meta.get("sources"):
         elements.append(sources_element(ctx, meta["sources"], key_prefix=str(message.get("id"))))
+    if question and meta.get("unsupported"):
+        elements.append(OutputElement(message, output_method=ASK_ANYWAY_METHOD, ctx=ctx, question=question))
     elements.append(OutputElement(message, output_method=DETAILS_METHOD, ctx=ctx))
     if message.get("id"):
         elements.append(OutputElement(message, output_method=FEEDBACK_METHOD, ctx=ctx))
@@ -97,7 +101,10 @@ def stored_entry(ctx: UIContext, message: dict[str, Any]) -> dict[str, Any]:
 
 def load_conversation(box: ChatBox, ctx: UIContext, conversation: dict[str, Any] | None) -> None:
     """Fill ChatBox's history with the stored messages, oldest first."""
-    box.history.extend(stored_entry(ctx, m) for m in (conversation or {}).get("messages") or [])
+    messages = (conversation or {}).get("messages") or []
+    for i, message in enumerate(messages):
+        last = i == len(messages) - 1 and i > 0 and messages[i - 1].get("role") == "user"
+        box.history.append(stored_entry(ctx, message, str(messages[i - 1].get("content") or "") if last else None))
 
 
 def add_leftover(

@@ -39,6 +39,16 @@ def clean_history(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
+def without_repeated(history: list[dict[str, str]], question: str) -> list[dict[str, str]]:
+    """The history without its last exchange when ``question`` asks that exchange's question again word for word
+    (after a declined answer, with the decline turned off, say): it is asked anew, as it was then, not as a
+    follow-up of itself."""
+    if (len(history) >= 2 and history[-2]["role"] == "user" and history[-1]["role"] == "assistant"
+            and history[-2]["content"].strip() == question.strip()):
+        return history[:-2]
+    return history
+
+
 def last_turns(messages: list[dict[str, str]], turns: int) -> list[dict[str, str]]:
     """The tail of ``messages`` holding at most ``turns`` user questions (and their answers)."""
     if turns <= 0:

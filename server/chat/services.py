@@ -25,7 +25,7 @@ from server.chat.context import ChatContext, Exchange, ModeHandler
 from server.chat.conversation_files import ConversationFiles
 from server.chat.conversations import ConversationService
 from server.chat.events import AnswerAccumulator, ChatEvent
-from server.chat.history import clean_history, last_turns, load_history
+from server.chat.history import clean_history, last_turns, load_history, without_repeated
 from server.chat.schemas import ChatMode, ChatRequest, ChatResult, ErrorInfo
 from server.chat.search_engines import EngineFactory
 from server.chat.titles import fallback_title, model_title
@@ -233,6 +233,7 @@ class ChatServices:
         elif request.conversation_id:
             turns = self.settings.chat.history_turns if request.history_turns is None else request.history_turns
             history = await anyio.to_thread.run_sync(load_history, self.db, request.conversation_id, turns)
+            history = without_repeated(history, request.query)
             previous = self._previous(request.conversation_id, history)
         else:
             history = []

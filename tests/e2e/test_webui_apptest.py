@@ -191,6 +191,29 @@ def test_a_question_the_kb_does_not_answer_is_declined_unless_the_toggle_is_off(
     assert "Spot 12" in at.chat_message[-1].markdown[0].value and answers_asked()
 
 
+def test_a_declined_question_can_be_asked_of_the_model_anyway(webui_env, kb, fake_model):
+    fake_model.default_reply = "Spot 12 [1]."
+    at = chat_app()
+    set_mode(at, "kb")
+    at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
+    ask(at, "Which employee parking spot is mine?")
+    assert "does not seem to answer" in at.chat_message[-1].markdown[0].value
+    before = len(fake_model.requests)
+    again = [b for b in at.button if b.label == "Ask the model anyway"]
+    assert len(again) == 1, "the declined answer offers no way to ask the model"
+    no_exception(again[0].click().run())
+    asked = [r["messages"] for r in fake_model.requests[before:]
+             if not r["messages"][0]["content"].startswith("Write a short title")]
+    # The same question, answered from the passages found, not condensed as a follow-up of itself: the model
+    # reads no history holding the declined exchange.
+    assert len(asked) == 1 and "Which employee parking spot is mine?" in asked[0][-1]["content"]
+    assert not [m for m in asked[0] if m["role"] == "assistant" and "does not seem" in m["content"]]
+    assert [m.name for m in at.chat_message] == ["user", "assistant", "user", "assistant"]
+    assert "Spot 12" in at.chat_message[-1].markdown[0].value
+    assert not [b for b in at.button if b.label == "Ask the model anyway"], "only a declined answer offers it"
+    assert at.sidebar.toggle(key="opt_refuse").value is True, "the toggle stays as the user left it"
+
+
 def test_files_dropped_into_the_conversation_are_searched(webui_env, api, fake_model):
     fake_model.default_reply = "The office closes at six on Fridays [1]."
     at = chat_app()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.chat.history import MESSAGE_OVERHEAD, fit_history, last_turns
+from server.chat.history import MESSAGE_OVERHEAD, fit_history, last_turns, without_repeated
 from server.errors import InvalidInput
 from tests.chat_support import collect, kb_services
 
@@ -58,6 +58,15 @@ def test_last_turns_keeps_whole_exchanges():
     assert last_turns(history, 2) == history[-4:]
     assert last_turns(history, 0) == []
     assert last_turns(history, 10) == history
+
+
+def test_a_question_asked_again_word_for_word_drops_its_first_exchange():
+    history = [{"role": "user", "content": "Who owns the car?"}, {"role": "assistant", "content": "Ann [1]."},
+               {"role": "user", "content": "Which spot is mine?"}, {"role": "assistant", "content": "Not said."}]
+    assert without_repeated(history, " Which spot is mine? ") == history[:2]
+    assert without_repeated(history, "Which spot is hers?") == history
+    assert without_repeated(history, "Who owns the car?") == history  # only the last exchange is a retry
+    assert without_repeated([], "Which spot is mine?") == []
 
 
 def test_tiny_context_window_trims_what_is_sent_to_the_model(tmp_path, fake_openai):
