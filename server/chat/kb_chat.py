@@ -51,7 +51,7 @@ from server.chat.overview import DATE_LOOKAHEAD, Overview, dated_first, overview
 from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
 from server.chat.quote import (QUOTE_MORE_TEMPLATE, QUOTE_TEMPLATE, QUOTES_END_TEMPLATE, distinct_articles,
-                              quote_values)
+                              quote_values, reads_as_prose)
 from server.chat.relevance import Bounds, in_doubt, unsupported
 from server.chat.rewrite import Standalone, rewrites_by_default, standalone_question, with_hypothetical_answer
 from server.chat.schemas import Source
@@ -420,7 +420,9 @@ def _declined(ctx: ChatContext, label: str, question: str, found: _Evidence, jud
     if judged.unmentioned:
         template = ctx.localized(UNSUPPORTED_CODE_TEMPLATE, default=UNSUPPORTED_DEFAULT)
         return ctx.render(template, kb=label, code=_listed(ctx.lang, list(judged.unmentioned)))
-    values = _quote_values(ctx, question, found, *found.best[0]) if judged.doubtful and found.best else None
+    # The best sentence that says something: one sharing a word with the question may be only a link.
+    quotable = (_quote_values(ctx, question, found, *best) for best in found.best) if judged.doubtful else iter(())
+    values = next((v for v in quotable if v is not None and reads_as_prose(v["sentence"])), None)
     if values is None:
         return ctx.render(ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=label)
     return ctx.render(ctx.localized(UNSUPPORTED_CLOSEST_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=label, **values)

@@ -32,6 +32,10 @@ QUOTES_END_TEMPLATE = "kb_answer_quotes_end"
 QUOTE_MAX_CHARS = 240
 # Between a list's lead-in and the item quoted, where items stand between them.
 OMISSION = "……"
+# Links and addresses, which a sentence may share a word with ("aircraft.com" for "aircraft") and say nothing.
+_LINK = re.compile(r"(?:https?://|www\.)\S*|\S+\.(?:com|org|net|gov|edu|int|io|cn)\b\S*", re.IGNORECASE)
+_WORD = re.compile(r"[^\W\d_]{2,}")
+_CHINESE = re.compile(r"[\u4e00-\u9fff]")
 # A line break before what may be an article's label: where a sentence running across two articles is cut.
 _LINE_ARTICLE = re.compile(r"\n\s*(?=(?:\*\*)?第)")
 
@@ -59,6 +63,13 @@ def quoted_sentence(passage: Passage, index: int, question: str) -> tuple[str | 
     elif article and sentence.startswith(f"**{article}**"):
         sentence = sentence[len(article) + 4:].strip()
     return article, sentence
+
+
+def reads_as_prose(sentence: str) -> bool:
+    """Whether a sentence says something in words, not only a link, an address or figures: three words or more
+    (four Chinese characters) outside its links."""
+    text = _LINK.sub(" ", sentence)
+    return len(_CHINESE.findall(text)) >= 4 or len(_WORD.findall(text)) >= 3
 
 
 def quote_where(lang: str, title: str, article: str | None) -> str:

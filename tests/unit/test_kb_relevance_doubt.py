@@ -58,3 +58,21 @@ def test_a_question_in_other_words_than_the_documents_gets_their_closest_sentenc
         'share few of its words.\nThe closest, [1] (Staff handbook), says: "Every employee gets twenty-five days '
         'of paid annual leave."')
     assert fake_openai.requests == []
+
+
+def test_the_closest_sentence_quoted_says_something_not_only_a_link(tmp_path, fake_openai):
+    # The booking line shares "holiday" with the question and says nothing but an address. Any keyword score
+    # declines here, so the question is declined although it shares that word.
+    e5 = Settings().kb.embed_models["multilingual-e5-small"].model_copy(
+        update={"relevance_floor": {"en": 0.5}, "relevance_doubt": {"en": 0.999}})
+    services = kb_services(tmp_path, fake_openai.base_url,
+                           kb={"embed_models": {"multilingual-e5-small": e5}, "relevance_keyword_score": 100.0})
+    services.kb.create_kb("handbook")
+    linked = HANDBOOK.replace("## Travel", "Holiday bookings: www.holiday-example.com/en\n\n## Travel")
+    services.kb.add_files("handbook", [("handbook.md", linked.encode())])
+    events = collect(services, mode="kb", query="How much holiday do I get?", kb_name="handbook")
+    services.close()
+    answer = answer_of(events)
+    assert answer.startswith('The knowledge base "handbook" does not seem to answer this question directly')
+    assert answer.endswith('says: "Every employee gets twenty-five days of paid annual leave."')
+    assert fake_openai.requests == []
