@@ -97,6 +97,13 @@ def set_mode(at: AppTest, mode: str) -> AppTest:
     return no_exception(at)
 
 
+def kb_chat_app(kb: str) -> AppTest:
+    """The dialogue page in knowledge-base mode, over the knowledge base ``kb``."""
+    at = chat_app()
+    set_mode(at, "kb")
+    return at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
+
+
 # ---- dialogue page ----------------------------------------------------------------------------
 
 
@@ -133,9 +140,7 @@ def test_each_mode_shows_its_own_controls(webui_env, kb):
 
 def test_kb_question_renders_answer_and_sources(webui_env, kb, fake_model):
     fake_model.default_reply = "Employees get twenty-five days of paid annual leave [1]."
-    at = chat_app()
-    set_mode(at, "kb")
-    at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
+    at = kb_chat_app(kb)
     ask(at, "How much paid leave do employees get?")
     messages = at.chat_message
     assert [m.name for m in messages] == ["user", "assistant"]
@@ -156,9 +161,7 @@ def test_kb_question_renders_answer_and_sources(webui_env, kb, fake_model):
 
 def test_rewrite_toggle_sends_rewrite_query_only_when_changed(webui_env, kb, fake_model):
     fake_model.default_reply = "Twenty-five days [1]."
-    at = chat_app()
-    set_mode(at, "kb")
-    at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
+    at = kb_chat_app(kb)
     at.sidebar.toggle(key="opt_rewrite").set_value(True).run()
     ask(at, "How many days of annual leave do I get?")
     # The model wrote a hypothetical answer first, which the search used with the question.
@@ -168,9 +171,7 @@ def test_rewrite_toggle_sends_rewrite_query_only_when_changed(webui_env, kb, fak
 
 def test_a_question_the_kb_does_not_answer_is_declined_unless_the_toggle_is_off(webui_env, kb, fake_model):
     fake_model.default_reply = "Spot 12 [1]."
-    at = chat_app()
-    set_mode(at, "kb")
-    at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
+    at = kb_chat_app(kb)
     assert at.sidebar.toggle(key="opt_refuse").value is True
     before = len(fake_model.requests)
 
@@ -183,9 +184,7 @@ def test_a_question_the_kb_does_not_answer_is_declined_unless_the_toggle_is_off(
     assert answer.startswith(f'The knowledge base "{kb}" does not seem to answer') and not answers_asked()
     assert [e for e in at.chat_message[-1].status if e.label.startswith("Sources (")], "the passages are not shown"
     # In a new conversation (a follow-up would be rewritten by the model first), with the toggle off.
-    at = chat_app()
-    set_mode(at, "kb")
-    at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
+    at = kb_chat_app(kb)
     at.sidebar.toggle(key="opt_refuse").set_value(False).run()
     ask(at, "Which employee parking spot is mine?")
     assert "Spot 12" in at.chat_message[-1].markdown[0].value and answers_asked()
@@ -193,9 +192,7 @@ def test_a_question_the_kb_does_not_answer_is_declined_unless_the_toggle_is_off(
 
 def test_a_declined_question_can_be_asked_of_the_model_anyway(webui_env, kb, fake_model):
     fake_model.default_reply = "Spot 12 [1]."
-    at = chat_app()
-    set_mode(at, "kb")
-    at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
+    at = kb_chat_app(kb)
     ask(at, "Which employee parking spot is mine?")
     assert "does not seem to answer" in at.chat_message[-1].markdown[0].value
     before = len(fake_model.requests)
@@ -270,9 +267,7 @@ def test_deleted_kb_is_reported_not_silently_replaced(webui_env, api, kb, fake_m
     other = f"other_{next(_names)}"
     api.create_kb(other)
     try:
-        at = chat_app()
-        set_mode(at, "kb")
-        at.sidebar.selectbox(key="opt_kb").set_value(kb).run()
+        at = kb_chat_app(kb)
         api.delete_kb(kb)  # gone between choosing it and asking
         asked = len(fake_model.requests)
         at.run()
