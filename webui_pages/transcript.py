@@ -102,9 +102,11 @@ def stored_entry(ctx: UIContext, message: dict[str, Any], question: str | None =
 def load_conversation(box: ChatBox, ctx: UIContext, conversation: dict[str, Any] | None) -> None:
     """Fill ChatBox's history with the stored messages, oldest first."""
     messages = (conversation or {}).get("messages") or []
-    for i, message in enumerate(messages):
-        last = i == len(messages) - 1 and i > 0 and messages[i - 1].get("role") == "user"
-        box.history.append(stored_entry(ctx, message, str(messages[i - 1].get("content") or "") if last else None))
+    box.history.extend(stored_entry(ctx, m) for m in messages[:-1])
+    if messages:
+        # The last answer's question: a declined answer offers to ask it again.
+        asked = messages[-2] if len(messages) > 1 and messages[-2].get("role") == "user" else {}
+        box.history.append(stored_entry(ctx, messages[-1], str(asked.get("content") or "") or None))
 
 
 def add_leftover(

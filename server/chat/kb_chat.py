@@ -420,9 +420,11 @@ def _declined(ctx: ChatContext, label: str, question: str, found: _Evidence, jud
     if judged.unmentioned:
         template = ctx.localized(UNSUPPORTED_CODE_TEMPLATE, default=UNSUPPORTED_DEFAULT)
         return ctx.render(template, kb=label, code=_listed(ctx.lang, list(judged.unmentioned)))
-    # The best sentence that says something: one sharing a word with the question may be only a link.
-    quotable = (_quote_values(ctx, question, found, *best) for best in found.best) if judged.doubtful else iter(())
-    values = next((v for v in quotable if v is not None and reads_as_prose(v["sentence"])), None)
+    values = None
+    if judged.doubtful:
+        # The best sentence that says something: one sharing a word with the question may be only a link.
+        quotable = (_quote_values(ctx, question, found, *best) for best in found.best)
+        values = next((v for v in quotable if v is not None and reads_as_prose(v["sentence"])), None)
     if values is None:
         return ctx.render(ctx.localized(UNSUPPORTED_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=label)
     return ctx.render(ctx.localized(UNSUPPORTED_CLOSEST_TEMPLATE, default=UNSUPPORTED_DEFAULT), kb=label, **values)
