@@ -96,6 +96,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     "evidence scoring": {"CHAT__EVIDENCE_SCORING": "true"},
     "no quote or evidence scoring": {"CHAT__QUOTE_EVIDENCE": "[]", "CHAT__EVIDENCE_SCORING": "false"},
     "quote en": {"CHAT__QUOTE_EVIDENCE": '["zh","en"]'},
+    # Before chat.lead_once: the model may begin the lead again after its first sentence, citing another passage.
+    "lead twice": {"CHAT__LEAD_ONCE": "false"},
     # Before chat.question_word_penalty: the question's own words keep their chances.
     "no question-word penalty": {"CHAT__QUESTION_WORD_PENALTY": "0"},
     "question-word penalty 6": {"CHAT__QUESTION_WORD_PENALTY": "6"},

@@ -466,6 +466,13 @@ class ChatSettings(BaseModel):
         "question's language. Applies to models kbchat can hand the start of an answer to: the built-in ones, "
         "whose chat template it renders itself. Other models answer as usual.",
     )
+    lead_once: bool = Field(
+        True,
+        description="With answer_lead, the answer ends where the model begins the lead again ('According to [' "
+        "citing the next passage), unless the question asks several things (parts.py): after the sentence that "
+        "answers, a 1.5B model tends to add one from another passage that repeats it, strays from the question or "
+        "states a figure no passage holds.",
+    )
     quote_evidence: list[QuestionLanguage] = Field(
         default_factory=chinese_only,
         description="The question languages ('zh', 'en') whose knowledge-base answers begin, with answer_lead, by "

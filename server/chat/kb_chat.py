@@ -48,6 +48,7 @@ from server.chat.figures import unsupported_figures
 from server.chat.history import MESSAGE_OVERHEAD, NOTE_META
 from server.chat.names import unsupported_names
 from server.chat.overview import DATE_LOOKAHEAD, Overview, dated_first, overview_of
+from server.chat.parts import asks_several
 from server.chat.passages import answer_from, fit_passages
 from server.chat.question_words import question_word_bias
 from server.chat.quote import (QUOTE_MORE_TEMPLATE, QUOTE_TEMPLATE, QUOTES_END_TEMPLATE, distinct_articles,
@@ -345,6 +346,15 @@ def _lead(ctx: ChatContext, question: str, found: _Evidence) -> str:
     return _quote(ctx, question, found) or ctx.localized(ANSWER_LEAD_TEMPLATE, default="")
 
 
+def _lead_stop(ctx: ChatContext, question: str, lead: str) -> list[str] | None:
+    """What ends the answer (``chat.lead_once``): the kb_answer_lead template begun again, unless the question asks
+    several things (parts.py); nothing when the model does not continue a lead."""
+    if not lead or not ctx.settings.chat.lead_once or not ctx.llm.continues_answers:
+        return None
+    again = ctx.localized(ANSWER_LEAD_TEMPLATE, default="")
+    return [again] if again and not asks_several(question, ctx.lang) else None
+
+
 def _quote(ctx: ChatContext, question: str, found: _Evidence) -> str | None:
     """The lead quoting the evidence sentences that bear best on ``question`` (``found.best``, at most
     ``chat.quoted_sentences`` of them, each from another article or passage; see quote.py); None when none is
@@ -549,7 +559,8 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     else:
         messages = ctx.messages(ctx.render(template, kb=label), _question_with_passages(ctx, sources, hits, passages))
         lead = _lead(ctx, question, found)
-        answer = ctx.answer(messages, lead=lead, logit_bias=_question_word_bias(ctx, sources, hits, passages, lead))
+        answer = ctx.answer(messages, lead=lead, stop=_lead_stop(ctx, question, lead),
+                            logit_bias=_question_word_bias(ctx, sources, hits, passages, lead))
     async for event in _with_note(ctx, answer, grounds):
         yield event
 

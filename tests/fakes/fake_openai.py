@@ -43,6 +43,12 @@ def _count_tokens(text: str) -> int:
     return max(1, len(text.split())) if text else 0
 
 
+def _before_stop(text: str, stop: str | list[str] | None) -> str:
+    """``text`` up to the first of the ``stop`` sequences, which the API leaves out of the reply."""
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    return text[:min((text.index(s) for s in stops if s and s in text), default=len(text))]
+
+
 def _fake_embedding(text: str, dim: int) -> list[float]:
     """A deterministic unit vector derived from the text's hash."""
     values: list[float] = []
@@ -226,7 +232,8 @@ class FakeOpenAI:
 
     async def _text_completion(self, send, payload: dict) -> None:
         """A plain-text completion of ``payload["prompt"]`` (how a client continues an answer it began): the next
-        queued text reply, streamed as ``text_completion`` frames or whole."""
+        queued text reply up to the first of its ``stop`` sequences, streamed as ``text_completion`` frames or
+        whole."""
         self.requests.append(payload)
         reply = self._next_reply()
         if reply.kind == "error":
@@ -234,17 +241,18 @@ class FakeOpenAI:
             return
         cid, created = f"cmpl-{uuid.uuid4().hex[:12]}", int(time.time())
         model = payload.get("model") or self.models[0]
+        text = _before_stop(reply.text, payload.get("stop"))
 
         def body(text: str, finish: str | None) -> dict:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
             return {"id": cid, "object": "text_completion", "created": created, "model": model, "choices": [choice]}
 
         if not payload.get("stream"):
-            await self._json(send, 200, body(reply.text, "stop"))
+            await self._json(send, 200, body(text, "stop"))
             return
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        pieces = [reply.text[i : i + self.chunk_size] for i in range(0, len(reply.text), self.chunk_size)]
+        pieces = [text[i : i + self.chunk_size] for i in range(0, len(text), self.chunk_size)]
         for data in [*(body(p, None) for p in pieces), body("", "stop")]:
             frame = f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
             await send({"type": "http.response.body", "body": frame, "more_body": True})
