@@ -36,6 +36,12 @@ OMISSION = "……"
 _LINK = re.compile(r"(?:https?://|www\.)\S*|\S+\.(?:com|org|net|gov|edu|int|io|cn)\b\S*", re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_]{2,}")
 _CHINESE = re.compile(r"[\u4e00-\u9fff]")
+# English words that other languages written in Latin letters seldom use (not "in", "to", "he", "an", "you",
+# which romanised Chinese or European languages share): a sentence with none of them is not read as English.
+_ENGLISH_WORDS = frozenset(
+    "the of and for with that this from are was were have has had which what when where who how will should must "
+    "shall their they there than but also after before not been being would could into its our your these those "
+    "any all".split())
 # A line break before what may be an article's label: where a sentence running across two articles is cut.
 _LINE_ARTICLE = re.compile(r"\n\s*(?=(?:\*\*)?第)")
 
@@ -66,10 +72,14 @@ def quoted_sentence(passage: Passage, index: int, question: str) -> tuple[str | 
 
 
 def reads_as_prose(sentence: str) -> bool:
-    """Whether a sentence says something in words, not only a link, an address or figures: three words or more
-    (four Chinese characters) outside its links."""
+    """Whether a sentence says something in words a reader of Chinese or English can follow, not only a link, an
+    address or figures: four Chinese characters or more, or three words or more outside its links, one of them a
+    common English word (a line of a file in many languages may come closest in another language)."""
     text = _LINK.sub(" ", sentence)
-    return len(_CHINESE.findall(text)) >= 4 or len(_WORD.findall(text)) >= 3
+    if len(_CHINESE.findall(text)) >= 4:
+        return True
+    words = [word.lower() for word in _WORD.findall(text)]
+    return len(words) >= 3 and not _ENGLISH_WORDS.isdisjoint(words)
 
 
 def quote_where(lang: str, title: str, article: str | None) -> str:

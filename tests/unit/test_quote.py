@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from configs import Settings
 from server.chat.evidence import split_passages
-from server.chat.quote import QUOTE_MAX_CHARS, distinct_articles, quote_values, quoted_sentence
+from server.chat.quote import QUOTE_MAX_CHARS, distinct_articles, quote_values, quoted_sentence, reads_as_prose
 from server.knowledge_base.splitter import article_at
 
 LAW = ("第十九条 劳动合同期限三个月以上不满一年的，试用期不得超过一个月；劳动合同期限一年以上不满三年的，试用期不得超过二个月。"
@@ -118,3 +118,17 @@ def test_further_quotes_come_from_other_articles_or_passages():
     # Rows of one table are quoted side by side: a comparison needs both.
     table = split_passages(["区域: 华北; 毛利: 2068\n\n区域: 华南; 毛利: 1570", "区域: 华北; 毛利: 2198"], [True, True])
     assert distinct_articles(table, ["s.xlsx", "s.xlsx"], [(0, 0), (0, 1), (1, 0)], 2) == [(0, 0), (0, 1)]
+
+
+@pytest.mark.parametrize(("sentence", "prose"), [
+    ("Every employee gets twenty-five days of paid annual leave.", True),
+    ("劳动者在试用期的工资不得低于本单位相同岗位最低档工资。", True),
+    ("aircraft.com; internet: https://www.pilatus-aircraft.com/en.", False),
+    ("Tensile strength 400 MPa", False),
+    # Lines of the Universal Declaration in other languages: romanised Chinese, Dutch, Finnish.
+    ("Renren sen er ziyou, zai zunlian ho quanli sang yelue pinden.", False),
+    ("Alle mensen worden vrij en gelijk in waardigheid en rechten geboren.", False),
+    ("Kaikki ihmiset syntyvät vapaina ja tasavertaisina arvoltaan ja oikeuksiltaan.", False),
+])
+def test_a_sentence_reads_as_prose_in_chinese_or_english_words(sentence, prose):
+    assert reads_as_prose(sentence) is prose
