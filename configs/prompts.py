@@ -24,8 +24,8 @@ REQUIRED_TEMPLATES = (
 INTERNAL_TEMPLATES = frozenset(
     {"title", "translate_to_en", "translate_to_zh", "agent_react", "agent_tools", "passages_question", "kb_question",
      "kb_no_match", "kb_unsupported", "kb_unsupported_closest", "kb_unsupported_code", "kb_answer_lead",
-     "kb_answer_quote", "kb_answer_quote_more", "kb_answer_quotes_end", "kb_unverified_figures", "condense_question",
-     "hypothetical_answer", "conversation_files"}
+     "kb_answer_quote", "kb_answer_quote_more", "kb_answer_quotes_end", "kb_unverified_figures", "kb_cited_elsewhere",
+     "condense_question", "hypothetical_answer", "conversation_files"}
 )
 # A template's variant for questions in one language is named <template><LANG_SUFFIX><lang>, e.g.
 # kb_default_zh; the chat services pick it for such questions, and lists offer only the base name.

@@ -513,7 +513,8 @@ class ChatSettings(BaseModel):
         description="In knowledge-base chat, after an answer that states a figure (a number, amount, period, "
         "percentage) or a capitalised name which neither the passages shown nor the question hold, add a note "
         "naming it (template kb_unverified_figures): a small model writes a number or a name when the passages "
-        "lack it.",
+        "lack it. A figure that the passage cited for it does not hold but another passage does is named with "
+        "that passage (template kb_cited_elsewhere): the model cites the first passage for most answers.",
     )
     evidence_meaning_weight: float = Field(
         2.0,

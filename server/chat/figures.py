@@ -134,25 +134,38 @@ def _closed_up(answer: str, values: set[Decimal]) -> str:
     return _SPACED_THOUSANDS.sub(close, answer)
 
 
-def unsupported_figures(answer: str, grounds: Iterable[str]) -> list[str]:
-    """The figures of ``answer``, as it spells them, that none of ``grounds`` (passages, question) holds: the
-    same value with the same kind of unit, or with none on either side."""
-    known: set[Figure] = set()
-    for text in grounds:
-        known.update(figures(text))
-    values = {figure.value for figure in known}
-    bare = {figure.value for figure in known if not figure.unit}
-    answer = _closed_up(answer, values)
+class KnownFigures:
+    """The figures some texts (passages, a question) state, to tell whether they hold a figure of an answer."""
 
-    def held(figure: Figure, spelling: str) -> bool:
+    def __init__(self, grounds: Iterable[str]) -> None:
+        known: set[Figure] = set()
+        for text in grounds:
+            known.update(figures(text))
+        self._known = known
+        self.values = {figure.value for figure in known}
+        self._bare = {figure.value for figure in known if not figure.unit}
+
+    def hold(self, figure: Figure, spelling: str) -> bool:
+        """The same value with the same kind of unit, or with none on either side."""
         # A table "in 万元" (or "in millions") holds 12138 where the answer says 12138万元: the digits as written
         # are held bare, as "46,293 million" is held by 46293.
         written = _WRITTEN_SCALED.match(spelling)
-        if written and arabic_value(written.group(1)) in bare:
+        if written and arabic_value(written.group(1)) in self._bare:
             return True
         # 一周, 一次, 一个 are as often "per" or "a" as a count: one is compared by value alone.
         if figure.unit and figure.value != 1:
-            return figure in known or figure.value in bare
-        return figure.value in values
+            return figure in self._known or figure.value in self._bare
+        return figure.value in self.values
 
-    return [spelling for figure, spelling in figures(answer).items() if not held(figure, spelling)]
+
+def unsupported(answer: str, grounds: Iterable[str]) -> dict[Figure, str]:
+    """The figures of ``answer``, each with its spelling there, that none of ``grounds`` (passages, question)
+    holds (KnownFigures.hold)."""
+    known = KnownFigures(grounds)
+    return {figure: spelling for figure, spelling in figures(_closed_up(answer, known.values)).items()
+            if not known.hold(figure, spelling)}
+
+
+def unsupported_figures(answer: str, grounds: Iterable[str]) -> list[str]:
+    """The figures of ``answer``, as it spells them, that none of ``grounds`` (passages, question) holds."""
+    return list(unsupported(answer, grounds).values())

@@ -41,6 +41,7 @@ import anyio
 
 from configs import Settings
 from server.chat import events
+from server.chat.citations import Misattributed, cited_elsewhere
 from server.chat.context import ChatContext, Pending
 from server.chat.events import ChatEvent
 from server.chat.evidence import Candidate, Passage, choose, openings, rank_sentences, reordered, split_passages
@@ -83,6 +84,8 @@ CONVERSATION_FILES_DEFAULT = "this conversation's files"
 ANSWER_LEAD_TEMPLATE = "kb_answer_lead"
 # The note after an answer naming figures the passages do not hold (chat.check_figures).
 FIGURES_TEMPLATE = "kb_unverified_figures"
+# The note naming figures the passage cited does not hold but another does (same setting).
+CITED_ELSEWHERE_TEMPLATE = "kb_cited_elsewhere"
 # Stand-ins for prompts files written before these templates existed.
 KB_QUESTION_DEFAULT = "{context}\n\n{question}"
 NO_MATCH_DEFAULT = "No passage in knowledge base '{kb}' matched the question (threshold {threshold})."
@@ -90,6 +93,7 @@ UNSUPPORTED_DEFAULT = "The knowledge base '{kb}' does not seem to answer this qu
 # The most figures and names the note lists by name; it counts the rest.
 NOTE_ITEMS = 6
 FIGURES_DEFAULT = "\n\n(Not found in the passages: {figures}. Check the sources before relying on it.)"
+CITED_ELSEWHERE_DEFAULT = "\n\n(Check the citation: {figures}.)"
 
 
 def effective_threshold(ctx: ChatContext, kb_name: str) -> float:
@@ -549,9 +553,10 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
     if found.evidence_tokens != chat.evidence_tokens:
         ctx.meta["evidence_tokens"] = found.evidence_tokens
     # The passages as the model reads them: under their titles, which for a table hold its period and unit.
-    grounds = [question, ctx.question, ctx.request.query,
-               *(m["content"] for m in ctx.history if m.get("role") == "user"),
-               *(hit.text for hit in hits), *(title_of(s, hit.metadata) for s, hit in zip(sources, hits))]
+    asked = [question, ctx.question, ctx.request.query, *(m["content"] for m in ctx.history if m.get("role") == "user")]
+    grounds = [*asked, *(hit.text for hit in hits), *(title_of(s, hit.metadata) for s, hit in zip(sources, hits))]
+    numbered = {s["index"]: f"{title_of(s, hit.metadata)}\n{hit.text}" for s, hit in zip(sources, hits)}
+    lead = ""
     if "{context}" in template:
         # A template of the older layout: passages in the system prompt, the question after them.
         system, _ = fit_passages(ctx, template, [(s, p.excerpt()) for s, p in zip(sources, passages)], kb=label)
@@ -561,7 +566,7 @@ async def run(ctx: ChatContext) -> AsyncGenerator[ChatEvent, None]:
         lead = _lead(ctx, question, found)
         answer = ctx.answer(messages, lead=lead, stop=_lead_stop(ctx, question, lead),
                             logit_bias=_question_word_bias(ctx, sources, hits, passages, lead))
-    async for event in _with_note(ctx, answer, grounds):
+    async for event in _with_note(ctx, answer, grounds, _Cited(numbered, "\n".join(asked), lead)):
         yield event
 
 
@@ -573,10 +578,31 @@ def _listed(lang: str, missing: list[str]) -> str:
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
-async def _with_note(ctx: ChatContext, answer: AsyncGenerator[ChatEvent, None], grounds: list[str]
+@dataclass(frozen=True)
+class _Cited:
+    """What an answer's citations are checked against (citations.py): the passages shown by number, each under its
+    title, the question in the words it was asked, and the lead the answer was begun with."""
+
+    passages: dict[int, str]
+    question: str
+    lead: str
+
+
+def _placed(lang: str, misplaced: list[Misattributed]) -> str:
+    """The figures cited from the wrong passage as the note names them, each with the passage that holds it."""
+    items = []
+    for item in misplaced[:NOTE_ITEMS]:
+        cited = ", ".join(f"[{n}]" for n in item.cited)
+        items.append(f"“{item.figure}”在资料[{item.found}]中，不在资料{cited}中" if lang == "zh"
+                     else f"{item.figure} is in [{item.found}], not in {cited}")
+    return ("；" if lang == "zh" else "; ").join(items)
+
+
+async def _with_note(ctx: ChatContext, answer: AsyncGenerator[ChatEvent, None], grounds: list[str], cited: _Cited
                            ) -> AsyncGenerator[ChatEvent, None]:
     """The answer's events, then, with ``chat.check_figures``, a note naming the figures (figures.py) and names
-    (names.py) it states that none of ``grounds`` (the passages shown, the question) holds."""
+    (names.py) it states that none of ``grounds`` (the passages shown, the question) holds, and the figures it cites
+    from a passage that does not hold them while another does (citations.py)."""
     told = events.AnswerAccumulator()
     async for event in answer:
         told.add(event)
@@ -589,9 +615,16 @@ async def _with_note(ctx: ChatContext, answer: AsyncGenerator[ChatEvent, None], 
         ctx.meta["unsupported_figures"] = figures
     if names:
         ctx.meta["unsupported_names"] = names
+    misplaced = cited_elsewhere(told.text, cited.passages, cited.question, cited.lead)
+    notes = []
     if figures or names:
         note = ctx.localized(FIGURES_TEMPLATE, default=FIGURES_DEFAULT)
-        listed = _listed(ctx.lang, figures + names)
+        notes.append(ctx.render(note, figures=_listed(ctx.lang, figures + names)))
+    if misplaced:
+        ctx.meta["cited_elsewhere"] = [item._asdict() for item in misplaced]
+        note = ctx.localized(CITED_ELSEWHERE_TEMPLATE, default=CITED_ELSEWHERE_DEFAULT)
+        notes.append(ctx.render(note, figures=_placed(ctx.lang, misplaced)))
+    if notes:
         # Kept apart too, so the history a model reads later leaves it out (history.load_history).
-        ctx.meta[NOTE_META] = ctx.render(note, figures=listed)
+        ctx.meta[NOTE_META] = "".join(notes)
         yield events.delta(ctx.meta[NOTE_META])

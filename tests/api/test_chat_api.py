@@ -701,11 +701,11 @@ def test_a_spreadsheet_tables_title_and_best_row_lead_its_passage(app, client, f
     kb.create_kb("regions")
     [result] = kb.add_files("regions", [("results.xlsx", data.getvalue())])
     assert result.status == "indexed", result.error
-    fake.queue("North sold 110 million in January–June 2022, against 120 in January–June 2023 [1].")
+    fake.queue("North sold 110 million in January–June 2022, against 120 in January–June 2023 [1][2].")
     events, _ = sse(client, "kb", query="What were the North region's sales in the first half of 2022?",
                     kb_name="regions", top_k=2)
     # The period stands only in the tables' titles, which the figure check reads with the passages: no note.
-    assert text_of(events) == "North sold 110 million in January–June 2022, against 120 in January–June 2023 [1]."
+    assert text_of(events) == "North sold 110 million in January–June 2022, against 120 in January–June 2023 [1][2]."
     sources = next(e for e in events if e["type"] == "sources")["sources"]
     assert {s["location"] for s in sources} == {
         "sheet Regions, rows 5-6, § Sales by region > In millions; January–June 2023",

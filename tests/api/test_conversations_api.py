@@ -156,7 +156,8 @@ def test_public_settings_offer_each_mode_its_own_templates(tmp_path, fake):
             "condense_question", "condense_question_zh", "hypothetical_answer", "hypothetical_answer_zh", "kb_answer_lead",
             "kb_answer_lead_zh", "kb_answer_quote", "kb_answer_quote_zh", "kb_unverified_figures",
             "kb_unverified_figures_zh", "kb_answer_quote_more", "kb_answer_quote_more_zh", "kb_answer_quotes_end",
-            "kb_answer_quotes_end_zh", "conversation_files", "conversation_files_zh",
+            "kb_answer_quotes_end_zh", "conversation_files", "conversation_files_zh", "kb_cited_elsewhere",
+            "kb_cited_elsewhere_zh",
         }
         # an offered template is accepted by its mode
         fake.queue("Arr, a fine answer.")
