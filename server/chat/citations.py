@@ -20,8 +20,9 @@ from server.chat.figures import Figure, KnownFigures, unsupported
 _CITED = re.compile(r"\[(\d+)\]")
 # Where a sentence ends: after Chinese or final punctuation, a full stop before a space, a line break.
 _BOUNDARY = re.compile(r"(?<=[。！？!?；;])|(?<=\.)(?=\s)|\n")
-# What the lead keeps when its own words are left out: its citations and its sentences' ends.
-_LEAD_KEPT = re.compile(r"\[\d*\]?|[。！？!?\n]|(.)", re.S)
+# What the lead keeps when its own words are left out: its citations, as one sentence, so the conclusion the model
+# begins after two quoted clauses goes with both.
+_LEAD_KEPT = re.compile(r"\[\d*\]?|(.)", re.S)
 # Bare whole numbers below this are too common (one, a list's second) to say which passage holds them.
 _SMALLEST_BARE = Decimal(10)
 
@@ -36,7 +37,7 @@ class Misattributed(NamedTuple):
 
 def _own_words(answer: str, lead: str) -> str:
     """``answer`` with the lead kbchat began it with blanked but for its citations: the lead's figures (the
-    clause it quotes, the article it names) are its passage's own."""
+    clauses it quotes, the articles it names) are their passages' own."""
     if not lead or not answer.startswith(lead):
         return answer
     return _LEAD_KEPT.sub(lambda m: " " if m.group(1) else m.group(), lead) + answer[len(lead):]

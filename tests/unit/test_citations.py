@@ -45,3 +45,12 @@ def test_an_article_the_answer_names_from_another_passage_is_placed_with_its_ord
     passages = {1: "第十九条 试用期不得超过二个月。", 2: "第四十七条 经济补偿按劳动者在本单位工作的年限支付。"}
     answer = "根据资料[1]，按照第四十七条，经济补偿按工作年限支付。"
     assert cited_elsewhere(answer, passages, "补偿怎么算？") == [Misattributed("第四十七", 2, (1,))]
+
+
+def test_the_conclusion_after_two_quoted_clauses_goes_with_both():
+    passages = {1: "第四十七条 六个月以上不满一年的，按一年计算；不满六个月的，向劳动者支付半个月工资的经济补偿。",
+                2: "第二十八条 用人单位解除劳动合同的，应当依照国家有关规定给予经济补偿。"}
+    lead = ("根据资料[1]《劳动合同法》第四十七条：“六个月以上不满一年的，按一年计算。”；资料[2]《劳动法》第二十八条：“用人单位"
+            "解除劳动合同的，应当依照国家有关规定给予经济补偿。”。因此，")
+    answer = lead + "干了半年按一年计算，补偿一个月工资。"
+    assert cited_elsewhere(answer, passages, "干了半年，经济补偿怎么算？", lead) == []
