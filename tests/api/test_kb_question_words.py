@@ -14,7 +14,7 @@ from server.llm.local.assemble import ensure_weights
 from server.llm.local.builtin import BUILTIN_MODELS
 from server.llm.tokenizers import gguf_tokenizer
 from server.services import build_services
-from tests.chat_support import chat_settings, collect
+from tests.chat_support import builtin_settings, chat_settings, collect
 
 MANUAL = ("Check that the oil filter is clean and tight before the engine is started. "
           "Drain the fuel bowl after every flight.")
@@ -29,14 +29,8 @@ def ask(fake_openai, proxied, tmp_path):
     path = ensure_weights(BUILTIN_MODELS["smollm2-135m"], tmp_path / "models")
 
     def run(settings: Settings | None = None, **chat: object) -> dict:
-        settings = settings or Settings(
-            paths={"data_root": tmp_path / f"data-{len(fake_openai.requests)}", "model_dir": tmp_path / "models"},
-            llm={"default_model": "local",
-                 "models": {"local": {"kind": "openai_compatible", "builtin": "smollm2-135m"}},
-                 "local": {"port": int(url.rsplit(":", 1)[1])}},
-            chat={"llm_titles": False, "rewrite_query": False, "refuse_unsupported": False,
-                  "answer_lead": False, **chat},
-        )
+        settings = settings or builtin_settings(tmp_path / f"data-{len(fake_openai.requests)}", tmp_path / "models",
+                                                url, **{"refuse_unsupported": False, "answer_lead": False, **chat})
         services = build_services(settings)
         services.kb.create_kb("engine")
         services.kb.add_files("engine", [("manual.txt", MANUAL.encode())])
