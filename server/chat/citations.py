@@ -16,10 +16,9 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from server.chat.figures import Figure, KnownFigures, unsupported
+from server.knowledge_base.sentences import SENTENCE_END
 
 _CITED = re.compile(r"\[(\d+)\]")
-# Where a sentence ends: after Chinese or final punctuation, a full stop before a space, a line break.
-_BOUNDARY = re.compile(r"(?<=[。！？!?；;])|(?<=\.)(?=\s)|\n")
 # What the lead keeps when its own words are left out: its citations, as one sentence, so the conclusion the model
 # begins after two quoted clauses goes with both.
 _LEAD_KEPT = re.compile(r"\[\d*\]?|(.)", re.S)
@@ -54,7 +53,7 @@ def cited_elsewhere(answer: str, passages: Mapping[int, str], question: str, lea
     placed: set[Figure] = set()
     cited: tuple[int, ...] = ()
     holders = {n: KnownFigures([text]) for n, text in passages.items()}
-    for sentence in _BOUNDARY.split(_own_words(answer, lead)):
+    for sentence in SENTENCE_END.split(_own_words(answer, lead)):
         numbers = tuple(dict.fromkeys(n for n in map(int, _CITED.findall(sentence)) if n in passages))
         cited = numbers or cited
         if not cited:

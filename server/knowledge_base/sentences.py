@@ -11,7 +11,7 @@ import re
 
 # Sentence ends: Chinese full stops, question and exclamation marks, English ones followed by a space,
 # and line breaks. Semicolons only end a sentence that is already long (see _split_long).
-_SENTENCE_END = re.compile(r"[。！？!?]+[”」』）)]*|\.(?=\s)|\n+")
+SENTENCE_END = re.compile(r"[。！？!?]+[”」』）)]*|\.(?=\s)|\n+")
 _CLAUSE_END = re.compile(r"[；;]")
 LONG_SENTENCE_CHARS = 220
 # Pieces shorter than this (table cells, lines of a form or transcript) join the next piece, so a
@@ -30,7 +30,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     pieces are joined to the next one."""
     pieces: list[tuple[int, int]] = []
     start = 0
-    for match in _SENTENCE_END.finditer(text):
+    for match in SENTENCE_END.finditer(text):
         pieces.extend(_split_long(text, start, match.end()))
         start = match.end()
     pieces.extend(_split_long(text, start, len(text)))
