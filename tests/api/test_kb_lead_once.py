@@ -13,7 +13,7 @@ from server.chat.parts import asks_several
 from server.llm.local.assemble import ensure_weights
 from server.llm.local.builtin import BUILTIN_MODELS
 from server.services import build_services
-from tests.chat_support import builtin_settings, collect
+from tests.chat_support import answer_of, builtin_settings, collect
 
 FILES = [("ducks.txt", "Ducks eat grasses, aquatic plants, insects, small fish and worms."),
          ("farming.txt", "Ducks are farmed for their meat, eggs and feathers, particularly their down.")]
@@ -35,8 +35,7 @@ def ask(fake_openai, proxied, tmp_path):
         fake_openai.queue(REPLY)
         events = collect(services, mode="kb", query=question, kb_name="birds", top_k=2)
         assert any(e["type"] == "done" for e in events), events
-        answer = "".join(e["text"] for e in events if e["type"] == "delta")
-        return answer, fake_openai.requests[-1]
+        return answer_of(events), fake_openai.requests[-1]
 
     return run
 
